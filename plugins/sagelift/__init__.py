@@ -1,0 +1,1 @@
+"""sagelift: train a SageMaker model and expose it as a secured endpoint in a scientist's own account."""

@@ -1,0 +1,509 @@
+"""What step 8 asks of API Gateway, as plain data: one REST API per model in front of its endpoint.
+
+The API is found again on every run by its name and the owner tag, so a re-run updates it in place
+(integration pointed at the current endpoint, a new deployment on the same stage) instead of creating a
+second API with a new invoke URL. Everything here is a pure function of the run's plan and the platform's
+``api`` settings; the hook sends these bodies as they are, and the tests validate them against botocore's
+service model.
+
+Shape of the API::
+
+    /invocations  POST  --AWS integration-->  runtime.sagemaker  /endpoints/{endpoint}/invocations
+                        credentials: the account's invoke role; Content-Type and Accept passed through;
+                        SageMaker's status codes mapped to the method responses in RESPONSES.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sagelift.domain.errors import Problems
+from sagelift.domain.platform import ApiSettings
+
+# Marks the APIs (and their usage plan and key) that sagelift owns; its value is the model name.
+OWNER_TAG_KEY = "sagelift:model"
+RESOURCE_PATH_PART = "invocations"
+RESOURCE_PATH = "/" + RESOURCE_PATH_PART
+HTTP_METHOD = "POST"
+PASSED_REQUEST_HEADERS = ("Content-Type", "Accept")
+PASSED_RESPONSE_HEADERS = ("Content-Type",)
+ALL_METHODS_SETTINGS_PATH = "/*/*"
+
+# Every field a request may carry, logged as JSON; API Gateway requires $context.requestId or
+# $context.extendedRequestId in an access log format.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "requestTime": "$context.requestTime",
+        "sourceIp": "$context.identity.sourceIp",
+        "caller": "$context.identity.caller",
+        "user": "$context.identity.user",
+        "apiKeyId": "$context.identity.apiKeyId",
+        "vpceId": "$context.identity.vpceId",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationStatus": "$context.integration.status",
+        "integrationLatency": "$context.integration.latency",
+        "integrationError": "$context.integration.error",
+    },
+    separators=(",", ":"),
+)
+
+VPC_ENDPOINT_ID_RE = re.compile(r"^vpce-[0-9a-f]{8,17}$")
+ORG_ID_RE = re.compile(r"^o-[a-z0-9]{10,32}$")
+# CloudWatch Logs log group (without the trailing ':*') or a Firehose stream named amazon-apigateway-*.
+ACCESS_LOG_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:(logs:[a-z0-9-]+:\d{12}:log-group:[\w./#-]{1,512}"
+    r"|firehose:[a-z0-9-]+:\d{12}:deliverystream/amazon-apigateway-[\w.-]{1,45})$"
+)
+ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+@dataclass(frozen=True)
+class ResponseRule:
+    """One SageMaker outcome: the method response a caller gets and the integration pattern that picks it.
+
+    ``selection_pattern`` is matched against the status code SageMaker returned; ``None`` marks the
+    default response, the one API Gateway uses when no pattern matches.
+    """
+
+    status_code: str
+    selection_pattern: str | None
+    meaning: str
+
+
+# SageMaker runtime InvokeEndpoint answers 400 ValidationError, 424 ModelError, 429 ModelNotReady or
+# throttling, 500 InternalFailure, 503 ServiceUnavailable. Anything else (403 when the invoke role lacks
+# sagemaker:InvokeEndpoint, 404, 530 InternalDependencyException) is the gateway's fault from the caller's
+# point of view: the default 502. The 200 has a pattern so that an unexpected status never passes as 200.
+RESPONSES: tuple[ResponseRule, ...] = (
+    ResponseRule("200", r"2\d{2}", "the model's prediction"),
+    ResponseRule("400", r"400|413|415", "the request was rejected by the endpoint (bad body or content type)"),
+    ResponseRule("424", r"424", "the model container raised an error for this input"),
+    ResponseRule("429", r"429", "the endpoint is throttling or not ready yet; retry later"),
+    ResponseRule("500", r"500", "SageMaker failed internally"),
+    ResponseRule("503", r"503", "SageMaker is unavailable; retry later"),
+    ResponseRule("502", None, "the gateway could not invoke the endpoint (role, endpoint or dependency)"),
+)
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """Everything the model's API should be after this run; build it with ``derive_api_spec``."""
+
+    api_name: str
+    model_name: str
+    account_id: str
+    region: str
+    endpoint_name: str
+    invoke_role_arn: str
+    stage_name: str
+    authorization: str
+    integration_timeout_ms: int
+    throttle_rate_limit: float
+    throttle_burst_limit: int
+    quota_limit: int | None
+    quota_period: str
+    access_log_destination_arn: str | None
+    allowed_vpc_endpoint_ids: tuple[str, ...]
+    allowed_org_id: str | None
+    endpoint_type: str
+    run_tags: Mapping[str, str]
+    deployment_description: str
+
+    @property
+    def uses_api_key(self) -> bool:
+        return self.authorization == "API_KEY"
+
+    @property
+    def partition(self) -> str:
+        return derive_partition(self.region)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The run's tags plus the owner tag, on the API, its stage, usage plan and key."""
+        return {**self.run_tags, OWNER_TAG_KEY: self.model_name}
+
+
+def validate_api_settings(settings: ApiSettings, problems: Problems) -> None:
+    """The rules between ``platform.api`` settings that only step 8 knows; the validate task may call it
+    too, so that a run fails before training rather than after."""
+    p = "platform.api"
+    rate, burst, quota = settings.throttle_rate_limit, settings.throttle_burst_limit, settings.quota_limit
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        problems.add(f"{p}.throttle_rate_limit", "a positive number of requests per second")
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        problems.add(f"{p}.throttle_burst_limit", "a whole number of requests, at least 1")
+    if quota is not None:
+        if isinstance(quota, bool) or not isinstance(quota, int) or quota < 1:
+            problems.add(f"{p}.quota_limit", "a whole number of requests per period, at least 1, or null")
+        elif settings.authorization != "API_KEY":
+            problems.add(f"{p}.quota_limit",
+                         "quotas are enforced per API key: set authorization to API_KEY or leave quota_limit null")
+    for i, vpce in enumerate(settings.allowed_vpc_endpoint_ids):
+        if not isinstance(vpce, str) or not VPC_ENDPOINT_ID_RE.match(vpce):
+            problems.add(f"{p}.allowed_vpc_endpoint_ids[{i}]", "a VPC endpoint id such as vpce-0123456789abcdef0")
+    org = settings.allowed_org_id
+    if org is not None:
+        if not isinstance(org, str) or not ORG_ID_RE.match(org):
+            problems.add(f"{p}.allowed_org_id", "an AWS Organizations id such as o-a1b2c3d4e5")
+        elif settings.authorization != "AWS_IAM":
+            problems.add(f"{p}.allowed_org_id",
+                         "needs authorization AWS_IAM: API-key callers carry no AWS identity to check the org of")
+    if settings.endpoint_type == "PRIVATE" and not settings.allowed_vpc_endpoint_ids:
+        problems.add(f"{p}.allowed_vpc_endpoint_ids",
+                     "a PRIVATE API is reachable only through VPC endpoints: list at least one")
+    dest = settings.access_log_destination_arn
+    if dest is not None and (not isinstance(dest, str) or not ACCESS_LOG_ARN_RE.match(dest)):
+        problems.add(f"{p}.access_log_destination_arn",
+                     "a CloudWatch Logs log group ARN (without ':*') or a Firehose stream named amazon-apigateway-*")
+
+
+def derive_api_spec(
+    *,
+    api_name: str,
+    model_name: str,
+    account_id: str,
+    region: str,
+    endpoint_name: str,
+    invoke_role_arn: str,
+    settings: ApiSettings,
+    tags: Iterable[Mapping[str, str]],
+    dag_id: str,
+    run_id: str,
+) -> ApiSpec:
+    """Check the settings step 8 depends on together and freeze them into one spec."""
+    problems = Problems()
+    if not api_name or len(api_name) > 1024:
+        problems.add("names.api", "a non-empty API name of at most 1024 characters")
+    if not ENDPOINT_NAME_RE.match(endpoint_name):
+        problems.add("names.endpoint", "a SageMaker endpoint name: 1-63 letters, digits and '-'")
+    validate_api_settings(settings, problems)
+    problems.raise_if_any()
+    return ApiSpec(
+        api_name=api_name,
+        model_name=model_name,
+        account_id=account_id,
+        region=region,
+        endpoint_name=endpoint_name,
+        invoke_role_arn=invoke_role_arn,
+        stage_name=settings.stage_name,
+        authorization=settings.authorization,
+        integration_timeout_ms=settings.integration_timeout_ms,
+        throttle_rate_limit=float(settings.throttle_rate_limit),
+        throttle_burst_limit=settings.throttle_burst_limit,
+        quota_limit=settings.quota_limit,
+        quota_period=settings.quota_period,
+        access_log_destination_arn=settings.access_log_destination_arn,
+        allowed_vpc_endpoint_ids=tuple(settings.allowed_vpc_endpoint_ids),
+        allowed_org_id=settings.allowed_org_id,
+        endpoint_type=settings.endpoint_type,
+        run_tags={t["Key"]: t["Value"] for t in tags},
+        deployment_description=f"sagelift {dag_id} run {run_id}: endpoint {endpoint_name}",
+    )
+
+
+# --- names, ARNs and URLs -------------------------------------------------------------------------
+def derive_partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def _dns_suffix(region: str) -> str:
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+
+
+def derive_integration_uri(region: str, endpoint_name: str) -> str:
+    """The SageMaker runtime action behind the method (the double slash is part of the path form)."""
+    return (f"arn:{derive_partition(region)}:apigateway:{region}:runtime.sagemaker:"
+            f"path//endpoints/{endpoint_name}/invocations")
+
+
+def derive_invoke_url(api_id: str, region: str, stage_name: str) -> str:
+    return f"https://{api_id}.execute-api.{region}.{_dns_suffix(region)}/{stage_name}{RESOURCE_PATH}"
+
+
+def derive_rest_api_arn(region: str, api_id: str) -> str:
+    return f"arn:{derive_partition(region)}:apigateway:{region}::/restapis/{api_id}"
+
+
+def derive_stage_arn(region: str, api_id: str, stage_name: str) -> str:
+    return f"{derive_rest_api_arn(region, api_id)}/stages/{stage_name}"
+
+
+# --- finding the model's API again --------------------------------------------------------------
+def is_owned(item: Mapping[str, Any], name: str, model_name: str) -> bool:
+    """A listed API, usage plan or key is the model's when both its name and owner tag match."""
+    return item.get("name") == name and (item.get("tags") or {}).get(OWNER_TAG_KEY) == model_name
+
+
+def select_owned(items: Iterable[Mapping[str, Any]], name: str, model_name: str) -> list[Mapping[str, Any]]:
+    """The model's items, oldest first, so that the one kept is the same on every run."""
+    owned = [item for item in items if is_owned(item, name, model_name)]
+    return sorted(owned, key=lambda item: (str(item.get("createdDate") or ""), str(item.get("id"))))
+
+
+# --- the API itself ------------------------------------------------------------------------------
+def build_resource_policy(spec: ApiSpec) -> dict[str, Any] | None:
+    """Who may call the API beyond its authorization; None when the platform restricts nobody.
+
+    Each configured restriction is an explicit Deny, so it holds even for callers whose own IAM policy
+    would allow the call. The Allow names the account itself unless the API is meant for anonymous
+    API-key callers or for a whole organization.
+    """
+    if not spec.allowed_vpc_endpoint_ids and not spec.allowed_org_id:
+        return None
+    invoke = {"Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
+    if spec.uses_api_key or spec.allowed_org_id:
+        principal: Any = "*"
+    else:
+        principal = {"AWS": f"arn:{spec.partition}:iam::{spec.account_id}:root"}
+    statements: list[dict[str, Any]] = [{"Sid": "AllowInvoke", "Effect": "Allow", "Principal": principal, **invoke}]
+    if spec.allowed_vpc_endpoint_ids:
+        statements.append({
+            "Sid": "DenyOutsideVpcEndpoints", "Effect": "Deny", "Principal": "*", **invoke,
+            "Condition": {"StringNotEquals": {"aws:SourceVpce": list(spec.allowed_vpc_endpoint_ids)}},
+        })
+    if spec.allowed_org_id:
+        statements.append({
+            "Sid": "DenyOutsideOrganization", "Effect": "Deny", "Principal": "*", **invoke,
+            "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": spec.allowed_org_id}},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def parse_policy(text: str | None) -> dict[str, Any] | None:
+    """A policy as API Gateway returns it (JSON with its quotes backslash-escaped), or None."""
+    if not text:
+        return None
+    for candidate in (text, text.replace('\\"', '"')):
+        try:
+            parsed = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(parsed, dict):
+            return parsed
+    return None
+
+
+def _endpoint_configuration(spec: ApiSpec) -> dict[str, Any]:
+    config: dict[str, Any] = {"types": [spec.endpoint_type]}
+    if spec.endpoint_type == "PRIVATE":
+        config["vpcEndpointIds"] = list(spec.allowed_vpc_endpoint_ids)
+    return config
+
+
+def build_create_rest_api_request(spec: ApiSpec) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "name": spec.api_name,
+        "description": f"Invokes the SageMaker endpoint of model {spec.model_name} (managed by sagelift)",
+        "apiKeySource": "HEADER",
+        "endpointConfiguration": _endpoint_configuration(spec),
+        "disableExecuteApiEndpoint": False,
+        "tags": spec.tags,
+    }
+    policy = build_resource_policy(spec)
+    if policy is not None:
+        request["policy"] = json.dumps(policy, separators=(",", ":"))
+    return request
+
+
+def build_update_rest_api_patch(existing: Mapping[str, Any], spec: ApiSpec) -> list[dict[str, str]]:
+    """Patch operations that bring an existing API's policy and endpoint type to the spec; [] when equal."""
+    ops: list[dict[str, str]] = []
+    wanted = build_resource_policy(spec)
+    if parse_policy(existing.get("policy")) != wanted:
+        # A replace with an empty value is how API Gateway removes a resource policy.
+        ops.append({"op": "replace", "path": "/policy",
+                    "value": json.dumps(wanted, separators=(",", ":")) if wanted else ""})
+    current_types = list((existing.get("endpointConfiguration") or {}).get("types") or [])
+    if current_types and current_types != [spec.endpoint_type]:
+        ops.append({"op": "replace", "path": f"/endpointConfiguration/types/{current_types[0]}",
+                    "value": spec.endpoint_type})
+    return ops
+
+
+# --- resource, method, integration, responses ----------------------------------------------------
+def build_create_resource_request(api_id: str, root_resource_id: str) -> dict[str, Any]:
+    return {"restApiId": api_id, "parentId": root_resource_id, "pathPart": RESOURCE_PATH_PART}
+
+
+def build_put_method_request(api_id: str, resource_id: str, spec: ApiSpec) -> dict[str, Any]:
+    return {
+        "restApiId": api_id,
+        "resourceId": resource_id,
+        "httpMethod": HTTP_METHOD,
+        "authorizationType": "AWS_IAM" if spec.authorization == "AWS_IAM" else "NONE",
+        "apiKeyRequired": spec.uses_api_key,
+        "operationName": "InvokeModel",
+        "requestParameters": {f"method.request.header.{h}": False for h in PASSED_REQUEST_HEADERS},
+    }
+
+
+def method_matches(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether a GetMethod answer already has the authorization and parameters of a put_method request."""
+    return (existing.get("authorizationType") == wanted["authorizationType"]
+            and bool(existing.get("apiKeyRequired")) == wanted["apiKeyRequired"]
+            and (existing.get("requestParameters") or {}) == wanted["requestParameters"])
+
+
+def build_put_integration_request(api_id: str, resource_id: str, spec: ApiSpec) -> dict[str, Any]:
+    return {
+        "restApiId": api_id,
+        "resourceId": resource_id,
+        "httpMethod": HTTP_METHOD,
+        "type": "AWS",
+        "integrationHttpMethod": "POST",
+        "uri": derive_integration_uri(spec.region, spec.endpoint_name),
+        "credentials": spec.invoke_role_arn,
+        "requestParameters": {
+            f"integration.request.header.{h}": f"method.request.header.{h}" for h in PASSED_REQUEST_HEADERS
+        },
+        # No request templates: the body goes to SageMaker exactly as the caller sent it.
+        "passthroughBehavior": "WHEN_NO_MATCH",
+        "timeoutInMillis": spec.integration_timeout_ms,
+    }
+
+
+def build_put_method_response_requests(api_id: str, resource_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "restApiId": api_id,
+            "resourceId": resource_id,
+            "httpMethod": HTTP_METHOD,
+            "statusCode": rule.status_code,
+            "responseParameters": {f"method.response.header.{h}": False for h in PASSED_RESPONSE_HEADERS},
+        }
+        for rule in RESPONSES
+    ]
+
+
+def method_response_matches(existing: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    return existing is not None and (existing.get("responseParameters") or {}) == wanted["responseParameters"]
+
+
+def build_put_integration_response_requests(api_id: str, resource_id: str) -> list[dict[str, Any]]:
+    requests = []
+    for rule in RESPONSES:
+        request: dict[str, Any] = {
+            "restApiId": api_id,
+            "resourceId": resource_id,
+            "httpMethod": HTTP_METHOD,
+            "statusCode": rule.status_code,
+            "responseParameters": {
+                f"method.response.header.{h}": f"integration.response.header.{h}" for h in PASSED_RESPONSE_HEADERS
+            },
+        }
+        if rule.selection_pattern is not None:
+            request["selectionPattern"] = rule.selection_pattern
+        requests.append(request)
+    return requests
+
+
+# --- deployment and stage ------------------------------------------------------------------------
+def build_create_deployment_request(api_id: str, spec: ApiSpec) -> dict[str, Any]:
+    """A deployment without a stage: the stage is then pointed at it, keeping its settings and tags."""
+    return {"restApiId": api_id, "description": spec.deployment_description}
+
+
+def build_create_stage_request(api_id: str, deployment_id: str, spec: ApiSpec) -> dict[str, Any]:
+    return {
+        "restApiId": api_id,
+        "stageName": spec.stage_name,
+        "deploymentId": deployment_id,
+        "description": f"sagelift stage of model {spec.model_name}",
+        "tags": spec.tags,
+    }
+
+
+def _number(value: float) -> str:
+    """Patch values are strings; whole numbers are written without a fraction ('100', not '100.0')."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def build_stage_patch_operations(
+    spec: ApiSpec, *, deployment_id: str | None, existing: Mapping[str, Any] | None = None
+) -> list[dict[str, str]]:
+    """Point the stage at ``deployment_id`` (when given) and set throttling and access logging."""
+    ops: list[dict[str, str]] = []
+    if deployment_id is not None:
+        ops.append({"op": "replace", "path": "/deploymentId", "value": deployment_id})
+    ops += [
+        {"op": "replace", "path": f"{ALL_METHODS_SETTINGS_PATH}/throttling/rateLimit",
+         "value": _number(spec.throttle_rate_limit)},
+        {"op": "replace", "path": f"{ALL_METHODS_SETTINGS_PATH}/throttling/burstLimit",
+         "value": str(spec.throttle_burst_limit)},
+    ]
+    if spec.access_log_destination_arn:
+        ops += [
+            {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": spec.access_log_destination_arn},
+            {"op": "replace", "path": "/accessLogSettings/format", "value": ACCESS_LOG_FORMAT},
+        ]
+    elif existing is not None and existing.get("accessLogSettings"):
+        ops.append({"op": "remove", "path": "/accessLogSettings"})
+    return ops
+
+
+# --- API keys and usage plans (authorization API_KEY) --------------------------------------------
+def build_create_api_key_request(spec: ApiSpec) -> dict[str, Any]:
+    """No value: API Gateway generates the secret, which never passes through sagelift."""
+    return {
+        "name": spec.api_name,
+        "description": f"Caller key for the sagelift API of model {spec.model_name}",
+        "enabled": True,
+        "tags": spec.tags,
+    }
+
+
+def _quota(spec: ApiSpec) -> dict[str, Any] | None:
+    return {"limit": spec.quota_limit, "period": spec.quota_period} if spec.quota_limit else None
+
+
+def build_create_usage_plan_request(api_id: str, spec: ApiSpec) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "name": spec.api_name,
+        "description": f"Throttling and quota for the sagelift API of model {spec.model_name}",
+        "apiStages": [{"apiId": api_id, "stage": spec.stage_name}],
+        "throttle": {"rateLimit": spec.throttle_rate_limit, "burstLimit": spec.throttle_burst_limit},
+        "tags": spec.tags,
+    }
+    quota = _quota(spec)
+    if quota is not None:
+        request["quota"] = quota
+    return request
+
+
+def build_usage_plan_patch(existing: Mapping[str, Any], api_id: str, spec: ApiSpec) -> list[dict[str, str]]:
+    """Patch operations that bring an existing usage plan to the spec; [] when it already matches."""
+    ops: list[dict[str, str]] = []
+    stages = existing.get("apiStages") or []
+    if not any(s.get("apiId") == api_id and s.get("stage") == spec.stage_name for s in stages):
+        ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{spec.stage_name}"})
+    throttle = existing.get("throttle") or {}
+    if throttle.get("rateLimit") != spec.throttle_rate_limit:
+        ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": _number(spec.throttle_rate_limit)})
+    if throttle.get("burstLimit") != spec.throttle_burst_limit:
+        ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(spec.throttle_burst_limit)})
+    quota, wanted = existing.get("quota") or {}, _quota(spec)
+    if wanted is None and quota:
+        ops.append({"op": "remove", "path": "/quota"})
+    elif wanted is not None:
+        if quota.get("limit") != wanted["limit"]:
+            ops.append({"op": "replace", "path": "/quota/limit", "value": str(wanted["limit"])})
+        if quota.get("period") != wanted["period"]:
+            ops.append({"op": "replace", "path": "/quota/period", "value": wanted["period"]})
+    return ops
+
+
+def api_stages_of(plan: Mapping[str, Any], api_ids: Sequence[str]) -> list[str]:
+    """The ``apiId:stage`` values of a usage plan that belong to the given APIs (to detach before deleting)."""
+    return [f"{s['apiId']}:{s['stage']}" for s in plan.get("apiStages") or [] if s.get("apiId") in api_ids]

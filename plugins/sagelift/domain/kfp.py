@@ -1,0 +1,68 @@
+"""Naming and state rules for running the compiled pipeline on Kubeflow Pipelines.
+
+Pure so the hook, the operator, the trigger and the tests agree on one definition of "the same
+package", "the same run" and "finished", without importing the KFP client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# KFP v2beta1 RuntimeState values. CANCELING and PAUSED are not final: the run can still move on.
+SUCCEEDED = "SUCCEEDED"
+FAILED_STATES = frozenset({"FAILED", "CANCELED", "SKIPPED"})
+TERMINAL_STATES = FAILED_STATES | {SUCCEEDED}
+
+PACKAGE_DIGEST_PREFIX = "sha256:"
+
+
+def derive_package_digest(package: bytes) -> str:
+    """Content identity of a compiled pipeline package: ``sha256:<hex>``."""
+    return PACKAGE_DIGEST_PREFIX + hashlib.sha256(package).hexdigest()
+
+
+def derive_pipeline_version_name(pipeline_name: str, digest: str) -> str:
+    """The version name under which a package with this digest is uploaded.
+
+    Deterministic, so the same package is never uploaded twice, and a package that returns to earlier
+    content (A, B, then A again) reuses the version already holding it.
+    """
+    return f"{pipeline_name}-{digest.removeprefix(PACKAGE_DIGEST_PREFIX)[:16]}"
+
+
+def derive_pipeline_version_description(digest: str) -> str:
+    return f"Uploaded by sagelift; package {digest}"
+
+
+def version_holds_package(version: dict[str, Any], pipeline_name: str, digest: str) -> bool:
+    """Whether an existing pipeline version was uploaded from a package with this digest.
+
+    KFP copies the pipeline's description to the first version it creates on upload, so the digest is
+    looked for in the description as well as in the version name sagelift gives later versions.
+    """
+    name = version.get("name") or version.get("display_name") or ""
+    description = version.get("description") or ""
+    return name == derive_pipeline_version_name(pipeline_name, digest) or digest in description
+
+
+def derive_run_display_name(dag_id: str, run_id: str) -> str:
+    """One KFP run name per Airflow DAG run: a retry finds the run its earlier try submitted."""
+    return f"sagelift {dag_id} {run_id}"
+
+
+def name_filter(display_name: str) -> str:
+    """A KFP list filter (filter.proto as JSON) matching one display name exactly."""
+    return json.dumps(
+        {"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": display_name}]}
+    )
+
+
+def derive_run_url(ui_url: str, run_id: str) -> str:
+    """The run's page in the KFP UI."""
+    return f"{ui_url.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def is_terminal(state: str | None) -> bool:
+    return state in TERMINAL_STATES

@@ -1,0 +1,133 @@
+"""Pure builders of the SageMaker request bodies for steps 5-7.
+
+Plain functions from validated inputs to the exact dicts sent to CreateTrainingJob, CreateModel,
+CreateEndpointConfig and CreateEndpoint/UpdateEndpoint. Both engines (the Airflow DAG and the KFP
+pipeline) call these, so they send identical requests. Tests hold golden bodies and check them against
+botocore's service model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sagelift.domain.params import RunParams, builtin_algorithm_image
+from sagelift.domain.plan import RunNames
+from sagelift.domain.platform import SageMakerSettings
+
+VARIANT_NAME = "AllTraffic"
+MODEL_ARTIFACT_NAME = "model.tar.gz"
+
+Tags = Sequence[Mapping[str, str]]
+
+
+def resolve_training_image(params: RunParams, region: str, copied: Mapping[str, Any] | None = None) -> str:
+    """The image the training job runs: the ECR copy if step 4 made one, else the given or built-in image."""
+    if copied and copied.get("training_image"):
+        return str(copied["training_image"])
+    if params.training_docker_image:
+        return params.training_docker_image
+    image = builtin_algorithm_image(str(params.training_algorithm_name), region)
+    if image is None:  # validate refuses this before any step runs
+        raise ValueError(f"training_algorithm_name: no image for {params.training_algorithm_name!r} in {region}")
+    return image
+
+
+def resolve_model_image(params: RunParams, region: str, copied: Mapping[str, Any] | None = None) -> str:
+    """The serving image: the ECR copy, the given image, or the built-in algorithm's own image."""
+    if copied and copied.get("model_image"):
+        return str(copied["model_image"])
+    if params.model_docker_image:
+        return params.model_docker_image
+    return resolve_training_image(params, region, None)
+
+
+def expected_model_artifact(output_path: str, training_job_name: str) -> str:
+    """Where SageMaker writes the artifact of a training job: <output>/<job>/output/model.tar.gz."""
+    return f"{output_path.rstrip('/')}/{training_job_name}/output/{MODEL_ARTIFACT_NAME}"
+
+
+def _channel(channel: Mapping[str, Any]) -> dict[str, Any]:
+    """A channel with SageMaker's defaults made explicit and empty optional strings dropped."""
+    out = copy.deepcopy(dict(channel))
+    s3 = out["DataSource"]["S3DataSource"]
+    s3.setdefault("S3DataType", "S3Prefix")
+    s3.setdefault("S3DataDistributionType", "FullyReplicated")
+    for key in ("ContentType", "CompressionType", "RecordWrapperType", "InputMode"):
+        if out.get(key) in ("", None):
+            out.pop(key, None)
+    return out
+
+
+def build_training_job_request(params: RunParams, names: RunNames, *, region: str, role_arn: str,
+                               tags: Tags, settings: SageMakerSettings,
+                               copied_images: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    if params.training_s3_output_path is None:
+        raise ValueError("training_s3_output_path: required when training")
+    request: dict[str, Any] = {
+        "TrainingJobName": names.training_job,
+        "AlgorithmSpecification": {
+            "TrainingImage": resolve_training_image(params, region, copied_images),
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": role_arn,
+        "OutputDataConfig": {"S3OutputPath": params.training_s3_output_path},
+        "ResourceConfig": {
+            "InstanceCount": params.training_instance_count,
+            "InstanceType": params.training_instance_type,
+            "VolumeSizeInGB": settings.training_volume_size_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds},
+        "Tags": [dict(tag) for tag in tags],
+    }
+    if params.training_hyperparameters:
+        request["HyperParameters"] = dict(params.training_hyperparameters)
+    if params.training_channels:
+        request["InputDataConfig"] = [_channel(channel) for channel in params.training_channels]
+    return request
+
+
+def build_model_request(params: RunParams, names: RunNames, *, region: str, role_arn: str,
+                        model_data_url: str, tags: Tags,
+                        copied_images: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "Image": resolve_model_image(params, region, copied_images),
+        "ModelDataUrl": model_data_url,
+    }
+    if params.environment:
+        container["Environment"] = dict(params.environment)
+    return {
+        "ModelName": names.model,
+        "PrimaryContainer": container,
+        "ExecutionRoleArn": role_arn,
+        "Tags": [dict(tag) for tag in tags],
+    }
+
+
+def build_endpoint_config_request(params: RunParams, names: RunNames, *, tags: Tags,
+                                  settings: SageMakerSettings) -> dict[str, Any]:
+    return {
+        "EndpointConfigName": names.endpoint_config,
+        "ProductionVariants": [{
+            "VariantName": VARIANT_NAME,
+            "ModelName": names.model,
+            "InitialInstanceCount": settings.endpoint_initial_instance_count,
+            "InstanceType": params.endpoint_instance_type,
+            "InitialVariantWeight": 1.0,
+        }],
+        "Tags": [dict(tag) for tag in tags],
+    }
+
+
+def build_endpoint_request(names: RunNames, *, tags: Tags) -> dict[str, Any]:
+    """CreateEndpoint's body; UpdateEndpoint takes the same minus Tags (see build_update_endpoint_request)."""
+    return {
+        "EndpointName": names.endpoint,
+        "EndpointConfigName": names.endpoint_config,
+        "Tags": [dict(tag) for tag in tags],
+    }
+
+
+def build_update_endpoint_request(names: RunNames) -> dict[str, Any]:
+    return {"EndpointName": names.endpoint, "EndpointConfigName": names.endpoint_config}

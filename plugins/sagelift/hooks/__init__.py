@@ -1,0 +1,1 @@
+"""Hooks: one method per remote call, stateless, clients built lazily."""

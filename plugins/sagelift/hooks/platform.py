@@ -1,0 +1,18 @@
+"""Reads the platform configuration from its one home, the Airflow Variable ``sagelift_platform``.
+
+Called at task run time only (never at DAG import), through the Task SDK, so it works the same with
+the metadata database, environment variables (AIRFLOW_VAR_SAGELIFT_PLATFORM) or a secrets backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Variable
+
+from sagelift.domain.platform import VARIABLE_KEY
+
+
+def load_platform_config_raw() -> dict[str, Any] | None:
+    value = Variable.get(VARIABLE_KEY, default=None, deserialize_json=True)
+    return value if value is None else dict(value)

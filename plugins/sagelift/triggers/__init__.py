@@ -1,0 +1,1 @@
+"""Triggers: asynchronous waits that carry only identifiers and connection ids."""
