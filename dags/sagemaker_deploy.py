@@ -26,13 +26,15 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, chain
 
+from sagelift.operators.apigateway import ApiGatewayExposeOperator
+from sagelift.operators.ecr import EcrCopyImagesOperator
+from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
 from sagelift.operators.params import airflow_params
 from sagelift.operators.sagemaker import (
     SageMakerCreateModelOperator,
     SageMakerDeployEndpointOperator,
     SageMakerTrainModelOperator,
 )
-from sagelift.operators.skip import SkipStepOperator
 from sagelift.operators.sts import StsAssumeRoleChainOperator
 from sagelift.operators.tags import S3ResolveTagsOperator
 from sagelift.operators.validate import ValidateRunOperator
@@ -55,12 +57,12 @@ with DAG(
 ):
     chain(
         ValidateRunOperator(task_id="validate"),
-        SkipStepOperator(task_id="ensure_pvc", reason="PVC step not configured yet"),
+        KubernetesEnsurePvcOperator(task_id="ensure_pvc"),
         StsAssumeRoleChainOperator(task_id="assume_role_chain"),
         S3ResolveTagsOperator(task_id="resolve_tags"),
-        SkipStepOperator(task_id="copy_images", reason="image copy not configured yet"),
+        EcrCopyImagesOperator(task_id="copy_images"),
         SageMakerTrainModelOperator(task_id="train_model"),
         SageMakerCreateModelOperator(task_id="create_model"),
         SageMakerDeployEndpointOperator(task_id="deploy_endpoint"),
-        SkipStepOperator(task_id="expose_api", reason="API exposure not configured yet"),
+        ApiGatewayExposeOperator(task_id="expose_api"),
     )

@@ -16,12 +16,18 @@ def main() -> None:
     model = botocore.session.get_session().get_service_model("sagemaker")
     training = model.operation_model("CreateTrainingJob").input_shape.members["ResourceConfig"]
     endpoint = model.operation_model("CreateEndpointConfig").input_shape.members["ProductionVariants"].member
-    TARGET.write_text(json.dumps({
-        "_source": "botocore's SageMaker service model (TrainingInstanceType, ProductionVariantInstanceType); "
-        "refresh with scripts/refresh_instance_types.py",
-        "training": sorted(training.members["InstanceType"].enum),
-        "endpoint": sorted(endpoint.members["InstanceType"].enum),
-    }, indent=1) + "\n")
+    TARGET.write_text(
+        json.dumps(
+            {
+                "_source": "botocore's SageMaker service model (TrainingInstanceType, ProductionVariantInstanceType); "
+                "refresh with scripts/refresh_instance_types.py",
+                "training": sorted(training.members["InstanceType"].enum),
+                "endpoint": sorted(endpoint.members["InstanceType"].enum),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {TARGET}")
 
 

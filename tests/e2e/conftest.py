@@ -22,9 +22,35 @@ class RunResult:
         return str(self.dag_run.state)
 
 
+K8S_CONN_ID = "sagelift_k8s"
+
+
+@pytest.fixture(scope="session")
+def kubernetes_api():
+    """The Kubernetes API double with the shipped RBAC applied; None where pods cannot run (not root)."""
+    from tests.conftest import ROOT
+    from tests.support.k8s_api import KubernetesApiDouble, can_run_pods
+
+    if not can_run_pods():
+        yield None
+        return
+    with KubernetesApiDouble(namespaces=("default", "sagelift"), enforce_rbac=True) as k8s:
+        k8s.apply_manifest(ROOT / "include/k8s/rbac.yaml")
+        yield k8s
+
+
 @pytest.fixture
-def scenario(local_aws, monkeypatch, airflow_db) -> Scenario:
-    world = Scenario(local_aws).build()
+def scenario(local_aws, kubernetes_api, monkeypatch, airflow_db) -> Scenario:
+    world = Scenario(local_aws)
+    if kubernetes_api is not None:
+        world.platform_overrides["kubernetes"] = {
+            "enabled": True,
+            "namespace": "sagelift",
+            "kubernetes_conn_id": K8S_CONN_ID,
+        }
+        for key, value in kubernetes_api.airflow_connection_env(K8S_CONN_ID).items():
+            monkeypatch.setenv(key, value)
+    world.build()
     for key, value in world.airflow_env().items():
         monkeypatch.setenv(key, value)
     return world

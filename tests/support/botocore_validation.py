@@ -165,8 +165,11 @@ def recording_aws_calls() -> Iterator[list[RecordedCall]]:
         service = client.meta.service_model.service_name
         model_op = client.meta.service_model.operation_model(operation)
         params_copy = {k: v for k, v in params.items()}
-        calls.append(RecordedCall(service, model_op.name, params_copy,
-                                  validate_request(service, model_op.name, params_copy)))
+        calls.append(
+            RecordedCall(
+                service, model_op.name, params_copy, validate_request(service, model_op.name, params_copy)
+            )
+        )
 
     original_sync = botocore.client.BaseClient._make_api_call
 

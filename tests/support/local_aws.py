@@ -16,6 +16,7 @@ says otherwise), CloudWatch logs of training jobs, or the regional service endpo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ def _patch_moto() -> None:
 
         endpoint = self.endpoints.get(endpoint_name)
         if endpoint is None:
-            raise ValidationError(message=f"Could not find endpoint \"{endpoint_name}\".")
+            raise ValidationError(message=f'Could not find endpoint "{endpoint_name}".')
         config = self.describe_endpoint_config(endpoint_config_name)
         endpoint.endpoint_config_name = endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
@@ -73,6 +74,9 @@ def _patch_moto() -> None:
         )
         return ActionResult({"EndpointArn": endpoint.arn})
 
+    from tests.support import local_aws_apigateway
+
+    local_aws_apigateway.install()
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
     SageMakerModelBackend._sagelift_patched = True  # type: ignore[attr-defined]
@@ -103,20 +107,23 @@ class LocalAws:
             path = environ.get("PATH_INFO", "")
             if not path.startswith("/moto-api"):
                 with self._lock:
-                    self.requests.append(LoggedRequest(
-                        method=environ.get("REQUEST_METHOD", ""),
-                        path=path,
-                        target=environ.get("HTTP_X_AMZ_TARGET", ""),
-                        account_header=environ.get("HTTP_X_MOTO_ACCOUNT_ID"),
-                    ))
+                    self.requests.append(
+                        LoggedRequest(
+                            method=environ.get("REQUEST_METHOD", ""),
+                            path=path,
+                            target=environ.get("HTTP_X_AMZ_TARGET", ""),
+                            account_header=environ.get("HTTP_X_MOTO_ACCOUNT_ID"),
+                        )
+                    )
             return app(environ, start_response)
 
         class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass
 
-        self._server = make_server("127.0.0.1", self._port, logging_app, threaded=True,
-                                   request_handler=QuietHandler)
+        self._server = make_server(
+            "127.0.0.1", self._port, logging_app, threaded=True, request_handler=QuietHandler
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
         self._thread.start()
         return self
@@ -133,6 +140,8 @@ class LocalAws:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    region = REGION
 
     @property
     def url(self) -> str:
@@ -157,8 +166,9 @@ class LocalAws:
         session = boto3.session.Session(
             aws_access_key_id="FAKEADMINKEY", aws_secret_access_key="fake-admin-secret", region_name=region
         )
-        client = session.client(service, endpoint_url=self.url,
-                                config=Config(retries={"mode": "standard", "max_attempts": 2}))
+        client = session.client(
+            service, endpoint_url=self.url, config=Config(retries={"mode": "standard", "max_attempts": 2})
+        )
 
         def add_account(request: Any, **_: Any) -> None:
             request.headers["x-moto-account-id"] = account
@@ -169,19 +179,21 @@ class LocalAws:
     def create_access_key(self, account: str, user: str = "sagelift-runner") -> tuple[str, str]:
         """An IAM user's key pair in ``account``; moto then attributes calls with it to that account."""
         iam = self.client("iam", account)
-        try:
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
             iam.create_user(UserName=user)
-        except iam.exceptions.EntityAlreadyExistsException:
-            pass
         key = iam.create_access_key(UserName=user)["AccessKey"]
         return key["AccessKeyId"], key["SecretAccessKey"]
 
 
 def trust_policy(*principals: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}],
-    })
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
 
 
 @contextmanager

@@ -13,6 +13,7 @@ scientist account's AWS connection, exactly as an ML engineer would onboard a re
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +29,33 @@ from tests.support.local_aws import (
 
 MASTER_ROLE = "sagelift-master-pipeline"
 EXECUTION_ROLE = "sagelift-pipeline-execution"
-SCIENTIST_ROLES = (EXECUTION_ROLE, "sagelift-training-execution", "sagelift-model-execution",
-                   "sagelift-apigateway-invoke")
+SCIENTIST_ROLES = (
+    EXECUTION_ROLE,
+    "sagelift-training-execution",
+    "sagelift-model-execution",
+    "sagelift-apigateway-invoke",
+)
 DATA_BUCKET = "scientist-ml-data"
 TAGS_KEY = "platform/standard-tags.json"
 STANDARD_TAGS = {"CostCenter": "cc-4711", "Owner": "science-at-scale", "DataClassification": "internal"}
+
+
+# Images the demo conf names, already in the scientist account's ECR (so step 4 resolves, not copies).
+IMAGES_IN_ECR = (("churn-train", "1.4"), ("churn-serving", "1.4"))
+
+
+def _manifest(seed: str) -> str:
+    digest = "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 2},
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": 2}
+            ],
+        }
+    )
 
 
 def role_arn(account: str, name: str) -> str:
@@ -52,14 +75,21 @@ class Scenario:
         iam_master.create_role(RoleName=MASTER_ROLE, AssumeRolePolicyDocument=trust_policy(runner_arn))
         iam = self.aws.client("iam", SCIENTIST_ACCOUNT)
         for name in SCIENTIST_ROLES:
-            principal = role_arn(MASTER_ACCOUNT, MASTER_ROLE) if name == EXECUTION_ROLE else \
-                f"arn:aws:iam::{SCIENTIST_ACCOUNT}:root"
+            principal = (
+                role_arn(MASTER_ACCOUNT, MASTER_ROLE)
+                if name == EXECUTION_ROLE
+                else f"arn:aws:iam::{SCIENTIST_ACCOUNT}:root"
+            )
             iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_policy(principal))
         s3 = self.aws.client("s3", SCIENTIST_ACCOUNT)
         s3.create_bucket(Bucket=DATA_BUCKET)
         s3.put_object(Bucket=DATA_BUCKET, Key="churn/train/part-0.csv", Body=b"1,0.5,0.25\n0,0.1,0.9\n")
         s3.put_object(Bucket=DATA_BUCKET, Key="churn/validation/part-0.csv", Body=b"1,0.4,0.3\n")
         s3.put_object(Bucket=DATA_BUCKET, Key="models/churn/model.tar.gz", Body=b"not really a tarball")
+        ecr = self.aws.client("ecr", SCIENTIST_ACCOUNT)
+        for repository, tag in IMAGES_IN_ECR:
+            ecr.create_repository(repositoryName=repository)
+            ecr.put_image(repositoryName=repository, imageTag=tag, imageManifest=_manifest(repository))
         if tag_document is not None:
             body = tag_document if isinstance(tag_document, bytes) else json.dumps(tag_document).encode()
             s3.put_object(Bucket=DATA_BUCKET, Key=TAGS_KEY, Body=body)
@@ -112,12 +142,26 @@ def demo_conf(**overrides: Any) -> dict[str, Any]:
         "endpoint_instance_type": "ml.m5.large",
         "environment": {"SAGEMAKER_TFS_NGINX_LOGLEVEL": "info"},
         "training_channels": [
-            {"ChannelName": "train", "DataSource": {"S3DataSource": {
-                "S3Uri": f"s3://{DATA_BUCKET}/churn/train/", "S3DataType": "S3Prefix",
-                "S3DataDistributionType": "FullyReplicated"}}},
-            {"ChannelName": "validation", "DataSource": {"S3DataSource": {
-                "S3Uri": f"s3://{DATA_BUCKET}/churn/validation/", "S3DataType": "S3Prefix",
-                "S3DataDistributionType": "FullyReplicated"}}},
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3Uri": f"s3://{DATA_BUCKET}/churn/train/",
+                        "S3DataType": "S3Prefix",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            },
+            {
+                "ChannelName": "validation",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3Uri": f"s3://{DATA_BUCKET}/churn/validation/",
+                        "S3DataType": "S3Prefix",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            },
         ],
         "training_s3_output_path": f"s3://{DATA_BUCKET}/churn/output/",
     }

@@ -23,9 +23,10 @@ from typing import Any
 
 from sagelift.domain.errors import Problems
 from sagelift.domain.platform import ApiSettings
+from sagelift.domain.tags import RUN_TAG_PREFIX
 
-# Marks the APIs (and their usage plan and key) that sagelift owns; its value is the model name.
-OWNER_TAG_KEY = "sagelift:model"
+# The run tag naming the model; on an API, usage plan or key it marks the ones sagelift owns for that model.
+OWNER_TAG_KEY = f"{RUN_TAG_PREFIX}model-name"
 RESOURCE_PATH_PART = "invocations"
 RESOURCE_PATH = "/" + RESOURCE_PATH_PART
 HTTP_METHOD = "POST"
@@ -84,7 +85,9 @@ class ResponseRule:
 # point of view: the default 502. The 200 has a pattern so that an unexpected status never passes as 200.
 RESPONSES: tuple[ResponseRule, ...] = (
     ResponseRule("200", r"2\d{2}", "the model's prediction"),
-    ResponseRule("400", r"400|413|415", "the request was rejected by the endpoint (bad body or content type)"),
+    ResponseRule(
+        "400", r"400|413|415", "the request was rejected by the endpoint (bad body or content type)"
+    ),
     ResponseRule("424", r"424", "the model container raised an error for this input"),
     ResponseRule("429", r"429", "the endpoint is throttling or not ready yet; retry later"),
     ResponseRule("500", r"500", "SageMaker failed internally"),
@@ -144,25 +147,35 @@ def validate_api_settings(settings: ApiSettings, problems: Problems) -> None:
         if isinstance(quota, bool) or not isinstance(quota, int) or quota < 1:
             problems.add(f"{p}.quota_limit", "a whole number of requests per period, at least 1, or null")
         elif settings.authorization != "API_KEY":
-            problems.add(f"{p}.quota_limit",
-                         "quotas are enforced per API key: set authorization to API_KEY or leave quota_limit null")
+            problems.add(
+                f"{p}.quota_limit",
+                "quotas are enforced per API key: set authorization to API_KEY or leave quota_limit null",
+            )
     for i, vpce in enumerate(settings.allowed_vpc_endpoint_ids):
         if not isinstance(vpce, str) or not VPC_ENDPOINT_ID_RE.match(vpce):
-            problems.add(f"{p}.allowed_vpc_endpoint_ids[{i}]", "a VPC endpoint id such as vpce-0123456789abcdef0")
+            problems.add(
+                f"{p}.allowed_vpc_endpoint_ids[{i}]", "a VPC endpoint id such as vpce-0123456789abcdef0"
+            )
     org = settings.allowed_org_id
     if org is not None:
         if not isinstance(org, str) or not ORG_ID_RE.match(org):
             problems.add(f"{p}.allowed_org_id", "an AWS Organizations id such as o-a1b2c3d4e5")
         elif settings.authorization != "AWS_IAM":
-            problems.add(f"{p}.allowed_org_id",
-                         "needs authorization AWS_IAM: API-key callers carry no AWS identity to check the org of")
+            problems.add(
+                f"{p}.allowed_org_id",
+                "needs authorization AWS_IAM: API-key callers carry no AWS identity to check the org of",
+            )
     if settings.endpoint_type == "PRIVATE" and not settings.allowed_vpc_endpoint_ids:
-        problems.add(f"{p}.allowed_vpc_endpoint_ids",
-                     "a PRIVATE API is reachable only through VPC endpoints: list at least one")
+        problems.add(
+            f"{p}.allowed_vpc_endpoint_ids",
+            "a PRIVATE API is reachable only through VPC endpoints: list at least one",
+        )
     dest = settings.access_log_destination_arn
     if dest is not None and (not isinstance(dest, str) or not ACCESS_LOG_ARN_RE.match(dest)):
-        problems.add(f"{p}.access_log_destination_arn",
-                     "a CloudWatch Logs log group ARN (without ':*') or a Firehose stream named amazon-apigateway-*")
+        problems.add(
+            f"{p}.access_log_destination_arn",
+            "a CloudWatch Logs log group ARN (without ':*') or a Firehose stream named amazon-apigateway-*",
+        )
 
 
 def derive_api_spec(
@@ -224,8 +237,10 @@ def _dns_suffix(region: str) -> str:
 
 def derive_integration_uri(region: str, endpoint_name: str) -> str:
     """The SageMaker runtime action behind the method (the double slash is part of the path form)."""
-    return (f"arn:{derive_partition(region)}:apigateway:{region}:runtime.sagemaker:"
-            f"path//endpoints/{endpoint_name}/invocations")
+    return (
+        f"arn:{derive_partition(region)}:apigateway:{region}:runtime.sagemaker:"
+        f"path//endpoints/{endpoint_name}/invocations"
+    )
 
 
 def derive_invoke_url(api_id: str, region: str, stage_name: str) -> str:
@@ -267,17 +282,29 @@ def build_resource_policy(spec: ApiSpec) -> dict[str, Any] | None:
         principal: Any = "*"
     else:
         principal = {"AWS": f"arn:{spec.partition}:iam::{spec.account_id}:root"}
-    statements: list[dict[str, Any]] = [{"Sid": "AllowInvoke", "Effect": "Allow", "Principal": principal, **invoke}]
+    statements: list[dict[str, Any]] = [
+        {"Sid": "AllowInvoke", "Effect": "Allow", "Principal": principal, **invoke}
+    ]
     if spec.allowed_vpc_endpoint_ids:
-        statements.append({
-            "Sid": "DenyOutsideVpcEndpoints", "Effect": "Deny", "Principal": "*", **invoke,
-            "Condition": {"StringNotEquals": {"aws:SourceVpce": list(spec.allowed_vpc_endpoint_ids)}},
-        })
+        statements.append(
+            {
+                "Sid": "DenyOutsideVpcEndpoints",
+                "Effect": "Deny",
+                "Principal": "*",
+                **invoke,
+                "Condition": {"StringNotEquals": {"aws:SourceVpce": list(spec.allowed_vpc_endpoint_ids)}},
+            }
+        )
     if spec.allowed_org_id:
-        statements.append({
-            "Sid": "DenyOutsideOrganization", "Effect": "Deny", "Principal": "*", **invoke,
-            "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": spec.allowed_org_id}},
-        })
+        statements.append(
+            {
+                "Sid": "DenyOutsideOrganization",
+                "Effect": "Deny",
+                "Principal": "*",
+                **invoke,
+                "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": spec.allowed_org_id}},
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -323,12 +350,22 @@ def build_update_rest_api_patch(existing: Mapping[str, Any], spec: ApiSpec) -> l
     wanted = build_resource_policy(spec)
     if parse_policy(existing.get("policy")) != wanted:
         # A replace with an empty value is how API Gateway removes a resource policy.
-        ops.append({"op": "replace", "path": "/policy",
-                    "value": json.dumps(wanted, separators=(",", ":")) if wanted else ""})
+        ops.append(
+            {
+                "op": "replace",
+                "path": "/policy",
+                "value": json.dumps(wanted, separators=(",", ":")) if wanted else "",
+            }
+        )
     current_types = list((existing.get("endpointConfiguration") or {}).get("types") or [])
     if current_types and current_types != [spec.endpoint_type]:
-        ops.append({"op": "replace", "path": f"/endpointConfiguration/types/{current_types[0]}",
-                    "value": spec.endpoint_type})
+        ops.append(
+            {
+                "op": "replace",
+                "path": f"/endpointConfiguration/types/{current_types[0]}",
+                "value": spec.endpoint_type,
+            }
+        )
     return ops
 
 
@@ -351,9 +388,11 @@ def build_put_method_request(api_id: str, resource_id: str, spec: ApiSpec) -> di
 
 def method_matches(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     """Whether a GetMethod answer already has the authorization and parameters of a put_method request."""
-    return (existing.get("authorizationType") == wanted["authorizationType"]
-            and bool(existing.get("apiKeyRequired")) == wanted["apiKeyRequired"]
-            and (existing.get("requestParameters") or {}) == wanted["requestParameters"])
+    return (
+        existing.get("authorizationType") == wanted["authorizationType"]
+        and bool(existing.get("apiKeyRequired")) == wanted["apiKeyRequired"]
+        and (existing.get("requestParameters") or {}) == wanted["requestParameters"]
+    )
 
 
 def build_put_integration_request(api_id: str, resource_id: str, spec: ApiSpec) -> dict[str, Any]:
@@ -400,7 +439,8 @@ def build_put_integration_response_requests(api_id: str, resource_id: str) -> li
             "httpMethod": HTTP_METHOD,
             "statusCode": rule.status_code,
             "responseParameters": {
-                f"method.response.header.{h}": f"integration.response.header.{h}" for h in PASSED_RESPONSE_HEADERS
+                f"method.response.header.{h}": f"integration.response.header.{h}"
+                for h in PASSED_RESPONSE_HEADERS
             },
         }
         if rule.selection_pattern is not None:
@@ -438,14 +478,24 @@ def build_stage_patch_operations(
     if deployment_id is not None:
         ops.append({"op": "replace", "path": "/deploymentId", "value": deployment_id})
     ops += [
-        {"op": "replace", "path": f"{ALL_METHODS_SETTINGS_PATH}/throttling/rateLimit",
-         "value": _number(spec.throttle_rate_limit)},
-        {"op": "replace", "path": f"{ALL_METHODS_SETTINGS_PATH}/throttling/burstLimit",
-         "value": str(spec.throttle_burst_limit)},
+        {
+            "op": "replace",
+            "path": f"{ALL_METHODS_SETTINGS_PATH}/throttling/rateLimit",
+            "value": _number(spec.throttle_rate_limit),
+        },
+        {
+            "op": "replace",
+            "path": f"{ALL_METHODS_SETTINGS_PATH}/throttling/burstLimit",
+            "value": str(spec.throttle_burst_limit),
+        },
     ]
     if spec.access_log_destination_arn:
         ops += [
-            {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": spec.access_log_destination_arn},
+            {
+                "op": "replace",
+                "path": "/accessLogSettings/destinationArn",
+                "value": spec.access_log_destination_arn,
+            },
             {"op": "replace", "path": "/accessLogSettings/format", "value": ACCESS_LOG_FORMAT},
         ]
     elif existing is not None and existing.get("accessLogSettings"):
@@ -490,7 +540,9 @@ def build_usage_plan_patch(existing: Mapping[str, Any], api_id: str, spec: ApiSp
         ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{spec.stage_name}"})
     throttle = existing.get("throttle") or {}
     if throttle.get("rateLimit") != spec.throttle_rate_limit:
-        ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": _number(spec.throttle_rate_limit)})
+        ops.append(
+            {"op": "replace", "path": "/throttle/rateLimit", "value": _number(spec.throttle_rate_limit)}
+        )
     if throttle.get("burstLimit") != spec.throttle_burst_limit:
         ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(spec.throttle_burst_limit)})
     quota, wanted = existing.get("quota") or {}, _quota(spec)
@@ -505,5 +557,5 @@ def build_usage_plan_patch(existing: Mapping[str, Any], api_id: str, spec: ApiSp
 
 
 def api_stages_of(plan: Mapping[str, Any], api_ids: Sequence[str]) -> list[str]:
-    """The ``apiId:stage`` values of a usage plan that belong to the given APIs (to detach before deleting)."""
+    """The ``apiId:stage`` values of a usage plan naming the given APIs (detached before deleting)."""
     return [f"{s['apiId']}:{s['stage']}" for s in plan.get("apiStages") or [] if s.get("apiId") in api_ids]

@@ -26,8 +26,10 @@ DOCKER_HUB = "docker.io"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-                      r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
 TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 # ECR: CreateRepository's repositoryName pattern and length limits
@@ -92,27 +94,35 @@ def parse_image_reference(value: Any, field: str) -> ImageReference:
     if "@" in rest:
         rest, digest = rest.split("@", 1)
         if not DIGEST_RE.match(digest):
-            raise SageliftValidationError.single(field, f"{value!r}: the digest must be sha256:<64 lowercase hex>")
+            raise SageliftValidationError.single(
+                field, f"{value!r}: the digest must be sha256:<64 lowercase hex>"
+            )
     tag = None
     slash = rest.rfind("/")
     colon = rest.rfind(":")
     if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1:]
+        rest, tag = rest[:colon], rest[colon + 1 :]
         if not TAG_RE.match(tag):
             raise SageliftValidationError.single(
-                field, f"{value!r}: a tag is 1-128 letters, digits, '_', '.' and '-', not starting with '.' or '-'")
+                field,
+                f"{value!r}: a tag is 1-128 letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+            )
     first, _, remainder = rest.partition("/")
     if remainder and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         registry, path = first, remainder
         if not _HOST_RE.match(registry):
-            raise SageliftValidationError.single(field, f"{value!r}: {registry!r} is not a registry host[:port]")
+            raise SageliftValidationError.single(
+                field, f"{value!r}: {registry!r} is not a registry host[:port]"
+            )
     else:
         registry, path = DOCKER_HUB, rest
         if "/" not in path:
             path = f"library/{path}"
     if not _PATH_RE.match(path) or len(path) > 255:
         raise SageliftValidationError.single(
-            field, f"{value!r}: repository path components are lowercase letters and digits separated by . _ __ -")
+            field,
+            f"{value!r}: repository path components are lowercase letters and digits separated by . _ __ -",
+        )
     if tag is None and digest is None:
         tag = "latest"
     return ImageReference(registry=registry, repository=path, tag=tag, digest=digest)
@@ -133,8 +143,10 @@ def derive_ecr_repository_name(ref: ImageReference, prefix: str, field: str) -> 
     name = f"{prefix}{ref.repository}"
     if not ECR_REPOSITORY_RE.match(name) or not 2 <= len(name) <= 256:
         raise SageliftValidationError.single(
-            field, f"{ref}: the ECR repository name {name!r} breaks ECR's rules (2-256 characters, lowercase "
-                   "path components of letters and digits separated by . _ -)")
+            field,
+            f"{ref}: the ECR repository name {name!r} breaks ECR's rules (2-256 characters, lowercase "
+            "path components of letters and digits separated by . _ -)",
+        )
     return name
 
 
@@ -202,8 +214,8 @@ def select_platforms(image: str, index: Mapping[str, Any], platforms: Sequence[s
     if not chosen:
         available = ", ".join(sorted({_platform_key(m.get("platform")) for m in manifests})) or "none"
         raise SageliftValidationError.single(
-            "platform.ecr.platforms",
-            f"{image} offers none of {', '.join(platforms)} (it has: {available})")
+            "platform.ecr.platforms", f"{image} offers none of {', '.join(platforms)} (it has: {available})"
+        )
     if len(chosen) == len(manifests):
         return PlatformSelection(True, tuple(chosen), None)
     if len(chosen) == 1:
@@ -236,9 +248,15 @@ def plan_image_steps(params: Mapping[str, Any], account_id: str, region: str, pr
         if is_in_account_ecr(ref, account_id, region):
             steps.append(ImageStep(param, ref, copy=False, target_repository=ref.repository))
         else:
-            steps.append(ImageStep(param, ref, copy=True,
-                                   target_repository=derive_ecr_repository_name(ref, prefix, param),
-                                   target_tag=derive_ecr_tag(ref)))
+            steps.append(
+                ImageStep(
+                    param,
+                    ref,
+                    copy=True,
+                    target_repository=derive_ecr_repository_name(ref, prefix, param),
+                    target_tag=derive_ecr_tag(ref),
+                )
+            )
     return steps
 
 

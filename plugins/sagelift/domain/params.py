@@ -49,8 +49,15 @@ MAX_HYPERPARAMETERS = 100
 MAX_ENV_ENTRIES = 100
 MAX_CHANNELS = 20
 
-CHANNEL_KEYS = {"ChannelName", "DataSource", "ContentType", "CompressionType", "RecordWrapperType",
-                "InputMode", "ShuffleConfig"}
+CHANNEL_KEYS = {
+    "ChannelName",
+    "DataSource",
+    "ContentType",
+    "CompressionType",
+    "RecordWrapperType",
+    "InputMode",
+    "ShuffleConfig",
+}
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
 S3_DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 COMPRESSION_TYPES = ("None", "Gzip")
@@ -109,86 +116,186 @@ _STRING_OR_EMPTY = {"type": ["string", "null"]}
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
-        "model_name", "", _STRING_OR_EMPTY, "Model name",
+        "model_name",
+        "",
+        _STRING_OR_EMPTY,
+        "Model name",
         "Name of the model to train and deploy. Names the training job, model and endpoint config of each run "
         f"and the endpoint itself (stable across runs). Letters, digits and '-', at most {MODEL_NAME_MAX} "
         "characters.",
-        SECTION_MODEL, ("churn-predictor",)),
+        SECTION_MODEL,
+        ("churn-predictor",),
+    ),
     ParamSpec(
-        "account_id", "", {"type": ["string", "integer", "null"]}, "Scientist AWS account",
+        "account_id",
+        "",
+        {"type": ["string", "integer", "null"]},
+        "Scientist AWS account",
         "Twelve-digit id of your (the data scientist's) AWS account, where the model is trained and deployed. "
         "It must be onboarded to sagelift by an ML engineer.",
-        SECTION_MODEL, ("333333333333",)),
+        SECTION_MODEL,
+        ("333333333333",),
+    ),
     ParamSpec(
-        "model_docker_image", "", _STRING_OR_EMPTY, "Inference image",
+        "model_docker_image",
+        "",
+        _STRING_OR_EMPTY,
+        "Inference image",
         "Docker image that serves the model, e.g. <account>.dkr.ecr.<region>.amazonaws.com/repo:tag. "
         "Required, except with a built-in training algorithm, whose image serves by default. Images outside "
         "your account's ECR are copied into it first.",
-        SECTION_DEPLOYMENT, ("333333333333.dkr.ecr.us-east-1.amazonaws.com/churn-serving:1.4",)),
+        SECTION_DEPLOYMENT,
+        ("333333333333.dkr.ecr.us-east-1.amazonaws.com/churn-serving:1.4",),
+    ),
     ParamSpec(
-        "model_artifact_s3_path", "", _STRING_OR_EMPTY, "Existing model artifact",
+        "model_artifact_s3_path",
+        "",
+        _STRING_OR_EMPTY,
+        "Existing model artifact",
         "S3 URI of an existing model.tar.gz. When given, training is skipped and this artifact is deployed; "
         "leave the training image and algorithm empty.",
-        SECTION_DEPLOYMENT, ("s3://my-bucket/models/churn/model.tar.gz",)),
+        SECTION_DEPLOYMENT,
+        ("s3://my-bucket/models/churn/model.tar.gz",),
+    ),
     ParamSpec(
-        "environment", {}, {"type": ["object", "string", "null"]}, "Endpoint environment",
+        "environment",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Endpoint environment",
         "Environment variables for the model container, as a JSON object of strings (a JSON-encoded string "
         "is accepted too).",
-        SECTION_DEPLOYMENT, ({"SAGEMAKER_TFS_NGINX_LOGLEVEL": "info"},)),
+        SECTION_DEPLOYMENT,
+        ({"SAGEMAKER_TFS_NGINX_LOGLEVEL": "info"},),
+    ),
     ParamSpec(
-        "training_algorithm_name", "", _STRING_OR_EMPTY, "Built-in algorithm",
+        "training_algorithm_name",
+        "",
+        _STRING_OR_EMPTY,
+        "Built-in algorithm",
         "Train with a SageMaker built-in algorithm instead of your own image: one of "
-        + ", ".join(builtin_algorithms()) + ". Give this or the training image, not both.",
-        SECTION_TRAINING, ("xgboost",)),
+        + ", ".join(builtin_algorithms())
+        + ". Give this or the training image, not both.",
+        SECTION_TRAINING,
+        ("xgboost",),
+    ),
     ParamSpec(
-        "training_docker_image", "", _STRING_OR_EMPTY, "Training image",
+        "training_docker_image",
+        "",
+        _STRING_OR_EMPTY,
+        "Training image",
         "Docker image with your training code. Give this or a built-in algorithm, not both.",
-        SECTION_TRAINING, ("333333333333.dkr.ecr.us-east-1.amazonaws.com/churn-train:1.4",)),
+        SECTION_TRAINING,
+        ("333333333333.dkr.ecr.us-east-1.amazonaws.com/churn-train:1.4",),
+    ),
     ParamSpec(
-        "training_hyperparameters", {}, {"type": ["object", "string", "null"]}, "Hyperparameters",
+        "training_hyperparameters",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Hyperparameters",
         "Hyperparameters passed to the training job, as a JSON object (a JSON-encoded string is accepted "
         "too). Values are sent as strings; at most 100, keys up to 256 and values up to 2500 characters.",
-        SECTION_TRAINING, ({"max_depth": "5", "eta": "0.2"},)),
+        SECTION_TRAINING,
+        ({"max_depth": "5", "eta": "0.2"},),
+    ),
     ParamSpec(
-        "training_instance_count", 2, {"type": ["integer", "string"]}, "Training instances",
+        "training_instance_count",
+        2,
+        {"type": ["integer", "string"]},
+        "Training instances",
         f"Number of training instances (1-{MAX_TRAINING_INSTANCES}) for distributed training.",
-        SECTION_TRAINING, (2,)),
+        SECTION_TRAINING,
+        (2,),
+    ),
     ParamSpec(
-        "training_instance_type", "ml.m5.large", {"type": "string"}, "Training instance type",
+        "training_instance_type",
+        "ml.m5.large",
+        {"type": "string"},
+        "Training instance type",
         "SageMaker ML instance type for training.",
-        SECTION_TRAINING, ("ml.m5.large",)),
+        SECTION_TRAINING,
+        ("ml.m5.large",),
+    ),
     ParamSpec(
-        "endpoint_instance_type", "ml.m5.large", {"type": "string"}, "Endpoint instance type",
+        "endpoint_instance_type",
+        "ml.m5.large",
+        {"type": "string"},
+        "Endpoint instance type",
         "SageMaker ML instance type that hosts the endpoint.",
-        SECTION_DEPLOYMENT, ("ml.m5.large",)),
+        SECTION_DEPLOYMENT,
+        ("ml.m5.large",),
+    ),
     ParamSpec(
-        "training_channels", [], {"type": ["array", "string", "null"]}, "Training channels",
+        "training_channels",
+        [],
+        {"type": ["array", "string", "null"]},
+        "Training channels",
         "Data channels for the training job: a JSON array shaped like CreateTrainingJob's InputDataConfig "
         "(ChannelName, DataSource.S3DataSource.S3Uri, ...); a JSON-encoded string is accepted too.",
         SECTION_TRAINING,
-        ([{"ChannelName": "train", "DataSource": {"S3DataSource": {
-            "S3Uri": "s3://my-bucket/churn/train/", "S3DataType": "S3Prefix",
-            "S3DataDistributionType": "FullyReplicated"}}}],)),
+        (
+            [
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3Uri": "s3://my-bucket/churn/train/",
+                            "S3DataType": "S3Prefix",
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            ],
+        ),
+    ),
     ParamSpec(
-        "training_s3_output_path", "", _STRING_OR_EMPTY, "Training output path",
+        "training_s3_output_path",
+        "",
+        _STRING_OR_EMPTY,
+        "Training output path",
         "S3 URI under which the training job writes the model artifact. Required when training.",
-        SECTION_TRAINING, ("s3://my-bucket/churn/output/",)),
+        SECTION_TRAINING,
+        ("s3://my-bucket/churn/output/",),
+    ),
     ParamSpec(
-        "tags_s3_path", "", _STRING_OR_EMPTY, "Tag document override",
+        "tags_s3_path",
+        "",
+        _STRING_OR_EMPTY,
+        "Tag document override",
         "S3 URI of a tag document to use instead of the platform's standard one. Usually left empty.",
-        SECTION_ADVANCED, (), original=False),
+        SECTION_ADVANCED,
+        (),
+        original=False,
+    ),
     ParamSpec(
-        "pvc_name", "", _STRING_OR_EMPTY, "Pipeline volume claim name",
+        "pvc_name",
+        "",
+        _STRING_OR_EMPTY,
+        "Pipeline volume claim name",
         "Name of the PersistentVolumeClaim ensured by step 1 (a DNS-1123 name). Empty: the platform default.",
-        SECTION_ADVANCED, (), original=False),
+        SECTION_ADVANCED,
+        (),
+        original=False,
+    ),
     ParamSpec(
-        "pvc_size", "", _STRING_OR_EMPTY, "Pipeline volume claim size",
+        "pvc_size",
+        "",
+        _STRING_OR_EMPTY,
+        "Pipeline volume claim size",
         "Storage request of the claim, a Kubernetes quantity such as 50Mi. Empty: the platform default.",
-        SECTION_ADVANCED, (), original=False),
+        SECTION_ADVANCED,
+        (),
+        original=False,
+    ),
     ParamSpec(
-        "pvc_storage_class", "", _STRING_OR_EMPTY, "Pipeline volume storage class",
+        "pvc_storage_class",
+        "",
+        _STRING_OR_EMPTY,
+        "Pipeline volume storage class",
         "StorageClass of the claim. Empty: the platform default.",
-        SECTION_ADVANCED, (), original=False),
+        SECTION_ADVANCED,
+        (),
+        original=False,
+    ),
 )
 
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
@@ -303,14 +410,19 @@ def check_image(value: str | None, name: str, problems: Problems) -> None:
     if value is None:
         return
     if len(value) > 255 or not IMAGE_RE.match(value):
-        problems.add(name, f"must be an image reference like registry/repository:tag (or @sha256:...), "
-                           f"lowercase repository, at most 255 characters; got {value!r}")
+        problems.add(
+            name,
+            f"must be an image reference like registry/repository:tag (or @sha256:...), "
+            f"lowercase repository, at most 255 characters; got {value!r}",
+        )
 
 
 def _check_instance_type(value: str, name: str, kind: str, problems: Problems) -> None:
     if not INSTANCE_TYPE_RE.match(value):
-        problems.add(name, f"must be a SageMaker ML instance type of the ml.* family such as ml.m5.large, "
-                           f"got {value!r}")
+        problems.add(
+            name,
+            f"must be a SageMaker ML instance type of the ml.* family such as ml.m5.large, got {value!r}",
+        )
     elif value not in instance_types()[kind]:
         problems.add(name, f"{value!r} is not a SageMaker {kind} instance type")
 
@@ -331,7 +443,9 @@ def _check_channels(channels: list[Any], problems: Problems) -> list[dict[str, A
             problems.add(where, f"unknown channel field(s) {unknown}; allowed: {sorted(CHANNEL_KEYS)}")
         channel_name = channel.get("ChannelName")
         if not isinstance(channel_name, str) or not CHANNEL_NAME_RE.match(channel_name):
-            problems.add(f"{where}.ChannelName", "required: 1-64 characters of letters, digits, '.', '-', '_'")
+            problems.add(
+                f"{where}.ChannelName", "required: 1-64 characters of letters, digits, '.', '-', '_'"
+            )
         elif channel_name in seen:
             problems.add(f"{where}.ChannelName", f"channel names must be unique; {channel_name!r} repeats")
         else:
@@ -349,10 +463,15 @@ def _check_channels(channels: list[Any], problems: Problems) -> list[dict[str, A
                 problems.add(f"{where}.DataSource.S3DataSource.S3DataType", f"must be one of {S3_DATA_TYPES}")
             distribution = s3.get("S3DataDistributionType", "FullyReplicated")
             if distribution not in S3_DISTRIBUTIONS:
-                problems.add(f"{where}.DataSource.S3DataSource.S3DataDistributionType",
-                             f"must be one of {S3_DISTRIBUTIONS}")
-        for key, allowed in (("CompressionType", COMPRESSION_TYPES), ("RecordWrapperType", RECORD_WRAPPERS),
-                             ("InputMode", INPUT_MODES)):
+                problems.add(
+                    f"{where}.DataSource.S3DataSource.S3DataDistributionType",
+                    f"must be one of {S3_DISTRIBUTIONS}",
+                )
+        for key, allowed in (
+            ("CompressionType", COMPRESSION_TYPES),
+            ("RecordWrapperType", RECORD_WRAPPERS),
+            ("InputMode", INPUT_MODES),
+        ):
             if key in channel and channel[key] not in allowed:
                 problems.add(f"{where}.{key}", f"must be one of {allowed}, got {channel[key]!r}")
         content_type = channel.get("ContentType")
@@ -368,17 +487,23 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     unknown = sorted(set(raw) - set(PARAMETER_NAMES))
     for key in unknown:
         hint = _closest(key)
-        problems.add(key, "unknown parameter" + (f"; did you mean {hint!r}?" if hint else
-                                                 f"; known parameters: {', '.join(PARAMETER_NAMES)}"))
+        problems.add(
+            key,
+            "unknown parameter"
+            + (f"; did you mean {hint!r}?" if hint else f"; known parameters: {', '.join(PARAMETER_NAMES)}"),
+        )
 
     model_name = _text(raw, "model_name", problems)
     if model_name is None:
         if "model_name" not in problems.fields():
             problems.add("model_name", "required: the name of the model to train and deploy")
     elif len(model_name) > MODEL_NAME_MAX or not SAGEMAKER_NAME_RE.match(model_name):
-        problems.add("model_name", f"letters, digits and '-' only, starting with a letter or digit, at most "
-                                   f"{MODEL_NAME_MAX} characters (SageMaker names are limited to "
-                                   f"{SAGEMAKER_NAME_MAX} with the run suffix); got {model_name!r}")
+        problems.add(
+            "model_name",
+            f"letters, digits and '-' only, starting with a letter or digit, at most "
+            f"{MODEL_NAME_MAX} characters (SageMaker names are limited to "
+            f"{SAGEMAKER_NAME_MAX} with the run suffix); got {model_name!r}",
+        )
 
     account_raw = raw.get("account_id")
     account_id = None if _blank(account_raw) else str(account_raw).strip()
@@ -398,26 +523,41 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     check_s3_uri(output_path, "training_s3_output_path", problems)
 
     if artifact is not None:
-        for name, value in (("training_docker_image", training_image), ("training_algorithm_name", algorithm)):
+        for name, value in (
+            ("training_docker_image", training_image),
+            ("training_algorithm_name", algorithm),
+        ):
             if value is not None:
-                problems.add(name, "must be empty when model_artifact_s3_path is given (an existing artifact "
-                                   "is deployed without training)")
+                problems.add(
+                    name,
+                    "must be empty when model_artifact_s3_path is given (an existing artifact "
+                    "is deployed without training)",
+                )
     else:
         if training_image is None and algorithm is None:
-            problems.add("training_docker_image", "give exactly one of training_docker_image or "
-                                                  "training_algorithm_name (or model_artifact_s3_path to "
-                                                  "deploy an existing artifact); none was given")
+            problems.add(
+                "training_docker_image",
+                "give exactly one of training_docker_image or "
+                "training_algorithm_name (or model_artifact_s3_path to "
+                "deploy an existing artifact); none was given",
+            )
         elif training_image is not None and algorithm is not None:
-            problems.add("training_algorithm_name", "give exactly one of training_docker_image or "
-                                                    "training_algorithm_name; both were given")
+            problems.add(
+                "training_algorithm_name",
+                "give exactly one of training_docker_image or training_algorithm_name; both were given",
+            )
         if output_path is None:
             problems.add("training_s3_output_path", "required when training (where the artifact is written)")
     if algorithm is not None and algorithm not in builtin_algorithms():
-        problems.add("training_algorithm_name",
-                     f"unknown built-in algorithm {algorithm!r}; one of {', '.join(builtin_algorithms())}")
+        problems.add(
+            "training_algorithm_name",
+            f"unknown built-in algorithm {algorithm!r}; one of {', '.join(builtin_algorithms())}",
+        )
     if model_image is None and algorithm is None:
-        problems.add("model_docker_image", "required: the image that serves the model (only a built-in "
-                                           "algorithm brings its own)")
+        problems.add(
+            "model_docker_image",
+            "required: the image that serves the model (only a built-in algorithm brings its own)",
+        )
 
     environment = _json_value(raw, "environment", dict, problems)
     env_clean: dict[str, str] = {}
@@ -425,8 +565,11 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         problems.add("environment", f"at most {MAX_ENV_ENTRIES} variables, got {len(environment)}")
     for key, value in environment.items():
         if not ENV_KEY_RE.match(key) or len(key) > 1024:
-            problems.add(f"environment.{key}", "variable names are letters, digits and '_', not starting with "
-                                               "a digit, at most 1024 characters")
+            problems.add(
+                f"environment.{key}",
+                "variable names are letters, digits and '_', not starting with "
+                "a digit, at most 1024 characters",
+            )
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             problems.add(f"environment.{key}", f"values must be strings, got {type(value).__name__}")
             continue
@@ -447,8 +590,9 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
             continue
         text = _hyperparameter_value(value)
         if len(text) > 2500:
-            problems.add(f"training_hyperparameters.{key}", f"values are at most 2500 characters, got "
-                                                             f"{len(text)}")
+            problems.add(
+                f"training_hyperparameters.{key}", f"values are at most 2500 characters, got {len(text)}"
+            )
         hyper_clean[key] = text
 
     count = _count(raw, "training_instance_count", 2, 1, MAX_TRAINING_INSTANCES, problems)
@@ -463,8 +607,11 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     check_s3_uri(tags_path, "tags_s3_path", problems)
     pvc_name = _text(raw, "pvc_name", problems)
     if pvc_name is not None and not is_dns1123_name(pvc_name):
-        problems.add("pvc_name", f"must be a DNS-1123 name (lowercase letters, digits and '-', starting and "
-                                 f"ending with a letter or digit), got {pvc_name!r}")
+        problems.add(
+            "pvc_name",
+            f"must be a DNS-1123 name (lowercase letters, digits and '-', starting and "
+            f"ending with a letter or digit), got {pvc_name!r}",
+        )
     pvc_size = _text(raw, "pvc_size", problems)
     if pvc_size is not None and not is_quantity(pvc_size):
         problems.add("pvc_size", f"must be a Kubernetes quantity such as 50Mi or 10Gi, got {pvc_size!r}")
@@ -474,12 +621,22 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
 
     problems.raise_if_any()
     return RunParams(
-        model_name=str(model_name), account_id=str(account_id), model_docker_image=model_image,
-        model_artifact_s3_path=artifact, environment=env_clean, training_algorithm_name=algorithm,
-        training_docker_image=training_image, training_hyperparameters=hyper_clean,
-        training_instance_count=count, training_instance_type=training_type,
-        endpoint_instance_type=endpoint_type, training_channels=channels,
-        training_s3_output_path=output_path, tags_s3_path=tags_path, pvc_name=pvc_name, pvc_size=pvc_size,
+        model_name=str(model_name),
+        account_id=str(account_id),
+        model_docker_image=model_image,
+        model_artifact_s3_path=artifact,
+        environment=env_clean,
+        training_algorithm_name=algorithm,
+        training_docker_image=training_image,
+        training_hyperparameters=hyper_clean,
+        training_instance_count=count,
+        training_instance_type=training_type,
+        endpoint_instance_type=endpoint_type,
+        training_channels=channels,
+        training_s3_output_path=output_path,
+        tags_s3_path=tags_path,
+        pvc_name=pvc_name,
+        pvc_size=pvc_size,
         pvc_storage_class=pvc_class,
     )
 
@@ -496,6 +653,15 @@ def default_conf() -> dict[str, Any]:
 
 
 __all__ = [
-    "MODEL_NAME_MAX", "PARAMETERS", "PARAMETER_NAMES", "ParamSpec", "RunParams", "SageliftValidationError",
-    "builtin_algorithm_image", "builtin_algorithms", "default_conf", "instance_types", "parse_params",
+    "MODEL_NAME_MAX",
+    "PARAMETERS",
+    "PARAMETER_NAMES",
+    "ParamSpec",
+    "RunParams",
+    "SageliftValidationError",
+    "builtin_algorithm_image",
+    "builtin_algorithms",
+    "default_conf",
+    "instance_types",
+    "parse_params",
 ]

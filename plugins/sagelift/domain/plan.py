@@ -37,12 +37,19 @@ def derive_run_key(dag_id: str, run_id: str) -> str:
 def derive_names(model_name: str, dag_id: str, run_id: str) -> RunNames:
     key = derive_run_key(dag_id, run_id)
     per_run = f"{model_name}-{key}"
-    return RunNames(run_key=key, training_job=per_run, model=per_run, endpoint_config=per_run,
-                    endpoint=model_name, api=model_name)
+    return RunNames(
+        run_key=key,
+        training_job=per_run,
+        model=per_run,
+        endpoint_config=per_run,
+        endpoint=model_name,
+        api=model_name,
+    )
 
 
-def build_plan(conf: Mapping[str, Any], platform_raw: Mapping[str, Any] | None, dag_id: str,
-               run_id: str) -> dict[str, Any]:
+def build_plan(
+    conf: Mapping[str, Any], platform_raw: Mapping[str, Any] | None, dag_id: str, run_id: str
+) -> dict[str, Any]:
     """Validate everything a user or the platform can get wrong; return the run's JSON-able plan."""
     platform = PlatformConfig.from_dict(platform_raw)
     params = parse_params(conf)
@@ -51,10 +58,16 @@ def build_plan(conf: Mapping[str, Any], platform_raw: Mapping[str, Any] | None, 
         platform.account(params.account_id)
     except SageliftValidationError as err:
         problems.items.extend(err.problems)
-    if params.trains and params.training_algorithm_name is not None and \
-            builtin_algorithm_image(params.training_algorithm_name, platform.region) is None:
-        problems.add("training_algorithm_name", f"{params.training_algorithm_name!r} has no registry listed for "
-                                                f"region {platform.region} in sagelift's algorithm table")
+    if (
+        params.trains
+        and params.training_algorithm_name is not None
+        and builtin_algorithm_image(params.training_algorithm_name, platform.region) is None
+    ):
+        problems.add(
+            "training_algorithm_name",
+            f"{params.training_algorithm_name!r} has no registry listed for "
+            f"region {platform.region} in sagelift's algorithm table",
+        )
     problems.raise_if_any()
     names = derive_names(params.model_name, dag_id, run_id)
     return {

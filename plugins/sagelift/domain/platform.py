@@ -64,12 +64,20 @@ class AccountSettings:
         for key in ("execution_role_name", "training_role_name", "model_role_name", "api_invoke_role_name"):
             value = raw.get(key)
             if value is not None:
-                _check(problems, isinstance(value, str) and bool(ROLE_NAME_RE.match(value)),
-                       f"{prefix}.{key}", "an IAM role name: 1-64 characters of letters, digits and +=,.@_-")
+                _check(
+                    problems,
+                    isinstance(value, str) and bool(ROLE_NAME_RE.match(value)),
+                    f"{prefix}.{key}",
+                    "an IAM role name: 1-64 characters of letters, digits and +=,.@_-",
+                )
         ext = raw.get("execution_external_id")
         if ext is not None:
-            _check(problems, isinstance(ext, str) and bool(EXTERNAL_ID_RE.match(ext)),
-                   f"{prefix}.execution_external_id", "2-1224 characters of letters, digits and +=,.@:/_-")
+            _check(
+                problems,
+                isinstance(ext, str) and bool(EXTERNAL_ID_RE.match(ext)),
+                f"{prefix}.execution_external_id",
+                "2-1224 characters of letters, digits and +=,.@:/_-",
+            )
         return cls(account_id=account_id, **{k: raw.get(k) for k in known})
 
 
@@ -91,8 +99,9 @@ class KubernetesSettings:
     deferrable: bool = False
     startup_timeout_seconds: int = 300
     # The ensure_pvc container's requests/limits, in the pod spec's own shape.
-    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: {
-        "requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}})
+    resources: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+    )
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> KubernetesSettings:
@@ -101,24 +110,56 @@ class KubernetesSettings:
         settings = cls(**{k: v for k, v in raw.items() if k in {f.name for f in fields(cls)}})
         p = "platform.kubernetes"
         _check(problems, isinstance(settings.enabled, bool), f"{p}.enabled", "true or false")
-        _check(problems, _is_dns1123(settings.namespace, 63), f"{p}.namespace",
-               "a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters")
-        _check(problems, _is_dns1123(settings.pvc_name, 253), f"{p}.pvc_name",
-               "a DNS-1123 name: lowercase letters, digits and '-', at most 253 characters")
-        _check(problems, is_quantity(settings.pvc_size), f"{p}.pvc_size",
-               "a Kubernetes quantity such as 50Mi or 10Gi")
-        _check(problems, settings.pvc_storage_class is None or _is_dns1123(settings.pvc_storage_class, 253),
-               f"{p}.pvc_storage_class", "a DNS-1123 name or null for the cluster default")
-        _check(problems, settings.pvc_access_mode in ACCESS_MODES, f"{p}.pvc_access_mode",
-               f"one of {', '.join(ACCESS_MODES)}")
-        _check(problems, isinstance(settings.wait_for_bound_seconds, int) and settings.wait_for_bound_seconds >= 0,
-               f"{p}.wait_for_bound_seconds", "a whole number of seconds, 0 to not wait for Bound")
-        _check(problems, isinstance(settings.startup_timeout_seconds, int)
-               and not isinstance(settings.startup_timeout_seconds, bool) and settings.startup_timeout_seconds >= 1,
-               f"{p}.startup_timeout_seconds", "a positive whole number of seconds")
-        _check(problems, _is_resources(settings.resources), f"{p}.resources",
-               'an object like {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}: '
-               "keys requests/limits, resources cpu/memory/ephemeral-storage, values Kubernetes quantities")
+        _check(
+            problems,
+            _is_dns1123(settings.namespace, 63),
+            f"{p}.namespace",
+            "a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+        )
+        _check(
+            problems,
+            _is_dns1123(settings.pvc_name, 253),
+            f"{p}.pvc_name",
+            "a DNS-1123 name: lowercase letters, digits and '-', at most 253 characters",
+        )
+        _check(
+            problems,
+            is_quantity(settings.pvc_size),
+            f"{p}.pvc_size",
+            "a Kubernetes quantity such as 50Mi or 10Gi",
+        )
+        _check(
+            problems,
+            settings.pvc_storage_class is None or _is_dns1123(settings.pvc_storage_class, 253),
+            f"{p}.pvc_storage_class",
+            "a DNS-1123 name or null for the cluster default",
+        )
+        _check(
+            problems,
+            settings.pvc_access_mode in ACCESS_MODES,
+            f"{p}.pvc_access_mode",
+            f"one of {', '.join(ACCESS_MODES)}",
+        )
+        _check(
+            problems,
+            isinstance(settings.wait_for_bound_seconds, int) and settings.wait_for_bound_seconds >= 0,
+            f"{p}.wait_for_bound_seconds",
+            "a whole number of seconds, 0 to not wait for Bound",
+        )
+        timeout = settings.startup_timeout_seconds
+        _check(
+            problems,
+            isinstance(timeout, int) and not isinstance(timeout, bool) and timeout >= 1,
+            f"{p}.startup_timeout_seconds",
+            "a positive whole number of seconds",
+        )
+        _check(
+            problems,
+            _is_resources(settings.resources),
+            f"{p}.resources",
+            'an object like {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}'
+            ": keys requests/limits, resources cpu/memory/ephemeral-storage, values Kubernetes quantities",
+        )
         return settings
 
 
@@ -149,32 +190,62 @@ class EcrSettings:
         if "platforms" in values:
             values["platforms"] = tuple(values["platforms"] or ())
         settings = cls(**values)
-        _check(problems, settings.tag_mutability in ("MUTABLE", "IMMUTABLE"), "platform.ecr.tag_mutability",
-               "MUTABLE or IMMUTABLE")
-        _check(problems, bool(re.match(r"^([a-z0-9]+([._-][a-z0-9]+)*/)*$", settings.repository_prefix)),
-               "platform.ecr.repository_prefix",
-               "lowercase path segments each ending in '/', e.g. 'sagelift/' (or empty)")
-        _check(problems, isinstance(settings.scan_on_push, bool), "platform.ecr.scan_on_push", "true or false")
-        _check(problems, settings.source_registry_conn_id is None
-               or (isinstance(settings.source_registry_conn_id, str)
-                   and bool(CONN_ID_RE.match(settings.source_registry_conn_id))),
-               "platform.ecr.source_registry_conn_id", "an Airflow connection id or null for anonymous pulls")
-        _check(problems, all(isinstance(p, str) and bool(PLATFORM_RE.match(p)) for p in settings.platforms),
-               "platform.ecr.platforms", "a list of os/arch[/variant] such as linux/amd64 (empty: all)")
-        _check(problems, settings.registry_endpoint is None
-               or (isinstance(settings.registry_endpoint, str)
-                   and bool(REGISTRY_ENDPOINT_RE.match(settings.registry_endpoint))),
-               "platform.ecr.registry_endpoint",
-               "host[:port], optionally with {account_id} and {region}; null for ECR's own host")
-        _check(problems, settings.registry_ca_file is None
-               or (isinstance(settings.registry_ca_file, str) and settings.registry_ca_file.startswith("/")),
-               "platform.ecr.registry_ca_file", "an absolute path to a PEM file, or null")
+        _check(
+            problems,
+            settings.tag_mutability in ("MUTABLE", "IMMUTABLE"),
+            "platform.ecr.tag_mutability",
+            "MUTABLE or IMMUTABLE",
+        )
+        _check(
+            problems,
+            bool(re.match(r"^([a-z0-9]+([._-][a-z0-9]+)*/)*$", settings.repository_prefix)),
+            "platform.ecr.repository_prefix",
+            "lowercase path segments each ending in '/', e.g. 'sagelift/' (or empty)",
+        )
+        _check(
+            problems, isinstance(settings.scan_on_push, bool), "platform.ecr.scan_on_push", "true or false"
+        )
+        _check(
+            problems,
+            settings.source_registry_conn_id is None
+            or (
+                isinstance(settings.source_registry_conn_id, str)
+                and bool(CONN_ID_RE.match(settings.source_registry_conn_id))
+            ),
+            "platform.ecr.source_registry_conn_id",
+            "an Airflow connection id or null for anonymous pulls",
+        )
+        _check(
+            problems,
+            all(isinstance(p, str) and bool(PLATFORM_RE.match(p)) for p in settings.platforms),
+            "platform.ecr.platforms",
+            "a list of os/arch[/variant] such as linux/amd64 (empty: all)",
+        )
+        _check(
+            problems,
+            settings.registry_endpoint is None
+            or (
+                isinstance(settings.registry_endpoint, str)
+                and bool(REGISTRY_ENDPOINT_RE.match(settings.registry_endpoint))
+            ),
+            "platform.ecr.registry_endpoint",
+            "host[:port], optionally with {account_id} and {region}; null for ECR's own host",
+        )
+        _check(
+            problems,
+            settings.registry_ca_file is None
+            or (isinstance(settings.registry_ca_file, str) and settings.registry_ca_file.startswith("/")),
+            "platform.ecr.registry_ca_file",
+            "an absolute path to a PEM file, or null",
+        )
         return settings
 
 
 PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
-REGISTRY_ENDPOINT_RE = re.compile(r"^([A-Za-z0-9-]+|\{account_id\}|\{region\})"
-                                  r"(\.([A-Za-z0-9-]+|\{account_id\}|\{region\}))*(:[0-9]{1,5})?$")
+REGISTRY_ENDPOINT_RE = re.compile(
+    r"^([A-Za-z0-9-]+|\{account_id\}|\{region\})"
+    r"(\.([A-Za-z0-9-]+|\{account_id\}|\{region\}))*(:[0-9]{1,5})?$"
+)
 
 
 @dataclass(frozen=True)
@@ -202,17 +273,37 @@ class ApiSettings:
             values["allowed_vpc_endpoint_ids"] = tuple(values["allowed_vpc_endpoint_ids"] or ())
         settings = cls(**values)
         p = "platform.api"
-        _check(problems, bool(STAGE_RE.match(str(settings.stage_name))), f"{p}.stage_name",
-               "1-128 characters of letters, digits, '-' and '_'")
-        _check(problems, settings.authorization in ("AWS_IAM", "API_KEY"), f"{p}.authorization",
-               "AWS_IAM or API_KEY")
-        _check(problems, isinstance(settings.integration_timeout_ms, int)
-               and 50 <= settings.integration_timeout_ms <= 29000,
-               f"{p}.integration_timeout_ms", "between 50 and 29000 milliseconds")
-        _check(problems, settings.quota_period in ("DAY", "WEEK", "MONTH"), f"{p}.quota_period",
-               "DAY, WEEK or MONTH")
-        _check(problems, settings.endpoint_type in ("REGIONAL", "PRIVATE", "EDGE"), f"{p}.endpoint_type",
-               "REGIONAL, PRIVATE or EDGE")
+        _check(
+            problems,
+            bool(STAGE_RE.match(str(settings.stage_name))),
+            f"{p}.stage_name",
+            "1-128 characters of letters, digits, '-' and '_'",
+        )
+        _check(
+            problems,
+            settings.authorization in ("AWS_IAM", "API_KEY"),
+            f"{p}.authorization",
+            "AWS_IAM or API_KEY",
+        )
+        _check(
+            problems,
+            isinstance(settings.integration_timeout_ms, int)
+            and 50 <= settings.integration_timeout_ms <= 29000,
+            f"{p}.integration_timeout_ms",
+            "between 50 and 29000 milliseconds",
+        )
+        _check(
+            problems,
+            settings.quota_period in ("DAY", "WEEK", "MONTH"),
+            f"{p}.quota_period",
+            "DAY, WEEK or MONTH",
+        )
+        _check(
+            problems,
+            settings.endpoint_type in ("REGIONAL", "PRIVATE", "EDGE"),
+            f"{p}.endpoint_type",
+            "REGIONAL, PRIVATE or EDGE",
+        )
         return settings
 
 
@@ -235,13 +326,27 @@ class SageMakerSettings:
         _unknown_keys(problems, "platform.sagemaker", raw, {f.name for f in fields(cls)})
         settings = cls(**{k: v for k, v in raw.items() if k in {f.name for f in fields(cls)}})
         p = "platform.sagemaker"
-        for name in ("training_volume_size_gb", "training_max_runtime_seconds", "endpoint_initial_instance_count",
-                     "check_interval_seconds", "training_wait_budget_seconds", "endpoint_wait_budget_seconds"):
+        for name in (
+            "training_volume_size_gb",
+            "training_max_runtime_seconds",
+            "endpoint_initial_instance_count",
+            "check_interval_seconds",
+            "training_wait_budget_seconds",
+            "endpoint_wait_budget_seconds",
+        ):
             value = getattr(settings, name)
-            _check(problems, isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                   f"{p}.{name}", "a positive whole number")
-        _check(problems, isinstance(settings.keep_endpoint_configs, int) and settings.keep_endpoint_configs >= 1,
-               f"{p}.keep_endpoint_configs", "at least 1 (the config in service)")
+            _check(
+                problems,
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                f"{p}.{name}",
+                "a positive whole number",
+            )
+        _check(
+            problems,
+            isinstance(settings.keep_endpoint_configs, int) and settings.keep_endpoint_configs >= 1,
+            f"{p}.keep_endpoint_configs",
+            "at least 1 (the config in service)",
+        )
         return settings
 
 
@@ -269,34 +374,63 @@ class PlatformConfig:
     def from_dict(cls, raw: Mapping[str, Any] | None) -> PlatformConfig:
         if raw is None:
             raise SageliftValidationError.single(
-                "platform", f"the Airflow Variable {VARIABLE_KEY!r} is not set; see README 'Platform configuration'"
+                "platform",
+                f"the Airflow Variable {VARIABLE_KEY!r} is not set; see README 'Platform configuration'",
             )
         if not isinstance(raw, Mapping):
             raise SageliftValidationError.single("platform", "must be a JSON object")
         problems = Problems()
         _unknown_keys(problems, "platform", raw, {f.name for f in fields(cls)})
         region = raw.get("region")
-        _check(problems, isinstance(region, str) and bool(REGION_RE.match(region)), "platform.region",
-               "an AWS region such as us-east-1")
+        _check(
+            problems,
+            isinstance(region, str) and bool(REGION_RE.match(region)),
+            "platform.region",
+            "an AWS region such as us-east-1",
+        )
         master = raw.get("master_role_arn")
-        _check(problems, master is None or (isinstance(master, str) and bool(ROLE_ARN_RE.match(master))),
-               "platform.master_role_arn", "an IAM role ARN, arn:aws:iam::<12 digits>:role/<name>")
+        _check(
+            problems,
+            master is None or (isinstance(master, str) and bool(ROLE_ARN_RE.match(master))),
+            "platform.master_role_arn",
+            "an IAM role ARN, arn:aws:iam::<12 digits>:role/<name>",
+        )
         ext = raw.get("master_external_id")
-        _check(problems, ext is None or (isinstance(ext, str) and bool(EXTERNAL_ID_RE.match(ext))),
-               "platform.master_external_id", "2-1224 characters of letters, digits and +=,.@:/_-")
+        _check(
+            problems,
+            ext is None or (isinstance(ext, str) and bool(EXTERNAL_ID_RE.match(ext))),
+            "platform.master_external_id",
+            "2-1224 characters of letters, digits and +=,.@:/_-",
+        )
         for key in ("execution_role_name", "training_role_name", "model_role_name", "api_invoke_role_name"):
             value = raw.get(key, getattr(cls, key, None))
-            _check(problems, isinstance(value, str) and bool(ROLE_NAME_RE.match(value)), f"platform.{key}",
-                   "an IAM role name: 1-64 characters of letters, digits and +=,.@_-")
+            _check(
+                problems,
+                isinstance(value, str) and bool(ROLE_NAME_RE.match(value)),
+                f"platform.{key}",
+                "an IAM role name: 1-64 characters of letters, digits and +=,.@_-",
+            )
         duration = raw.get("session_duration_seconds", 3600)
-        _check(problems, isinstance(duration, int) and 900 <= duration <= 3600, "platform.session_duration_seconds",
-               "between 900 and 3600 (AWS caps role-chained sessions at one hour)")
+        _check(
+            problems,
+            isinstance(duration, int) and 900 <= duration <= 3600,
+            "platform.session_duration_seconds",
+            "between 900 and 3600 (AWS caps role-chained sessions at one hour)",
+        )
         prefix = raw.get("account_conn_id_prefix", "sagelift_aws_")
-        _check(problems, isinstance(prefix, str) and bool(CONN_ID_RE.match(prefix + "0")),
-               "platform.account_conn_id_prefix", "letters, digits, '_', '.' and '-'")
+        _check(
+            problems,
+            isinstance(prefix, str) and bool(CONN_ID_RE.match(prefix + "0")),
+            "platform.account_conn_id_prefix",
+            "letters, digits, '_', '.' and '-'",
+        )
         tags_uri = raw.get("tags_s3_uri")
-        _check(problems, tags_uri is None or (isinstance(tags_uri, str) and bool(S3_URI_RE.match(tags_uri))),
-               "platform.tags_s3_uri", "an S3 URI such as s3://bucket/path/tags.json")
+        _check(
+            problems,
+            tags_uri is None or (isinstance(tags_uri, str) and bool(S3_URI_RE.match(tags_uri))),
+            "platform.tags_s3_uri",
+            "an S3 URI such as s3://bucket/path/tags.json",
+        )
         raw_accounts = raw.get("accounts") or {}
         accounts: dict[str, AccountSettings] = {}
         if not isinstance(raw_accounts, Mapping):
@@ -309,12 +443,30 @@ class PlatformConfig:
         api = ApiSettings.from_dict(raw.get("api"), problems)
         sagemaker = SageMakerSettings.from_dict(raw.get("sagemaker"), problems)
         problems.raise_if_any()
-        simple = {k: raw[k] for k in (
-            "master_role_arn", "master_external_id", "execution_role_name", "training_role_name",
-            "model_role_name", "api_invoke_role_name", "session_duration_seconds", "account_conn_id_prefix",
-            "tags_s3_uri") if k in raw}
-        return cls(region=str(region), accounts=accounts, kubernetes=kubernetes, ecr=ecr, api=api,
-                   sagemaker=sagemaker, **simple)
+        simple = {
+            k: raw[k]
+            for k in (
+                "master_role_arn",
+                "master_external_id",
+                "execution_role_name",
+                "training_role_name",
+                "model_role_name",
+                "api_invoke_role_name",
+                "session_duration_seconds",
+                "account_conn_id_prefix",
+                "tags_s3_uri",
+            )
+            if k in raw
+        }
+        return cls(
+            region=str(region),
+            accounts=accounts,
+            kubernetes=kubernetes,
+            ecr=ecr,
+            api=api,
+            sagemaker=sagemaker,
+            **simple,
+        )
 
     # --- derived facts for one account -------------------------------------------------------------
     def account(self, account_id: str) -> AccountSettings:
@@ -368,8 +520,12 @@ def _is_resources(value: Any) -> bool:
         if not isinstance(amounts, Mapping) or not set(amounts) <= {"cpu", "memory", "ephemeral-storage"}:
             return False
         for name, amount in amounts.items():
-            cpu_ok = name == "cpu" and isinstance(amount, str) and bool(re.match(r"^[0-9]+m$", amount)) \
+            cpu_ok = (
+                name == "cpu"
+                and isinstance(amount, str)
+                and bool(re.match(r"^[0-9]+m$", amount))
                 and int(amount[:-1]) > 0
+            )
             if not (cpu_ok or is_quantity(amount)):
                 return False
     return True
@@ -380,4 +536,6 @@ def is_quantity(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     match = QUANTITY_RE.match(value)
-    return bool(match) and float(match.group(1)) > 0 and match.group(3) != "m"
+    if match is None:
+        return False
+    return float(match.group(1)) > 0 and match.group(3) != "m"

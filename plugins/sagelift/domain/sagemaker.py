@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sagelift.domain.images import pinned_image
 from sagelift.domain.params import RunParams, builtin_algorithm_image
 from sagelift.domain.plan import RunNames
 from sagelift.domain.platform import SageMakerSettings
@@ -23,21 +24,25 @@ Tags = Sequence[Mapping[str, str]]
 
 
 def resolve_training_image(params: RunParams, region: str, copied: Mapping[str, Any] | None = None) -> str:
-    """The image the training job runs: the ECR copy if step 4 made one, else the given or built-in image."""
-    if copied and copied.get("training_image"):
-        return str(copied["training_image"])
+    """The image the training job runs: step 4's digest-pinned ECR reference, else the given or built-in one."""
+    pinned = pinned_image(copied, "training_docker_image")
+    if pinned:
+        return pinned
     if params.training_docker_image:
         return params.training_docker_image
     image = builtin_algorithm_image(str(params.training_algorithm_name), region)
     if image is None:  # validate refuses this before any step runs
-        raise ValueError(f"training_algorithm_name: no image for {params.training_algorithm_name!r} in {region}")
+        raise ValueError(
+            f"training_algorithm_name: no image for {params.training_algorithm_name!r} in {region}"
+        )
     return image
 
 
 def resolve_model_image(params: RunParams, region: str, copied: Mapping[str, Any] | None = None) -> str:
-    """The serving image: the ECR copy, the given image, or the built-in algorithm's own image."""
-    if copied and copied.get("model_image"):
-        return str(copied["model_image"])
+    """The serving image: step 4's digest-pinned ECR reference, the given image, or the algorithm's own."""
+    pinned = pinned_image(copied, "model_docker_image")
+    if pinned:
+        return pinned
     if params.model_docker_image:
         return params.model_docker_image
     return resolve_training_image(params, region, None)
@@ -60,9 +65,16 @@ def _channel(channel: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_training_job_request(params: RunParams, names: RunNames, *, region: str, role_arn: str,
-                               tags: Tags, settings: SageMakerSettings,
-                               copied_images: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_training_job_request(
+    params: RunParams,
+    names: RunNames,
+    *,
+    region: str,
+    role_arn: str,
+    tags: Tags,
+    settings: SageMakerSettings,
+    copied_images: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     if params.training_s3_output_path is None:
         raise ValueError("training_s3_output_path: required when training")
     request: dict[str, Any] = {
@@ -88,9 +100,16 @@ def build_training_job_request(params: RunParams, names: RunNames, *, region: st
     return request
 
 
-def build_model_request(params: RunParams, names: RunNames, *, region: str, role_arn: str,
-                        model_data_url: str, tags: Tags,
-                        copied_images: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_model_request(
+    params: RunParams,
+    names: RunNames,
+    *,
+    region: str,
+    role_arn: str,
+    model_data_url: str,
+    tags: Tags,
+    copied_images: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "Image": resolve_model_image(params, region, copied_images),
         "ModelDataUrl": model_data_url,
@@ -105,17 +124,20 @@ def build_model_request(params: RunParams, names: RunNames, *, region: str, role
     }
 
 
-def build_endpoint_config_request(params: RunParams, names: RunNames, *, tags: Tags,
-                                  settings: SageMakerSettings) -> dict[str, Any]:
+def build_endpoint_config_request(
+    params: RunParams, names: RunNames, *, tags: Tags, settings: SageMakerSettings
+) -> dict[str, Any]:
     return {
         "EndpointConfigName": names.endpoint_config,
-        "ProductionVariants": [{
-            "VariantName": VARIANT_NAME,
-            "ModelName": names.model,
-            "InitialInstanceCount": settings.endpoint_initial_instance_count,
-            "InstanceType": params.endpoint_instance_type,
-            "InitialVariantWeight": 1.0,
-        }],
+        "ProductionVariants": [
+            {
+                "VariantName": VARIANT_NAME,
+                "ModelName": names.model,
+                "InitialInstanceCount": settings.endpoint_initial_instance_count,
+                "InstanceType": params.endpoint_instance_type,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
         "Tags": [dict(tag) for tag in tags],
     }
 

@@ -53,8 +53,11 @@ def parse_tag_document(text: str | bytes, source: str) -> list[Tag]:
                 continue
             tags.append({"Key": key, "Value": value})
     else:
-        problems.add(field, 'must be a JSON object {"Key": "Value"} or a list [{"Key": ..., "Value": ...}], '
-                            f"got {type(data).__name__}")
+        problems.add(
+            field,
+            'must be a JSON object {"Key": "Value"} or a list [{"Key": ..., "Value": ...}], '
+            f"got {type(data).__name__}",
+        )
     problems.raise_if_any()
     check_tags(tags, field)
     return tags
@@ -75,7 +78,9 @@ def check_tags(tags: Iterable[Mapping[str, str]], field: str = "tags") -> None:
         if len(value) > MAX_VALUE:
             problems.add(where, f"values are at most {MAX_VALUE} characters, got {len(value)}")
         if not TAG_CHARS_RE.match(key) or not TAG_CHARS_RE.match(value):
-            problems.add(where, "keys and values may contain letters, digits, spaces and _ . : / = + - @ only")
+            problems.add(
+                where, "keys and values may contain letters, digits, spaces and _ . : / = + - @ only"
+            )
         if key.lower().startswith(RESERVED_PREFIX):
             problems.add(where, "the aws: prefix is reserved for AWS")
         folded = key.lower()
@@ -101,9 +106,10 @@ def _tag_safe(value: str) -> str:
 
 def merge_tags(standard: Iterable[Mapping[str, str]], run: Iterable[Mapping[str, str]]) -> list[Tag]:
     """Standard tags first, run tags after; a run tag replaces a standard tag of the same key (any case)."""
-    run = [dict(tag) for tag in run]
-    run_keys = {tag["Key"].lower() for tag in run}
-    merged = [dict(tag) for tag in standard if tag["Key"].lower() not in run_keys] + run
+    run_list: list[Tag] = [dict(tag) for tag in run]
+    run_keys = {tag["Key"].lower() for tag in run_list}
+    merged: list[Tag] = [dict(tag) for tag in standard if tag["Key"].lower() not in run_keys]
+    merged += run_list
     check_tags(merged, "tags (merged)")
     return merged
 

@@ -74,8 +74,13 @@ class RoleChainSessionFactory(BaseSessionFactory):
     @cached_property
     def chain(self) -> list[dict[str, str]]:
         hops = self.extra_config.get("role_chain") or []
-        return [{"role_arn": str(h["role_arn"]), **({"external_id": str(h["external_id"])}
-                                                     if h.get("external_id") else {})} for h in hops]
+        return [
+            {
+                "role_arn": str(h["role_arn"]),
+                **({"external_id": str(h["external_id"])} if h.get("external_id") else {}),
+            }
+            for h in hops
+        ]
 
     @cached_property
     def duration_seconds(self) -> int:
@@ -93,11 +98,15 @@ class RoleChainSessionFactory(BaseSessionFactory):
         names = ["runner identity"] + [h["role_arn"] for h in self.chain] + [str(self.role_arn)]
         return f"hop {index + 1} of {len(names) - 1} ({names[index]} -> {names[index + 1]})"
 
-    def _assume(self, source: boto3.session.Session, index: int, role_arn: str,
-                external_id: str | None) -> dict[str, Any]:
+    def _assume(
+        self, source: boto3.session.Session, index: int, role_arn: str, external_id: str | None
+    ) -> dict[str, Any]:
         sts = source.client("sts", config=self.config, endpoint_url=self._sts_endpoint())
-        kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": self.session_name,
-                                  "DurationSeconds": self.duration_seconds}
+        kwargs: dict[str, Any] = {
+            "RoleArn": role_arn,
+            "RoleSessionName": self.session_name,
+            "DurationSeconds": self.duration_seconds,
+        }
         if external_id:
             kwargs["ExternalId"] = external_id
         try:
@@ -116,8 +125,9 @@ class RoleChainSessionFactory(BaseSessionFactory):
             "expiry_time": credentials["Expiration"].isoformat(),
         }
 
-    def _refreshable_session(self, source: boto3.session.Session, index: int, role_arn: str,
-                             external_id: str | None) -> boto3.session.Session:
+    def _refreshable_session(
+        self, source: boto3.session.Session, index: int, role_arn: str, external_id: str | None
+    ) -> boto3.session.Session:
         def refresh() -> dict[str, Any]:
             return self._assume(source, index, role_arn, external_id)
 
@@ -125,7 +135,7 @@ class RoleChainSessionFactory(BaseSessionFactory):
             metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
         )
         core = botocore.session.get_session()
-        core._credentials = credentials
+        core._credentials = credentials  # type: ignore[attr-defined]  # as the provider's own factory does
         core.set_config_variable("region", self.basic_session.region_name)
         return boto3.session.Session(botocore_session=core)
 

@@ -21,6 +21,7 @@ def airflow_params() -> dict[str, Param]:
             schema["examples"] = list(instance_types()[kind])
         elif spec.examples and schema.get("type") in ("string", ["string", "null"]):
             schema["examples"] = list(spec.examples)
-        params[spec.name] = Param(spec.default, title=spec.title, description=spec.description,
-                                  section=spec.section, **schema)
+        params[spec.name] = Param(
+            spec.default, title=spec.title, description=spec.description, section=spec.section, **schema
+        )
     return params

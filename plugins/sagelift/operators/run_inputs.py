@@ -24,8 +24,17 @@ CREATE_MODEL = "create_model"
 DEPLOY_ENDPOINT = "deploy_endpoint"
 EXPOSE_API = "expose_api"
 
-TASK_IDS = (VALIDATE, ENSURE_PVC, ASSUME_ROLE_CHAIN, RESOLVE_TAGS, COPY_IMAGES, TRAIN_MODEL, CREATE_MODEL,
-            DEPLOY_ENDPOINT, EXPOSE_API)
+TASK_IDS = (
+    VALIDATE,
+    ENSURE_PVC,
+    ASSUME_ROLE_CHAIN,
+    RESOLVE_TAGS,
+    COPY_IMAGES,
+    TRAIN_MODEL,
+    CREATE_MODEL,
+    DEPLOY_ENDPOINT,
+    EXPOSE_API,
+)
 
 # Rendered into the stock AWS operators' templated fields, so the provider's own operators and their
 # deferred triggers use the scientist account's connection and region chosen by the run.
@@ -80,7 +89,9 @@ def pull_run_inputs(context: Any) -> RunInputs:
     ti = context["ti"]
     plan = ti.xcom_pull(task_ids=VALIDATE)
     if not plan:
-        raise SageliftValidationError.single(VALIDATE, "no plan in XCom; the validate task must succeed first")
+        raise SageliftValidationError.single(
+            VALIDATE, "no plan in XCom; the validate task must succeed first"
+        )
     return RunInputs(
         plan=plan,
         session=ti.xcom_pull(task_ids=ASSUME_ROLE_CHAIN),

@@ -76,8 +76,13 @@ class SageMakerTrainModelOperator(SageMakerTrainingOperator):
         self.max_attempts = max(1, settings.training_wait_budget_seconds // settings.check_interval_seconds)
         self.max_ingestion_time = settings.training_wait_budget_seconds
         self.config = build_training_job_request(
-            params, names, region=inputs.region, role_arn=inputs.platform.training_role_arn(params.account_id),
-            tags=inputs.tag_list(), settings=settings, copied_images=inputs.images,
+            params,
+            names,
+            region=inputs.region,
+            role_arn=inputs.platform.training_role_arn(params.account_id),
+            tags=inputs.tag_list(),
+            settings=settings,
+            copied_images=inputs.images,
         )
         existing = self._describe_existing(names.training_job)
         if existing is None:
@@ -94,8 +99,11 @@ class SageMakerTrainModelOperator(SageMakerTrainingOperator):
 
     def _follow_existing(self, description: dict[str, Any]) -> dict:
         name, status = description["TrainingJobName"], description["TrainingJobStatus"]
-        self.log.info("Training job %s of this run already exists (%s); following it instead of starting "
-                      "another.", name, status)
+        self.log.info(
+            "Training job %s of this run already exists (%s); following it instead of starting another.",
+            name,
+            status,
+        )
         if status == "Completed":
             return self.serialize_result(name)
         if status in TRAINING_RUNNING:
@@ -103,14 +111,24 @@ class SageMakerTrainModelOperator(SageMakerTrainingOperator):
                 self.defer(
                     timeout=datetime.timedelta(seconds=self.max_ingestion_time or 0) or None,
                     trigger=SageMakerTrigger(
-                        job_name=name, job_type="Training", waiter_delay=self.check_interval,
-                        waiter_max_attempts=self.max_attempts, aws_conn_id=self.aws_conn_id,
-                        region_name=self.region_name, verify=self.verify, botocore_config=self.botocore_config,
+                        job_name=name,
+                        job_type="Training",
+                        waiter_delay=self.check_interval,
+                        waiter_max_attempts=self.max_attempts,
+                        aws_conn_id=self.aws_conn_id,
+                        region_name=self.region_name,
+                        verify=self.verify,
+                        botocore_config=self.botocore_config,
                     ),
                     method_name="execute_complete",
                 )
-            self.hook.check_status(name, "TrainingJobStatus", self.hook.describe_training_job,
-                                   self.check_interval, max_ingestion_time=self.max_ingestion_time)
+            self.hook.check_status(
+                name,
+                "TrainingJobStatus",
+                self.hook.describe_training_job,
+                self.check_interval,
+                max_ingestion_time=self.max_ingestion_time,
+            )
             return self.serialize_result(name)
         reason = description.get("FailureReason", "no reason given")
         raise AirflowException(
@@ -128,8 +146,12 @@ class SageMakerCreateModelOperator(SageMakerModelOperator):
         inputs = pull_run_inputs(context)
         params, names = plan_params(inputs.plan), plan_names(inputs.plan)
         self.config = build_model_request(
-            params, names, region=inputs.region, role_arn=inputs.platform.model_role_arn(params.account_id),
-            model_data_url=_model_data_url(context, inputs), tags=inputs.tag_list(),
+            params,
+            names,
+            region=inputs.region,
+            role_arn=inputs.platform.model_role_arn(params.account_id),
+            model_data_url=_model_data_url(context, inputs),
+            tags=inputs.tag_list(),
             copied_images=inputs.images,
         )
         try:
@@ -175,15 +197,22 @@ class SageMakerDeployEndpointOperator(SageMakerEndpointOperator):
         endpoint = build_endpoint_request(names, tags=tags)
         config: dict[str, Any] = {"Endpoint": endpoint}
         if not self._exists(self.hook.describe_endpoint_config, names.endpoint_config):
-            config["EndpointConfig"] = build_endpoint_config_request(params, names, tags=tags, settings=settings)
+            config["EndpointConfig"] = build_endpoint_config_request(
+                params, names, tags=tags, settings=settings
+            )
         current = self._exists(self.hook.describe_endpoint, names.endpoint)
         if current:
             self.operation = "update"
             endpoint.pop("Tags")  # UpdateEndpoint takes no tags; keep the endpoint's tags current instead
             if tags:
-                self.hook.get_conn().add_tags(ResourceArn=current["EndpointArn"], Tags=tags)
-            self.log.info("Endpoint %s exists (on config %s); updating it to %s.", names.endpoint,
-                          current["EndpointConfigName"], names.endpoint_config)
+                client: Any = self.hook.get_conn()
+                client.add_tags(ResourceArn=current["EndpointArn"], Tags=tags)
+            self.log.info(
+                "Endpoint %s exists (on config %s); updating it to %s.",
+                names.endpoint,
+                current["EndpointConfigName"],
+                names.endpoint_config,
+            )
         else:
             self.operation = "create"
         self.config = config
@@ -197,8 +226,10 @@ class SageMakerDeployEndpointOperator(SageMakerEndpointOperator):
     def _check_outcome(self, result: dict[str, Any], expected_config: str) -> dict[str, Any]:
         endpoint = result["Endpoint"]
         if endpoint.get("EndpointStatus") == "Failed":
-            raise AirflowException(f"Endpoint {endpoint['EndpointName']} failed: "
-                                   f"{endpoint.get('FailureReason', 'no reason given')}")
+            raise AirflowException(
+                f"Endpoint {endpoint['EndpointName']} failed: "
+                f"{endpoint.get('FailureReason', 'no reason given')}"
+            )
         if endpoint.get("EndpointConfigName") != expected_config:
             raise AirflowException(
                 f"Endpoint {endpoint['EndpointName']} is serving config {endpoint.get('EndpointConfigName')}, "

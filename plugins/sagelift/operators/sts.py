@@ -35,7 +35,8 @@ class StsAssumeRoleChainOperator(BaseOperator):
                 "exist; an ML engineer creates it (README 'Onboarding a scientist account')."
             ) from None
         hook = StsHook(aws_conn_id=conn_id, region_name=platform.region)
-        identity = hook.conn.get_caller_identity()
+        client: Any = hook.conn
+        identity = client.get_caller_identity()
         expected_role = platform.execution_role_arn(account_id)
         role_name = expected_role.split(":role/", 1)[1].split("/")[-1]
         arn = identity["Arn"]

@@ -28,8 +28,12 @@ class S3ResolveTagsOperator(BaseOperator):
         inputs = pull_run_inputs(context)
         params = plan_params(inputs.plan)
         platform = inputs.platform
-        run_tags = derive_run_tags(model_name=params.model_name, dag_id=inputs.plan["dag_id"],
-                                   run_id=inputs.plan["run_id"], account_id=params.account_id)
+        run_tags = derive_run_tags(
+            model_name=params.model_name,
+            dag_id=inputs.plan["dag_id"],
+            run_id=inputs.plan["run_id"],
+            account_id=params.account_id,
+        )
         uri = params.tags_s3_path or platform.tags_s3_uri
         standard: list[dict[str, str]] = []
         if uri is None:
@@ -41,15 +45,17 @@ class S3ResolveTagsOperator(BaseOperator):
             merged = merge_tags(standard, run_tags)
         except SageliftValidationError as err:
             raise AirflowFailException(str(err)) from None
-        self.log.info("Tags for every resource of this run: %s",
-                      ", ".join(f"{t['Key']}={t['Value']}" for t in merged))
+        self.log.info(
+            "Tags for every resource of this run: %s", ", ".join(f"{t['Key']}={t['Value']}" for t in merged)
+        )
         return merged
 
     def _read_document(self, uri: str, aws_conn_id: str, region: str) -> list[dict[str, str]]:
         bucket, key = S3Hook.parse_s3_url(uri)
         hook = S3Hook(aws_conn_id=aws_conn_id, region_name=region)
         try:
-            body = hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+            client: Any = hook.get_conn()
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "NoSuchBucket", "404"):

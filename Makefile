@@ -1,0 +1,55 @@
+# sagelift: two commands, `make demo` and `make test`, on a machine with only python3 and the
+# package registries. uv is bootstrapped from the package index (scripts/bootstrap_uv.py) and builds
+# .venv from uv.lock with the machine's python3; it never downloads an interpreter.
+
+PYTHON ?= python3
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+# Debian packages the local stand-ins need (tests and demo only, never the product).
+APT_PACKAGES := skopeo docker-registry apache2-utils kubernetes-client
+APT_COMMANDS := skopeo docker-registry htpasswd kubectl
+
+.PHONY: help env system-deps demo test lint typecheck pytest clean
+
+help:
+	@echo "make demo   run sagemaker_deploy against a local AWS and print what it created"
+	@echo "make test   lint, type-check and run every test tier"
+
+$(UV):
+	$(PYTHON) scripts/bootstrap_uv.py $(UV)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	touch $@
+
+env: $(VENV)/.synced
+
+system-deps:
+	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the local stand-ins:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+demo: env
+	$(VENV)/bin/python -m tests.support.demo include/examples/demo.json
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: env
+	$(VENV)/bin/mypy plugins dags
+
+pytest: env system-deps
+	$(VENV)/bin/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .tools .airflow

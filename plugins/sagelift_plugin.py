@@ -1,0 +1,16 @@
+"""The only module Airflow's plugin scanner imports: registers sagelift's operator extra links.
+
+Everything else lives in the sagelift package, which plugins/.airflowignore hides from the scanner.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from sagelift.links.apigateway import ApiGatewayInvokeUrlLink, ApiGatewayStageLink
+from sagelift.links.kfp import KubeflowPipelinesRunLink
+
+
+class SageliftPlugin(AirflowPlugin):
+    name = "sagelift"
+    operator_extra_links = [ApiGatewayStageLink(), ApiGatewayInvokeUrlLink(), KubeflowPipelinesRunLink()]

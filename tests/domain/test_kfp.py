@@ -1,0 +1,42 @@
+"""KFP naming rules: deterministic, so a retry finds what an earlier try made."""
+
+from __future__ import annotations
+
+import json
+
+from sagelift.domain.kfp import (
+    derive_package_digest,
+    derive_pipeline_version_name,
+    derive_run_display_name,
+    name_filter,
+    version_holds_package,
+)
+
+
+def test_same_content_same_version_name_and_changed_content_a_new_one():
+    one = derive_package_digest(b"spec: 1")
+    two = derive_package_digest(b"spec: 2")
+
+    assert derive_pipeline_version_name("p", one) == derive_pipeline_version_name(
+        "p", derive_package_digest(b"spec: 1")
+    )
+    assert derive_pipeline_version_name("p", one) != derive_pipeline_version_name("p", two)
+
+
+def test_a_version_holds_a_package_by_name_or_by_the_digest_in_its_description():
+    digest = derive_package_digest(b"spec")
+
+    assert version_holds_package({"name": derive_pipeline_version_name("p", digest)}, "p", digest)
+    assert version_holds_package({"name": "p", "description": f"package {digest}"}, "p", digest)
+    assert not version_holds_package({"name": "p", "description": "from the UI"}, "p", digest)
+
+
+def test_run_name_depends_only_on_the_dag_run():
+    assert derive_run_display_name("d", "r") == derive_run_display_name("d", "r")
+    assert derive_run_display_name("d", "r1") != derive_run_display_name("d", "r2")
+
+
+def test_name_filter_is_filter_proto_json():
+    assert json.loads(name_filter("x")) == {
+        "predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": "x"}]
+    }

@@ -1,0 +1,393 @@
+"""expose_api and the API removal path against the local AWS, asserted on what the scientist account holds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sagelift.domain.apigateway import ACCESS_LOG_FORMAT, OWNER_TAG_KEY, RESPONSES, parse_policy
+from sagelift.domain.errors import SageliftValidationError
+from sagelift.links.apigateway import XCOM_KEY, ApiGatewayInvokeUrlLink, ApiGatewayStageLink
+from sagelift.operators.apigateway import ApiGatewayExposeOperator, ApiGatewayRemoveOperator
+from tests.support import local_aws_apigateway
+from tests.support.botocore_validation import RecordedCall, recording_aws_calls
+from tests.support.local_aws import MASTER_ACCOUNT, REGION, RUNNER_ACCOUNT, SCIENTIST_ACCOUNT, LocalAws
+
+CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
+INVOKE_ROLE_ARN = f"arn:aws:iam::{SCIENTIST_ACCOUNT}:role/sagelift-apigateway-invoke"
+STANDARD_TAGS = [{"Key": "team", "Value": "risk"}, {"Key": "cost-center", "Value": "cc-42"}]
+LOG_GROUP_ARN = f"arn:aws:logs:{REGION}:{SCIENTIST_ACCOUNT}:log-group:sagelift-api-access"
+VPCE = "vpce-0123456789abcdef0"
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[LocalAws]:
+    # Our own server: the API Gateway additions must be installed before it serves API Gateway at all.
+    local_aws_apigateway.install()
+    with LocalAws() as server:
+        yield server
+
+
+@pytest.fixture
+def scientist_conn(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty local AWS and a connection whose keys moto attributes to the scientist account."""
+    aws.reset()
+    key_id, secret = aws.create_access_key(SCIENTIST_ACCOUNT)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": key_id,
+                "password": secret,
+                "extra": {"endpoint_url": aws.url, "region_name": REGION},
+            }
+        ),
+    )
+    # The connection holds the scientist account's keys directly; reaching them through the role chain
+    # is assume_role_chain's job and is tested there.
+    monkeypatch.setenv(
+        "AIRFLOW__AWS__SESSION_FACTORY", "airflow.providers.amazon.aws.hooks.base_aws.BaseSessionFactory"
+    )
+    return CONN_ID
+
+
+class FakeTaskInstance:
+    """Answers xcom_pull for the upstream task ids and records xcom_push, as the task runner would."""
+
+    def __init__(self, upstream: dict[str, Any]) -> None:
+        self.upstream = upstream
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_pull(self, task_ids: str, **_: Any) -> Any:
+        return self.upstream.get(task_ids)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def make_context(
+    *,
+    model_name: str = "churn",
+    endpoint: str | None = None,
+    api: dict[str, Any] | None = None,
+    run_id: str = "manual__1",
+) -> dict[str, Any]:
+    plan = {
+        "params": {"model_name": model_name, "account_id": SCIENTIST_ACCOUNT},
+        "names": {"endpoint": endpoint or f"sagelift-{model_name}", "api": f"sagelift-{model_name}"},
+        "platform": {"region": REGION, "accounts": {SCIENTIST_ACCOUNT: {}}, "api": api or {}},
+        "dag_id": "sagelift_pipeline",
+        "run_id": run_id,
+    }
+    session = {"aws_conn_id": CONN_ID, "region": REGION, "account_id": SCIENTIST_ACCOUNT}
+    tags = [
+        *STANDARD_TAGS,
+        {"Key": OWNER_TAG_KEY, "Value": model_name},
+        {"Key": "sagelift:run-id", "Value": run_id},
+    ]
+    ti = FakeTaskInstance({"validate": plan, "assume_role_chain": session, "resolve_tags": tags})
+    return {"ti": ti}
+
+
+def expose(context: dict[str, Any]) -> tuple[dict[str, Any], list[RecordedCall]]:
+    with recording_aws_calls() as calls:
+        result = ApiGatewayExposeOperator(task_id="expose_api").execute(context)
+    return result, calls
+
+
+def remove(context: dict[str, Any]) -> tuple[dict[str, Any], list[RecordedCall]]:
+    with recording_aws_calls() as calls:
+        result = ApiGatewayRemoveOperator(task_id="remove_api").execute(context)
+    return result, calls
+
+
+def assert_valid(calls: list[RecordedCall]) -> None:
+    assert calls, "no AWS call was recorded"
+    assert {c.service for c in calls} == {"apigateway"}
+    assert [(c.operation, c.errors) for c in calls if c.errors] == []
+
+
+def apis(aws: LocalAws, account: str = SCIENTIST_ACCOUNT) -> list[dict[str, Any]]:
+    return aws.client("apigateway", account).get_rest_apis()["items"]
+
+
+def invocations_resource_id(client: Any, api_id: str) -> str:
+    by_path = {r["path"]: r["id"] for r in client.get_resources(restApiId=api_id)["items"]}
+    assert set(by_path) == {"/", "/invocations"}
+    return by_path["/invocations"]
+
+
+# --- first run ---------------------------------------------------------------------------------------
+def test_first_run_builds_the_models_api_in_the_scientist_account(aws: LocalAws, scientist_conn: str) -> None:
+    context = make_context()
+    result, calls = expose(context)
+    assert_valid(calls)
+
+    [api] = apis(aws)
+    api_id = api["id"]
+    assert api["name"] == "sagelift-churn"
+    run_tags = {
+        "team": "risk",
+        "cost-center": "cc-42",
+        OWNER_TAG_KEY: "churn",
+        "sagelift:run-id": "manual__1",
+    }
+    assert api["tags"] == run_tags
+    assert api["endpointConfiguration"]["types"] == ["REGIONAL"]
+    assert not api.get("policy")
+    for other in (RUNNER_ACCOUNT, MASTER_ACCOUNT):
+        assert apis(aws, other) == []
+
+    client = aws.client("apigateway")
+    resource_id = invocations_resource_id(client, api_id)
+    method = client.get_method(restApiId=api_id, resourceId=resource_id, httpMethod="POST")
+    assert method["authorizationType"] == "AWS_IAM"
+    assert method["apiKeyRequired"] is False
+    assert method["requestParameters"] == {
+        "method.request.header.Content-Type": False,
+        "method.request.header.Accept": False,
+    }
+    assert set(method["methodResponses"]) == {"200", "400", "424", "429", "500", "502", "503"}
+    for response in method["methodResponses"].values():
+        assert response["responseParameters"] == {"method.response.header.Content-Type": False}
+
+    integration = method["methodIntegration"]
+    assert integration["type"] == "AWS"
+    assert integration["httpMethod"] == "POST"
+    assert integration["uri"] == (
+        f"arn:aws:apigateway:{REGION}:runtime.sagemaker:path//endpoints/sagelift-churn/invocations"
+    )
+    assert integration["credentials"] == INVOKE_ROLE_ARN
+    assert integration["timeoutInMillis"] == 29000
+    assert integration["requestParameters"] == {
+        "integration.request.header.Content-Type": "method.request.header.Content-Type",
+        "integration.request.header.Accept": "method.request.header.Accept",
+    }
+    patterns = {code: r.get("selectionPattern") for code, r in integration["integrationResponses"].items()}
+    assert patterns == {r.status_code: r.selection_pattern for r in RESPONSES}
+    assert patterns["502"] is None  # the default: anything SageMaker answers that no pattern names
+
+    [deployment] = client.get_deployments(restApiId=api_id)["items"]
+    assert deployment["description"] == "sagelift sagelift_pipeline run manual__1: endpoint sagelift-churn"
+    stage = client.get_stage(restApiId=api_id, stageName="prod")
+    assert stage["deploymentId"] == deployment["id"]
+    assert stage["methodSettings"]["*/*"]["throttlingRateLimit"] == 100.0
+    assert stage["methodSettings"]["*/*"]["throttlingBurstLimit"] == 200
+    assert not stage.get("accessLogSettings")
+    assert stage["tags"] == run_tags
+    assert client.get_usage_plans()["items"] == []
+    assert client.get_api_keys()["items"] == []
+
+    invoke_url = f"https://{api_id}.execute-api.{REGION}.amazonaws.com/prod/invocations"
+    assert result == {
+        "api_id": api_id,
+        "api_name": "sagelift-churn",
+        "stage": "prod",
+        "invoke_url": invoke_url,
+        "deployment_id": deployment["id"],
+        "authorization": "AWS_IAM",
+        "created": True,
+        "api_key_id": None,
+        "usage_plan_id": None,
+    }
+    link_facts = context["ti"].pushed[XCOM_KEY]
+    assert ApiGatewayInvokeUrlLink().format_link(**link_facts) == invoke_url
+    assert ApiGatewayStageLink().format_link(**link_facts) == (
+        f"https://console.aws.amazon.com/apigateway/main/apis/{api_id}/stages"
+        f"?api={api_id}&region={REGION}&stage=prod"
+    )
+
+
+def test_the_invoke_url_is_in_the_task_log(
+    aws: LocalAws, scientist_conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result, _ = expose(make_context())
+    captured = capsys.readouterr()
+    assert result["invoke_url"] in captured.out + captured.err
+
+
+# --- re-runs -----------------------------------------------------------------------------------------
+def test_second_run_redeploys_the_same_api_with_the_same_invoke_url(
+    aws: LocalAws, scientist_conn: str
+) -> None:
+    first, _ = expose(make_context(run_id="manual__1"))
+    second, calls = expose(make_context(run_id="manual__2"))
+    assert_valid(calls)
+    assert not any(c.operation in ("CreateRestApi", "CreateStage", "CreateResource") for c in calls)
+
+    [api] = apis(aws)
+    client = aws.client("apigateway")
+    deployments = client.get_deployments(restApiId=api["id"])["items"]
+    assert sorted(d["id"] for d in deployments) == sorted([first["deployment_id"], second["deployment_id"]])
+    assert first["deployment_id"] != second["deployment_id"]
+    assert second["invoke_url"] == first["invoke_url"]
+    assert second["created"] is False
+    stage = client.get_stage(restApiId=api["id"], stageName="prod")
+    assert stage["deploymentId"] == second["deployment_id"]
+    # The run's tags follow the latest run on the API and its stage.
+    assert stage["tags"]["sagelift:run-id"] == "manual__2"
+    assert api["tags"]["sagelift:run-id"] == "manual__2"
+    assert api["tags"][OWNER_TAG_KEY] == "churn"
+    assert stage["methodSettings"]["*/*"]["throttlingBurstLimit"] == 200
+    method = client.get_method(
+        restApiId=api["id"], resourceId=invocations_resource_id(client, api["id"]), httpMethod="POST"
+    )
+    assert set(method["methodIntegration"]["integrationResponses"]) == {r.status_code for r in RESPONSES}
+
+
+def test_a_rerun_points_the_integration_at_the_current_endpoint(aws: LocalAws, scientist_conn: str) -> None:
+    expose(make_context(endpoint="sagelift-churn-a"))
+    result, _ = expose(make_context(endpoint="sagelift-churn-b"))
+    client = aws.client("apigateway")
+    [api] = apis(aws)
+    method = client.get_method(
+        restApiId=api["id"], resourceId=invocations_resource_id(client, api["id"]), httpMethod="POST"
+    )
+    assert method["methodIntegration"]["uri"].endswith("/endpoints/sagelift-churn-b/invocations")
+    assert client.get_stage(restApiId=api["id"], stageName="prod")["deploymentId"] == result["deployment_id"]
+
+
+def test_a_different_model_gets_its_own_api(aws: LocalAws, scientist_conn: str) -> None:
+    churn, _ = expose(make_context(model_name="churn"))
+    fraud, calls = expose(make_context(model_name="fraud"))
+    assert_valid(calls)
+    assert sorted((a["name"], a["tags"][OWNER_TAG_KEY]) for a in apis(aws)) == [
+        ("sagelift-churn", "churn"),
+        ("sagelift-fraud", "fraud"),
+    ]
+    assert fraud["api_id"] != churn["api_id"]
+    assert fraud["invoke_url"] != churn["invoke_url"]
+
+
+def test_an_api_of_the_same_name_not_tagged_for_the_model_is_left_alone(
+    aws: LocalAws, scientist_conn: str
+) -> None:
+    stranger = aws.client("apigateway").create_rest_api(name="sagelift-churn", tags={"owner": "someone-else"})
+    result, _ = expose(make_context())
+    assert result["api_id"] != stranger["id"]
+    assert result["created"] is True
+    again, _ = expose(make_context())
+    assert again["api_id"] == result["api_id"]
+    assert len(apis(aws)) == 2
+
+
+# --- platform options --------------------------------------------------------------------------------
+def test_api_key_authorization_adds_a_usage_plan_and_key(aws: LocalAws, scientist_conn: str) -> None:
+    api_settings = {
+        "authorization": "API_KEY",
+        "throttle_rate_limit": 20,
+        "throttle_burst_limit": 40,
+        "quota_limit": 10000,
+        "quota_period": "WEEK",
+    }
+    context = make_context(api=api_settings)
+    result, calls = expose(context)
+    assert_valid(calls)
+    client = aws.client("apigateway")
+    [api] = apis(aws)
+    method = client.get_method(
+        restApiId=api["id"], resourceId=invocations_resource_id(client, api["id"]), httpMethod="POST"
+    )
+    assert method["authorizationType"] == "NONE"
+    assert method["apiKeyRequired"] is True
+
+    [plan] = client.get_usage_plans()["items"]
+    assert plan["name"] == "sagelift-churn"
+    assert plan["apiStages"] == [{"apiId": api["id"], "stage": "prod"}]
+    assert plan["throttle"] == {"rateLimit": 20.0, "burstLimit": 40}
+    assert plan["quota"] == {"limit": 10000, "period": "WEEK"}
+    assert plan["tags"][OWNER_TAG_KEY] == "churn"
+    [key] = client.get_api_keys(includeValues=True)["items"]
+    assert key["enabled"] is True
+    assert [k["id"] for k in client.get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [key["id"]]
+    assert result["api_key_id"] == key["id"]
+    assert result["usage_plan_id"] == plan["id"]
+    # The key's secret value is never in what the task hands on.
+    assert key["value"] not in json.dumps(result)
+    assert key["value"] not in json.dumps(context["ti"].pushed)
+
+    expose(make_context(api=api_settings, run_id="manual__2"))
+    assert len(client.get_usage_plans()["items"]) == 1
+    assert len(client.get_api_keys()["items"]) == 1
+    assert len(apis(aws)) == 1
+
+
+def test_switching_authorization_replaces_the_method(aws: LocalAws, scientist_conn: str) -> None:
+    expose(make_context())
+    _, calls = expose(make_context(api={"authorization": "API_KEY"}))
+    assert_valid(calls)
+    client = aws.client("apigateway")
+    [api] = apis(aws)
+    method = client.get_method(
+        restApiId=api["id"], resourceId=invocations_resource_id(client, api["id"]), httpMethod="POST"
+    )
+    assert (method["authorizationType"], method["apiKeyRequired"]) == ("NONE", True)
+    assert set(method["methodResponses"]) == {r.status_code for r in RESPONSES}
+    assert method["methodIntegration"]["credentials"] == INVOKE_ROLE_ARN
+
+
+def test_resource_policy_and_access_logging_follow_the_platform_settings(
+    aws: LocalAws, scientist_conn: str
+) -> None:
+    restricted = {
+        "allowed_vpc_endpoint_ids": [VPCE],
+        "allowed_org_id": "o-abcdefghij",
+        "access_log_destination_arn": LOG_GROUP_ARN,
+        "stage_name": "v1",
+    }
+    result, calls = expose(make_context(api=restricted))
+    assert_valid(calls)
+    client = aws.client("apigateway")
+    [api] = apis(aws)
+    policy = parse_policy(api["policy"])
+    assert policy is not None
+    denies = {s["Sid"]: s["Condition"] for s in policy["Statement"] if s["Effect"] == "Deny"}
+    assert denies == {
+        "DenyOutsideVpcEndpoints": {"StringNotEquals": {"aws:SourceVpce": [VPCE]}},
+        "DenyOutsideOrganization": {"StringNotEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}},
+    }
+    stage = client.get_stage(restApiId=api["id"], stageName="v1")
+    assert stage["accessLogSettings"] == {"destinationArn": LOG_GROUP_ARN, "format": ACCESS_LOG_FORMAT}
+    assert result["invoke_url"].endswith(".amazonaws.com/v1/invocations")
+
+    expose(make_context(api={"stage_name": "v1"}, run_id="manual__2"))
+    [api] = apis(aws)
+    assert not api.get("policy")
+    assert not client.get_stage(restApiId=api["id"], stageName="v1").get("accessLogSettings")
+
+
+def test_a_broken_api_setting_fails_before_any_aws_call(aws: LocalAws, scientist_conn: str) -> None:
+    before = aws.request_count()
+    with pytest.raises(SageliftValidationError) as error:
+        expose(make_context(api={"authorization": "API_KEY", "allowed_org_id": "o-abcdefghij"}))
+    assert error.value.fields == ["platform.api.allowed_org_id"]
+    assert aws.request_count() == before
+
+
+# --- removal -----------------------------------------------------------------------------------------
+def test_removing_a_models_api_leaves_nothing_and_removing_again_succeeds(
+    aws: LocalAws, scientist_conn: str
+) -> None:
+    api_key_mode = {"authorization": "API_KEY", "quota_limit": 100}
+    expose(make_context(api=api_key_mode))
+    other, _ = expose(make_context(model_name="fraud"))
+    client = aws.client("apigateway")
+
+    result, calls = remove(make_context(api=api_key_mode))
+    assert_valid(calls)
+    assert [a["name"] for a in apis(aws)] == ["sagelift-fraud"]
+    assert client.get_usage_plans()["items"] == []
+    assert client.get_api_keys()["items"] == []
+    assert len(result["api_ids"]) == 1
+    assert len(result["usage_plan_ids"]) == 1
+    assert len(result["api_key_ids"]) == 1
+
+    again, calls = remove(make_context(api=api_key_mode))
+    assert_valid(calls)
+    assert again == {"api_name": "sagelift-churn", "api_ids": [], "usage_plan_ids": [], "api_key_ids": []}
+    assert not any(c.operation.startswith("Delete") for c in calls)
+    assert [a["id"] for a in apis(aws)] == [other["api_id"]]

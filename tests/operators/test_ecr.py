@@ -1,0 +1,330 @@
+"""copy_images against the local AWS (ECR API) and two real registries on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from sagelift.domain.images import pinned_image
+from sagelift.hooks.registry import RegistryAccess, RegistryCredentials, RegistryHook
+from sagelift.operators.ecr import EcrCopyImagesOperator
+from tests.support.botocore_validation import recording_aws_calls
+from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
+from tests.support.oci_images import BuiltImage, build_multi_platform_image, build_single_platform_image
+from tests.support.oci_registry import OciRegistry, RegistryPair
+
+CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
+ECR_HOST = f"{SCIENTIST_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+ECR_PASSWORD = f"{SCIENTIST_ACCOUNT}-auth-token"  # what moto's GetAuthorizationToken hands out
+RUN_TAGS = [{"Key": "team", "Value": "risk"}, {"Key": "sagelift:model", "Value": "churn"}]
+
+
+@pytest.fixture(scope="module")
+def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryPair]:
+    pair = RegistryPair(tmp_path_factory.mktemp("registries"), ECR_PASSWORD)
+    yield pair
+    pair.stop()
+
+
+@pytest.fixture(scope="module")
+def images(
+    registries: RegistryPair, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[BuiltImage, str]]:
+    trainer = build_single_platform_image(
+        tmp_path_factory.mktemp("trainer"), "1.0", [4096, 2 * 1024 * 1024, 512, 65_536], seed=11
+    )
+    server = build_multi_platform_image(tmp_path_factory.mktemp("server"), "2.0", [2048, 300_000], seed=12)
+    other = build_single_platform_image(tmp_path_factory.mktemp("other"), "1.0", [1024], seed=13)
+    return {
+        "trainer": (trainer, registries.push(trainer.reference, "team/trainer", "1.0")),
+        "server": (server, registries.push(server.reference, "team/server", "2.0")),
+        "other": (other, other.reference),
+    }
+
+
+@pytest.fixture
+def scientist_conn(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
+    key_id, secret = local_aws.create_access_key(SCIENTIST_ACCOUNT)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": key_id,
+                "password": secret,
+                "extra": {"endpoint_url": local_aws.url, "region_name": REGION},
+            }
+        ),
+    )
+    # keys straight into the scientist account; the role chain is assume_role_chain's business
+    monkeypatch.setenv(
+        "AIRFLOW__AWS__SESSION_FACTORY", "airflow.providers.amazon.aws.hooks.base_aws.BaseSessionFactory"
+    )
+    return CONN_ID
+
+
+class FakeTaskInstance:
+    """Answers xcom_pull for the upstream task ids and records xcom_push, as the task runner would."""
+
+    def __init__(self, upstream: dict[str, Any]) -> None:
+        self.upstream = upstream
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_pull(self, task_ids: str, **_: Any) -> Any:
+        return self.upstream.get(task_ids)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def make_context(
+    registries: RegistryPair, *, training: str | None, model: str | None, **ecr: Any
+) -> dict[str, Any]:
+    platform = {
+        "region": REGION,
+        "accounts": {SCIENTIST_ACCOUNT: {}},
+        "ecr": {
+            "registry_endpoint": registries.ecr.host,
+            "registry_ca_file": str(registries.ca.ca_file),
+            **ecr,
+        },
+    }
+    plan = {
+        "params": {
+            "model_name": "churn",
+            "account_id": SCIENTIST_ACCOUNT,
+            "training_docker_image": training,
+            "model_docker_image": model,
+        },
+        "names": {},
+        "platform": platform,
+    }
+    session = {"aws_conn_id": CONN_ID, "region": REGION, "account_id": SCIENTIST_ACCOUNT}
+    return {
+        "ti": FakeTaskInstance({"validate": plan, "assume_role_chain": session, "resolve_tags": RUN_TAGS})
+    }
+
+
+def run(context: dict[str, Any]) -> dict[str, Any]:
+    return EcrCopyImagesOperator(task_id="copy_images", backoff_seconds=0.1).execute(context)
+
+
+def ecr_side(registries: RegistryPair) -> tuple[RegistryHook, RegistryAccess]:
+    return RegistryHook(retry_times=0, attempts=1), RegistryAccess(
+        registries.ecr.host, RegistryCredentials("AWS", ECR_PASSWORD), str(registries.ca.ca_file)
+    )
+
+
+def test_copies_both_images_and_publishes_them_pinned_by_digest(
+    registries: RegistryPair, images, scientist_conn: str, local_aws: LocalAws
+) -> None:
+    trainer, trainer_ref = images["trainer"]
+    server, server_ref = images["server"]
+    with recording_aws_calls() as calls:
+        result = run(make_context(registries, training=trainer_ref, model=server_ref))
+
+    assert (
+        pinned_image(result, "training_docker_image") == f"{ECR_HOST}/sagelift/team/trainer@{trainer.digest}"
+    )
+    assert pinned_image(result, "model_docker_image") == f"{ECR_HOST}/sagelift/team/server@{server.digest}"
+    assert result["training_docker_image"]["action"] == result["model_docker_image"]["action"] == "copied"
+    hook, access = ecr_side(registries)
+    assert hook.inspect(f"{registries.ecr.host}/sagelift/team/trainer:1.0", access).digest == trainer.digest
+    assert hook.inspect(f"{registries.ecr.host}/sagelift/team/server:2.0", access).digest == server.digest
+    for digest in server.platform_digests.values():
+        assert (
+            hook.digest_if_present(f"{registries.ecr.host}/sagelift/team/server@{digest}", access) == digest
+        )
+
+    ecr = local_aws.client("ecr")
+    repos = {r["repositoryName"]: r for r in ecr.describe_repositories()["repositories"]}
+    assert set(repos) == {"sagelift/team/trainer", "sagelift/team/server"}
+    for repo in repos.values():
+        assert repo["imageTagMutability"] == "IMMUTABLE"
+        assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"] == RUN_TAGS
+    assert [c.errors for c in calls if c.errors] == []
+    assert "get_authorization_token" not in json.dumps(result)
+    assert ECR_PASSWORD not in json.dumps(result)
+
+
+def test_a_second_run_is_skipped_and_moves_no_layer(
+    registries: RegistryPair, images, scientist_conn: str
+) -> None:
+    _, trainer_ref = images["trainer"]
+    _, server_ref = images["server"]
+    first = run(make_context(registries, training=trainer_ref, model=server_ref, repository_prefix="rerun/"))
+    registries.source.mark()
+    registries.ecr.mark()
+    context = make_context(registries, training=trainer_ref, model=server_ref, repository_prefix="rerun/")
+
+    with pytest.raises(AirflowSkipException, match="already copied"):
+        run(context)
+
+    assert registries.ecr.uploaded_blob_bytes() == 0
+    assert registries.ecr.blob_uploads() == []
+    assert registries.source.downloaded_blob_bytes() == 0
+    again = context["ti"].pushed["return_value"]
+    assert {k: v["image"] for k, v in again.items()} == {k: v["image"] for k, v in first.items()}
+    assert again["training_docker_image"]["action"] == "already_copied"
+
+
+def test_a_missing_tag_fails_naming_the_image(registries: RegistryPair, images, scientist_conn: str) -> None:
+    _, trainer_ref = images["trainer"]
+    missing = trainer_ref.replace(":1.0", ":9.9-missing")
+    with pytest.raises(AirflowFailException, match=r"team/trainer:9\.9-missing"):
+        run(make_context(registries, training=missing, model=None))
+
+
+def test_an_image_already_in_the_account_ecr_is_used_by_digest(
+    registries: RegistryPair, scientist_conn: str, local_aws: LocalAws
+) -> None:
+    ecr = local_aws.client("ecr")
+    ecr.create_repository(repositoryName="models/xgb")
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + "a" * 64,
+                "size": 2,
+            },
+            "layers": [],
+        }
+    )
+    digest = ecr.put_image(repositoryName="models/xgb", imageManifest=manifest, imageTag="3")["image"][
+        "imageId"
+    ]["imageDigest"]
+    context = make_context(registries, training=f"{ECR_HOST}/models/xgb:3", model=None)
+    registries.ecr.mark()
+
+    with pytest.raises(AirflowSkipException, match="already in the account ECR"):
+        run(context)
+
+    published = context["ti"].pushed["return_value"]
+    assert pinned_image(published, "training_docker_image") == f"{ECR_HOST}/models/xgb@{digest}"
+    assert published["model_docker_image"] is None
+    assert registries.ecr.requests() == []
+    with pytest.raises(AirflowFailException, match=r"models/xgb:4"):
+        run(make_context(registries, training=f"{ECR_HOST}/models/xgb:4", model=None))
+
+
+def test_a_platform_filter_pins_the_chosen_platform(
+    registries: RegistryPair, images, scientist_conn: str
+) -> None:
+    server, server_ref = images["server"]
+    result = run(
+        make_context(
+            registries, training=None, model=server_ref, platforms=["linux/arm64"], repository_prefix="arm/"
+        )
+    )
+    arm = server.platform_digests["linux/arm64"]
+    assert pinned_image(result, "model_docker_image") == f"{ECR_HOST}/arm/team/server@{arm}"
+    hook, access = ecr_side(registries)
+    assert hook.inspect(f"{registries.ecr.host}/arm/team/server:2.0", access).digest == arm
+
+
+def test_a_moved_tag_is_not_overwritten_in_an_immutable_repository(
+    registries: RegistryPair, images, scientist_conn: str, tmp_path: Path
+) -> None:
+    moved = build_single_platform_image(tmp_path / "moved", "1.0", [777], seed=21)
+    ref = registries.push(moved.reference, "team/moving", "1.0")
+    run(make_context(registries, training=ref, model=None))
+    replacement = build_single_platform_image(tmp_path / "replacement", "1.0", [778], seed=22)
+    registries.push(replacement.reference, "team/moving", "1.0")
+
+    with pytest.raises(AirflowFailException, match=r"tag 1\.0 .*immutable"):
+        run(make_context(registries, training=ref, model=None))
+    mutable = run(
+        make_context(
+            registries, training=ref, model=None, tag_mutability="MUTABLE", repository_prefix="mutable/"
+        )
+    )
+    assert mutable["training_docker_image"]["digest"] == replacement.digest
+
+
+@pytest.fixture(scope="module")
+def private_source(
+    registries: RegistryPair, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A third registry that wants a password for pulls, holding one image."""
+    root = tmp_path_factory.mktemp("private")
+    registry = OciRegistry(root / "registry", registries.ca, "puller", "s3cret-pull").start()
+    try:
+        image = build_single_platform_image(root / "image", "0.1", [1500, 3000], seed=31)
+        authfile = root / "auth.json"
+        authfile.write_text(json.dumps({"auths": {registry.host: {"auth": "cHVsbGVyOnMzY3JldC1wdWxs"}}}))
+        ref = f"{registry.host}/secret/trainer:0.1"
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--preserve-digests",
+                "--authfile",
+                str(authfile),
+                "--dest-cert-dir",
+                str(registries.ca.cert_dir),
+                image.reference,
+                f"docker://{ref}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield {"registry": registry, "image": image, "ref": ref}
+    finally:
+        registry.stop()
+
+
+def source_conn(monkeypatch: pytest.MonkeyPatch, registry: OciRegistry, password: str) -> str:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SAGELIFT_SOURCE_REGISTRY",
+        json.dumps(
+            {
+                "conn_type": "generic",
+                "host": "127.0.0.1",
+                "port": registry.port,
+                "login": "puller",
+                "password": password,
+            }
+        ),
+    )
+    return "sagelift_source_registry"
+
+
+def test_source_credentials_come_from_the_platform_connection(
+    registries: RegistryPair, private_source, scientist_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id = source_conn(monkeypatch, private_source["registry"], "s3cret-pull")
+    result = run(
+        make_context(
+            registries,
+            training=private_source["ref"],
+            model=None,
+            source_registry_conn_id=conn_id,
+            repository_prefix="private/",
+        )
+    )
+    assert result["training_docker_image"]["digest"] == private_source["image"].digest
+
+
+def test_a_refused_source_password_names_the_registry(
+    registries: RegistryPair, private_source, scientist_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id = source_conn(monkeypatch, private_source["registry"], "wrong")
+    with pytest.raises(AirflowFailException, match=private_source["registry"].host):
+        run(
+            make_context(
+                registries,
+                training=private_source["ref"],
+                model=None,
+                source_registry_conn_id=conn_id,
+                repository_prefix="refused/",
+            )
+        )

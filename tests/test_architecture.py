@@ -1,0 +1,62 @@
+"""Layering: domain/ is pure, and the package's modules are hidden from Airflow's plugin scanner."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = {"airflow", "boto3", "botocore", "kubernetes", "kfp", "kfp_server_api", "aiobotocore", "requests"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_domain_imports_none_of_the_heavy_libraries():
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imports(p) & HEAVY)
+        for p in (ROOT / "plugins/sagelift/domain").rglob("*.py")
+        if _imports(p) & HEAVY
+    }
+    assert offenders == {}
+
+
+def test_layers_point_down_only():
+    package = ROOT / "plugins/sagelift"
+    rules = {
+        "hooks": {"operators", "links"},
+        "triggers": {"operators", "links"},
+        "domain": {"hooks", "operators", "triggers", "links"},
+    }
+    offenders = []
+    for layer, forbidden in rules.items():
+        for path in (package / layer).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module
+                    and node.module.startswith("sagelift.")
+                    and node.module.split(".")[1] in forbidden
+                ):
+                    offenders.append(f"{path.relative_to(ROOT)} imports {node.module}")
+    assert offenders == []
+
+
+def test_plugin_scanner_ignores_the_package():
+    assert "sagelift/" in (ROOT / "plugins/.airflowignore").read_text().split()
+
+
+def test_dags_do_not_import_boto3_or_read_config():
+    for path in (ROOT / "dags").glob("*.py"):
+        text = path.read_text()
+        assert "Variable.get" not in text and "get_connection" not in text, path
+        assert not _imports(path) & {"boto3", "botocore", "kubernetes"}, path
