@@ -6,6 +6,8 @@ role-assumption calls never leave the machine).
 
 Added on top of moto 5.2.5:
 - ``UpdateEndpoint`` (moto lacks it): the endpoint switches to the new config and is InService.
+- AssumeRole honours trust policies (tests/support/local_aws_sts.py) and API Gateway REST API tagging
+  (tests/support/local_aws_apigateway.py).
 - A request log (``requests``) of every call that reached the server, for "no AWS call was made" checks.
 - ``client(service, account)`` to look into any account, as an administrator of that account would.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +76,10 @@ def _patch_moto() -> None:
         )
         return ActionResult({"EndpointArn": endpoint.arn})
 
-    from tests.support import local_aws_apigateway
+    from tests.support import local_aws_apigateway, local_aws_sts
 
     local_aws_apigateway.install()
+    local_aws_sts.install()
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
     SageMakerModelBackend._sagelift_patched = True  # type: ignore[attr-defined]
@@ -91,6 +94,9 @@ class LocalAws:
         self._thread: threading.Thread | None = None
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
+        # Set by tests.support.sagemaker_lifecycle: returns a WSGI app that answers instead of moto
+        # (an injected fault), or None to let moto answer.
+        self.request_hook: Callable[[dict[str, Any]], Any] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> LocalAws:
@@ -115,6 +121,10 @@ class LocalAws:
                             account_header=environ.get("HTTP_X_MOTO_ACCOUNT_ID"),
                         )
                     )
+            hook = self.request_hook
+            fault = hook(environ) if hook is not None and not path.startswith("/moto-api") else None
+            if fault is not None:
+                return fault(environ, start_response)
             return app(environ, start_response)
 
         class QuietHandler(MotoRequestHandler):

@@ -15,6 +15,7 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from sagelift.domain.plan import plan_params
+from sagelift.hooks.sts import RoleChainError
 from sagelift.operators.run_inputs import pull_run_inputs
 
 
@@ -27,16 +28,27 @@ class StsAssumeRoleChainOperator(BaseOperator):
         account_id = plan_params(inputs.plan).account_id
         conn_id = platform.aws_conn_id(account_id)
         try:
-            BaseHook.get_connection(conn_id)
+            connection = BaseHook.get_connection(conn_id)
         except AirflowNotFoundException:
             # The provider would silently fall back to the worker's own credentials: never do that.
             raise AirflowFailException(
                 f"account_id: account {account_id} is onboarded but its AWS connection {conn_id!r} does not "
                 "exist; an ML engineer creates it (README 'Onboarding a scientist account')."
             ) from None
+        chain = [hop["role_arn"] for hop in (connection.extra_dejson.get("role_chain") or [])]
+        if platform.master_role_arn and chain != [platform.master_role_arn]:
+            raise AirflowFailException(
+                f"assume_role_chain: connection {conn_id!r} chains through {chain or 'no role'}, but the platform's "
+                f"master pipeline role is {platform.master_role_arn}; re-render the connection with "
+                "`make onboard` (README 'Onboarding a scientist account')."
+            )
         hook = StsHook(aws_conn_id=conn_id, region_name=platform.region)
-        client: Any = hook.conn
-        identity = client.get_caller_identity()
+        try:
+            client: Any = hook.conn
+            identity = client.get_caller_identity()
+        except RoleChainError as err:
+            # A trust policy or an ExternalId is wrong: retrying cannot help, the message says where.
+            raise AirflowFailException(f"assume_role_chain: {err}") from None
         expected_role = platform.execution_role_arn(account_id)
         role_name = expected_role.split(":role/", 1)[1].split("/")[-1]
         arn = identity["Arn"]
@@ -54,6 +66,14 @@ class StsAssumeRoleChainOperator(BaseOperator):
             "execution_role_arn": expected_role,
             "caller_arn": arn,
             "session_name": session_name,
+            "expiration": _expiry(client),
         }
         self.log.info("Acting in account %s as %s (session %s).", account_id, arn, session_name)
         return facts
+
+
+def _expiry(client: Any) -> str | None:
+    """When the session's credentials expire (they refresh themselves before then); never the keys."""
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    expiry = getattr(credentials, "_expiry_time", None)
+    return expiry.isoformat() if expiry is not None else None
