@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 APT_PACKAGES := skopeo docker-registry apache2-utils kubernetes-client
 APT_COMMANDS := skopeo docker-registry htpasswd kubectl
 
-.PHONY: help env system-deps demo test lint typecheck pytest clean
+.PHONY: help env system-deps demo test lint typecheck pytest onboard clean
 
 help:
 	@echo "make demo   run sagemaker_deploy against a local AWS and print what it created"
@@ -50,6 +50,13 @@ pytest: env system-deps
 	$(VENV)/bin/python -m pytest
 
 test: lint typecheck pytest
+
+# Render IAM policies and the account connection for onboarding a scientist account, e.g.
+# make onboard PLATFORM=platform.json ACCOUNT=333333333333 RUNNER=arn:aws:iam::111111111111:role/workers \
+#      DATA=s3://bucket/data/ OUTPUT=s3://bucket/output/
+onboard: env
+	$(VENV)/bin/python scripts/onboard.py --platform $(PLATFORM) --account $(ACCOUNT) --runner $(RUNNER) \
+	  $(foreach d,$(DATA),--data $(d)) $(foreach o,$(OUTPUT),--output $(o))
 
 clean:
 	rm -rf $(VENV) .tools .airflow

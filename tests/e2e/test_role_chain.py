@@ -96,7 +96,7 @@ def test_no_secret_lands_in_the_database_logs_xcom_or_rendered_fields(
     result = run_deploy(demo_conf())
     assert result.state == "success", result.states
     task_output = capfd.readouterr()
-    secrets = _issued_secrets() + [scenario.runner_key[1]]
+    secrets = [*_issued_secrets(), scenario.runner_key[1]]
     assert len(secrets) > 10
 
     from airflow.models.renderedtifields import RenderedTaskInstanceFields

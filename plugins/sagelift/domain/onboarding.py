@@ -1,0 +1,110 @@
+"""Onboarding a scientist account: the IAM policies of the three roles and the account's connection.
+
+Rendered from the jinja2 templates in include/iam/ and the platform configuration, so the trust chain
+(runner -> master pipeline role -> pipeline execution role) and the connection that performs it can
+never drift apart. ``scripts/onboard.py`` (``make onboard``) writes them out for an ML engineer to apply
+with their usual tooling (Terraform, CloudFormation, the console) and to add the connection to Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from sagelift.domain.platform import PlatformConfig
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "iam"
+
+# (output name, template, which account it belongs in)
+POLICIES = (
+    ("master-trust", "master-trust.json.j2", "ml-support"),
+    ("master-permissions", "master-permissions.json.j2", "ml-support"),
+    ("execution-trust", "execution-trust.json.j2", "scientist"),
+    ("execution-permissions", "execution-permissions.json.j2", "scientist"),
+    ("training-and-model-trust", "sagemaker-role-trust.json.j2", "scientist"),
+    ("training-and-model-permissions", "sagemaker-role-permissions.json.j2", "scientist"),
+    ("apigateway-invoke-trust", "apigateway-invoke-trust.json.j2", "scientist"),
+    ("apigateway-invoke-permissions", "apigateway-invoke-permissions.json.j2", "scientist"),
+)
+
+
+def _s3_arns(uris: list[str], *, buckets: bool) -> list[str]:
+    """Object ARNs for S3 URIs (a trailing '/' means everything under the prefix), plus bucket ARNs."""
+    arns: set[str] = set()
+    for uri in uris:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if buckets:
+            arns.add(f"arn:aws:s3:::{bucket}")
+        arns.add(
+            f"arn:aws:s3:::{bucket}/{key}*"
+            if not key or key.endswith("/")
+            else f"arn:aws:s3:::{bucket}/{key}"
+        )
+    return sorted(arns)
+
+
+def render_policies(
+    platform: PlatformConfig,
+    account_id: str,
+    *,
+    runner_principal_arn: str,
+    data_uris: list[str],
+    output_uris: list[str],
+    templates: Path = TEMPLATES,
+) -> dict[str, dict[str, Any]]:
+    """Every policy document for onboarding ``account_id``, parsed; raises on an unknown account."""
+    account = platform.account(account_id)
+    if platform.master_role_arn is None:
+        raise ValueError("platform.master_role_arn: required to onboard an account")
+    read_uris = list(data_uris) + ([platform.tags_s3_uri] if platform.tags_s3_uri else [])
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    values = {
+        "account_id": account_id,
+        "region": platform.region,
+        "runner_principal_arn": runner_principal_arn,
+        "master_role_arn": platform.master_role_arn,
+        "master_external_id": platform.master_external_id,
+        "execution_external_id": account.execution_external_id,
+        "execution_roles": [
+            (a, s.execution_role_name or platform.execution_role_name)
+            for a, s in sorted(platform.accounts.items())
+        ],
+        "training_role_name": account.training_role_name or platform.training_role_name,
+        "model_role_name": account.model_role_name or platform.model_role_name,
+        "api_invoke_role_name": account.api_invoke_role_name or platform.api_invoke_role_name,
+        "s3_read_arns": _s3_arns(read_uris, buckets=True),
+        "s3_write_arns": _s3_arns(output_uris, buckets=False),
+    }
+    return {name: json.loads(env.get_template(template).render(**values)) for name, template, _ in POLICIES}
+
+
+def render_connection(platform: PlatformConfig, account_id: str, **local_overrides: Any) -> dict[str, Any]:
+    """The Airflow connection ``sagelift_aws_<account>`` that performs the chain (no credentials in it:
+    the worker's own identity, e.g. IRSA, is the first link)."""
+    account = platform.account(account_id)
+    hop: dict[str, Any] = {"role_arn": platform.master_role_arn}
+    if platform.master_external_id:
+        hop["external_id"] = platform.master_external_id
+    extra: dict[str, Any] = {
+        "region_name": platform.region,
+        "role_chain": [hop],
+        "role_arn": platform.execution_role_arn(account_id),
+        "session_duration_seconds": platform.session_duration_seconds,
+        "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 10}},
+    }
+    if account.execution_external_id:
+        extra["assume_role_kwargs"] = {"ExternalId": account.execution_external_id}
+    extra.update(local_overrides)
+    return {
+        "conn_type": "aws",
+        "description": f"sagelift: scientist account {account_id} through the role chain",
+        "extra": extra,
+    }
