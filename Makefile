@@ -9,6 +9,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
+include include/kfp/kfp.mk
+
 # Debian packages the local stand-ins need (tests and demo only, never the product).
 APT_PACKAGES := skopeo docker-registry apache2-utils kubernetes-client
 APT_COMMANDS := skopeo docker-registry htpasswd kubectl
@@ -49,7 +51,7 @@ typecheck: env
 pytest: env system-deps
 	$(VENV)/bin/python -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck kfp-check pytest kfp-test
 
 # Render IAM policies and the account connection for onboarding a scientist account, e.g.
 # make onboard PLATFORM=platform.json ACCOUNT=333333333333 RUNNER=arn:aws:iam::111111111111:role/workers \
@@ -59,4 +61,4 @@ onboard: env
 	  $(foreach d,$(DATA),--data $(d)) $(foreach o,$(OUTPUT),--output $(o))
 
 clean:
-	rm -rf $(VENV) .tools .airflow
+	rm -rf $(VENV) .tools .airflow include/kfp/.venv

@@ -40,3 +40,27 @@ def test_name_filter_is_filter_proto_json():
     assert json.loads(name_filter("x")) == {
         "predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": "x"}]
     }
+
+
+def test_run_parameters_are_the_thirteen_pipeline_parameters():
+    from sagelift.domain.kfp import build_run_parameters
+    from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES, parse_params
+    from tests.support.scenario import demo_conf
+
+    params = parse_params(demo_conf()).to_dict()
+    run = build_run_parameters(params)
+    assert list(run) == list(ORIGINAL_PARAMETER_NAMES)
+    assert run["model_artifact_s3_path"] == ""  # unset -> the pipeline default, never None
+    assert run["training_instance_count"] == 2
+
+
+def test_run_parameters_refuse_overrides_the_pipeline_cannot_take():
+    import pytest
+
+    from sagelift.domain.errors import SageliftValidationError
+    from sagelift.domain.kfp import build_run_parameters
+    from sagelift.domain.params import parse_params
+    from tests.support.scenario import demo_conf
+
+    with pytest.raises(SageliftValidationError, match="pvc_size: not available on the KFP engine"):
+        build_run_parameters(parse_params(demo_conf(pvc_size="1Gi")).to_dict())

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
+
+from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.params import PARAMETERS
 
 # KFP v2beta1 RuntimeState values. CANCELING and PAUSED are not final: the run can still move on.
 SUCCEEDED = "SUCCEEDED"
@@ -66,3 +70,21 @@ def derive_run_url(ui_url: str, run_id: str) -> str:
 
 def is_terminal(state: str | None) -> bool:
     return state in TERMINAL_STATES
+
+
+def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's validated params as the compiled pipeline's 13 runtime parameters (unset -> the default).
+
+    The optional platform overrides (tag document, PVC) have no pipeline parameter: a run that sets one
+    is refused rather than silently run without it.
+    """
+    extra = [spec.name for spec in PARAMETERS if not spec.original and params.get(spec.name) is not None]
+    if extra:
+        raise SageliftValidationError.single(
+            extra[0], "not available on the KFP engine (no pipeline parameter)"
+        )
+    return {
+        spec.name: spec.default if params.get(spec.name) is None else params[spec.name]
+        for spec in PARAMETERS
+        if spec.original
+    }

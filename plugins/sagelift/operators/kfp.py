@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow.triggers.base import TriggerEvent
 
 from sagelift.domain.errors import SageliftValidationError
-from sagelift.domain.kfp import FAILED_STATES, derive_run_display_name
+from sagelift.domain.kfp import FAILED_STATES, build_run_parameters, derive_run_display_name
 from sagelift.hooks.kfp import KubeflowPipelinesError, KubeflowPipelinesHook
 from sagelift.links.kfp import KubeflowPipelinesRunLink
 from sagelift.operators.run_inputs import pull_run_inputs
@@ -86,7 +86,11 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         return KubeflowPipelinesHook(kfp_conn_id=self.kfp_conn_id)
 
     def execute(self, context: Any) -> str:
-        parameters = self.parameters if self.parameters is not None else pull_run_inputs(context).params
+        parameters = (
+            self.parameters
+            if self.parameters is not None
+            else build_run_parameters(pull_run_inputs(context).params)
+        )
         if not isinstance(parameters, dict):
             raise SageliftValidationError.single(
                 "parameters", "must be a mapping of pipeline parameter names to values"

@@ -1,0 +1,235 @@
+"""sagelift's pipeline on the Kubeflow Pipelines v2 DSL: the 13 original parameters, the eight steps.
+
+Compile with ``make kfp-compile`` (writes include/kfp/sagemaker_deploy.yaml, which is committed and
+checked by ``make test``). Each step is a lightweight Python component that calls the matching
+function of ``sagelift_kfp.steps``, which builds its requests with ``sagelift.domain``: the same
+builders as the Airflow DAG.
+
+Compile-time settings (environment variables; the committed YAML uses the defaults):
+
+- ``SAGELIFT_KFP_BASE_IMAGE``: the components' image (default ``sagelift-kfp:0.1.0``, built from
+  include/kfp/Dockerfile: Python with kfp, boto3, kubernetes, ``sagelift.domain``, ``sagelift.pod`` and
+  ``sagelift_kfp`` installed);
+- ``SAGELIFT_KFP_PACKAGES``: space-separated pip requirements installed when a component starts (default
+  none: the image has everything; set it to use a stock Python image instead);
+- ``SAGELIFT_KFP_PLATFORM_CONFIGMAP``: the ConfigMap whose ``platform.json`` key holds the platform
+  configuration (default ``sagelift-platform``), passed to every component as ``SAGELIFT_PLATFORM``.
+"""
+
+import argparse
+import inspect
+import os
+from pathlib import Path
+
+from kfp import compiler, dsl, kubernetes
+
+from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES, PARAMETERS, ParamSpec
+
+PIPELINE_NAME = "sagemaker-deploy"
+DEFAULT_BASE_IMAGE = "sagelift-kfp:0.1.0"
+DEFAULT_PLATFORM_CONFIGMAP = "sagelift-platform"
+PLATFORM_KEY = "platform.json"
+PACKAGE = Path(__file__).resolve().parent / "sagemaker_deploy.yaml"
+
+
+# --- the step bodies, as components ------------------------------------------------------------
+# Lightweight components carry their function's source, so each body imports what it uses.
+def ensure_pvc(
+    model_name: str,
+    account_id: str,
+    model_docker_image: str,
+    model_artifact_s3_path: str,
+    environment: dict,
+    training_algorithm_name: str,
+    training_docker_image: str,
+    training_hyperparameters: dict,
+    training_instance_count: int,
+    training_instance_type: str,
+    endpoint_instance_type: str,
+    training_channels: list,
+    training_s3_output_path: str,
+    pipeline_name: str,
+    run_id: str,
+) -> str:
+    """Validate the run (as Airflow's validate step) and ensure the pipeline's claim; returns the plan.
+
+    The plan travels as JSON text: a KFP struct would turn its integers into floats and refuse nulls.
+    """
+    conf = dict(locals())  # first statement: the 13 run parameters and the two run facts
+    import json
+
+    from sagelift_kfp import steps
+
+    dag_id, run_id = conf.pop("pipeline_name"), conf.pop("run_id")
+    plan = steps.plan_run(conf, dag_id, run_id)
+    print(steps.ensure_pvc(plan))
+    return json.dumps(plan)
+
+
+def assume_role_chain(plan: str) -> dict:
+    """Act in the scientist account: runner identity -> master role -> execution role."""
+    import json
+
+    from sagelift_kfp import steps
+
+    facts = steps.assume_role_chain(json.loads(plan))
+    print(f"Acting in account {facts['account_id']} as {facts['caller_arn']}")
+    return facts
+
+
+def resolve_tags(plan: str, identity: dict) -> list:
+    """The organisation's standard tags plus the run's own."""
+    import json
+
+    from sagelift_kfp import steps
+
+    return steps.resolve_tags(json.loads(plan))
+
+
+def copy_images(plan: str, tags: list) -> dict:
+    """The run's images in the account's ECR, pinned by digest."""
+    import json
+
+    from sagelift_kfp import steps
+
+    return steps.copy_images(json.loads(plan), tags)
+
+
+def train_model(plan: str, tags: list, images: dict) -> str:
+    """Train on SageMaker (the given artifact when training is skipped); returns the artifact URI."""
+    import json
+
+    from sagelift_kfp import steps
+
+    return steps.train_model(json.loads(plan), tags, images)
+
+
+def create_model(plan: str, tags: list, images: dict, model_data_url: str) -> str:
+    """Register the model."""
+    import json
+
+    from sagelift_kfp import steps
+
+    return steps.create_model(json.loads(plan), tags, images, model_data_url)
+
+
+def deploy_endpoint(plan: str, tags: list, model_name: str) -> dict:
+    """Create the model's endpoint, or update it to this run's model."""
+    import json
+
+    from sagelift_kfp import steps
+
+    return steps.deploy_endpoint(json.loads(plan), tags, model_name)
+
+
+def expose_api(plan: str, tags: list, endpoint: dict) -> dict:
+    """Put an API Gateway API in front of the endpoint."""
+    import json
+
+    from sagelift_kfp import steps
+
+    return steps.expose_api(json.loads(plan), tags, endpoint)
+
+
+STEPS = (
+    ensure_pvc,
+    assume_role_chain,
+    resolve_tags,
+    copy_images,
+    train_model,
+    create_model,
+    deploy_endpoint,
+    expose_api,
+)
+
+
+def _kfp_type(spec: ParamSpec) -> type:
+    """The Python type KFP maps to the parameter's type: str, int (NUMBER_INTEGER), dict (STRUCT), list."""
+    return type(spec.default)
+
+
+def build_pipeline(
+    base_image: str = DEFAULT_BASE_IMAGE,
+    packages: tuple[str, ...] = (),
+    platform_configmap: str = DEFAULT_PLATFORM_CONFIGMAP,
+):
+    """The pipeline function, its components built with these image and package settings."""
+    c = {
+        step.__name__: dsl.component(
+            step,
+            base_image=base_image,
+            packages_to_install=list(packages),
+            # kfp itself is in the image (or in ``packages``): no runtime install of the SDK
+            install_kfp_package=False,
+        )
+        for step in STEPS
+    }
+
+    def configure(task: dsl.PipelineTask, name: str) -> dsl.PipelineTask:
+        task.set_display_name(name).set_caching_options(False).set_retry(
+            num_retries=2, backoff_duration="30s"
+        )
+        kubernetes.use_config_map_as_env(
+            task,
+            config_map_name=platform_configmap,
+            config_map_key_to_env={PLATFORM_KEY: "SAGELIFT_PLATFORM"},
+        )
+        return task
+
+    def sagemaker_deploy(*args):
+        run = dict(zip(ORIGINAL_PARAMETER_NAMES, args, strict=True))
+        pvc = configure(
+            c["ensure_pvc"](**run, pipeline_name=PIPELINE_NAME, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER),
+            "ensure_pvc",
+        )
+        plan = pvc.output
+        role = configure(c["assume_role_chain"](plan=plan), "assume_role_chain")
+        tags = configure(c["resolve_tags"](plan=plan, identity=role.output), "resolve_tags")
+        images = configure(c["copy_images"](plan=plan, tags=tags.output), "copy_images")
+        train = configure(c["train_model"](plan=plan, tags=tags.output, images=images.output), "train_model")
+        model = configure(
+            c["create_model"](plan=plan, tags=tags.output, images=images.output, model_data_url=train.output),
+            "create_model",
+        )
+        endpoint = configure(
+            c["deploy_endpoint"](plan=plan, tags=tags.output, model_name=model.output), "deploy_endpoint"
+        )
+        configure(c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api")
+
+    # The parameters are the 13 original ones of the one definition, sagelift.domain.params, with their
+    # defaults: KFP reads them from this signature and calls the body with them in this order.
+    sagemaker_deploy.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter(
+                p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default, annotation=_kfp_type(p)
+            )
+            for p in PARAMETERS
+            if p.original
+        ]
+    )
+    return dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="sagelift: train a SageMaker model and expose it as an API in the scientist's account.",
+    )(sagemaker_deploy)
+
+
+def settings_from_env() -> dict:
+    return {
+        "base_image": os.environ.get("SAGELIFT_KFP_BASE_IMAGE") or DEFAULT_BASE_IMAGE,
+        "packages": tuple(os.environ.get("SAGELIFT_KFP_PACKAGES", "").split()),
+        "platform_configmap": os.environ.get("SAGELIFT_KFP_PLATFORM_CONFIGMAP") or DEFAULT_PLATFORM_CONFIGMAP,
+    }
+
+
+def compile_pipeline(output: Path) -> None:
+    compiler.Compiler().compile(build_pipeline(**settings_from_env()), package_path=str(output))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=PACKAGE)
+    compile_pipeline(parser.parse_args().output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The committed KFP package (include/kfp/sagemaker_deploy.yaml) against the one parameter definition.
+
+Read with PyYAML in the main environment: the kfp SDK itself lives in include/kfp/.venv, where
+`make kfp-check` recompiles the package and fails when the committed file differs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import yaml
+
+from sagelift.domain.params import PARAMETERS
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "include" / "kfp" / "sagemaker_deploy.yaml"
+STEPS = [
+    "ensure_pvc",
+    "assume_role_chain",
+    "resolve_tags",
+    "copy_images",
+    "train_model",
+    "create_model",
+    "deploy_endpoint",
+    "expose_api",
+]
+# A KFP v2 parameter type per JSON-schema type of the parameter definitions.
+KFP_TYPES = {"string": "STRING", "object": "STRUCT", "array": "LIST", "integer": "NUMBER_INTEGER"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    pipeline, *platform = yaml.safe_load_all(PACKAGE.read_text())
+    assert len(platform) <= 1
+    return pipeline
+
+
+def _kfp_type(schema: dict[str, Any]) -> str:
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    return KFP_TYPES[next(t for t in types if t != "null")]
+
+
+def test_the_13_original_parameters_with_their_defaults(spec):
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    originals = [p for p in PARAMETERS if p.original]
+    assert len(originals) == 13
+    assert set(inputs) == {p.name for p in originals}
+    for p in originals:
+        assert inputs[p.name]["parameterType"] == _kfp_type(p.schema), p.name
+        assert inputs[p.name]["defaultValue"] == p.default, p.name
+
+
+def test_the_eight_steps_in_order(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    by_step = {task["taskInfo"]["name"]: key for key, task in tasks.items()}
+    assert sorted(by_step) == sorted(STEPS)
+    for before, after in itertools.pairwise(STEPS):
+        assert by_step[before] in tasks[by_step[after]].get("dependentTasks", []), (before, after)
+    assert "dependentTasks" not in tasks[by_step["ensure_pvc"]]
+
+
+def test_every_step_runs_sagelift_code_with_the_platform_configuration(spec):
+    executors = spec["deploymentSpec"]["executors"]
+    assert len(executors) == len(STEPS)
+    for executor in executors.values():
+        container = executor["container"]
+        assert "from sagelift_kfp import steps" in "\n".join(container["command"])
+        assert "pip install" not in "\n".join(container["command"])  # the image brings sagelift
+    platform = next(d for d in yaml.safe_load_all(PACKAGE.read_text()) if "platforms" in d)
+    configured = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(configured) == set(executors)
+    for config in configured.values():
+        (mapping,) = config["configMapAsEnv"]
+        assert mapping["keyToEnv"] == [{"configMapKey": "platform.json", "envVar": "SAGELIFT_PLATFORM"}]
