@@ -142,3 +142,32 @@ def test_session_names_trace_the_run(run_deploy, local_aws):
     run_key = derive_run_key("sagemaker_deploy", result.dag_run.run_id)
     assert f"sagelift-{run_key}-sagemaker_deploy" in names
     assert all(len(n) <= 64 for n in names)
+
+
+def test_deferred_waits_refresh_the_chain_too(scenario, local_aws, monkeypatch):
+    """The triggerer's async session (what the provider's SageMaker triggers use) renews expired hops."""
+    import asyncio
+
+    from freezegun import freeze_time
+
+    connection = scenario.connection()
+    connection["extra"]["session_duration_seconds"] = 900
+    monkeypatch.setenv(f"AIRFLOW_CONN_SAGELIFT_AWS_{SCIENTIST_ACCOUNT}", json.dumps(connection))
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    from tests.support.botocore_validation import recording_aws_calls
+
+    async def two_calls_across_expiry(clock) -> list[str]:
+        hook = SageMakerHook(aws_conn_id=f"sagelift_aws_{SCIENTIST_ACCOUNT}", region_name="us-east-1")
+        async with await hook.get_async_conn() as client:
+            first = await client.list_training_jobs()
+            clock.tick(datetime.timedelta(minutes=20))
+            second = await client.list_training_jobs()
+        return [first["ResponseMetadata"]["HTTPStatusCode"], second["ResponseMetadata"]["HTTPStatusCode"]]
+
+    with freeze_time(datetime.datetime.now(datetime.UTC)) as clock, recording_aws_calls() as calls:
+        statuses = asyncio.run(two_calls_across_expiry(clock))
+
+    assert statuses == [200, 200]
+    assume_calls = [c for c in calls if c.operation == "AssumeRole"]
+    assert len(assume_calls) >= 4  # both hops at creation, both again after expiry
