@@ -60,3 +60,17 @@ def test_dags_do_not_import_boto3_or_read_config():
         text = path.read_text()
         assert "Variable.get" not in text and "get_connection" not in text, path
         assert not _imports(path) & {"boto3", "botocore", "kubernetes"}, path
+
+
+def test_code_shared_with_the_kfp_components_stays_airflow_free():
+    """The KFP component image carries these modules without Airflow (include/kfp/Dockerfile)."""
+    shared = [
+        ROOT / "plugins/sagelift/hooks/apigateway_client.py",
+        *(ROOT / "plugins/sagelift/pod").rglob("*.py"),
+    ]
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imports(p) & {"airflow", "kfp"})
+        for p in shared
+        if _imports(p) & {"airflow", "kfp"}
+    }
+    assert offenders == {}

@@ -334,7 +334,7 @@ def expose_api(
     plan: Mapping[str, Any], tags: list[dict[str, str]], endpoint: Mapping[str, Any]
 ) -> dict[str, Any]:
     from sagelift.domain.apigateway import derive_api_spec
-    from sagelift_kfp.apigateway import expose_model_api
+    from sagelift.hooks.apigateway_client import ApiGatewayClient, expose_model_api
 
     params, names = plan_params(plan), plan_names(plan)
     platform = _platform(plan)
@@ -350,4 +350,4 @@ def expose_api(
         dag_id=str(plan["dag_id"]),
         run_id=str(plan["run_id"]),
     )
-    return expose_model_api(_session(plan).client("apigateway"), spec)
+    return expose_model_api(ApiGatewayClient(_session(plan).client("apigateway")), spec).to_xcom()
