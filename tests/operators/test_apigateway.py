@@ -15,6 +15,7 @@ from sagelift.operators.apigateway import ApiGatewayExposeOperator, ApiGatewayRe
 from tests.support import local_aws_apigateway
 from tests.support.botocore_validation import RecordedCall, recording_aws_calls
 from tests.support.local_aws import MASTER_ACCOUNT, REGION, RUNNER_ACCOUNT, SCIENTIST_ACCOUNT, LocalAws
+from tests.support.task_context import FakeTaskInstance, use_scientist_keys
 
 CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
 INVOKE_ROLE_ARN = f"arn:aws:iam::{SCIENTIST_ACCOUNT}:role/sagelift-apigateway-invoke"
@@ -35,38 +36,7 @@ def aws() -> Iterator[LocalAws]:
 def scientist_conn(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty local AWS and a connection whose keys moto attributes to the scientist account."""
     aws.reset()
-    key_id, secret = aws.create_access_key(SCIENTIST_ACCOUNT)
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": key_id,
-                "password": secret,
-                "extra": {"endpoint_url": aws.url, "region_name": REGION},
-            }
-        ),
-    )
-    # The connection holds the scientist account's keys directly; reaching them through the role chain
-    # is assume_role_chain's job and is tested there.
-    monkeypatch.setenv(
-        "AIRFLOW__AWS__SESSION_FACTORY", "airflow.providers.amazon.aws.hooks.base_aws.BaseSessionFactory"
-    )
-    return CONN_ID
-
-
-class FakeTaskInstance:
-    """Answers xcom_pull for the upstream task ids and records xcom_push, as the task runner would."""
-
-    def __init__(self, upstream: dict[str, Any]) -> None:
-        self.upstream = upstream
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_pull(self, task_ids: str, **_: Any) -> Any:
-        return self.upstream.get(task_ids)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
+    return use_scientist_keys(aws, monkeypatch, CONN_ID)
 
 
 def make_context(

@@ -18,6 +18,7 @@ from tests.support.botocore_validation import recording_aws_calls
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
 from tests.support.oci_images import BuiltImage, build_multi_platform_image, build_single_platform_image
 from tests.support.oci_registry import OciRegistry, RegistryPair
+from tests.support.task_context import FakeTaskInstance, use_scientist_keys
 
 CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
 ECR_HOST = f"{SCIENTIST_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
@@ -50,37 +51,7 @@ def images(
 
 @pytest.fixture
 def scientist_conn(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
-    key_id, secret = local_aws.create_access_key(SCIENTIST_ACCOUNT)
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": key_id,
-                "password": secret,
-                "extra": {"endpoint_url": local_aws.url, "region_name": REGION},
-            }
-        ),
-    )
-    # keys straight into the scientist account; the role chain is assume_role_chain's business
-    monkeypatch.setenv(
-        "AIRFLOW__AWS__SESSION_FACTORY", "airflow.providers.amazon.aws.hooks.base_aws.BaseSessionFactory"
-    )
-    return CONN_ID
-
-
-class FakeTaskInstance:
-    """Answers xcom_pull for the upstream task ids and records xcom_push, as the task runner would."""
-
-    def __init__(self, upstream: dict[str, Any]) -> None:
-        self.upstream = upstream
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_pull(self, task_ids: str, **_: Any) -> Any:
-        return self.upstream.get(task_ids)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
+    return use_scientist_keys(local_aws, monkeypatch, CONN_ID)
 
 
 def make_context(
