@@ -12,10 +12,10 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 include include/kfp/kfp.mk
 
 # Debian packages the local stand-ins need (tests and demo only, never the product).
-APT_PACKAGES := skopeo docker-registry apache2-utils kubernetes-client
-APT_COMMANDS := skopeo docker-registry htpasswd kubectl
+APT_PACKAGES := skopeo docker-registry apache2-utils kubernetes-client chromium
+APT_COMMANDS := skopeo docker-registry htpasswd kubectl chromium
 
-.PHONY: help env system-deps demo test lint typecheck pytest onboard clean
+.PHONY: help env system-deps demo test lint typecheck pytest onboard submit clean
 
 help:
 	@echo "make demo   run sagemaker_deploy against a local AWS and print what it created"
@@ -59,6 +59,11 @@ test: lint typecheck kfp-check pytest kfp-test
 onboard: env
 	$(VENV)/bin/python scripts/onboard.py --platform $(PLATFORM) --account $(ACCOUNT) --runner $(RUNNER) \
 	  $(foreach d,$(DATA),--data $(d)) $(foreach o,$(OUTPUT),--output $(o))
+
+# Submit a conf file to a running Airflow and wait for the outcome (AIRFLOW_URL, AIRFLOW_USERNAME,
+# AIRFLOW_PASSWORD or AIRFLOW_TOKEN in the environment): make submit CONF=include/examples/demo.json
+submit:
+	$(PYTHON) scripts/submit_run.py $(CONF)
 
 clean:
 	rm -rf $(VENV) .tools .airflow include/kfp/.venv

@@ -14,9 +14,12 @@ The run:
 6. **train_model** trains on SageMaker (skipped when you deploy an existing artifact);
 7. **create_model** registers the model;
 8. **deploy_endpoint** creates your HTTPS endpoint, or updates it to this run's model;
-9. **expose_api** puts an API Gateway API in front of it for other applications.
+9. **expose_api** puts an API Gateway API in front of it for other applications;
+10. **summarize_run** prints what the run created or updated and the invoke URL.
 
 Resources are named `<model_name>-<run key>`; the endpoint keeps the name `<model_name>` across runs.
+Each task's *Task Docs* explain its step; its extra links open the SageMaker console, CloudWatch logs and
+the API Gateway stage. On failure, the targets in the Variable `sagelift_notifications` are told.
 See the README for the parameters, the REST API and onboarding.
 """
 
@@ -26,6 +29,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, chain
 
+from sagelift.notifications import SageliftNotifier
 from sagelift.operators.apigateway import ApiGatewayExposeOperator
 from sagelift.operators.ecr import EcrCopyImagesOperator
 from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
@@ -36,6 +40,7 @@ from sagelift.operators.sagemaker import (
     SageMakerTrainModelOperator,
 )
 from sagelift.operators.sts import StsAssumeRoleChainOperator
+from sagelift.operators.summary import RunSummaryOperator
 from sagelift.operators.tags import S3ResolveTagsOperator
 from sagelift.operators.validate import ValidateRunOperator
 
@@ -53,16 +58,59 @@ with DAG(
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": SageliftNotifier("failure"),
     },
 ):
     chain(
-        ValidateRunOperator(task_id="validate"),
-        KubernetesEnsurePvcOperator(task_id="ensure_pvc"),
-        StsAssumeRoleChainOperator(task_id="assume_role_chain"),
-        S3ResolveTagsOperator(task_id="resolve_tags"),
-        EcrCopyImagesOperator(task_id="copy_images"),
-        SageMakerTrainModelOperator(task_id="train_model"),
-        SageMakerCreateModelOperator(task_id="create_model"),
-        SageMakerDeployEndpointOperator(task_id="deploy_endpoint"),
-        ApiGatewayExposeOperator(task_id="expose_api"),
+        ValidateRunOperator(
+            task_id="validate",
+            doc_md="Checks every parameter and the platform configuration; fails naming the field and the rule, "
+            "before anything is created. Pushes the run's plan: validated parameters and every resource name.",
+        ),
+        KubernetesEnsurePvcOperator(
+            task_id="ensure_pvc",
+            doc_md="Makes sure the pipeline's PersistentVolumeClaim exists (a small pod creates it if missing). "
+            "Skipped when the platform has no Kubernetes step.",
+        ),
+        StsAssumeRoleChainOperator(
+            task_id="assume_role_chain",
+            doc_md="Reaches your account through the role chain (runner -> master pipeline role -> your "
+            "pipeline execution role) and checks who it acts as. Pushes identifiers only, never credentials.",
+        ),
+        S3ResolveTagsOperator(
+            task_id="resolve_tags",
+            doc_md="Reads the organisation's standard tag document from S3 and adds the run's own tags "
+            "(model, DAG, run, account); every resource the run creates carries them.",
+        ),
+        EcrCopyImagesOperator(
+            task_id="copy_images",
+            doc_md="Copies training and serving images from other registries into your account's ECR and pins "
+            "every image by digest. Images already in your ECR are used as they are.",
+        ),
+        SageMakerTrainModelOperator(
+            task_id="train_model",
+            doc_md="Runs the SageMaker training job `<model_name>-<run key>` and streams its logs here. Skipped "
+            "when you deploy an existing artifact. Links: the job in the console and its CloudWatch logs.",
+        ),
+        SageMakerCreateModelOperator(
+            task_id="create_model",
+            doc_md="Registers the SageMaker model `<model_name>-<run key>`: the trained (or given) artifact with "
+            "the serving image and environment.",
+        ),
+        SageMakerDeployEndpointOperator(
+            task_id="deploy_endpoint",
+            doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
+            "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
+        ),
+        ApiGatewayExposeOperator(
+            task_id="expose_api",
+            doc_md="Creates or updates the model's API Gateway REST API (POST /invocations) in front of the "
+            "endpoint and deploys it; the invoke URL stays the same across runs.",
+        ),
+        RunSummaryOperator(
+            task_id="summarize_run",
+            trigger_rule="all_success",
+            on_success_callback=SageliftNotifier("success"),
+            doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
+        ),
     )

@@ -9,8 +9,24 @@ from airflow.plugins_manager import AirflowPlugin
 
 from sagelift.links.apigateway import ApiGatewayInvokeUrlLink, ApiGatewayStageLink
 from sagelift.links.kfp import KubeflowPipelinesRunLink
+from sagelift.links.sagemaker import (
+    SageMakerEndpointLink,
+    SageMakerEndpointLogsLink,
+    SageMakerModelLink,
+    SageMakerTrainingJobLink,
+    SageMakerTrainingLogsLink,
+)
 
 
 class SageliftPlugin(AirflowPlugin):
     name = "sagelift"
-    operator_extra_links = [ApiGatewayStageLink(), ApiGatewayInvokeUrlLink(), KubeflowPipelinesRunLink()]
+    operator_extra_links = [
+        ApiGatewayStageLink(),
+        ApiGatewayInvokeUrlLink(),
+        KubeflowPipelinesRunLink(),
+        SageMakerTrainingJobLink(),
+        SageMakerTrainingLogsLink(),
+        SageMakerModelLink(),
+        SageMakerEndpointLink(),
+        SageMakerEndpointLogsLink(),
+    ]

@@ -22,6 +22,7 @@ EXPECTED_TASKS = [
     "create_model",
     "deploy_endpoint",
     "expose_api",
+    "summarize_run",
 ]
 
 

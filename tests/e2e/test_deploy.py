@@ -26,6 +26,12 @@ def _pinned(aws, repository: str, tag: str) -> str:
     return f"{ECR}/{repository}@{digest['imageDigest']}"
 
 
+def _only_api(aws, account: str = SCIENTIST_ACCOUNT) -> dict:
+    apis = aws.client("apigateway", account).get_rest_apis()["items"]
+    assert len(apis) == 1, apis
+    return apis[0]
+
+
 def _tags(sm, arn: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
 
@@ -211,3 +217,22 @@ def test_second_run_of_the_same_conf_updates_the_endpoint(run_deploy, local_aws)
     assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["churn-predictor"]
     assert any(c.operation == "UpdateEndpoint" for c in second.calls)
     _assert_no_invalid_requests(second)
+
+    # Step 8: one stable API per model, a new deployment per run, the run's tags, the current endpoint.
+    api = _only_api(local_aws)
+    apigw = local_aws.client("apigateway", SCIENTIST_ACCOUNT)
+    assert len(apigw.get_deployments(restApiId=api["id"])["items"]) == 2
+    tags = apigw.get_tags(resourceArn=f"arn:aws:apigateway:{REGION}::/restapis/{api['id']}")["tags"]
+    for key, value in STANDARD_TAGS.items():
+        assert tags[key] == value
+    assert tags["sagelift:run-id"] == second.dag_run.run_id
+    resource = next(
+        r for r in apigw.get_resources(restApiId=api["id"])["items"] if r["path"] == "/invocations"
+    )
+    integration = apigw.get_integration(restApiId=api["id"], resourceId=resource["id"], httpMethod="POST")
+    assert integration["uri"] == (
+        f"arn:aws:apigateway:{REGION}:runtime.sagemaker:path//endpoints/churn-predictor/invocations"
+    )
+    assert integration["credentials"] == f"arn:aws:iam::{SCIENTIST_ACCOUNT}:role/sagelift-apigateway-invoke"
+    for account in (RUNNER_ACCOUNT, MASTER_ACCOUNT):
+        assert local_aws.client("apigateway", account).get_rest_apis()["items"] == []

@@ -19,6 +19,13 @@ Connections without ``role_chain`` behave exactly as the stock factory does.
 
 Extras read (key by key): ``role_arn``, ``assume_role_kwargs.ExternalId`` (final hop), ``role_chain``:
 ``[{"role_arn": ..., "external_id": ...}]``, ``session_duration_seconds`` (900-3600, default 3600).
+
+Retries: every client made from these sessions (the role-chain STS clients, the hooks' clients in
+workers, the aiobotocore clients in the triggerer) defaults to botocore's ``standard`` retry mode with
+``DEFAULT_RETRIES["max_attempts"]`` retries after the first attempt (botocore's meaning of
+``max_attempts``), so throttling, 5xx answers and dropped connections are
+retried with jittered exponential backoff. A connection's own ``config_kwargs.retries`` (the provider's
+extra, e.g. ``{"mode": "adaptive", "max_attempts": 12}``) takes precedence.
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ from typing import Any
 import boto3
 import botocore.session
 from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
+from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError
 
 from sagelift.domain.plan import derive_run_key
 
+DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 10}
 SESSION_NAME_MAX = 64
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 DEFAULT_DURATION = 3600
@@ -137,7 +146,19 @@ class RoleChainSessionFactory(BaseSessionFactory):
         core = botocore.session.get_session()
         core._credentials = credentials  # type: ignore[attr-defined]  # as the provider's own factory does
         core.set_config_variable("region", self.basic_session.region_name)
+        _default_retries(core)
         return boto3.session.Session(botocore_session=core)
+
+    @cached_property
+    def basic_session(self) -> boto3.session.Session:
+        session = super().basic_session
+        _default_retries(session._session)  # type: ignore[attr-defined]
+        return session
+
+    def create_session(self, deferrable: bool = False) -> Any:
+        session = super().create_session(deferrable=deferrable)
+        _default_retries(session._session if isinstance(session, boto3.session.Session) else session)
+        return session
 
     @cached_property
     def source_session(self) -> boto3.session.Session:
@@ -152,3 +173,10 @@ class RoleChainSessionFactory(BaseSessionFactory):
             return super()._refresh_credentials()
         external_id = (self.conn.assume_role_kwargs or {}).get("ExternalId")
         return self._assume(self.source_session, len(self.chain), str(self.role_arn), external_id)
+
+
+def _default_retries(core: Any) -> None:
+    """Make ``DEFAULT_RETRIES`` the default of every client of a botocore/aiobotocore session."""
+    default = core.get_default_client_config()
+    retries = Config(retries=DEFAULT_RETRIES.copy())
+    core.set_default_client_config(default.merge(retries) if default is not None else retries)

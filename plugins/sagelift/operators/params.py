@@ -18,6 +18,8 @@ def airflow_params() -> dict[str, Param]:
         schema = dict(spec.schema)
         if spec.name in ("training_instance_type", "endpoint_instance_type"):
             kind = "training" if spec.name.startswith("training") else "endpoint"
+            # Suggestions, not an enum: Airflow would refuse other values at trigger time with a message
+            # listing all 200+ types; validate refuses them naming the field instead.
             schema["examples"] = list(instance_types()[kind])
         elif spec.examples and schema.get("type") in ("string", ["string", "null"]):
             schema["examples"] = list(spec.examples)

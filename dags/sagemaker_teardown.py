@@ -1,0 +1,47 @@
+"""
+### sagemaker_teardown: delete what sagemaker_deploy created for a model
+
+Trigger with `model_name`, `account_id` and `confirm` (the model name typed again; anything else is
+refused before any AWS call). Through the same role chain as sagemaker_deploy, in your account, it deletes:
+
+1. **remove_api**: the model's API Gateway API, with its usage plan and API key;
+2. **delete_sagemaker_resources**: the endpoint `<model_name>`, then every endpoint config and model
+   `<model_name>-<run key>` tagged as this model's (training jobs cannot be deleted and stay in history);
+3. **delete_images** (if `delete_images`): the images sagelift copied into your ECR for those models;
+4. **delete_pvc** (if `delete_pvc`): the pipeline's volume claim, when it was created for this model;
+5. **report**: what was deleted. Running it again succeeds and reports that nothing was left.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, chain
+
+from sagelift.operators.apigateway import ApiGatewayRemoveOperator
+from sagelift.operators.sts import StsAssumeRoleChainOperator
+from sagelift.operators.teardown import (
+    EcrTeardownImagesOperator,
+    KubernetesTeardownPvcOperator,
+    SageMakerTeardownOperator,
+    TeardownReportOperator,
+    TeardownValidateOperator,
+    teardown_params,
+)
+
+with DAG(
+    dag_id="sagemaker_teardown",
+    schedule=None,
+    catchup=False,
+    params=teardown_params(),
+    doc_md=__doc__,
+    tags=["sagelift", "sagemaker", "teardown"],
+    default_args={"trigger_rule": "none_failed", "retries": 1},
+):
+    chain(
+        TeardownValidateOperator(task_id="validate", retries=0),
+        StsAssumeRoleChainOperator(task_id="assume_role_chain"),
+        ApiGatewayRemoveOperator(task_id="remove_api"),
+        SageMakerTeardownOperator(task_id="delete_sagemaker_resources"),
+        EcrTeardownImagesOperator(task_id="delete_images"),
+        KubernetesTeardownPvcOperator(task_id="delete_pvc"),
+        TeardownReportOperator(task_id="report"),
+    )

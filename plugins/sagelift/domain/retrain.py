@@ -1,0 +1,116 @@
+"""Registered retrain models: one JSON file per model in include/retrain/, validated like any run's conf.
+
+A registration names when sagemaker_deploy runs again for a model, and with which conf:
+
+    {
+      "schedule": "0 3 * * 1",                     # optional cron (UTC) for periodic retraining
+      "training_data_prefix": "s3://bucket/prefix/", # optional: new data here triggers a retrain
+      "conf": { ...sagemaker_deploy parameters... }  # validated by parse_params, like the trigger form
+    }
+
+At least one of ``schedule`` and ``training_data_prefix`` is required. The data prefix is an Airflow
+Asset URI, so an external system announces new data by posting an asset event for it through the REST
+API. The registration's name is its file stem, which must equal the conf's ``model_name``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.params import S3_URI_RE, default_conf, parse_params
+
+RETRAIN_KEYS = {"schedule", "training_data_prefix", "conf", "description"}
+# Five cron fields, or one of the @-presets croniter understands.
+CRON_RE = re.compile(r"^(@(hourly|daily|weekly|monthly|yearly|annually|midnight)|(\S+\s+){4}\S+)$")
+CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+
+
+@dataclass(frozen=True)
+class RetrainModel:
+    model_name: str
+    conf: dict[str, Any]
+    schedule: str | None = None
+    training_data_prefix: str | None = None
+    description: str = ""
+    source: str = field(default="", compare=False)
+
+    @property
+    def dag_id(self) -> str:
+        return derive_retrain_dag_id(self.model_name)
+
+
+def derive_retrain_dag_id(model_name: str) -> str:
+    return f"sagemaker_retrain_{model_name.replace('-', '_')}"
+
+
+def _check_cron(value: Any, problems: Problems) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CRON_RE.match(value.strip()):
+        problems.add("schedule", f"must be a five-field cron expression such as '0 3 * * 1', got {value!r}")
+        return None
+    text = value.strip()
+    if not text.startswith("@") and not all(CRON_FIELD_RE.match(part) for part in text.split()):
+        problems.add("schedule", f"has a field that is not cron syntax: {value!r}")
+        return None
+    return text
+
+
+def parse_retrain_model(name: str, raw: Any, source: str = "") -> RetrainModel:
+    """Validate one registration; ``name`` is the file stem. Conf problems are reported as conf.<field>."""
+    problems = Problems()
+    if not isinstance(raw, Mapping):
+        raise SageliftValidationError.single(name, "a registration is a JSON object")
+    for key in sorted(set(raw) - RETRAIN_KEYS):
+        problems.add(key, f"unknown key; allowed: {', '.join(sorted(RETRAIN_KEYS))}")
+    schedule = _check_cron(raw.get("schedule"), problems)
+    prefix = raw.get("training_data_prefix")
+    if prefix is not None and (not isinstance(prefix, str) or not S3_URI_RE.match(prefix)):
+        problems.add("training_data_prefix", f"must be an S3 URI like s3://bucket/prefix/, got {prefix!r}")
+        prefix = None
+    if raw.get("schedule") is None and raw.get("training_data_prefix") is None:
+        problems.add("schedule", "give a cron schedule, a training_data_prefix, or both")
+    conf = raw.get("conf")
+    if not isinstance(conf, Mapping):
+        problems.add("conf", "required: the sagemaker_deploy parameters of the retrain runs")
+        conf = {}
+    else:
+        merged = default_conf()
+        merged.update(conf)
+        try:
+            params = parse_params(merged)
+        except SageliftValidationError as err:
+            for field_name, rule in err.problems:
+                problems.add(f"conf.{field_name}", rule)
+        else:
+            if params.model_name != name:
+                problems.add("conf.model_name", f"must equal the registration's file name {name!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.add("description", "must be a string")
+        description = ""
+    if problems:
+        raise SageliftValidationError([(f"{name}: {f}", rule) for f, rule in problems.items])
+    return RetrainModel(
+        model_name=name,
+        conf=dict(conf),
+        schedule=schedule,
+        training_data_prefix=prefix,
+        description=description,
+        source=source,
+    )
+
+
+def parse_retrain_file(name: str, text: str, source: str = "") -> RetrainModel:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SageliftValidationError.single(
+            name, f"not valid JSON ({err.msg} at line {err.lineno})"
+        ) from None
+    return parse_retrain_model(name, raw, source)

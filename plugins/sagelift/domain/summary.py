@@ -1,0 +1,118 @@
+"""A run's summary: what sagemaker_deploy created or updated, and where to call the model.
+
+Built from the plan and the steps' XCom values (identifiers, statuses, the invoke URL; no credentials),
+printed by the final ``summarize_run`` task and returned as its XCom, which scripts/submit_run.py prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _get(mapping: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(mapping, Mapping):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def build_run_summary(
+    plan: Mapping[str, Any],
+    *,
+    images: Mapping[str, Any] | None,
+    training: Mapping[str, Any] | None,
+    model: Mapping[str, Any] | None,
+    endpoint: Mapping[str, Any] | None,
+    api: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    params, names = plan["params"], plan["names"]
+    resources: list[dict[str, Any]] = []
+    for field, image in sorted((images or {}).items()):
+        if isinstance(image, Mapping):
+            action = {"copied": "copied", "already_copied": "reused", "in_ecr": "used"}.get(
+                str(image.get("action")), str(image.get("action"))
+            )
+            resources.append(
+                {"kind": "ECR image", "name": image.get("image"), "action": action, "for": field}
+            )
+    if training:
+        resources.append(
+            {
+                "kind": "training job",
+                "name": _get(training, "Training", "TrainingJobName") or names["training_job"],
+                "action": "created",
+                "status": _get(training, "Training", "TrainingJobStatus"),
+                "artifact": _get(training, "Training", "ModelArtifacts", "S3ModelArtifacts"),
+            }
+        )
+    else:
+        resources.append(
+            {
+                "kind": "training job",
+                "name": None,
+                "action": "skipped",
+                "artifact": params.get("model_artifact_s3_path"),
+            }
+        )
+    if model:
+        resources.append(
+            {
+                "kind": "model",
+                "name": _get(model, "Model", "ModelName") or names["model"],
+                "action": "created",
+            }
+        )
+    if endpoint:
+        resources.append({"kind": "endpoint config", "name": names["endpoint_config"], "action": "created"})
+        resources.append(
+            {
+                "kind": "endpoint",
+                "name": _get(endpoint, "Endpoint", "EndpointName") or names["endpoint"],
+                "action": "serving this run's config",
+                "status": _get(endpoint, "Endpoint", "EndpointStatus"),
+            }
+        )
+    if api:
+        resources.append(
+            {
+                "kind": "API Gateway API",
+                "name": api.get("api_name"),
+                "id": api.get("api_id"),
+                "action": "created" if api.get("created") else "updated",
+                "stage": api.get("stage"),
+            }
+        )
+    return {
+        "model_name": params["model_name"],
+        "account_id": params["account_id"],
+        "dag_id": plan.get("dag_id"),
+        "run_id": plan.get("run_id"),
+        "run_key": names["run_key"],
+        "invoke_url": (api or {}).get("invoke_url"),
+        "authorization": (api or {}).get("authorization"),
+        "api_key_id": (api or {}).get("api_key_id"),
+        "resources": resources,
+    }
+
+
+def render_run_summary(summary: Mapping[str, Any]) -> str:
+    lines = [
+        f"Model {summary['model_name']} in account {summary['account_id']} (run {summary['run_id']}):",
+    ]
+    for item in summary["resources"]:
+        extra = ", ".join(
+            f"{key} {item[key]}"
+            for key in ("status", "artifact", "stage", "for")
+            if item.get(key) is not None
+        )
+        lines.append(
+            f"  - {item['kind']} {item.get('name') or ''}: {item['action']}"
+            + (f" ({extra})" if extra else "")
+        )
+    if summary.get("invoke_url"):
+        lines.append(f"Invoke URL: POST {summary['invoke_url']}")
+        if summary.get("api_key_id"):
+            lines.append(f"  send API key {summary['api_key_id']}'s value in the x-api-key header")
+    return "\n".join(lines)

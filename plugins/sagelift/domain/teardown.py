@@ -1,0 +1,212 @@
+"""Teardown of one model: its parameters, the confirmation rule, which resources are the model's, the report.
+
+sagemaker_teardown deletes what sagemaker_deploy created for a model_name in the scientist account:
+the API Gateway API (with usage plan and key), the endpoint, the per-run endpoint configs and models,
+and optionally the images sagelift copied into ECR for them and the pipeline's volume claim. A resource
+is the model's only if its name has the shape sagemaker_deploy gives it (``<model_name>`` or
+``<model_name>-<8 hex run key>``) and it carries the ``sagelift:model-name`` tag with the model's name,
+so a look-alike made by someone else survives.
+
+The ``confirm`` parameter must repeat the model name; the check runs before any remote call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sagelift.domain.errors import Problems
+from sagelift.domain.params import ACCOUNT_ID_RE, MODEL_NAME_MAX, SAGEMAKER_NAME_RE, RunParams
+from sagelift.domain.plan import RUN_KEY_LEN, RunNames
+
+MODEL_TAG = "sagelift:model-name"
+
+
+@dataclass(frozen=True)
+class TeardownParamSpec:
+    name: str
+    default: Any
+    schema: dict[str, Any]
+    title: str
+    description: str
+
+
+TEARDOWN_PARAMETERS: tuple[TeardownParamSpec, ...] = (
+    TeardownParamSpec(
+        "model_name",
+        "",
+        {"type": "string"},
+        "Model name",
+        "The model_name whose deployment to delete, as given to sagemaker_deploy.",
+    ),
+    TeardownParamSpec(
+        "account_id",
+        "",
+        {"type": ["string", "integer"]},
+        "Scientist AWS account",
+        "Twelve-digit id of the account the model was deployed to.",
+    ),
+    TeardownParamSpec(
+        "confirm",
+        "",
+        {"type": "string"},
+        "Confirm",
+        "Type the model name again to confirm. Deletion cannot be undone.",
+    ),
+    TeardownParamSpec(
+        "delete_images",
+        False,
+        {"type": "boolean"},
+        "Delete copied images",
+        "Also delete the images sagelift copied into your account's ECR for this model's runs "
+        "(never images you pushed yourself).",
+    ),
+    TeardownParamSpec(
+        "delete_pvc",
+        False,
+        {"type": "boolean"},
+        "Delete the pipeline volume claim",
+        "Also delete the pipeline's PersistentVolumeClaim, if it was created for this model.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TeardownRequest:
+    model_name: str
+    account_id: str
+    delete_images: bool = False
+    delete_pvc: bool = False
+
+
+def parse_teardown_conf(raw: Mapping[str, Any]) -> TeardownRequest:
+    problems = Problems()
+    known = {spec.name for spec in TEARDOWN_PARAMETERS}
+    for key in sorted(set(raw) - known):
+        problems.add(key, f"unknown parameter; known parameters: {', '.join(sorted(known))}")
+    model_name = raw.get("model_name")
+    if not isinstance(model_name, str) or not model_name.strip():
+        problems.add("model_name", "required: the model whose deployment to delete")
+        model_name = ""
+    else:
+        model_name = model_name.strip()
+        if len(model_name) > MODEL_NAME_MAX or not SAGEMAKER_NAME_RE.match(model_name):
+            problems.add("model_name", f"is not a name sagemaker_deploy accepts: {model_name!r}")
+    account = raw.get("account_id")
+    account_id = "" if account is None or isinstance(account, bool) else str(account).strip()
+    if not ACCOUNT_ID_RE.match(account_id):
+        problems.add("account_id", f"must be exactly twelve digits, got {account!r}")
+    confirm = raw.get("confirm")
+    if model_name and confirm != model_name:
+        problems.add("confirm", f"must equal the model name {model_name!r} to confirm the deletion")
+    flags = {}
+    for name in ("delete_images", "delete_pvc"):
+        value = raw.get(name, False)
+        if not isinstance(value, bool):
+            problems.add(name, f"must be true or false, got {value!r}")
+            value = False
+        flags[name] = value
+    problems.raise_if_any()
+    return TeardownRequest(model_name=model_name, account_id=account_id, **flags)
+
+
+def build_teardown_plan(
+    request: TeardownRequest, platform_raw: Mapping[str, Any] | None, dag_id: str, run_id: str
+) -> dict[str, Any]:
+    """A plan shaped like sagemaker_deploy's, so its role-chain and API removal steps run unchanged."""
+    params = RunParams(
+        model_name=request.model_name,
+        account_id=request.account_id,
+        model_docker_image=None,
+        model_artifact_s3_path=None,
+        environment={},
+        training_algorithm_name=None,
+        training_docker_image=None,
+        training_hyperparameters={},
+        training_instance_count=1,
+        training_instance_type="ml.m5.large",
+        endpoint_instance_type="ml.m5.large",
+        training_channels=[],
+        training_s3_output_path=None,
+    )
+    names = RunNames(
+        run_key="",
+        training_job="",
+        model="",
+        endpoint_config="",
+        endpoint=request.model_name,
+        api=request.model_name,
+    )
+    return {
+        "params": params.to_dict(),
+        "names": asdict(names),
+        "platform": dict(platform_raw or {}),
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "teardown": asdict(request),
+    }
+
+
+def is_per_run_name(name: str, model_name: str) -> bool:
+    """``<model_name>-<run key>``: the shape of a run's model, endpoint config and training job."""
+    return re.fullmatch(re.escape(model_name) + rf"-[0-9a-f]{{{RUN_KEY_LEN}}}", name) is not None
+
+
+def is_owned(tags: Iterable[Mapping[str, str]], model_name: str) -> bool:
+    return any(t.get("Key") == MODEL_TAG and t.get("Value") == model_name for t in tags)
+
+
+def copied_image_location(
+    image: str, account_id: str, region: str, repository_prefix: str
+) -> tuple[str, str] | None:
+    """(repository, digest) of an image sagelift copied into the account's ECR, else None.
+
+    Only ``<account>.dkr.ecr.<region>.amazonaws.com/<prefix>...@sha256:...`` qualifies: images outside the
+    copy prefix were the scientist's own and are never deleted.
+    """
+    host = f"{account_id}.dkr.ecr.{region}.amazonaws.com/"
+    if not image.startswith(host) or "@" not in image or not repository_prefix:
+        return None
+    repository, digest = image[len(host) :].split("@", 1)
+    if not repository.startswith(repository_prefix) or not digest.startswith("sha256:"):
+        return None
+    return repository, digest
+
+
+@dataclass
+class TeardownReport:
+    """What a teardown deleted, by kind; empty lists mean there was nothing of that kind left."""
+
+    model_name: str
+    account_id: str
+    api: list[str] = field(default_factory=list)
+    endpoint: list[str] = field(default_factory=list)
+    endpoint_configs: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    pvc: list[str] = field(default_factory=list)
+
+    @property
+    def nothing_deleted(self) -> bool:
+        return not any((self.api, self.endpoint, self.endpoint_configs, self.models, self.images, self.pvc))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render(self) -> str:
+        if self.nothing_deleted:
+            return f"Nothing to delete for model {self.model_name} in account {self.account_id}."
+        lines = [f"Deleted for model {self.model_name} in account {self.account_id}:"]
+        for label, items in (
+            ("API Gateway APIs", self.api),
+            ("endpoint", self.endpoint),
+            ("endpoint configs", self.endpoint_configs),
+            ("models", self.models),
+            ("ECR images", self.images),
+            ("volume claims", self.pvc),
+        ):
+            if items:
+                lines.append(f"  {label}: {', '.join(items)}")
+        return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""Extra links from the SageMaker steps to the AWS consoles: training job, model, endpoint, CloudWatch logs.
+
+Each link reads the task's own return value (the stock operators push the Describe* result: the job's,
+model's or endpoint's name and ARN), so the stock operators need no extra XCom push. Region and console
+domain come from the resource's ARN, which is the scientist account's. A task that was skipped or pushed
+nothing shows no link.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus
+
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+from airflow.sdk import BaseOperatorLink
+from airflow.sdk.execution_time.xcom import XCom
+
+SAGEMAKER_CONSOLE = BASE_AWS_CONSOLE_LINK + "/sagemaker/home?region={region_name}#"
+LOGS_CONSOLE = (
+    BASE_AWS_CONSOLE_LINK + "/cloudwatch/home?region={region_name}#logsV2:log-groups/log-group/{group}"
+)
+
+
+def arn_location(arn: str) -> dict[str, str] | None:
+    """``{"region_name", "aws_domain"}`` from an ARN like arn:aws:sagemaker:us-east-1:123...:model/x."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return None
+    domain = BaseAwsLink.get_aws_domain(parts[1])
+    if domain is None:
+        return None
+    return {"region_name": parts[3], "aws_domain": domain}
+
+
+class _SageMakerResultLink(BaseOperatorLink):
+    """A console link built from one resource in the task's return value (``{section: Describe*}``)."""
+
+    name: ClassVar[str]
+    section: ClassVar[str]
+    name_key: ClassVar[str]
+    arn_key: ClassVar[str]
+    format_str: ClassVar[str]
+
+    def format_result(self, result: Any) -> str:
+        if not isinstance(result, dict) or not isinstance(result.get(self.section), dict):
+            return ""
+        resource = result[self.section]
+        name, arn = resource.get(self.name_key), resource.get(self.arn_key)
+        location = arn_location(str(arn or ""))
+        if not name or location is None:
+            return ""
+        return self.format_str.format(
+            name=quote(str(name), safe=""), group=quote_plus(self.log_group(str(name))), **location
+        )
+
+    def log_group(self, name: str) -> str:
+        return ""
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return self.format_result(XCom.get_value(key="return_value", ti_key=ti_key))
+
+
+class SageMakerTrainingJobLink(_SageMakerResultLink):
+    name = "SageMaker training job"
+    section, name_key, arn_key = "Training", "TrainingJobName", "TrainingJobArn"
+    format_str = SAGEMAKER_CONSOLE + "/jobs/{name}"
+
+
+class SageMakerTrainingLogsLink(_SageMakerResultLink):
+    """The training job's log streams (``<job name>/algo-<n>-...``) in CloudWatch Logs."""
+
+    name = "Training logs (CloudWatch)"
+    section, name_key, arn_key = "Training", "TrainingJobName", "TrainingJobArn"
+    format_str = LOGS_CONSOLE + "$3FlogStreamNameFilter$3D{name}"
+
+    def log_group(self, name: str) -> str:
+        return "/aws/sagemaker/TrainingJobs"
+
+
+class SageMakerModelLink(_SageMakerResultLink):
+    name = "SageMaker model"
+    section, name_key, arn_key = "Model", "ModelName", "ModelArn"
+    format_str = SAGEMAKER_CONSOLE + "/models/{name}"
+
+
+class SageMakerEndpointLink(_SageMakerResultLink):
+    name = "SageMaker endpoint"
+    section, name_key, arn_key = "Endpoint", "EndpointName", "EndpointArn"
+    format_str = SAGEMAKER_CONSOLE + "/endpoints/{name}"
+
+
+class SageMakerEndpointLogsLink(_SageMakerResultLink):
+    name = "Endpoint logs (CloudWatch)"
+    section, name_key, arn_key = "Endpoint", "EndpointName", "EndpointArn"
+    format_str = LOGS_CONSOLE
+
+    def log_group(self, name: str) -> str:
+        return f"/aws/sagemaker/Endpoints/{name}"
+
+
+TRAINING_LINKS = (SageMakerTrainingJobLink(), SageMakerTrainingLogsLink())
+MODEL_LINKS = (SageMakerModelLink(),)
+ENDPOINT_LINKS = (SageMakerEndpointLink(), SageMakerEndpointLogsLink())

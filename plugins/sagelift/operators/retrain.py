@@ -1,0 +1,80 @@
+"""Registered retrain models turned into Airflow DAGs: one small DAG per file in include/retrain/.
+
+Each generated DAG has a single task that starts ``sagemaker_deploy`` with the model's stored conf and
+waits (deferred, in the triggerer) for its outcome. So a retrain is the main pipeline itself, never a
+copy of it, and adding a retrain is adding a file. The schedule comes from the registration:
+
+- a cron ``schedule``: a CronTriggerTimetable in UTC (runs at the cron times, no catch-up);
+- a ``training_data_prefix``: an Airflow Asset with that S3 URI; an asset event for it, posted by the
+  ingestion job through the REST API (POST /api/v2/assets/events), starts a retrain;
+- both: whichever comes first (AssetOrTimeSchedule).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+from sagelift.domain.retrain import RetrainModel, parse_retrain_file
+
+DEPLOY_DAG_ID = "sagemaker_deploy"
+TIMEZONE = "UTC"
+
+
+def load_retrain_models(directory: Path) -> list[RetrainModel]:
+    """Every registration in ``directory``; an invalid one fails the DAG file's import, naming it."""
+    return [
+        parse_retrain_file(path.stem, path.read_text(), source=str(path))
+        for path in sorted(directory.glob("*.json"))
+    ]
+
+
+def retrain_schedule(model: RetrainModel) -> object:
+    timetable = CronTriggerTimetable(model.schedule, timezone=TIMEZONE) if model.schedule else None
+    asset = (
+        Asset(uri=model.training_data_prefix, name=model.training_data_prefix)
+        if model.training_data_prefix
+        else None
+    )
+    if timetable is not None and asset is not None:
+        return AssetOrTimeSchedule(timetable=timetable, assets=asset)
+    return timetable or asset
+
+
+def _doc(model: RetrainModel) -> str:
+    when = []
+    if model.schedule:
+        when.append(f"on the cron schedule `{model.schedule}` (UTC)")
+    if model.training_data_prefix:
+        when.append(f"when an asset event is posted for `{model.training_data_prefix}` (new training data)")
+    return (
+        f"### Retrain `{model.model_name}`\n\n{model.description}\n\n"
+        f"Starts `sagemaker_deploy` with the conf registered in `include/retrain/{model.model_name}.json` "
+        f"{' or '.join(when)}, and waits for its outcome. Edit that file to change the conf or the schedule."
+    )
+
+
+def build_retrain_dag(model: RetrainModel) -> DAG:
+    with DAG(
+        dag_id=model.dag_id,
+        schedule=retrain_schedule(model),  # type: ignore[arg-type]
+        catchup=False,
+        doc_md=_doc(model),
+        tags=["sagelift", "retrain"],
+        max_active_runs=1,
+        default_args={"retries": 0},
+    ) as dag:
+        TriggerDagRunOperator(
+            task_id="start_deploy",
+            trigger_dag_id=DEPLOY_DAG_ID,
+            # Deterministic: the deploy run's resource names derive from this run id.
+            trigger_run_id="retrain__{{ dag.dag_id }}__{{ run_id }}",
+            conf=model.conf,
+            wait_for_completion=True,
+            deferrable=True,
+            poke_interval=30,
+            doc_md="Starts sagemaker_deploy with the registered conf and waits for it to finish.",
+        )
+    return dag

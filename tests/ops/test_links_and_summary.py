@@ -1,0 +1,83 @@
+"""Console links of the SageMaker steps and the run summary, from the values the steps push."""
+
+from __future__ import annotations
+
+from sagelift.domain.summary import build_run_summary, render_run_summary
+from sagelift.links.sagemaker import (
+    SageMakerEndpointLink,
+    SageMakerEndpointLogsLink,
+    SageMakerModelLink,
+    SageMakerTrainingJobLink,
+    SageMakerTrainingLogsLink,
+)
+
+ARN = "arn:aws:sagemaker:eu-west-1:333333333333"
+TRAINING = {
+    "Training": {
+        "TrainingJobName": "churn-1a2b3c4d",
+        "TrainingJobArn": f"{ARN}:training-job/churn-1a2b3c4d",
+        "TrainingJobStatus": "Completed",
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/out/churn-1a2b3c4d/output/model.tar.gz"},
+    }
+}
+MODEL = {"Model": {"ModelName": "churn-1a2b3c4d", "ModelArn": f"{ARN}:model/churn-1a2b3c4d"}}
+ENDPOINT = {
+    "Endpoint": {
+        "EndpointName": "churn",
+        "EndpointArn": f"{ARN}:endpoint/churn",
+        "EndpointStatus": "InService",
+    }
+}
+
+
+def test_links_open_the_scientist_accounts_console_in_the_resources_region():
+    assert SageMakerTrainingJobLink().format_result(TRAINING) == (
+        "https://console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/churn-1a2b3c4d"
+    )
+    assert SageMakerModelLink().format_result(MODEL).endswith("region=eu-west-1#/models/churn-1a2b3c4d")
+    assert SageMakerEndpointLink().format_result(ENDPOINT).endswith("region=eu-west-1#/endpoints/churn")
+    assert "log-group/%2Faws%2Fsagemaker%2FTrainingJobs" in SageMakerTrainingLogsLink().format_result(
+        TRAINING
+    )
+    assert "churn-1a2b3c4d" in SageMakerTrainingLogsLink().format_result(TRAINING)
+    assert "%2Faws%2Fsagemaker%2FEndpoints%2Fchurn" in SageMakerEndpointLogsLink().format_result(ENDPOINT)
+
+
+def test_a_skipped_step_shows_no_link():
+    assert SageMakerTrainingJobLink().format_result(None) == ""
+    assert SageMakerEndpointLink().format_result({"Endpoint": {"EndpointName": "x"}}) == ""
+
+
+def test_the_summary_lists_what_the_run_created_and_the_invoke_url():
+    plan = {
+        "params": {"model_name": "churn", "account_id": "333333333333", "model_artifact_s3_path": None},
+        "names": {
+            "run_key": "1a2b3c4d",
+            "training_job": "churn-1a2b3c4d",
+            "model": "churn-1a2b3c4d",
+            "endpoint_config": "churn-1a2b3c4d",
+            "endpoint": "churn",
+            "api": "churn",
+        },
+        "dag_id": "sagemaker_deploy",
+        "run_id": "manual__1",
+    }
+    api = {
+        "api_id": "a1",
+        "api_name": "churn",
+        "stage": "v1",
+        "created": False,
+        "invoke_url": "https://a1.execute-api.eu-west-1.amazonaws.com/v1/invocations",
+        "authorization": "AWS_IAM",
+    }
+    summary = build_run_summary(plan, images=None, training=TRAINING, model=MODEL, endpoint=ENDPOINT, api=api)
+
+    assert summary["invoke_url"] == api["invoke_url"]
+    assert [(r["kind"], r["action"]) for r in summary["resources"]] == [
+        ("training job", "created"),
+        ("model", "created"),
+        ("endpoint config", "created"),
+        ("endpoint", "serving this run's config"),
+        ("API Gateway API", "updated"),
+    ]
+    assert api["invoke_url"] in render_run_summary(summary)

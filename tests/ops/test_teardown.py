@@ -1,0 +1,127 @@
+"""sagemaker_teardown against the local AWS: after a deploy, nothing of the model is left; again is a no-op."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.botocore_validation import recording_aws_calls
+from tests.support.local_aws import SCIENTIST_ACCOUNT
+from tests.support.scenario import demo_conf
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "churn-predictor"
+
+
+@pytest.fixture(scope="module")
+def teardown_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "sagemaker_teardown.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag("sagemaker_teardown")
+
+
+def _teardown(dag, conf: dict[str, Any]):
+    with recording_aws_calls() as calls:
+        dag_run = dag.test(run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    return dag_run, states, list(calls)
+
+
+def _report(dag_run) -> dict[str, Any] | None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id="report", key="return_value")
+            .one_or_none()
+        )
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def _model_resources(aws) -> dict[str, list[str]]:
+    sm = aws.client("sagemaker", SCIENTIST_ACCOUNT)
+    apis = aws.client("apigateway", SCIENTIST_ACCOUNT).get_rest_apis()["items"]
+    return {
+        "endpoints": [e["EndpointName"] for e in sm.list_endpoints(NameContains=MODEL)["Endpoints"]],
+        "endpoint_configs": [
+            c["EndpointConfigName"] for c in sm.list_endpoint_configs(NameContains=MODEL)["EndpointConfigs"]
+        ],
+        "models": [m["ModelName"] for m in sm.list_models(NameContains=MODEL)["Models"]],
+        "apis": [a["name"] for a in apis if a["name"] == MODEL],
+    }
+
+
+def _conf(**overrides: Any) -> dict[str, Any]:
+    return {"model_name": MODEL, "account_id": SCIENTIST_ACCOUNT, "confirm": MODEL, **overrides}
+
+
+@pytest.mark.slow
+def test_teardown_deletes_everything_of_the_model_then_finds_nothing(run_deploy, teardown_dag, local_aws):
+    deployed = run_deploy(demo_conf())
+    assert deployed.state == "success", deployed.states
+    before = _model_resources(local_aws)
+    assert all(before.values()), before
+    ecr = local_aws.client("ecr", SCIENTIST_ACCOUNT)
+    images_before = ecr.describe_images(repositoryName="churn-serving")["imageDetails"]
+
+    dag_run, states, calls = _teardown(teardown_dag, _conf(delete_images=True))
+
+    assert str(dag_run.state) == "success", states
+    assert _model_resources(local_aws) == {"endpoints": [], "endpoint_configs": [], "models": [], "apis": []}
+    report = _report(dag_run)
+    assert report["endpoint"] == [MODEL]
+    assert report["models"] == before["models"]
+    assert report["endpoint_configs"] == before["endpoint_configs"]
+    assert len(report["api"]) == 1
+    # The scientist's own images in ECR were not copied by sagelift, so they stay.
+    assert report["images"] == []
+    assert ecr.describe_images(repositoryName="churn-serving")["imageDetails"] == images_before
+    assert [(c.service, c.operation, c.errors) for c in calls if c.errors] == []
+
+    again, states, _ = _teardown(teardown_dag, _conf())
+    assert str(again.state) == "success", states
+    report = _report(again)
+    assert [report[k] for k in ("api", "endpoint", "endpoint_configs", "models", "images", "pvc")] == [[]] * 6
+
+
+def test_wrong_confirm_is_refused_before_any_aws_call(scenario, teardown_dag, local_aws):
+    requests_before = local_aws.request_count()
+
+    dag_run, states, calls = _teardown(teardown_dag, _conf(confirm="churn"))
+
+    assert str(dag_run.state) == "failed"
+    assert states["validate"] == "failed"
+    assert states["delete_sagemaker_resources"] != "success"
+    assert calls == []
+    assert local_aws.request_count() == requests_before
+
+
+def test_the_request_rules_and_which_images_count_as_sagelifts_copies():
+    from sagelift.domain.errors import SageliftValidationError
+    from sagelift.domain.teardown import copied_image_location, is_per_run_name, parse_teardown_conf
+
+    with pytest.raises(SageliftValidationError) as err:
+        parse_teardown_conf({"model_name": MODEL, "account_id": "12", "confirm": "", "delete_pvc": "yes"})
+    assert err.value.fields == ["account_id", "confirm", "delete_pvc"]
+    assert is_per_run_name(f"{MODEL}-0a1b2c3d", MODEL)
+    assert not is_per_run_name(f"{MODEL}-v2-0a1b2c3d", MODEL)
+    host = f"{SCIENTIST_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+    digest = "sha256:" + "a" * 64
+    assert copied_image_location(
+        f"{host}/sagelift/team/serve@{digest}", SCIENTIST_ACCOUNT, "us-east-1", "sagelift/"
+    ) == (
+        "sagelift/team/serve",
+        digest,
+    )
+    assert (
+        copied_image_location(f"{host}/churn-serving@{digest}", SCIENTIST_ACCOUNT, "us-east-1", "sagelift/")
+        is None
+    )

@@ -1,0 +1,531 @@
+"""SageMaker lifecycles and AWS faults for the local AWS, scripted per test.
+
+moto completes every training job and endpoint at once and never fails. A test installs a
+``SageMakerLifecycle`` on the running ``LocalAws`` (the moto server lives in the test process, so the
+emulation works the same for ``dag.test`` in this process and for ``airflow standalone`` components in
+other processes, which reach the server over HTTP)::
+
+    life = SageMakerLifecycle(time_scale=10)            # 10 emulated seconds per real second
+    life.training(seconds=120, outcome="Failed", failure_reason="AlgorithmError: out of memory")
+    life.endpoint_update(seconds=60, outcome="RolledBack", failure_reason="health check failed")
+    life.fault("sagemaker:CreateTrainingJob", "throttle", count=1)
+    with life.installed(local_aws):
+        ...
+
+Emulated, computed at each Describe* from the emulated time since the resource was created:
+- training: ``InProgress`` with SecondaryStatus Starting -> Downloading -> Training (and its
+  SecondaryStatusTransitions) for ``seconds``, then ``Completed``, ``Failed`` with ``FailureReason``, or
+  ``Stopped``; ``StopTrainingJob`` (added; moto lacks it) -> ``Stopping`` for ``stop_seconds`` -> ``Stopped``
+  (stopping a finished job is a ValidationException, as in SageMaker);
+- endpoints: CreateEndpoint -> ``Creating`` for ``seconds`` -> ``InService`` or ``Failed`` with
+  ``FailureReason``; UpdateEndpoint -> ``Updating`` (still on the old config) -> ``InService`` on the new
+  config, or ``RolledBack``: ``InService`` on the old ``EndpointConfigName`` with a ``FailureReason``;
+- faults per operation (``"<service>:<Operation>"`` as in botocore, or ``"*"``): ``throttle``
+  (ThrottlingException, HTTP 400; S3: SlowDown, HTTP 503), ``internal`` (InternalFailure, HTTP 500), ``reset`` (the TCP
+  connection is closed without an answer), ``latency`` (``latency_seconds`` added before the answer),
+  for the next ``count`` calls or with ``probability`` (seeded, so a test is repeatable). Error bodies
+  are in the service's protocol (JSON ``__type``, rest-json ``x-amzn-ErrorType``, XML ``<Code>``).
+  S3 is throttled as S3 does it: 503 ``SlowDown``.
+  Faults apply only to the product's calls: requests from ``LocalAws.client()`` (a test looking into an
+  account, marked by moto's account header) pass untouched. ``injected`` logs every fault served.
+
+What it does not emulate: billing or instance capacity, CloudWatch logs and metrics of a job,
+``MaxRuntimeInSeconds`` (a job never times out by itself), warm pools, managed spot interruptions,
+endpoint ``SystemUpdating``/``RollingBack``/``OutOfService``, auto-scaling, the real order in which
+SageMaker fills SecondaryStatusTransitions, per-account or per-region throttling quotas (a fault hits
+whichever caller makes the call), and faults inside a response stream (a fault is the whole response).
+Without an installed lifecycle the local AWS keeps moto's instant behaviour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qs
+
+from tests.support.local_aws import LocalAws
+
+_ACTIVE: SageMakerLifecycle | None = None
+_LOCK = threading.Lock()
+
+TRAINING_OUTCOMES = ("Completed", "Failed", "Stopped")
+ENDPOINT_OUTCOMES = ("InService", "Failed", "RolledBack")
+FAULTS = ("throttle", "internal", "reset", "latency")
+
+
+@dataclass
+class TrainingScript:
+    seconds: float = 0.0
+    outcome: str = "Completed"
+    failure_reason: str = ""
+    stop_seconds: float = 5.0
+
+
+@dataclass
+class EndpointScript:
+    seconds: float = 0.0
+    outcome: str = "InService"
+    failure_reason: str = ""
+
+
+@dataclass
+class FaultRule:
+    operation: str
+    kind: str
+    count: int | None = 1
+    probability: float | None = None
+    latency_seconds: float = 2.0
+
+    def matches(self, operation: str) -> bool:
+        return self.operation in ("*", operation)
+
+
+@dataclass
+class _Job:
+    created: float
+    script: TrainingScript
+    stop_requested: float | None = None
+
+
+@dataclass
+class _EndpointChange:
+    started: float
+    script: EndpointScript
+    kind: str  # create | update
+    old_config: str | None = None
+    old_variants: Any = None
+    new_config: str | None = None
+    new_variants: Any = None
+
+
+@dataclass
+class SageMakerLifecycle:
+    """The per-test script; see the module docstring."""
+
+    time_scale: float = 1.0
+    seed: int = 0
+    training_script: TrainingScript = field(default_factory=TrainingScript)
+    create_script: EndpointScript = field(default_factory=EndpointScript)
+    update_script: EndpointScript = field(default_factory=EndpointScript)
+    rules: list[FaultRule] = field(default_factory=list)
+    injected: list[tuple[str, str]] = field(default_factory=list)
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    endpoints: dict[str, _EndpointChange] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self._started = time.monotonic()
+
+    # --- scripting ---------------------------------------------------------------------------------
+    def training(
+        self,
+        seconds: float = 0.0,
+        outcome: str = "Completed",
+        failure_reason: str = "",
+        stop_seconds: float = 5.0,
+    ) -> SageMakerLifecycle:
+        if outcome not in TRAINING_OUTCOMES:
+            raise ValueError(f"outcome must be one of {TRAINING_OUTCOMES}")
+        self.training_script = TrainingScript(seconds, outcome, failure_reason, stop_seconds)
+        return self
+
+    def endpoint_create(
+        self, seconds: float = 0.0, outcome: str = "InService", failure_reason: str = ""
+    ) -> SageMakerLifecycle:
+        if outcome not in ("InService", "Failed"):
+            raise ValueError("a create ends InService or Failed")
+        self.create_script = EndpointScript(seconds, outcome, failure_reason)
+        return self
+
+    def endpoint_update(
+        self, seconds: float = 0.0, outcome: str = "InService", failure_reason: str = ""
+    ) -> SageMakerLifecycle:
+        if outcome not in ENDPOINT_OUTCOMES:
+            raise ValueError(f"outcome must be one of {ENDPOINT_OUTCOMES}")
+        self.update_script = EndpointScript(seconds, outcome, failure_reason)
+        return self
+
+    def fault(
+        self,
+        operation: str,
+        kind: str,
+        *,
+        count: int | None = 1,
+        probability: float | None = None,
+        latency_seconds: float = 2.0,
+    ) -> SageMakerLifecycle:
+        if kind not in FAULTS:
+            raise ValueError(f"kind must be one of {FAULTS}")
+        self.rules.append(
+            FaultRule(operation, kind, None if probability else count, probability, latency_seconds)
+        )
+        return self
+
+    def now(self) -> float:
+        """Emulated seconds since the lifecycle was created."""
+        return (time.monotonic() - self._started) * self.time_scale
+
+    @contextlib.contextmanager
+    def installed(self, aws: LocalAws) -> Iterator[SageMakerLifecycle]:
+        global _ACTIVE
+        _patch_moto()
+        with _LOCK:
+            _ACTIVE = self
+        aws.request_hook = self._on_request
+        try:
+            yield self
+        finally:
+            aws.request_hook = None
+            with _LOCK:
+                _ACTIVE = None
+
+    # --- faults ------------------------------------------------------------------------------------
+    def _on_request(self, environ: dict[str, Any]) -> Callable[..., Any] | None:
+        """A WSGI app answering with the fault, or None to let moto answer."""
+        if environ.get("HTTP_X_MOTO_ACCOUNT_ID") or environ.get("PATH_INFO", "").startswith("/moto-api"):
+            return None
+        service, operation, protocol = identify_operation(environ)
+        name = f"{service}:{operation}"
+        with _LOCK:
+            rule = next((r for r in self.rules if r.matches(name) and self._fires(r)), None)
+            if rule is None:
+                return None
+            self.injected.append((name, rule.kind))
+        if rule.kind == "latency":
+            time.sleep(rule.latency_seconds)
+            return None
+        if rule.kind == "reset":
+            return _reset_app
+        if rule.kind == "internal":
+            code, status = "InternalFailure", 500
+        elif service == "s3":
+            code, status = "SlowDown", 503  # how S3 throttles (and a HEAD answer has no body to name it)
+        else:
+            code, status = "ThrottlingException", 400
+        return _error_app(protocol, code, status, f"injected by the test's fault plan ({rule.kind})")
+
+    def _fires(self, rule: FaultRule) -> bool:
+        if rule.probability is not None:
+            return self._random.random() < rule.probability
+        if rule.count is None or rule.count <= 0:
+            return False
+        rule.count -= 1
+        return True
+
+    # --- state machine, called from the patched moto backend ---------------------------------------
+    def advance_training(self, job: Any) -> None:
+        state = self.jobs.setdefault(job.training_job_name, _Job(self.now(), self.training_script))
+        script, elapsed = state.script, self.now() - state.created
+        created = job.creation_time
+        transitions = [("Starting", "Preparing the instances for training")]
+        if state.stop_requested is not None:
+            stopped = self.now() - state.stop_requested >= script.stop_seconds
+            status, secondary = ("Stopped", "Stopped") if stopped else ("Stopping", "Stopping")
+            failure = ""
+        elif elapsed < script.seconds:
+            status = "InProgress"
+            secondary = "Starting" if elapsed < script.seconds * 0.1 else "Downloading"
+            if elapsed >= script.seconds * 0.2:
+                secondary = "Training"
+            failure = ""
+        else:
+            status = script.outcome
+            secondary = {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}[status]
+            failure = script.failure_reason if status == "Failed" else ""
+        for name, message in (
+            ("Downloading", "Downloading input data"),
+            ("Training", "Training image download completed. Training in progress."),
+            (secondary, f"Training job {secondary.lower()}"),
+        ):
+            if name in ("Downloading", "Training") and _order(secondary) < _order(name):
+                continue
+            if (name, message) not in transitions and name not in [t[0] for t in transitions]:
+                transitions.append((name, message))
+        job.training_job_status = status
+        job.secondary_status = secondary
+        job.failure_reason = failure or None
+        job.secondary_status_transitions = [
+            {"Status": name, "StartTime": created, "StatusMessage": message} for name, message in transitions
+        ]
+
+    def stop_training(self, job: Any) -> None:
+        self.advance_training(job)
+        if job.training_job_status not in ("InProgress", "Stopping"):
+            from moto.sagemaker.exceptions import ValidationError
+
+            raise ValidationError(
+                message=f"The request was rejected because the training job is in status "
+                f"{job.training_job_status}."
+            )
+        state = self.jobs[job.training_job_name]
+        if state.stop_requested is None:
+            state.stop_requested = self.now()
+        self.advance_training(job)
+
+    def advance_endpoint(self, endpoint: Any) -> None:
+        change = self.endpoints.get(endpoint.endpoint_name)
+        if change is None:
+            return
+        done = self.now() - change.started >= change.script.seconds
+        if not done:
+            endpoint.endpoint_status = "Creating" if change.kind == "create" else "Updating"
+            return
+        outcome = change.script.outcome
+        if outcome == "RolledBack":
+            endpoint.endpoint_status = "InService"
+        else:
+            endpoint.endpoint_status = outcome
+            if change.kind == "update":
+                endpoint.endpoint_config_name = change.new_config
+                endpoint.production_variants = change.new_variants
+        endpoint.failure_reason = change.script.failure_reason if outcome != "InService" else None
+        del self.endpoints[endpoint.endpoint_name]
+
+
+def _order(secondary: str) -> int:
+    order = ["Starting", "Downloading", "Training"]
+    return order.index(secondary) if secondary in order else len(order)
+
+
+def active() -> SageMakerLifecycle | None:
+    return _ACTIVE
+
+
+_PATCHED = False
+
+
+def _patch_moto() -> None:
+    """Wrap moto's SageMaker backend so the active lifecycle decides states; idempotent."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    backend: Any = SageMakerModelBackend
+    original_describe_job = backend.describe_training_job
+    original_create_job = backend.create_training_job
+    original_create_endpoint = backend.create_endpoint
+    original_update_endpoint = backend.update_endpoint
+    original_describe_endpoint = backend.describe_endpoint
+
+    def create_training_job(self: Any, *args: Any, **kwargs: Any) -> Any:
+        job = original_create_job(self, *args, **kwargs)
+        life = active()
+        if life is not None:
+            with _LOCK:
+                life.jobs[job.training_job_name] = _Job(life.now(), life.training_script)
+                life.advance_training(job)
+        return job
+
+    def describe_training_job(self: Any, training_job_name: str) -> Any:
+        life, job = active(), self.training_jobs.get(training_job_name)
+        if life is not None and job is not None:
+            with _LOCK:
+                life.advance_training(job)
+        return original_describe_job(self, training_job_name)
+
+    def stop_training_job(self: Any, training_job_name: str) -> None:
+        job = self.training_jobs.get(training_job_name)
+        if job is None:
+            raise ValidationError(message=f"Could not find training job '{training_job_name}'.")
+        life = active()
+        if life is None:
+            job.training_job_status, job.secondary_status = "Stopped", "Stopped"
+            return
+        with _LOCK:
+            life.stop_training(job)
+
+    def stop_training_job_response(self: Any) -> Any:
+        self.sagemaker_backend.stop_training_job(self._get_param("TrainingJobName"))
+        return ActionResult({})
+
+    def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
+        endpoint = original_create_endpoint(self, endpoint_name, endpoint_config_name, tags)
+        life = active()
+        if life is not None:
+            with _LOCK:
+                life.endpoints[endpoint_name] = _EndpointChange(life.now(), life.create_script, "create")
+                life.advance_endpoint(endpoint)
+        return endpoint
+
+    def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> Any:
+        existing = self.endpoints.get(endpoint_name)
+        if existing is not None and existing.endpoint_status != "InService":
+            raise ValidationError(
+                message=f"Cannot update in-progress endpoint "
+                f'"arn:aws:sagemaker:{self.region_name}:{self.account_id}:endpoint/{endpoint_name}".'
+            )
+        old = (existing.endpoint_config_name, existing.production_variants) if existing else (None, None)
+        endpoint = original_update_endpoint(self, endpoint_name, endpoint_config_name)
+        life = active()
+        if life is not None:
+            with _LOCK:
+                life.endpoints[endpoint_name] = _EndpointChange(
+                    life.now(),
+                    life.update_script,
+                    "update",
+                    old_config=old[0],
+                    old_variants=old[1],
+                    new_config=endpoint_config_name,
+                    new_variants=endpoint.production_variants,
+                )
+                # While Updating, SageMaker still reports the config being replaced.
+                endpoint.endpoint_config_name, endpoint.production_variants = old
+                life.advance_endpoint(endpoint)
+        return endpoint
+
+    def describe_endpoint(self: Any, endpoint_name: str) -> Any:
+        life, endpoint = active(), self.endpoints.get(endpoint_name)
+        if life is not None and endpoint is not None:
+            with _LOCK:
+                life.advance_endpoint(endpoint)
+        return original_describe_endpoint(self, endpoint_name)
+
+    backend.create_training_job = create_training_job
+    backend.describe_training_job = describe_training_job
+    backend.stop_training_job = stop_training_job
+    backend.create_endpoint = create_endpoint
+    backend.update_endpoint = update_endpoint
+    backend.describe_endpoint = describe_endpoint
+    SageMakerResponse.stop_training_job = stop_training_job_response  # type: ignore[attr-defined]
+    _PATCHED = True
+
+
+# --- identifying the operation of a raw request ----------------------------------------------------
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+
+@cache
+def _service_model(signing_name: str) -> Any:
+    """The botocore model of a service by its signing name (the same as the service name for the
+    services sagelift calls: sts, iam, s3, ecr, sagemaker, apigateway)."""
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        return botocore.session.get_session().get_service_model(signing_name)
+    except botocore.exceptions.UnknownServiceError:
+        return None
+
+
+@cache
+def _rest_routes(signing_name: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], int, str]]:
+    model = _service_model(signing_name)
+    routes = []
+    for operation in model.operation_names:
+        http = model.operation_model(operation).http
+        path, _, query = http["requestUri"].partition("?")
+        pattern = re.sub(r"\\\{[^}]+\\\+\\\}", ".+", re.escape(path))
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", pattern)
+        keys = tuple(k.split("=")[0] for k in query.split("&") if k)
+        shape = model.operation_model(operation).input_shape
+        if shape is not None:  # required query members (ListParts' uploadId) also select the operation
+            keys += tuple(
+                str(member.serialization["name"])
+                for name, member in shape.members.items()
+                if member.serialization.get("location") == "querystring" and name in shape.required_members
+            )
+        routes.append((http["method"], re.compile(f"^{pattern}/?$"), keys, len(path), operation))
+    return routes
+
+
+_OPTIONAL = frozenset({"x-id"})
+
+
+def identify_operation(environ: dict[str, Any]) -> tuple[str, str, str]:
+    """(service signing name, operation, protocol) of a signed AWS request, as far as it can tell."""
+    scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = scope.group(1) if scope else "unknown"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return service, target.rsplit(".", 1)[-1], "json"
+    model = _service_model(service) if scope else None
+    protocol = model.protocol if model is not None else "rest-xml"
+    if protocol in ("query", "ec2"):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = parse_qs(body.decode(errors="replace")).get("Action", ["Unknown"])[0]
+        return service, action, protocol
+    if model is None:
+        return service, "Unknown", protocol
+    method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if service == "s3" and environ.get("HTTP_HOST", "").count(".") >= 1 and not path.startswith("/"):
+        path = "/" + path
+    # Query keys like ``tagging`` select the operation; fixed ones like ``x-id=GetObject`` may be absent.
+    candidates = [
+        (sum(k in query for k in keys), length, operation)
+        for route_method, pattern, keys, length, operation in _rest_routes(service)
+        if route_method == method
+        and pattern.match(path)
+        and all(k in query for k in keys if k not in _OPTIONAL)
+    ]
+    if not candidates:
+        return service, f"{method} {path}", protocol
+    return service, max(candidates)[2], protocol
+
+
+def _error_app(protocol: str, code: str, status: int, message: str) -> Callable[..., Any]:
+    reason = {400: "Bad Request", 500: "Internal Server Error", 503: "Slow Down"}[status]
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        request_id = "sagelift-fault-0000"
+        headers = [("x-amzn-RequestId", request_id)]
+        if protocol == "json":
+            body = json.dumps({"__type": code, "message": message}).encode()
+            headers.append(("Content-Type", "application/x-amz-json-1.1"))
+        elif protocol == "rest-json":
+            body = json.dumps({"message": message}).encode()
+            headers += [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)]
+        elif protocol == "rest-xml":
+            body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+            headers.append(("Content-Type", "application/xml"))
+        else:
+            body = (
+                f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            ).encode()
+            headers.append(("Content-Type", "text/xml"))
+        headers.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {reason}", headers)
+        return [body]
+
+    return app
+
+
+def _reset_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    sock = environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        # SO_LINGER 0: close with RST, as a load balancer dropping the connection would.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+    raise ConnectionResetError("injected connection reset")
+
+
+def count_resources(aws: LocalAws, account: str) -> dict[str, int]:
+    """How many of each resource a run leaves in ``account``: what must not change on retries."""
+    sm = aws.client("sagemaker", account)
+    return {
+        "training_jobs": len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]),
+        "models": len(sm.list_models(MaxResults=100)["Models"]),
+        "endpoint_configs": len(sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]),
+        "endpoints": len(sm.list_endpoints(MaxResults=100)["Endpoints"]),
+        "rest_apis": len(aws.client("apigateway", account).get_rest_apis(limit=500)["items"]),
+        "ecr_repositories": len(aws.client("ecr", account).describe_repositories()["repositories"]),
+    }
