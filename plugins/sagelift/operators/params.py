@@ -21,8 +21,6 @@ def airflow_params() -> dict[str, Param]:
             # Suggestions, not an enum: Airflow would refuse other values at trigger time with a message
             # listing all 200+ types; validate refuses them naming the field instead.
             schema["examples"] = list(instance_types()[kind])
-        elif spec.examples and schema.get("type") in ("string", ["string", "null"]):
-            schema["examples"] = list(spec.examples)
         params[spec.name] = Param(
             spec.default, title=spec.title, description=spec.description, section=spec.section, **schema
         )
