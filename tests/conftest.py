@@ -59,3 +59,21 @@ def local_aws(local_aws_server):
     """The session's local AWS, emptied before each test."""
     local_aws_server.reset()
     return local_aws_server
+
+
+LIVE_TIER = "tests/live/"
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, except that tests/live/ is one unit of work: its modules share one running
+    Airflow (tests/live/conftest.py), so they must run on the same worker, one after another."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LiveTierTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return LIVE_TIER if path.startswith(LIVE_TIER) else path
+
+    return LiveTierTogether(config, log)

@@ -63,7 +63,7 @@ def test_schema_accepts_the_kfp_string_forms_and_native_values(name, value):
     jsonschema.validate(value, airflow_params()[name].schema)
 
 
-def test_instance_type_suggestions_are_sagemaker_enums():
+def test_instance_types_are_enums_of_sagemaker_instance_types():
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker")
@@ -71,7 +71,23 @@ def test_instance_type_suggestions_are_sagemaker_enums():
     endpoint = model.operation_model("CreateEndpointConfig").input_shape.members["ProductionVariants"].member
     assert set(instance_types()["training"]) <= set(training.members["InstanceType"].enum)
     assert set(instance_types()["endpoint"]) <= set(endpoint.members["InstanceType"].enum)
-    assert "ml.m5.large" in airflow_params()["training_instance_type"].schema["examples"]
+    for name, kind in (("training_instance_type", "training"), ("endpoint_instance_type", "endpoint")):
+        param = airflow_params()[name]
+        assert param.schema["enum"] == list(instance_types()[kind])
+        assert param.value in param.schema["enum"]
+
+
+def test_an_unknown_instance_type_is_refused_at_trigger_time_naming_the_param():
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = ParamsDict(airflow_params())
+    with pytest.raises(ParamValidationError) as refused:  # what the API server does with a run's conf
+        params.update({"training_instance_type": "ml.m5.huge"})
+        params.validate()
+    # The first line says it all; jsonschema appends the schema after it.
+    first_line = str(refused.value).splitlines()[0]
+    assert first_line.startswith("Invalid input for param training_instance_type: 'ml.m5.huge' is not one of")
 
 
 def test_sections_group_the_form():

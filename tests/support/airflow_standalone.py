@@ -54,6 +54,8 @@ COMPONENTS = (
     ("api-server",),
 )
 FINISHED = {"success", "failed"}
+# Transport errors (read timeouts under load) a polling GET tolerates before it fails the test.
+POLL_TRANSPORT_RETRIES = 3
 ADMIN = "admin"
 
 
@@ -249,15 +251,27 @@ class AirflowStandalone:
         """A client on ``url`` authenticated as admin; paths like ``/api/v2/dags``."""
         if self._api is None:
             self._api = httpx.Client(
-                base_url=self.url, headers={"Authorization": f"Bearer {self.token()}"}, timeout=30
+                base_url=self.url, headers={"Authorization": f"Bearer {self.token()}"}, timeout=60
             )
         return self._api
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        """GET for polling: on a loaded machine the API server can miss a read timeout, so a transport
+        error is retried a few times before it counts (the waits' own deadlines still bound the time)."""
+        for attempt in range(POLL_TRANSPORT_RETRIES):
+            try:
+                return self.api.get(path, params=params or None)
+            except httpx.TransportError:
+                if attempt == POLL_TRANSPORT_RETRIES - 1:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
         """The DAG once the dag-processor has parsed it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            response = self.api.get(f"/api/v2/dags/{dag_id}")
+            response = self.get(f"/api/v2/dags/{dag_id}")
             if response.status_code == 200:
                 return dict(response.json())
             time.sleep(1)
@@ -275,12 +289,12 @@ class AirflowStandalone:
         return str(response.json()["dag_run_id"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        response = self.api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        response = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
         response.raise_for_status()
         return dict(response.json())
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        response = self.api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        response = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         response.raise_for_status()
         return {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
 

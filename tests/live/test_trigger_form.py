@@ -1,5 +1,6 @@
-"""sagemaker_deploy's trigger form in a real browser: Debian's chromium driven by Playwright against an
-``airflow standalone`` started here, with the local AWS behind it. Screenshots go to test-artifacts/ui/.
+"""sagemaker_deploy's trigger form in a real browser: Debian's chromium driven by Playwright against the
+live tier's ``airflow standalone`` (tests/live/conftest.py), with the local AWS behind it. Screenshots go
+to test-artifacts/ui/.
 
 Uses /usr/bin/chromium only (never a downloaded browser); skipped where it or Playwright is missing.
 """
@@ -19,8 +20,8 @@ from sagelift.domain.params import (
     SECTION_TRAINING,
 )
 from tests.conftest import ROOT
-from tests.support.airflow_standalone import ADMIN, AirflowStandalone
-from tests.support.scenario import Scenario, demo_conf
+from tests.support.airflow_standalone import ADMIN
+from tests.support.scenario import demo_conf
 
 pytestmark = [
     pytest.mark.e2e,
@@ -43,12 +44,9 @@ SECTIONS = (SECTION_MODEL, SECTION_DEPLOYMENT, SECTION_TRAINING, SECTION_ADVANCE
 
 
 @pytest.fixture(scope="module")
-def airflow(local_aws_server):
-    local_aws_server.reset()
-    world = Scenario(local_aws_server).build()
-    with AirflowStandalone(env=world.airflow_env()) as af:
-        af.wait_for_dag("sagemaker_deploy")
-        yield af
+def airflow(world):
+    world.life.training(seconds=10)
+    return world.af
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +76,7 @@ def _open_trigger_form(page, airflow):
 
 
 def _runs(airflow) -> list[dict]:
-    return airflow.api.get("/api/v2/dags/sagemaker_deploy/dagRuns").json()["dag_runs"]
+    return airflow.get("/api/v2/dags/sagemaker_deploy/dagRuns").json()["dag_runs"]
 
 
 def _new_run(airflow, known: set[str], timeout: float = 60) -> str:
@@ -107,10 +105,6 @@ def test_every_parameter_is_in_its_section_with_its_description(page, airflow):
     assert {s.section for s in PARAMETERS} == set(SECTIONS)
 
 
-@pytest.mark.skip(
-    reason="passed alone, failed in the full two-worker suite (cause not found yet); the same "
-    "refusal is asserted from the REST side in tests/reliability/test_standalone.py"
-)
 def test_an_invalid_conf_shows_the_validation_error(page, airflow):
     known = {r["dag_run_id"] for r in _runs(airflow)}
     dialog = _open_trigger_form(page, airflow)

@@ -1,15 +1,12 @@
-"""sagemaker_deploy on a real Airflow (scheduler, triggerer, dag-processor, API server as processes):
-long deferred waits, clearing tasks, submission from code over the REST API, asset-triggered retrains.
+"""sagemaker_deploy on a real Airflow, driven over its REST API as a user would: long deferred waits,
+marking a deferred task failed, clearing tasks, submission from code, asset-triggered retrains.
 
-One Airflow for the module (it takes a while to start), driven over its REST API as a user would; the
-SageMaker lifecycle runs 10 emulated seconds per real second in the moto server of this process, which
-the Airflow processes reach over HTTP.
+The Airflow is the live tier's shared one (tests/live/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,49 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from sagelift.domain.plan import derive_run_key
 from tests.conftest import ROOT
-from tests.support.airflow_standalone import AirflowStandalone
 from tests.support.local_aws import SCIENTIST_ACCOUNT
-from tests.support.sagemaker_lifecycle import SageMakerLifecycle, count_resources
-from tests.support.scenario import Scenario, demo_conf
+from tests.support.sagemaker_lifecycle import count_resources
+from tests.support.scenario import demo_conf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAG_ID = "sagemaker_deploy"
-
-
-class World:
-    def __init__(self, aws, af: AirflowStandalone, life: SageMakerLifecycle) -> None:
-        self.aws, self.af, self.life = aws, af, life
-
-    def training_job(self, run_id: str) -> dict:
-        sm = self.aws.client("sagemaker", SCIENTIST_ACCOUNT)
-        return sm.describe_training_job(TrainingJobName=f"churn-predictor-{derive_run_key(DAG_ID, run_id)}")
-
-
-@pytest.fixture(scope="module")
-def world(local_aws_server, kubernetes_api, airflow_db):
-    from tests.e2e.conftest import K8S_CONN_ID
-
-    local_aws_server.reset()
-    scenario = Scenario(local_aws_server)
-    scenario.platform_overrides["sagemaker"] = {"check_interval_seconds": 1}
-    env: dict[str, str] = {}
-    if kubernetes_api is not None:
-        scenario.platform_overrides["kubernetes"] = {
-            "enabled": True,
-            "namespace": "sagelift",
-            "kubernetes_conn_id": K8S_CONN_ID,
-        }
-        env.update(kubernetes_api.airflow_connection_env(K8S_CONN_ID))
-    scenario.build()
-    env.update(scenario.airflow_env())
-    with (
-        SageMakerLifecycle(time_scale=10).installed(local_aws_server) as life,
-        AirflowStandalone(env=env, keep_home=bool(os.environ.get("SAGELIFT_KEEP_AIRFLOW_HOME"))) as af,
-    ):
-        yield World(local_aws_server, af, life)
 
 
 def test_a_two_minute_training_defers_then_succeeds(world):
@@ -197,3 +159,28 @@ def _retrain_run_id(airflow) -> str:
     (run,) = runs
     assert run["run_type"] == "asset_triggered"
     return str(run["dag_run_id"])
+
+
+# --- acting on a deferred task in the UI -------------------------------------------------------------
+def test_marking_the_deferred_training_failed_stops_the_training_job(world):
+    # Last in the module: it leaves a stopped training job behind, which the resource counts above
+    # would otherwise see.
+    world.life.training(seconds=6000)  # ten real minutes: far longer than the test waits
+    conf = demo_conf(model_name="churn-cancelled")
+    run_id = world.af.trigger(DAG_ID, conf)
+    world.af.wait_for_task_state(DAG_ID, run_id, "train_model", "deferred", timeout=300)
+    assert world.training_job(run_id, "churn-cancelled")["TrainingJobStatus"] == "InProgress"
+
+    world.af.set_task_state(DAG_ID, run_id, "train_model", "failed")  # "Mark as failed" in the UI
+
+    # The triggerer cancels the trigger as a user action and its on_kill stops the job.
+    status = "InProgress"
+    deadline = time.monotonic() + 120
+    while status == "InProgress" and time.monotonic() < deadline:
+        time.sleep(2)
+        status = world.training_job(run_id, "churn-cancelled")["TrainingJobStatus"]
+    assert status in ("Stopping", "Stopped"), world.af.log_tail()
+    run = world.af.wait_for_run(DAG_ID, run_id, timeout=120)
+    assert run["state"] == "failed"
+    states = world.af.task_states(DAG_ID, run_id)
+    assert states["train_model"] == "failed" and states["deploy_endpoint"] == "upstream_failed", states

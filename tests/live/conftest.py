@@ -1,0 +1,56 @@
+"""One real Airflow (scheduler, triggerer, dag-processor, API server as processes) for the live tier.
+
+Every module here drives the same ``airflow standalone``, started once for the package and stopped after
+its last test: starting one takes about a minute on a loaded 2-core machine, and two at once starve each
+other. tests/conftest.py keeps the package on one xdist worker. The SageMaker lifecycle runs 10 emulated
+seconds per real second in the moto server of this process, which the Airflow processes reach over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sagelift.domain.plan import derive_run_key
+from tests.e2e.conftest import K8S_CONN_ID, kubernetes_api  # noqa: F401  (fixture)
+from tests.support.airflow_standalone import AirflowStandalone
+from tests.support.local_aws import SCIENTIST_ACCOUNT
+from tests.support.sagemaker_lifecycle import SageMakerLifecycle
+from tests.support.scenario import Scenario
+
+DAG_ID = "sagemaker_deploy"
+
+
+class World:
+    """The running Airflow, the local AWS behind it and the lifecycle that scripts SageMaker."""
+
+    def __init__(self, aws, af: AirflowStandalone, life: SageMakerLifecycle) -> None:
+        self.aws, self.af, self.life = aws, af, life
+
+    def training_job(self, run_id: str, model_name: str = "churn-predictor") -> dict:
+        sm = self.aws.client("sagemaker", SCIENTIST_ACCOUNT)
+        return sm.describe_training_job(TrainingJobName=f"{model_name}-{derive_run_key(DAG_ID, run_id)}")
+
+
+@pytest.fixture(scope="package")
+def world(local_aws_server, kubernetes_api, airflow_db):  # noqa: F811
+    local_aws_server.reset()
+    scenario = Scenario(local_aws_server)
+    scenario.platform_overrides["sagemaker"] = {"check_interval_seconds": 1}
+    env: dict[str, str] = {}
+    if kubernetes_api is not None:
+        scenario.platform_overrides["kubernetes"] = {
+            "enabled": True,
+            "namespace": "sagelift",
+            "kubernetes_conn_id": K8S_CONN_ID,
+        }
+        env.update(kubernetes_api.airflow_connection_env(K8S_CONN_ID))
+    scenario.build()
+    env.update(scenario.airflow_env())
+    with (
+        SageMakerLifecycle(time_scale=10).installed(local_aws_server) as life,
+        AirflowStandalone(env=env, keep_home=bool(os.environ.get("SAGELIFT_KEEP_AIRFLOW_HOME"))) as af,
+    ):
+        af.wait_for_dag(DAG_ID)
+        yield World(local_aws_server, af, life)
