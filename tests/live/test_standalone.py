@@ -33,7 +33,12 @@ def test_a_two_minute_training_defers_then_succeeds(world):
     run = world.af.wait_for_run(DAG_ID, run_id, timeout=600)
 
     assert run["state"] == "success", world.af.task_states(DAG_ID, run_id)
-    assert world.training_job(run_id)["TrainingJobStatus"] == "Completed"
+    job = world.training_job(run_id)
+    assert job["TrainingJobStatus"] == "Completed"
+    # The triggerer streamed the job's CloudWatch log into train_model's log, each line once.
+    logged = world.af.task_log(DAG_ID, run_id, "train_model")
+    expected = world.life.task_log_lines(job["TrainingJobName"])
+    assert expected and all(logged.count(line) == 1 for line in expected), logged
 
 
 def test_clearing_each_task_in_turn_converges(world):

@@ -298,6 +298,15 @@ class AirflowStandalone:
         response.raise_for_status()
         return {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
+        """The messages of a task try's log as the UI shows them (the worker's and the triggerer's parts)."""
+        response = self.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            full_content="true",
+        )
+        response.raise_for_status()
+        return [str(entry.get("event", "")) for entry in response.json()["content"]]
+
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
         """What "Mark as failed/success" in the UI does."""
         response = self.api.patch(

@@ -17,6 +17,14 @@ Emulated, computed at each Describe* from the emulated time since the resource w
   SecondaryStatusTransitions) for ``seconds``, then ``Completed``, ``Failed`` with ``FailureReason``, or
   ``Stopped``; ``StopTrainingJob`` (added; moto lacks it) -> ``Stopping`` for ``stop_seconds`` -> ``Stopped``
   (stopping a finished job is a ValidationException, as in SageMaker);
+- the training log: moto's CloudWatch Logs gets, in ``/aws/sagemaker/TrainingJobs``, one stream per
+  instance named as SageMaker names them (``<job>/algo-<n>-<epoch seconds>``), created at the Downloading
+  transition (10% of ``seconds``), and lines as the job progresses in emulated time: one at Downloading,
+  one at Training (20%), two per epoch (40%, 60%, 80%; the two share a timestamp, as lines printed
+  together do), one at the end (Completed, Failed with its reason, or Stopped), or a SIGTERM line when
+  ``StopTrainingJob`` is called, after which nothing more is written. Event timestamps are the real times
+  at which the emulated moments happen. ``training_log_lines`` gives a job's lines, and
+  ``SageMakerLifecycle.task_log_lines`` the lines as the deferred wait prints them;
 - endpoints: CreateEndpoint -> ``Creating`` for ``seconds`` -> ``InService`` or ``Failed`` with
   ``FailureReason``; UpdateEndpoint -> ``Updating`` (still on the old config) -> ``InService`` on the new
   config, or ``RolledBack``: ``InService`` on the old ``EndpointConfigName`` with a ``FailureReason``;
@@ -29,7 +37,8 @@ Emulated, computed at each Describe* from the emulated time since the resource w
   Faults apply only to the product's calls: requests from ``LocalAws.client()`` (a test looking into an
   account, marked by moto's account header) pass untouched. ``injected`` logs every fault served.
 
-What it does not emulate: billing or instance capacity, CloudWatch logs and metrics of a job,
+What it does not emulate: billing or instance capacity, CloudWatch metrics of a job, a training log's
+real content or size, CloudWatch's ingestion delay (a line is readable as soon as it is due),
 ``MaxRuntimeInSeconds`` (a job never times out by itself), warm pools, managed spot interruptions,
 endpoint ``SystemUpdating``/``RollingBack``/``OutOfService``, auto-scaling, the real order in which
 SageMaker fills SecondaryStatusTransitions, per-account or per-region throttling quotas (a fault hits
@@ -61,6 +70,10 @@ _LOCK = threading.Lock()
 TRAINING_OUTCOMES = ("Completed", "Failed", "Stopped")
 ENDPOINT_OUTCOMES = ("InService", "Failed", "RolledBack")
 FAULTS = ("throttle", "internal", "reset", "latency")
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRAINING_LOG_EPOCHS = 3
+TRAINING_LOG_STARTS = 0.1  # of the scripted seconds: the Downloading transition creates the streams
+SIGTERM_LINE = "Received SIGTERM; training stopped"
 
 
 @dataclass
@@ -95,6 +108,57 @@ class _Job:
     created: float
     script: TrainingScript
     stop_requested: float | None = None
+    wall_created: float = field(default_factory=time.time)
+    account: str = ""
+    region: str = ""
+    instance_count: int = 1
+    logged: int = 0  # entries of the log script written so far
+
+
+def _log_script(
+    job_name: str, host: str, instance_count: int, outcome: str, failure_reason: str
+) -> list[tuple[float, list[str]]]:
+    """(fraction of the scripted seconds, the lines one instance writes together then)."""
+    ends = {
+        "Completed": "Training completed; model artifacts saved to /opt/ml/model",
+        "Failed": f"Training failed: {failure_reason or 'no reason given'}",
+        "Stopped": SIGTERM_LINE,
+    }
+    epochs = [
+        (
+            0.2 + 0.6 * k / TRAINING_LOG_EPOCHS,
+            [
+                f"epoch {k}/{TRAINING_LOG_EPOCHS}: train-loss={0.62 / k:.4f}",
+                f"epoch {k}/{TRAINING_LOG_EPOCHS}: validation-auc={0.70 + 0.06 * k:.4f}",
+            ],
+        )
+        for k in range(1, TRAINING_LOG_EPOCHS + 1)
+    ]
+    return [
+        (
+            TRAINING_LOG_STARTS,
+            [
+                f"Training job {job_name} started on {host} of {instance_count} host(s); downloading input data"
+            ],
+        ),
+        (0.2, ["Input data downloaded; training started"]),
+        *epochs,
+        (1.0, [ends[outcome]]),
+    ]
+
+
+def training_log_lines(
+    job_name: str, instance_count: int = 1, outcome: str = "Completed", failure_reason: str = ""
+) -> dict[str, list[str]]:
+    """Each host's (``algo-<n>``) training log lines for a job that ran its script to its end."""
+    return {
+        f"algo-{n}": [
+            line
+            for _, lines in _log_script(job_name, f"algo-{n}", instance_count, outcome, failure_reason)
+            for line in lines
+        ]
+        for n in range(1, instance_count + 1)
+    }
 
 
 @dataclass
@@ -225,6 +289,8 @@ class SageMakerLifecycle:
     # --- state machine, called from the patched moto backend ---------------------------------------
     def advance_training(self, job: Any) -> None:
         state = self.jobs.setdefault(job.training_job_name, _Job(self.now(), self.training_script))
+        _, _, _, state.region, state.account, _ = job.arn.split(":", 5)
+        state.instance_count = int((job.resource_config or {}).get("InstanceCount", 1))
         script, elapsed = state.script, self.now() - state.created
         created = job.creation_time
         transitions = [("Starting", "Preparing the instances for training")]
@@ -257,6 +323,74 @@ class SageMakerLifecycle:
         job.secondary_status_transitions = [
             {"Status": name, "StartTime": created, "StatusMessage": message} for name, message in transitions
         ]
+        self.write_training_logs(job.training_job_name, state)
+
+    # --- training logs, written into moto's CloudWatch Logs as they fall due --------------------------
+    def _due_log_entries(self, name: str, state: _Job, host: str) -> list[tuple[float, list[str]]]:
+        script = state.script
+        entries = [
+            (fraction * script.seconds, lines)
+            for fraction, lines in _log_script(
+                name, host, state.instance_count, script.outcome, script.failure_reason
+            )
+        ]
+        if state.stop_requested is not None:
+            stopped_at = state.stop_requested - state.created
+            entries = [e for e in entries if e[0] <= stopped_at]
+            if entries:
+                entries.append((stopped_at, [SIGTERM_LINE]))
+        elapsed = self.now() - state.created
+        return [e for e in entries if e[0] <= elapsed]
+
+    def _stream_name(self, name: str, state: _Job, n: int) -> str:
+        started = state.wall_created + TRAINING_LOG_STARTS * state.script.seconds / self.time_scale
+        return f"{name}/algo-{n}-{int(started)}"
+
+    def write_training_logs(self, name: str, state: _Job) -> None:
+        """Append the lines of ``name`` that fell due since the last call to its streams (under _LOCK)."""
+        from moto.logs.models import logs_backends
+        from moto.sagemaker.models import sagemaker_backends
+
+        if not state.account or name not in sagemaker_backends[state.account][state.region].training_jobs:
+            return  # not seen by the patched backend yet, or gone (the local AWS was reset)
+        if len(self._due_log_entries(name, state, "algo-1")) <= state.logged:
+            return  # every instance writes the same number of lines at the same times
+        due = {n: self._due_log_entries(name, state, f"algo-{n}") for n in range(1, state.instance_count + 1)}
+        backend = logs_backends[state.account][state.region]
+        if TRAINING_LOG_GROUP not in backend.groups:
+            backend.create_log_group(TRAINING_LOG_GROUP, tags={})
+        for n, entries in due.items():
+            stream = self._stream_name(name, state, n)
+            backend.ensure_log_stream(TRAINING_LOG_GROUP, stream)
+            events = [
+                {"timestamp": int((state.wall_created + at / self.time_scale) * 1000), "message": line}
+                for at, lines in entries[state.logged :]
+                for line in lines
+            ]
+            backend.put_log_events(TRAINING_LOG_GROUP, stream, events)
+        state.logged = len(due[1])
+
+    def write_all_training_logs(self, account: str, region: str, stream: str | None = None) -> None:
+        """Before a read of the account's logs: the lines of the job that ``stream`` (a stream name or
+        prefix, ``<job>/...``) belongs to, or of every job when the read names no stream."""
+        job = stream.split("/", 1)[0] if stream else None
+        for name, state in self.jobs.items():
+            if (state.account, state.region) == (account, region) and job in (None, name):
+                self.write_training_logs(name, state)
+
+    def task_log_lines(self, name: str) -> list[str]:
+        """The lines of job ``name`` written so far, as the deferred training wait prints them: as they
+        are for one instance; ``[algo-<n>-<epoch seconds>] <line>`` (the stream name after the job name)
+        for several. Stream by stream; the wait interleaves them by time."""
+        with _LOCK:
+            state = self.jobs[name]
+            self.write_training_logs(name, state)
+            lines = []
+            for n in range(1, state.instance_count + 1):
+                stream = self._stream_name(name, state, n).removeprefix(f"{name}/")
+                for _, entry in self._due_log_entries(name, state, f"algo-{n}"):
+                    lines += [f"[{stream}] {line}" if state.instance_count > 1 else line for line in entry]
+        return lines
 
     def stop_training(self, job: Any) -> None:
         self.advance_training(job)
@@ -310,6 +444,7 @@ def _patch_moto() -> None:
     if _PATCHED:
         return
     from moto.core.responses import ActionResult
+    from moto.logs.models import LogsBackend
     from moto.sagemaker.exceptions import ValidationError
     from moto.sagemaker.models import SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
@@ -394,6 +529,21 @@ def _patch_moto() -> None:
                 life.advance_endpoint(endpoint)
         return original_describe_endpoint(self, endpoint_name)
 
+    def reading_logs(original: Callable[..., Any]) -> Callable[..., Any]:
+        """A CloudWatch Logs read that first writes the training log lines due by now."""
+
+        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+            life = active()
+            stream = kwargs.get("log_stream_name") or kwargs.get("log_stream_name_prefix")
+            with _LOCK:
+                if life is not None:
+                    life.write_all_training_logs(self.account_id, self.region_name, stream)
+                return original(self, *args, **kwargs)
+
+        return read
+
+    for operation in ("describe_log_groups", "describe_log_streams", "get_log_events", "filter_log_events"):
+        setattr(LogsBackend, operation, reading_logs(getattr(LogsBackend, operation)))
     backend.create_training_job = create_training_job
     backend.describe_training_job = describe_training_job
     backend.stop_training_job = stop_training_job

@@ -315,6 +315,8 @@ class SageMakerSettings:
     training_max_runtime_seconds: int = 86400
     endpoint_initial_instance_count: int = 1
     deferrable: bool = True
+    # Training log lines (CloudWatch Logs) copied into train_model's task log while it waits.
+    stream_training_logs: bool = True
     check_interval_seconds: int = 30
     training_wait_budget_seconds: int = 48 * 3600
     endpoint_wait_budget_seconds: int = 3 * 3600
@@ -341,6 +343,12 @@ class SageMakerSettings:
                 f"{p}.{name}",
                 "a positive whole number",
             )
+        _check(
+            problems,
+            isinstance(settings.stream_training_logs, bool),
+            f"{p}.stream_training_logs",
+            "true or false",
+        )
         _check(
             problems,
             isinstance(settings.keep_endpoint_configs, int) and settings.keep_endpoint_configs >= 1,

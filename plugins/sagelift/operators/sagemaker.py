@@ -11,6 +11,9 @@ the run's plan and the upstream steps' facts -- and the outcomes the stock opera
   (``on_kill`` here and in sagelift.triggers.sagemaker);
 - every wait's attempt count derives from the platform's wall-clock budget, and the waits defer by
   default, with the triggers of sagelift.triggers.sagemaker;
+- the training log reaches the task log in both waits (``stream_training_logs``): the stock in-worker
+  wait prints it (``print_log``), the deferred wait's trigger streams it; only one of them prints, so a
+  line appears once (the stock deferrable path's one read before deferring is turned off);
 - re-running any step converges: the run's training job is adopted, not duplicated; an endpoint already
   serving this run's config is left as it is; old endpoint configs and models of the model beyond
   ``keep_endpoint_configs`` are deleted after a successful deploy.
@@ -93,6 +96,7 @@ class SageMakerTrainModelOperator(SageMakerTrainingOperator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(config={}, check_if_job_exists=False, **_aws_defaults(kwargs))
         self.job_name: str | None = None
+        self.stream_training_logs = True
 
     def execute(self, context: Any) -> dict:
         inputs = pull_run_inputs(context)
@@ -104,6 +108,8 @@ class SageMakerTrainModelOperator(SageMakerTrainingOperator):
             )
         settings = inputs.platform.sagemaker
         self.deferrable = settings.deferrable
+        self.stream_training_logs = settings.stream_training_logs
+        self.print_log = settings.stream_training_logs and not settings.deferrable
         self.check_interval = settings.check_interval_seconds
         self.max_attempts = _attempts(settings.training_wait_budget_seconds, settings.check_interval_seconds)
         self.max_ingestion_time = settings.training_wait_budget_seconds
@@ -140,6 +146,7 @@ class SageMakerTrainModelOperator(SageMakerTrainingOperator):
             region_name=self.region_name,
             verify=self.verify,
             botocore_config=self.botocore_config,
+            print_log=self.stream_training_logs,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, dict]:
