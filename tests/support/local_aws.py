@@ -13,7 +13,8 @@ Added on top of moto 5.2.5:
 
 What it does not emulate: IAM policy evaluation (any identity may do anything, except what a test's own
 patch enforces), real job durations (training completes at once unless a test's lifecycle emulation
-says otherwise), CloudWatch logs of training jobs, or the regional service endpoints (one URL serves all).
+says otherwise), CloudWatch logs of training jobs (only an installed lifecycle emulation writes them), or
+the regional service endpoints (one URL serves all).
 """
 
 from __future__ import annotations
