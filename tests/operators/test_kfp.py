@@ -19,6 +19,7 @@ from sagelift.links.kfp import KubeflowPipelinesRunLink
 from sagelift.operators.kfp import KubeflowPipelinesRunOperator
 from sagelift.triggers.kfp import KubeflowPipelinesRunCompleteTrigger
 from tests.support.kfp_api import KfpApiDouble
+from tests.support.task_context import FakeTaskInstance
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "kfp_pipeline.yaml"
 CONN_ID = "kfp_test"
@@ -42,23 +43,6 @@ PARAMS: dict[str, Any] = {
     ],
     "training_s3_output_path": "s3://churn/output/",
 }
-
-
-class FakeTaskInstance:
-    """Records XCom pushes and answers pulls for the validate task's plan; nothing else of a TI."""
-
-    def __init__(self, plan: dict[str, Any] | None = None) -> None:
-        self.dag_id = DAG_ID
-        self.task_id = "run_kfp_pipeline"
-        self.pushed: dict[str, Any] = {}
-        self._plan = plan
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        json.dumps(value)  # XCom values must serialize; a model object here would be a bug
-        self.pushed[key] = value
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self._plan if task_ids == "validate" else None
 
 
 @pytest.fixture
@@ -86,7 +70,8 @@ def make_operator(**overrides: Any) -> KubeflowPipelinesRunOperator:
 
 
 def make_context(plan: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"ti": FakeTaskInstance(plan), "run_id": RUN_ID}
+    ti = FakeTaskInstance({"validate": plan}, dag_id=DAG_ID, task_id="run_kfp_pipeline")
+    return {"ti": ti, "run_id": RUN_ID}
 
 
 def defer(operator: KubeflowPipelinesRunOperator, context: dict[str, Any]) -> TaskDeferred:

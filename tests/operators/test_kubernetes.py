@@ -13,6 +13,7 @@ from kubernetes.client import ApiClient
 
 from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator, derive_pod_name
 from tests.support.k8s_api import KubernetesApiDouble, can_run_pods, validate_object
+from tests.support.task_context import FakeTaskInstance
 
 pytestmark = pytest.mark.skipif(
     not can_run_pods(), reason="the double's kubelet needs root and unshare --mount"
@@ -23,23 +24,6 @@ CONN_ID = "sagelift_k8s_test"
 DAG_ID = "sagemaker_deploy"
 RUN_ID = "manual__2025-06-01T10:00:00+00:00"
 RBAC = Path(__file__).resolve().parents[2] / "include" / "k8s" / "rbac.yaml"
-
-
-class FakeTaskInstance:
-    """Just what the operators read from a task instance: identity, XCom, start date."""
-
-    def __init__(self, plan: dict[str, Any]):
-        self.dag_id, self.task_id, self.run_id = DAG_ID, "ensure_pvc", RUN_ID
-        self.map_index, self.try_number = -1, 1
-        self.start_date = None
-        self.pushed: dict[str, Any] = {}
-        self._upstream = {"validate": plan}
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self._upstream.get(task_ids)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
 
 
 class FakeDag:
@@ -71,7 +55,7 @@ def make_context(*, enabled: bool = True, deferrable: bool = False, **params: An
         "dag_id": DAG_ID,
         "run_id": RUN_ID,
     }
-    ti = FakeTaskInstance(plan)
+    ti = FakeTaskInstance({"validate": plan}, dag_id=DAG_ID, task_id="ensure_pvc", run_id=RUN_ID)
     return {"ti": ti, "task_instance": ti, "run_id": RUN_ID, "dag": FakeDag()}
 
 

@@ -36,6 +36,7 @@ class FakeTaskInstance:
         return self.upstream.get(task_ids)
 
     def xcom_push(self, key: str, value: Any) -> None:
+        json.dumps(value)  # XCom values must serialize: a model object or a session here would be a bug
         self.pushed[key] = value
 
 
