@@ -97,7 +97,7 @@ def test_no_secret_lands_in_the_database_logs_xcom_or_rendered_fields(
     assert result.state == "success", result.states
     task_output = capfd.readouterr()
     secrets = [*_issued_secrets(), scenario.runner_key[1]]
-    assert len(secrets) > 10
+    assert len(secrets) >= 5  # the runner key, and a secret key and a token for each of the two hops
 
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.xcom import XComModel

@@ -10,10 +10,28 @@ sagelift.hooks.sts.RoleChainSessionFactory``) turns it into a session that perfo
       -> each role in the connection extra ``role_chain`` (the master pipeline role)
       -> the connection's ``role_arn`` (the scientist account's pipeline execution role)
 
-Every hop's credentials are botocore RefreshableCredentials whose refresh assumes the hop again from
-the hop before it, so sessions renew themselves before expiry (AWS caps chained sessions at one hour;
-training runs for many hours), in workers and in the triggerer alike. No credential is ever written
-anywhere: they live only inside the session objects.
+One chain per process, not per session: the triggerer runs hundreds of deferred waits of the same
+account, and each builds its own sessions from the same connection. They all share one ``RoleChain``
+(keyed by everything that makes the chain: the connection's settings and keys, the region and the role
+session name, so each run keeps its own name in CloudTrail), which holds each hop's temporary
+credentials and assumes a hop again only when they come within a refresh margin of expiry: one
+AssumeRole per hop per expiry for the whole process, whoever asks first, instead of one per hop per
+session. Sessions renew themselves from the shared hops before expiry (AWS caps chained sessions at one
+hour; training runs for many hours), in workers and in the triggerer alike:
+
+- sync (workers, and hooks run in threads): a new boto3 session per caller, as boto3 sessions are not
+  thread-safe, with botocore RefreshableCredentials renewing from the final hop;
+- async (the triggerer): one aiobotocore session per chain for every trigger, whose refreshable
+  credentials renew in a worker thread (``asyncio.to_thread``), never with a blocking STS call on the
+  event loop; its clients share one TLS context instead of loading the CA bundle each.
+
+Every session shares one botocore data loader, so the service models and the endpoint table are parsed
+once per process rather than once per session (about 7 MB for the endpoint table alone; the parse ran
+on the triggerer's event loop whenever a trigger made its client). Measured with
+benchmarks/triggerer_load.py.
+
+No credential is ever written anywhere: they live only inside the session and chain objects (the
+chains' cache key holds a digest of the connection, not its secrets).
 
 Connections without ``role_chain`` behave exactly as the stock factory does.
 
@@ -30,16 +48,28 @@ extra, e.g. ``{"mode": "adaptive", "max_attempts": 12}``) takes precedence.
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import hashlib
+import json
+import logging
 import re
-from functools import cached_property
+import ssl
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, cached_property
 from typing import Any
 
 import boto3
+import botocore.loaders
 import botocore.session
 from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelift.domain.plan import derive_run_key
 
@@ -47,6 +77,13 @@ DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 10}
 SESSION_NAME_MAX = 64
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
 DEFAULT_DURATION = 3600
+CHAINS_KEPT = 64
+
+log = logging.getLogger(__name__)
+
+# One loader for every session made here: it caches what it parses (service models, endpoints), and a
+# session's own loader would parse them again for each session. Thread-safe enough: a race parses twice.
+_LOADER = botocore.loaders.Loader()
 
 
 class RoleChainError(PermissionError):
@@ -65,6 +102,15 @@ def derive_session_name(dag_id: str | None, run_id: str | None, fallback: str) -
     return _SESSION_NAME_BAD.sub("-", name)[:SESSION_NAME_MAX]
 
 
+def refresh_margins(duration_seconds: int) -> tuple[int, int]:
+    """(advisory, mandatory) seconds before expiry at which a hop is assumed again.
+
+    botocore's own are 15 and 10 minutes; for 15-minute sessions those would mean a new AssumeRole on
+    every call, so they shrink to a third and a sixth of the session duration.
+    """
+    return min(15 * 60, duration_seconds // 3), min(10 * 60, duration_seconds // 6)
+
+
 def _current_run() -> tuple[str | None, str | None]:
     """(dag_id, run_id) of the task running in this process, or (None, None) in the triggerer."""
     try:
@@ -77,6 +123,272 @@ def _current_run() -> tuple[str | None, str | None]:
     if dag_run is None:
         return None, None
     return dag_run.dag_id, dag_run.run_id
+
+
+@dataclass(frozen=True)
+class _Issued:
+    metadata: dict[str, Any]  # botocore's refreshable-credential metadata, expiry_time as ISO text
+    expiry: datetime.datetime
+
+
+class SharedCredentials:
+    """One hop's temporary credentials, for every session of the process that goes through the hop.
+
+    ``metadata()`` is botocore's ``refresh_using`` contract. Within the advisory margin one caller
+    assumes the role again while the others keep the still-valid credentials; within the mandatory
+    margin (or before the first AssumeRole) everyone waits for that one call. Call it from a thread,
+    never from an event loop: it may block on STS.
+    """
+
+    def __init__(self, fetch: Callable[[], dict[str, Any]], label: str, margins: tuple[int, int]):
+        self._fetch = fetch
+        self._label = label
+        self.advisory, self.mandatory = margins
+        self._lock = threading.Lock()
+        self._issued: _Issued | None = None
+
+    def _needs_refresh(self, margin: int) -> bool:
+        issued = self._issued
+        if issued is None:
+            return True
+        return (issued.expiry - datetime.datetime.now(datetime.UTC)).total_seconds() < margin
+
+    def metadata(self) -> dict[str, Any]:
+        if self._needs_refresh(self.advisory):
+            if self._lock.acquire(blocking=False):
+                try:
+                    self._refresh()
+                finally:
+                    self._lock.release()
+            elif self._needs_refresh(self.mandatory):
+                with self._lock:
+                    self._refresh()
+        issued = self._issued
+        if issued is None:  # unreachable: a failed first AssumeRole raised above
+            raise RoleChainError(f"{self._label}: no credentials")
+        return dict(issued.metadata)
+
+    def _refresh(self) -> None:
+        """Assume the role again if still needed; the caller holds the lock."""
+        if not self._needs_refresh(self.advisory):
+            return
+        try:
+            metadata = self._fetch()
+        except (RoleChainError, BotoCoreError) as err:
+            if self._needs_refresh(self.mandatory):
+                raise
+            log.warning("Renewing %s failed, trying again later: %s", self._label, err)
+            return
+        expiry = datetime.datetime.fromisoformat(metadata["expiry_time"])
+        if expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=datetime.UTC)
+        self._issued = _Issued(metadata, expiry)
+
+
+class RoleChain:
+    """Each hop's shared credentials for one connection (see the module docstring); ``hops[-1]`` is final.
+
+    Hop 1 is assumed with the STS client of the runner identity's session, hop k with one whose
+    credentials renew from hop k-1. Each STS client is made once, by the hop's first AssumeRole.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: Callable[[], boto3.session.Session],
+        roles: list[tuple[str, str | None]],
+        session_name: str,
+        duration_seconds: int,
+        region: str | None,
+        sts_endpoint: str | None,
+        config: Config | None,
+    ) -> None:
+        self._source = source
+        self._roles = roles
+        self._session_name = session_name
+        self._duration = duration_seconds
+        self.region = region
+        self._sts_endpoint = sts_endpoint
+        self._config = config
+        self.margins = refresh_margins(duration_seconds)
+        self._sts: list[Any] = [None] * len(roles)
+        self._async_session: Any = None
+        self._async_lock = threading.Lock()
+        self.hops = [
+            SharedCredentials(self._assumer(index), self._label(index), self.margins)
+            for index in range(len(roles))
+        ]
+
+    def _label(self, index: int) -> str:
+        names = ["runner identity"] + [arn for arn, _ in self._roles]
+        return f"hop {index + 1} of {len(self._roles)} ({names[index]} -> {names[index + 1]})"
+
+    def _assumer(self, index: int) -> Callable[[], dict[str, Any]]:
+        return lambda: self._assume(index)
+
+    def _sts_client(self, index: int) -> Any:
+        if self._sts[index] is None:
+            source = self._source() if index == 0 else self.sync_session(self.hops[index - 1])
+            self._sts[index] = source.client("sts", config=self._config, endpoint_url=self._sts_endpoint)
+        return self._sts[index]
+
+    def _assume(self, index: int) -> dict[str, Any]:
+        role_arn, external_id = self._roles[index]
+        kwargs: dict[str, Any] = {
+            "RoleArn": role_arn,
+            "RoleSessionName": self._session_name,
+            "DurationSeconds": self._duration,
+        }
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        try:
+            response = self._sts_client(index).assume_role(**kwargs)
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            raise RoleChainError(
+                f"{self._label(index)}: {error.get('Code', 'Error')} assuming {role_arn}: "
+                f"{error.get('Message', '')}".rstrip(": ")
+            ) from None
+        credentials = response["Credentials"]
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    def sync_session(self, hop: SharedCredentials | None = None) -> boto3.session.Session:
+        """A new boto3 session acting as ``hop`` (default: the final role), renewing from it."""
+        hop = hop or self.hops[-1]
+        advisory, mandatory = self.margins
+        core = botocore.session.get_session()
+        session = boto3.session.Session(botocore_session=core, region_name=self.region)
+        core.register_component("data_loader", _LOADER)  # after boto3 has set up its own resource loader
+        core._credentials = RefreshableCredentials.create_from_metadata(  # type: ignore[attr-defined]
+            metadata=hop.metadata(),
+            refresh_using=hop.metadata,
+            method="sts-assume-role",
+            advisory_timeout=advisory,
+            mandatory_timeout=mandatory,
+        )
+        _default_retries(core)
+        return session
+
+    def async_session(self) -> Any:
+        """The aiobotocore session acting as the final role: one per chain, for every event loop.
+
+        Unlike a boto3 session, an aiobotocore session may serve concurrent callers: each client is made
+        on the caller's event loop (``create_client``) and takes copies of what it needs.
+        """
+        with self._async_lock:
+            if self._async_session is None:
+                self._async_session = self._new_async_session()
+            return self._async_session
+
+    def _new_async_session(self) -> Any:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        hop = self.hops[-1]
+
+        async def renew() -> dict[str, Any]:
+            return await asyncio.to_thread(hop.metadata)
+
+        advisory, mandatory = self.margins
+        core = get_session()
+        core.register_component("data_loader", _LOADER)
+        credentials_class, http_session_class = _aio_classes()
+        core._credentials = credentials_class.create_from_metadata(
+            metadata=hop.metadata(),
+            refresh_using=renew,
+            method="sts-assume-role",
+            advisory_timeout=advisory,
+            mandatory_timeout=mandatory,
+        )
+        if self.region:
+            core.set_config_variable("region", self.region)
+        core.set_default_client_config(AioConfig(http_session_cls=http_session_class))
+        _default_retries(core)
+        return core
+
+
+class _PerLoopLock:
+    """An asyncio lock per event loop, behind asyncio.Lock's interface (an asyncio.Lock is bound to the
+    first loop that waits on it, and a chain's session outlives any one loop)."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._guard = threading.Lock()
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            lock = self._locks.get(loop)
+            if lock is None:
+                lock = self._locks[loop] = asyncio.Lock()
+            return lock
+
+    def locked(self) -> bool:
+        return self._lock().locked()
+
+    async def __aenter__(self) -> None:
+        await self._lock().acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock().release()
+
+
+@cache
+def _aio_classes() -> tuple[Any, Any]:
+    """(credentials, HTTP session) classes of the async sessions; made on first use, so that workers,
+    which make only sync sessions, never import aiobotocore."""
+    from aiobotocore.credentials import AioRefreshableCredentials
+    from aiobotocore.httpsession import AIOHTTPSession
+
+    class AnyLoopRefreshableCredentials(AioRefreshableCredentials):  # type: ignore[misc]
+        def _create_lock(self) -> Any:
+            return _PerLoopLock()
+
+    class SharedTlsHttpSession(AIOHTTPSession):  # type: ignore[misc]
+        """aiobotocore's HTTP session with one TLS context per CA bundle for the whole process.
+
+        aiobotocore builds a context holding the whole CA bundle for every client (0.6 MB and some 40 ms
+        of CPU each; a deferred training wait has several clients), though one serves any number of
+        connections. With a client certificate or a proxy, each client still builds its own.
+        """
+
+        def _build_ssl_contexts(self, proxy_url: Any) -> Any:
+            if self._cert_file or proxy_url:
+                return super()._build_ssl_contexts(proxy_url)
+            key = repr(self._verify)
+            with _TLS_LOCK:
+                if key not in _TLS_CONTEXTS:
+                    _TLS_CONTEXTS[key] = self._build_verify_context()
+                return _TLS_CONTEXTS[key], None
+
+    return AnyLoopRefreshableCredentials, SharedTlsHttpSession
+
+
+_TLS_CONTEXTS: dict[str, ssl.SSLContext] = {}
+_TLS_LOCK = threading.Lock()
+
+_CHAINS: OrderedDict[str, RoleChain] = OrderedDict()
+_CHAINS_LOCK = threading.Lock()
+
+
+def shared_chain(key: str, build: Callable[[], RoleChain]) -> RoleChain:
+    """The process's chain for ``key``, built on first use; the least recently used beyond CHAINS_KEPT go."""
+    with _CHAINS_LOCK:
+        chain = _CHAINS.get(key)
+        if chain is None:
+            chain = _CHAINS[key] = build()
+            while len(_CHAINS) > CHAINS_KEPT:
+                _CHAINS.popitem(last=False)
+        else:
+            _CHAINS.move_to_end(key)
+        return chain
 
 
 class RoleChainSessionFactory(BaseSessionFactory):
@@ -100,79 +412,64 @@ class RoleChainSessionFactory(BaseSessionFactory):
         dag_id, run_id = _current_run()
         return derive_session_name(dag_id, run_id, fallback=str(self.conn.conn_id or "session"))
 
-    def _sts_endpoint(self) -> str | None:
-        return self.conn.get_service_endpoint_url("sts", sts_connection_assume=True)
-
-    def _hop_label(self, index: int) -> str:
-        names = ["runner identity"] + [h["role_arn"] for h in self.chain] + [str(self.role_arn)]
-        return f"hop {index + 1} of {len(names) - 1} ({names[index]} -> {names[index + 1]})"
-
-    def _assume(
-        self, source: boto3.session.Session, index: int, role_arn: str, external_id: str | None
-    ) -> dict[str, Any]:
-        sts = source.client("sts", config=self.config, endpoint_url=self._sts_endpoint())
-        kwargs: dict[str, Any] = {
-            "RoleArn": role_arn,
-            "RoleSessionName": self.session_name,
-            "DurationSeconds": self.duration_seconds,
-        }
-        if external_id:
-            kwargs["ExternalId"] = external_id
-        try:
-            response = sts.assume_role(**kwargs)
-        except ClientError as err:
-            error = err.response.get("Error", {})
-            raise RoleChainError(
-                f"{self._hop_label(index)}: {error.get('Code', 'Error')} assuming {role_arn}: "
-                f"{error.get('Message', '')}".rstrip(": ")
-            ) from None
-        credentials = response["Credentials"]
-        return {
-            "access_key": credentials["AccessKeyId"],
-            "secret_key": credentials["SecretAccessKey"],
-            "token": credentials["SessionToken"],
-            "expiry_time": credentials["Expiration"].isoformat(),
-        }
-
-    def _refreshable_session(
-        self, source: boto3.session.Session, index: int, role_arn: str, external_id: str | None
-    ) -> boto3.session.Session:
-        def refresh() -> dict[str, Any]:
-            return self._assume(source, index, role_arn, external_id)
-
-        credentials = RefreshableCredentials.create_from_metadata(
-            metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
-        )
-        core = botocore.session.get_session()
-        core._credentials = credentials  # type: ignore[attr-defined]  # as the provider's own factory does
-        core.set_config_variable("region", self.basic_session.region_name)
-        _default_retries(core)
-        return boto3.session.Session(botocore_session=core)
-
     @cached_property
     def basic_session(self) -> boto3.session.Session:
         session = super().basic_session
         _default_retries(session._session)  # type: ignore[attr-defined]
         return session
 
-    def create_session(self, deferrable: bool = False) -> Any:
-        session = super().create_session(deferrable=deferrable)
-        _default_retries(session._session if isinstance(session, boto3.session.Session) else session)
+    def _uses_chain(self) -> bool:
+        if not (self.conn and self.chain and self.role_arn):
+            return False
+        return (self.conn.assume_role_method or "assume_role") == "assume_role"
+
+    def _chain_source(self) -> boto3.session.Session:
+        """The runner identity's session, for the first hop's STS client (a chain keeps it)."""
+        session = self.basic_session
+        session._session.register_component("data_loader", _LOADER)  # type: ignore[attr-defined]
         return session
 
     @cached_property
-    def source_session(self) -> boto3.session.Session:
-        """The session of the last hop before the connection's role_arn (each hop self-refreshing)."""
-        session = self.basic_session
-        for index, hop in enumerate(self.chain):
-            session = self._refreshable_session(session, index, hop["role_arn"], hop.get("external_id"))
-        return session
+    def role_chain(self) -> RoleChain:
+        """This connection's chain, shared with every other session of the process that has the same key."""
+        conn = self.conn
+        region = conn.region_name
+        final_external_id = (conn.assume_role_kwargs or {}).get("ExternalId")
+        roles = [(hop["role_arn"], hop.get("external_id")) for hop in self.chain]
+        roles.append((str(self.role_arn), final_external_id))
+        # Everything the chain depends on; the connection's secrets only through the digest.
+        identity = json.dumps(
+            {
+                "conn_id": str(conn.conn_id),
+                "session_kwargs": conn.session_kwargs,
+                "extra": conn.extra_config,
+                "roles": roles,
+                "region": region,
+                "session_name": self.session_name,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        key = hashlib.sha256(identity.encode()).hexdigest()
+        return shared_chain(
+            key,
+            lambda: RoleChain(
+                source=self._chain_source,
+                roles=roles,
+                session_name=self.session_name,
+                duration_seconds=self.duration_seconds,
+                region=region or self.basic_session.region_name,
+                sts_endpoint=conn.get_service_endpoint_url("sts", sts_connection_assume=True),
+                config=self.config,
+            ),
+        )
 
-    def _refresh_credentials(self) -> dict[str, Any]:
-        if not self.chain:
-            return super()._refresh_credentials()
-        external_id = (self.conn.assume_role_kwargs or {}).get("ExternalId")
-        return self._assume(self.source_session, len(self.chain), str(self.role_arn), external_id)
+    def create_session(self, deferrable: bool = False) -> Any:
+        if self._uses_chain():
+            return self.role_chain.async_session() if deferrable else self.role_chain.sync_session()
+        session = super().create_session(deferrable=deferrable)
+        _default_retries(session._session if isinstance(session, boto3.session.Session) else session)
+        return session
 
 
 def _default_retries(core: Any) -> None:
