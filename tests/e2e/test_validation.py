@@ -124,12 +124,14 @@ def test_validate_refuses_bad_conf_naming_field_and_rule(scenario, local_aws, ca
 
 def test_an_invalid_run_fails_at_validate_and_creates_nothing(run_deploy, local_aws, capfd):
     before = local_aws.request_count()
-    result = run_deploy(demo_conf(account_id="12345", training_instance_type="m5.large"))
+    # Rules the trigger form's schema leaves to validate (an unknown instance type is refused earlier,
+    # when the run is triggered: tests/dags/test_params_schema.py).
+    result = run_deploy(demo_conf(account_id="12345", training_s3_output_path="churn/output"))
     task_log = capfd.readouterr().out
 
     assert result.states["validate"] == "failed"
     assert {state for task, state in result.states.items() if task != "validate"} == {"upstream_failed"}
     assert "account_id: must be exactly twelve digits" in task_log
-    assert "training_instance_type: must be a SageMaker ML instance type" in task_log
+    assert "training_s3_output_path: must be an S3 URI like s3://bucket/path" in task_log
     assert result.calls == []
     assert local_aws.request_count() == before
