@@ -11,10 +11,6 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 include include/kfp/kfp.mk
 
-# Debian packages the local stand-ins need (tests and demo only, never the product).
-APT_PACKAGES := skopeo docker-registry apache2-utils kubernetes-client chromium
-APT_COMMANDS := skopeo docker-registry htpasswd kubectl chromium
-
 .PHONY: help env system-deps demo test lint typecheck pytest onboard submit clean
 
 help:
@@ -31,12 +27,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 env: $(VENV)/.synced
 
 system-deps:
-	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages for the local stand-ins:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
-	fi
+	@$(PYTHON) scripts/system_deps.py
 
 demo: env
 	$(VENV)/bin/python -m tests.support.demo include/examples/demo.json

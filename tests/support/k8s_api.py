@@ -5,7 +5,11 @@ running ``sagelift/pod/ensure_pvc.py``) runs against this double instead. It spe
 over HTTPS the way the kubernetes Python client, kubernetes_asyncio (the deferrable trigger) and
 kubectl use it:
 
-- discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/rbac.authorization.k8s.io/v1``;
+- discovery: ``/version``; the legacy documents (``/api``, ``/api/v1``, ``/apis``,
+  ``/apis/rbac.authorization.k8s.io[/v1]``) and, when the Accept header negotiates it the way a 1.33
+  server does, aggregated discovery on ``/api`` and ``/apis`` (apidiscovery.k8s.io/v2
+  ``APIGroupDiscoveryList`` with the resources inline, an ETag and 304 on ``If-None-Match``). So
+  Debian's kubectl 1.20 (legacy) and a current 1.30+ kubectl (aggregated) both resolve resources;
 - pods: create, get, list (label selectors ``=``, ``==``, ``!=``, ``!key``, ``key``, ``in``, ``notin``;
   field selectors), watch, patch (merge, strategic-as-merge, JSON patch), delete, and ``/log`` with
   ``follow``, ``timestamps``, ``sinceSeconds``, ``tailLines``, streamed chunk by chunk;
@@ -45,6 +49,9 @@ What it does NOT emulate:
 - PersistentVolumes and StorageClasses as API objects, volume expansion, quantity canonicalisation;
 - admission beyond ServiceAccount and DefaultStorageClass; ClusterRoles and ClusterRoleBindings;
   apply (server-side apply), protobuf, HTTP/2, exec/attach/port-forward; OpenAPI endpoints;
+- aggregated discovery v2beta1 (a 1.33 server stops serving it by default, gate
+  AggregatedDiscoveryRemoveBetaType; so a 1.26-1.29 client reads the legacy documents, as there), ``Stale`` freshness, peer-aggregated discovery (``profile=nopeer`` gets the
+  same document: there is one server); pods list only their ``log`` subresource;
 - field validation modes: unknown fields are always rejected (a real server only warns by default);
 - watch bookmarks and 410 Gone (the change journal is never compacted); watches end at timeoutSeconds
   (capped at 60s).
@@ -55,6 +62,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import hashlib
 import itertools
 import json
 import os
@@ -85,6 +93,9 @@ CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ADMIN_USER = "kubernetes-admin"
 MAX_WATCH_SECONDS = 60
 RBAC_GROUP = "rbac.authorization.k8s.io"
+# The one aggregated discovery form a 1.33 API server serves (AggregatedDiscoveryRemoveBetaType is on).
+AGGREGATED_DISCOVERY_GVK = ("apidiscovery.k8s.io", "v2", "APIGroupDiscoveryList")
+AGGREGATED_DISCOVERY_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -528,6 +539,8 @@ class LoggedRequest:
     path: str
     user: str
     code: int
+    content_type: str = ""  # of the response: tells aggregated discovery from the legacy documents
+    user_agent: str = ""
 
 
 class KubernetesApiDouble:
@@ -1652,6 +1665,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api: KubernetesApiDouble
     _code = 200
+    _content_type = ""
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read api.requests instead
         return
@@ -1694,15 +1708,36 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise ApiError(400, "BadRequest", f"invalid JSON in the request body: {exc}") from exc
 
-    def _send_json(self, code: int, payload: Any) -> None:
+    def _send_json(
+        self,
+        code: int,
+        payload: Any,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = json.dumps(payload).encode()
-        self._code = code
+        self._code, self._content_type = code, content_type
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Audit-Id", str(uuid.uuid4()))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_aggregated_discovery(self, document: dict[str, Any]) -> None:
+        """As the API server's aggregated discovery handler: an ETag over the document, 304 on a match."""
+        etag = '"' + hashlib.sha512(json.dumps(document, sort_keys=True).encode()).hexdigest().upper() + '"'
+        headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "public"}
+        if self.headers.get("If-None-Match") == etag:
+            self._code, self._content_type = 304, AGGREGATED_DISCOVERY_TYPE
+            self.send_response(304)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            return
+        self._send_json(200, document, AGGREGATED_DISCOVERY_TYPE, headers)
 
     def _stream(self, content_type: str, chunks: Iterator[bytes]) -> None:
         self.send_response(200)
@@ -1723,7 +1758,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         user = "-"
-        self._code = 200
+        self._code, self._content_type = 200, ""
         try:
             if parts.path in ("/version", "/healthz", "/livez", "/readyz"):
                 self._send_json(200, _version() if parts.path == "/version" else "ok")
@@ -1735,7 +1770,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             self._send_json(exc.code, exc.status())
         finally:
-            self.api.requests.append(LoggedRequest(method, parts.path, user, self._code))
+            self.api.requests.append(
+                LoggedRequest(
+                    method,
+                    parts.path,
+                    user,
+                    self._code,
+                    self._content_type,
+                    self.headers.get("User-Agent") or "",
+                )
+            )
 
     def _route(
         self, method: str, path: str, query: dict[str, str], user: str, groups: tuple[str, ...]
@@ -1744,7 +1788,10 @@ class _Handler(BaseHTTPRequestHandler):
         if discovery is not None:
             if method != "GET":
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
-            self._send_json(200, discovery)
+            if path in ("/api", "/apis") and _wants_aggregated_discovery(self.headers.get("Accept")):
+                self._send_aggregated_discovery(_aggregated_discovery(path))
+            else:
+                self._send_json(200, discovery)
             return
         m = re.fullmatch(
             r"/api/v1(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?(?:/([^/]+))?", path
@@ -1829,7 +1876,13 @@ def _version() -> dict[str, str]:
     }
 
 
+def _served(group: str) -> list[ResourceType]:
+    """A group's resources in the order the API server lists them: its handlers are installed by path."""
+    return sorted((r for r in RESOURCES.values() if r.group == group), key=lambda r: r.plural)
+
+
 def _discovery(path: str, api: KubernetesApiDouble) -> dict[str, Any] | None:
+    """The legacy (unaggregated) discovery documents, one request per group and per group version."""
     if path == "/api":
         return {
             "kind": "APIVersions",
@@ -1838,32 +1891,19 @@ def _discovery(path: str, api: KubernetesApiDouble) -> dict[str, Any] | None:
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{api.port}"}
             ],
         }
+    group_entry = {
+        "name": RBAC_GROUP,
+        "versions": [{"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"},
+    }
     if path == "/apis":
-        return {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [
-                {
-                    "name": RBAC_GROUP,
-                    "versions": [{"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"}],
-                    "preferredVersion": {"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"},
-                }
-            ],
-        }
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group_entry]}
     if path == f"/apis/{RBAC_GROUP}":
-        return {
-            "kind": "APIGroup",
-            "apiVersion": "v1",
-            "name": RBAC_GROUP,
-            "versions": [{"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"}],
-            "preferredVersion": {"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"},
-        }
+        return {"kind": "APIGroup", "apiVersion": "v1", **group_entry}
     for group, prefix in (("", "/api/v1"), (RBAC_GROUP, f"/apis/{RBAC_GROUP}/v1")):
         if path == prefix:
             listed = []
-            for r in RESOURCES.values():
-                if r.group != group:
-                    continue
+            for r in _served(group):
                 entry: dict[str, Any] = {
                     "name": r.plural,
                     "singularName": r.kind.lower(),
@@ -1873,8 +1913,8 @@ def _discovery(path: str, api: KubernetesApiDouble) -> dict[str, Any] | None:
                 }
                 if r.short_names:
                     entry["shortNames"] = list(r.short_names)
-                if r.plural in ("pods", "persistentvolumeclaims", "serviceaccounts"):
-                    entry["categories"] = ["all"] if r.plural == "pods" else []
+                if r.plural == "pods":
+                    entry["categories"] = ["all"]
                 listed.append(entry)
                 if r.plural == "pods":
                     listed.append(
@@ -1893,6 +1933,97 @@ def _discovery(path: str, api: KubernetesApiDouble) -> dict[str, Any] | None:
                 "resources": listed,
             }
     return None
+
+
+def _wants_aggregated_discovery(accept: str | None) -> bool:
+    """Content negotiation on /api and /apis as the API server does it.
+
+    The Accept clauses are tried by quality (goautoneg's order); the first JSON clause wins. It selects
+    aggregated discovery when its ``g``/``v``/``as`` parameters name apidiscovery.k8s.io/v2
+    APIGroupDiscoveryList; a clause that asks for any other conversion (v2beta1, Table) is skipped;
+    a plain ``application/json`` (or ``*/*``) clause selects the legacy documents. Unknown parameters
+    (``profile=nopeer``) are ignored. Protobuf clauses are skipped: the double only speaks JSON.
+    """
+    clauses: list[tuple[float, bool, bool, str, str, dict[str, str]]] = []
+    for part in (accept or "").split(","):
+        media, *raw_params = (p.strip() for p in part.strip().split(";"))
+        kind, _, sub = media.partition("/")
+        if not sub and kind != "*":
+            continue
+        params, quality = {}, 1.0
+        for raw in raw_params:
+            key, eq, value = raw.partition("=")
+            if not eq:
+                continue
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+            else:
+                params[key.strip()] = value.strip()
+        clauses.append((-quality, kind == "*", (sub or "*") == "*", kind, sub or "*", params))
+    clauses.sort(key=lambda c: c[:3])
+    for _, _, _, kind, sub, params in clauses:
+        if (kind, sub) not in (("application", "json"), ("application", "*"), ("*", "*")):
+            continue
+        if params.get("sv") or params.get("stream") not in (None, "", "watch"):
+            continue
+        convert = (params.get("g"), params.get("v"), params.get("as"))
+        if convert == (None, None, None):
+            return False
+        if convert == AGGREGATED_DISCOVERY_GVK:
+            return True
+    return False
+
+
+def _aggregated_discovery(path: str) -> dict[str, Any]:
+    """apidiscovery.k8s.io/v2 APIGroupDiscoveryList: /api lists the core group (name ""), /apis the named
+    groups, each with its resources inline, so a client needs no request per group version."""
+
+    def kind_of(r: ResourceType) -> dict[str, str]:
+        return {"group": r.group, "version": "v1", "kind": r.kind}
+
+    def resource(r: ResourceType) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "resource": r.plural,
+            "responseKind": kind_of(r),
+            "scope": "Namespaced" if r.namespaced else "Cluster",
+            "singularResource": r.kind.lower(),
+            "verbs": list(r.verbs),
+        }
+        if r.short_names:
+            entry["shortNames"] = list(r.short_names)
+        if r.plural == "pods":
+            entry["categories"] = ["all"]
+            entry["subresources"] = [{"subresource": "log", "responseKind": kind_of(r), "verbs": ["get"]}]
+        return entry
+
+    groups = [""] if path == "/api" else sorted({r.group for r in RESOURCES.values()} - {""})
+    items = []
+    for group in groups:
+        # ObjectMeta with only a name; Go's encoder writes the zero creationTimestamp as null
+        metadata: dict[str, Any] = (
+            {"name": group, "creationTimestamp": None} if group else {"creationTimestamp": None}
+        )
+        items.append(
+            {
+                "metadata": metadata,
+                "versions": [
+                    {
+                        "version": "v1",
+                        "resources": [resource(r) for r in _served(group)],
+                        "freshness": "Current",
+                    }
+                ],
+            }
+        )
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }
 
 
 def _age(stamp: str | None) -> str:

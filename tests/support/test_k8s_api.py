@@ -4,16 +4,20 @@ client (used by KubernetesPodOperator) and kubectl."""
 from __future__ import annotations
 
 import json
-import shutil
+import re
+import ssl
 import subprocess
 import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.k8s_api import KubernetesApiDouble, can_run_pods
+from tests.support.k8s_api import AGGREGATED_DISCOVERY_TYPE, KubernetesApiDouble, can_run_pods
 
 NS = "sagelift"
 needs_kubelet = pytest.mark.skipif(
@@ -204,19 +208,29 @@ def test_event_watch_streams_new_events(k8s: KubernetesApiDouble, v1: client.Cor
     assert seen == ["WaitForFirstConsumer"]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_lists_the_claim(k8s: KubernetesApiDouble) -> None:
+def kubectl_minor(user_agent: str) -> int:
+    """The client's minor version from its User-Agent, ``kubectl/v1.33.1 (linux/amd64) ...``."""
+    match = re.match(r"kubectl/v1\.(\d+)\.", user_agent)
+    assert match, f"not a kubectl User-Agent: {user_agent!r}"
+    return int(match.group(1))
+
+
+def test_kubectl_lists_the_claim(k8s: KubernetesApiDouble, tmp_path: Path) -> None:
+    """Whichever kubectl is on PATH (system-deps guarantees one): Debian's 1.20 reads the legacy discovery
+    documents; a 1.30+ client asks for aggregated discovery and must get it, with no request per group
+    version; 1.26-1.29 ask only for v2beta1, which a 1.33 server no longer serves."""
     k8s.create_claim(NS, "pipeline-data", "50Mi")
     k8s.wait_for(lambda: k8s.pvcs(NS)[0]["status"].get("phase") == "Bound", 5, "claim bound")
 
     def kubectl(*args: str) -> str:
         done = subprocess.run(
-            ["kubectl", "--kubeconfig", k8s.kubeconfig_path, *args],
+            ["kubectl", "--kubeconfig", k8s.kubeconfig_path, "--cache-dir", str(tmp_path), *args],
             capture_output=True,
             text=True,
             timeout=60,
-            check=True,
+            check=False,
         )
+        assert done.returncode == 0, done.stderr
         return done.stdout
 
     table = kubectl("get", "pvc", "-n", NS)
@@ -226,3 +240,144 @@ def test_kubectl_lists_the_claim(k8s: KubernetesApiDouble) -> None:
     assert json.loads(kubectl("get", "pvc", "pipeline-data", "-n", NS, "-o", "json"))["spec"][
         "resources"
     ] == {"requests": {"storage": "50Mi"}}
+
+    discovery = [r for r in k8s.requests if r.path in ("/api", "/apis", "/api/v1")]
+    assert discovery, "kubectl made no discovery request"
+    aggregated = kubectl_minor(discovery[0].user_agent) >= 30
+    assert {r.path for r in discovery} == ({"/api", "/apis"} if aggregated else {"/api", "/apis", "/api/v1"})
+    served = {r.content_type for r in discovery if r.path in ("/api", "/apis")}
+    assert served == {AGGREGATED_DISCOVERY_TYPE if aggregated else "application/json"}
+
+
+KUBECTL_ACCEPT = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+)
+
+
+def discovery_get(
+    k8s: KubernetesApiDouble, path: str, accept: str, etag: str | None = None
+) -> tuple[int, dict[str, str], Any]:
+    request = urllib.request.Request(
+        k8s.url + path, headers={"Accept": accept, "Authorization": f"Bearer {k8s.admin_token}"}
+    )
+    if etag:
+        request.add_header("If-None-Match", etag)
+    context = ssl.create_default_context(cafile=k8s.ca_path)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), None
+
+
+@pytest.mark.parametrize(
+    ("accept", "aggregated"),
+    [
+        (KUBECTL_ACCEPT, True),  # client-go 1.30+
+        (
+            KUBECTL_ACCEPT.replace(
+                ";as=APIGroupDiscoveryList", ";as=APIGroupDiscoveryList;profile=nopeer", 1
+            ),
+            True,
+        ),
+        ("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json", False),
+        ("application/json, */*", False),  # client-go before 1.26, the Python client
+        ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json", False),
+        (
+            "application/json;q=0.5;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+            False,
+        ),
+        (
+            "application/vnd.kubernetes.protobuf,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            True,
+        ),
+    ],
+)
+def test_discovery_negotiates_the_aggregated_form(
+    k8s: KubernetesApiDouble, accept: str, aggregated: bool
+) -> None:
+    for path, legacy_kind in (("/api", "APIVersions"), ("/apis", "APIGroupList")):
+        code, headers, body = discovery_get(k8s, path, accept)
+        assert code == 200
+        if aggregated:
+            assert headers["Content-Type"] == AGGREGATED_DISCOVERY_TYPE
+            assert (body["kind"], body["apiVersion"]) == ("APIGroupDiscoveryList", "apidiscovery.k8s.io/v2")
+            assert headers["Vary"] == "Accept" and headers["ETag"].startswith('"')
+        else:
+            assert headers["Content-Type"] == "application/json"
+            assert body["kind"] == legacy_kind and "ETag" not in headers
+
+
+def as_legacy(item: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """An aggregated group's resources the way client-go's SplitGroupsAndResources turns them into
+    an APIResourceList, reduced to what kubectl uses to resolve and print a resource."""
+    (version,) = item["versions"]
+    rows: list[tuple[Any, ...]] = []
+    for r in version["resources"]:
+        namespaced = r["scope"] == "Namespaced"
+        rows.append(
+            (
+                r["resource"],
+                r["singularResource"],
+                namespaced,
+                r["responseKind"]["kind"],
+                r["verbs"],
+                r.get("shortNames", []),
+                r.get("categories", []),
+            )
+        )
+        for sub in r.get("subresources", []):
+            rows.append(
+                (
+                    f"{r['resource']}/{sub['subresource']}",
+                    "",
+                    namespaced,
+                    sub["responseKind"]["kind"],
+                    sub["verbs"],
+                    [],
+                    [],
+                )
+            )
+    return rows
+
+
+def legacy_rows(document: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r["name"],
+            r["singularName"],
+            r["namespaced"],
+            r["kind"],
+            r["verbs"],
+            r.get("shortNames", []),
+            r.get("categories", []),
+        )
+        for r in document["resources"]
+    ]
+
+
+def test_aggregated_discovery_describes_what_the_legacy_documents_do(k8s: KubernetesApiDouble) -> None:
+    _, _, core = discovery_get(k8s, "/api", KUBECTL_ACCEPT)
+    _, _, named = discovery_get(k8s, "/apis", KUBECTL_ACCEPT)
+    assert [i["metadata"].get("name", "") for i in core["items"]] == [""]
+    assert [i["metadata"]["name"] for i in named["items"]] == ["rbac.authorization.k8s.io"]
+    assert all(v["freshness"] == "Current" for i in core["items"] + named["items"] for v in i["versions"])
+
+    _, _, core_v1 = discovery_get(k8s, "/api/v1", "application/json")
+    _, _, rbac_v1 = discovery_get(k8s, "/apis/rbac.authorization.k8s.io/v1", "application/json")
+    assert as_legacy(core["items"][0]) == legacy_rows(core_v1)
+    assert as_legacy(named["items"][0]) == legacy_rows(rbac_v1)
+    pods = next(r for r in core["items"][0]["versions"][0]["resources"] if r["resource"] == "pods")
+    assert pods["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
+    assert [s["subresource"] for s in pods["subresources"]] == ["log"]
+    roles = next(r for r in named["items"][0]["versions"][0]["resources"] if r["resource"] == "roles")
+    assert roles["responseKind"] == {"group": "rbac.authorization.k8s.io", "version": "v1", "kind": "Role"}
+
+
+def test_aggregated_discovery_answers_304_to_its_etag(k8s: KubernetesApiDouble) -> None:
+    _, first, _ = discovery_get(k8s, "/apis", KUBECTL_ACCEPT)
+    code, again, body = discovery_get(k8s, "/apis", KUBECTL_ACCEPT, etag=first["ETag"])
+    assert (code, body, again["ETag"]) == (304, None, first["ETag"])
+    code, _, _ = discovery_get(k8s, "/apis", KUBECTL_ACCEPT, etag='"stale"')
+    assert code == 200
