@@ -251,3 +251,75 @@ def test_double_rejects_output_only_and_mistyped_fields(kfp, deployed):
 
     assert status == 400
     assert "'state' is output only" in message and "display_name: expected str" in message
+
+
+# --- answers that must not be believed -------------------------------------------------------------
+
+
+def test_endless_page_tokens_stop_at_the_page_cap_naming_the_url_and_nothing_is_uploaded(kfp, monkeypatch):
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", kfp.connection_json())
+    hook = KubeflowPipelinesHook(kfp_conn_id=CONN_ID)  # the default caps
+    kfp.misbehave("endless_page_tokens")
+
+    with pytest.raises(KubeflowPipelinesError) as raised:
+        hook.ensure_pipeline_version("sagemaker-deploy", str(FIXTURE))
+
+    message = str(raised.value)
+    assert f"{kfp.url}/apis/v2beta1/pipelines still had a next page after 200 pages" in message
+    assert len(message.splitlines()[0]) <= 200
+    listed = kfp.calls_to("GET", "/pipelines")
+    assert len(listed) == 200
+    assert len({call.query.get("page_token") for call in listed}) == 200  # every token was new
+    assert kfp.calls_to("POST", "/pipelines/upload") == [] and kfp.pipelines == []
+
+
+def test_more_items_than_the_cap_stop_the_listing(kfp, monkeypatch):
+    for index in range(7):
+        kfp.add_pipeline(f"other-{index}", FIXTURE.read_bytes())
+    hook = KubeflowPipelinesHook(kfp_conn_id=CONN_ID, page_size=2, max_items=5)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", kfp.connection_json())
+
+    with pytest.raises(KubeflowPipelinesError, match=r"/apis/v2beta1/pipelines listed more than 5 items"):
+        hook.find_pipeline("sagemaker-deploy")
+
+    assert len(kfp.calls_to("GET", "/pipelines")) == 3
+
+
+def test_a_login_page_is_refused_naming_the_url_and_content_type_and_nothing_is_uploaded(kfp, hook):
+    kfp.misbehave("login_page")
+
+    with pytest.raises(KubeflowPipelinesError) as raised:
+        hook.ensure_pipeline_version("sagemaker-deploy", str(FIXTURE))
+
+    first_line, *rest = str(raised.value).splitlines()
+    assert first_line == (
+        f"Kubeflow Pipelines answered GET {kfp.url}/apis/v2beta1/pipelines with content type "
+        "'text/html; charset=utf-8', not JSON (HTTP 200)."
+    )
+    assert "/oauth2/sign_in" in rest[0]
+    # The proxy saw the list call and its redirect target, and never an upload.
+    assert [call.path for call in kfp.calls] == ["/apis/v2beta1/pipelines", "/oauth2/sign_in"]
+    assert kfp.pipelines == []
+
+
+def test_a_login_page_fails_the_connection_test(kfp, hook):
+    kfp.misbehave("login_page")
+
+    ok, message = hook.test_connection()
+
+    assert not ok
+    assert "/apis/v2beta1/healthz" in message and "text/html" in message
+
+
+def test_an_oversized_answer_is_refused_after_reading_only_the_bound(kfp, monkeypatch):
+    kfp.add_pipeline("bloated", FIXTURE.read_bytes(), description="x" * 300_000)
+    hook = KubeflowPipelinesHook(kfp_conn_id=CONN_ID, max_response_bytes=100_000)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", kfp.connection_json())
+
+    with pytest.raises(KubeflowPipelinesError) as raised:
+        hook.find_pipeline("sagemaker-deploy")
+
+    assert str(raised.value) == (
+        f"Kubeflow Pipelines answered GET {kfp.url}/apis/v2beta1/pipelines with more than 100000 bytes; "
+        "refused"
+    )

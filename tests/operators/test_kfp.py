@@ -171,6 +171,31 @@ def test_rejected_token_fails_the_task_with_a_clear_error(kfp, monkeypatch):
     assert kfp.runs == {}
 
 
+def test_a_login_page_fails_the_task_before_anything_is_uploaded_or_submitted(kfp):
+    kfp.misbehave("login_page")
+
+    with pytest.raises(KubeflowPipelinesError, match=r"content type 'text/html; charset=utf-8', not JSON"):
+        make_operator().execute(make_context())
+
+    assert kfp.pipelines == [] and kfp.experiments == [] and kfp.runs == {}
+
+
+def test_a_login_page_while_deferred_fails_the_wait_at_once_naming_the_run_url(kfp):
+    kfp.set_run_outcome("SUCCEEDED", after_polls=10_000)
+    operator, context = make_operator(), make_context()
+    deferred = defer(operator, context)
+    run_id = next(iter(kfp.runs))
+    kfp.misbehave("login_page")
+
+    event = asyncio.run(first_event(in_triggerer(deferred.trigger)))
+
+    assert event["status"] == "error"
+    assert f"GET {kfp.url}/apis/v2beta1/runs/{run_id} with content type 'text/html" in event["message"]
+    assert len(kfp.calls_to("GET", f"/runs/{run_id}")) == 1  # refused, not retried
+    with pytest.raises(KubeflowPipelinesError, match=f"Waiting for Kubeflow Pipelines run {run_id} failed"):
+        getattr(operator, deferred.method_name)(context, event)
+
+
 def test_task_marked_failed_while_deferred_terminates_the_run(kfp):
     kfp.set_run_outcome("SUCCEEDED", after_polls=10_000)
     deferred = defer(make_operator(), make_context())

@@ -18,6 +18,12 @@ Strictness, so that a body real KFP would reject, or silently misread, cannot pa
 - with ``token`` or ``oauth_clients`` set, a request without a valid bearer token gets 401 with KFP's
   error body; OAuth tokens expire after ``token_lifetime`` seconds of ``clock``.
 
+Faults a client must survive, switched on with ``misbehave``:
+- ``endless_page_tokens``: every list answer carries a fresh, never repeated next_page_token (the
+  pages after the first are empty), as a broken or hostile server could;
+- ``login_page``: what an authenticating proxy in front of KFP does to a client without a session:
+  every request is redirected (302) to ``/oauth2/sign_in``, which answers 200 with an HTML login page.
+
 What it does not emulate: executing pipelines (a run's state follows ``set_run_outcome``: RUNNING until
 it has been read N times, then the chosen final state), task details and artifacts, pipeline runs
 other than v2 IR (v1 Argo workflows are rejected), archive/delete/retry, recurring runs, multi-user
@@ -47,6 +53,13 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 API = "/apis/v2beta1"
+FAULTS = ("endless_page_tokens", "login_page")
+SIGN_IN = "/oauth2/sign_in"
+LOGIN_HTML = (
+    "<!DOCTYPE html><html><head><title>Sign in</title></head><body>"
+    '<form method="post" action="/oauth2/start"><button>Sign in with your identity provider</button>'
+    "</form></body></html>"
+)
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
 
@@ -199,6 +212,7 @@ class KfpApiDouble:
         self.default_outcome = RunOutcome()
         self.outcomes: dict[str, RunOutcome] = {}
         self._polls: dict[str, int] = {}
+        self.fault: str | None = None
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._server: Any = None
@@ -284,6 +298,12 @@ class KfpApiDouble:
             else:
                 self.outcomes[run_id] = outcome
 
+    def misbehave(self, fault: str | None) -> None:
+        """Switch on one of the faults listed in the module docstring (None: behave)."""
+        if fault not in (None, *FAULTS):
+            raise ValueError(f"fault must be one of {FAULTS}")
+        self.fault = fault
+
     def add_pipeline(self, name: str, package: bytes, *, description: str = "") -> str:
         """Seed a pipeline as if someone had uploaded it earlier; returns its id."""
         with self._lock:
@@ -314,6 +334,10 @@ class KfpApiDouble:
         call = LoggedCall(request.method, request.path, dict(request.args), None)
         with self._lock:
             self.calls.append(call)
+        if self.fault == "login_page":
+            response = _login_page(request)
+            call.status = response.status_code
+            return response(environ, start_response)
         try:
             endpoint, values = self._urls.bind_to_environ(environ).match()
             if endpoint != "oauth_token" and not self._authorized(request):
@@ -365,7 +389,7 @@ class KfpApiDouble:
         items = [p for p in self.pipelines if namespace is None or p.namespace == namespace]
         items = _filtered(request, items, lambda p: {"display_name": p.display_name, "name": p.name})
         items = _sorted(request, items, lambda p: p.created_at)
-        page, token = _page(request, items)
+        page, token = self._page(request, items)
         return self._respond(
             {"pipelines": [p.to_json() for p in page], "total_size": len(items), "next_page_token": token},
             "V2beta1ListPipelinesResponse",
@@ -407,7 +431,7 @@ class KfpApiDouble:
         pipeline = self._pipeline(pipeline_id)
         items = _filtered(request, pipeline.versions, lambda v: v)
         items = _sorted(request, items, lambda v: v["created_at"])
-        page, token = _page(request, items)
+        page, token = self._page(request, items)
         return self._respond(
             {"pipeline_versions": page, "total_size": len(items), "next_page_token": token},
             "V2beta1ListPipelineVersionsResponse",
@@ -418,7 +442,7 @@ class KfpApiDouble:
         items = [e for e in self.experiments if namespace is None or e.get("namespace") == namespace]
         items = _filtered(request, items, lambda e: e)
         items = _sorted(request, items, lambda e: e["created_at"])
-        page, token = _page(request, items)
+        page, token = self._page(request, items)
         return self._respond(
             {"experiments": page, "total_size": len(items), "next_page_token": token},
             "V2beta1ListExperimentsResponse",
@@ -448,7 +472,7 @@ class KfpApiDouble:
         items = [r for r in items if experiment_id is None or r.get("experiment_id") == experiment_id]
         items = _filtered(request, items, lambda r: r)
         items = _sorted(request, items, lambda r: r["created_at"])
-        page, token = _page(request, items)
+        page, token = self._page(request, items)
         return self._respond(
             {"runs": page, "total_size": len(items), "next_page_token": token}, "V2beta1ListRunsResponse"
         )
@@ -504,6 +528,13 @@ class KfpApiDouble:
         return _json({})
 
     # --- helpers -----------------------------------------------------------------------------------
+    def _page(self, request: Request, items: list[Any]) -> tuple[list[Any], str]:
+        if self.fault != "endless_page_tokens":
+            return _page(request, items)
+        token = request.args.get("page_token") or ""
+        page = [] if token.startswith("endless-") else _page(request, items)[0]
+        return page, f"endless-{next(self._ids)}"
+
     def _run_view(self, run: dict[str, Any]) -> dict[str, Any]:
         run_id = run["run_id"]
         outcome = self.outcomes[run_id]
@@ -651,6 +682,14 @@ def _page(request: Request, items: list[Any]) -> tuple[list[Any], str]:
         raise BadRequest("bad page_size or page_token") from None
     end = start + size
     return items[start:end], (f"offset-{end}" if end < len(items) else "")
+
+
+def _login_page(request: Request) -> Response:
+    """An authenticating proxy (oauth2-proxy style) answering a request that has no session cookie."""
+    if request.path == SIGN_IN:
+        return Response(LOGIN_HTML, status=200, mimetype="text/html")
+    target = urllib.parse.quote(request.full_path, safe="")
+    return Response("", status=302, headers={"Location": f"{SIGN_IN}?rd={target}"})
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -18,6 +18,12 @@ The Airflow connection (conn_type ``kubeflow_pipelines``; ``http`` works the sam
 
 The token and the client secret live only inside the client's configuration object of this process:
 never returned, logged, pushed to XCom or put in trigger arguments.
+
+Every answer is bounded before it is believed: a body is read up to ``max_response_bytes`` (decoded),
+a successful answer must be a JSON object (an authenticating proxy's HTML login page, answered 200,
+would otherwise read as "no pipelines" and lead to an upload), and list calls stop after ``max_pages``
+pages or ``max_items`` items (a server handing out fresh page tokens forever would otherwise be asked
+forever). Each refusal names the URL and what was wrong.
 """
 
 from __future__ import annotations
@@ -51,6 +57,13 @@ from sagelift.domain.kfp import (
 TOKEN_REFRESH_MARGIN_SECONDS = 60
 DEFAULT_PAGE_SIZE = 100
 REQUEST_TIMEOUT = (10, 120)  # (connect, read) seconds
+# A page of 100 pipeline versions, each with its ~25 KB spec, is about 2.5 MB.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
+# Far above any real installation's pipelines, versions, experiments or same-named runs.
+MAX_LIST_PAGES = 200
+MAX_LIST_ITEMS = 20_000
+API_PREFIX = "/apis/v2beta1"
 
 
 class KubeflowPipelinesError(AirflowException):
@@ -97,25 +110,34 @@ class _ClientCredentialsToken:
         if self.scope:
             data["scope"] = self.scope
         try:
-            response = requests.post(
-                self.token_url, data=data, auth=(self.client_id, self.client_secret), timeout=30
-            )
-        except requests.RequestException as err:
+            with requests.post(
+                self.token_url,
+                data=data,
+                auth=(self.client_id, self.client_secret),
+                timeout=30,
+                stream=True,
+            ) as response:
+                body = _read_bounded(response.raw, MAX_TOKEN_RESPONSE_BYTES)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             raise KubeflowPipelinesError(
                 f"Cannot reach the token URL {self.token_url} of connection '{self.conn_id}': "
                 f"{type(err).__name__}"
             ) from None
+        if body is None:
+            raise KubeflowPipelinesError(
+                f"The token URL {self.token_url} answered more than {MAX_TOKEN_RESPONSE_BYTES} bytes"
+            )
         if response.status_code != 200:
             raise KubeflowPipelinesError(
                 f"The token URL {self.token_url} refused the client credentials of connection "
-                f"'{self.conn_id}' (HTTP {response.status_code}{_oauth_error(response)}). Check the extra "
+                f"'{self.conn_id}' (HTTP {response.status_code}{_oauth_error(body)}). Check the extra "
                 "client_id and the client secret in the connection's password."
             )
         try:
-            body = response.json()
-            token = body["access_token"]
-            lifetime = float(body.get("expires_in") or 3600)
-        except (ValueError, KeyError, TypeError):
+            answer = json.loads(body)
+            token = answer["access_token"]
+            lifetime = float(answer.get("expires_in") or 3600)
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise KubeflowPipelinesError(
                 f"The token URL {self.token_url} answered without an access_token for connection "
                 f"'{self.conn_id}'"
@@ -123,16 +145,93 @@ class _ClientCredentialsToken:
         return str(token), lifetime
 
 
-def _oauth_error(response: requests.Response) -> str:
+def _oauth_error(raw: bytes) -> str:
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
         return ""
     if not isinstance(body, dict) or "error" not in body:
         return ""
     # RFC 6749 error fields describe the failure and never echo the secret.
     description = body.get("error_description")
-    return f": {body['error']}" + (f" - {description}" if description else "")
+    return (f": {body['error']}" + (f" - {description}" if description else ""))[:300]
+
+
+def _read_bounded(response: Any, limit: int) -> bytes | None:
+    """The decoded body of a streamed urllib3 response, or None when it is longer than ``limit``."""
+    body = response.read(limit + 1, decode_content=True)
+    return None if len(body) > limit else body
+
+
+@dataclass(frozen=True)
+class _ReadResponse:
+    """A urllib3 response whose body has been read, boundedly: what kfp-server-api's client consumes."""
+
+    status: int
+    reason: str | None
+    data: bytes
+    headers: Any
+
+    def getheaders(self) -> Any:
+        return self.headers
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+
+def _is_json(content_type: str) -> bool:
+    mimetype = content_type.split(";", 1)[0].strip().lower()
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+class _BoundedPoolManager:
+    """Stands in for the kfp-server-api client's urllib3 pool: reads every body up to a size bound and
+    refuses a successful answer that is not a JSON object, before the client can misread it.
+
+    The generated client would read any body whole, and deserialize an HTML page or an empty body into
+    an empty model without complaint.
+    """
+
+    def __init__(self, inner: Any, *, max_bytes: int, server: str) -> None:
+        self._inner = inner
+        self._max_bytes = max_bytes
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> _ReadResponse:
+        kwargs["preload_content"] = False
+        response = self._inner.request(method, url, **kwargs)
+        where = f"{method} {url.split('?', 1)[0]}"
+        try:
+            body = _read_bounded(response, self._max_bytes)
+        finally:
+            response.release_conn()
+        if body is None:
+            raise KubeflowPipelinesError(
+                f"Kubeflow Pipelines answered {where} with more than {self._max_bytes} bytes; refused"
+            )
+        content_type = response.headers.get("Content-Type") or "none"
+        if 200 <= response.status <= 299:
+            if not _is_json(content_type):
+                final = (response.geturl() or url).split("?", 1)[0]
+                redirected = f" (redirected to {final[:200]})" if final != url.split("?", 1)[0] else ""
+                raise KubeflowPipelinesError(
+                    f"Kubeflow Pipelines answered {where} with content type {content_type[:60]!r}, not JSON "
+                    f"(HTTP {response.status}).\nAn authenticating proxy's login page{redirected}? Check "
+                    f"the host and the credentials of the connection to {self._server}."
+                )
+            try:
+                parsed = json.loads(body)
+            except (ValueError, RecursionError):
+                parsed = None
+            if not isinstance(parsed, dict):
+                raise KubeflowPipelinesError(
+                    f"Kubeflow Pipelines answered {where} with a body that is not a JSON object "
+                    f"(HTTP {response.status}, {len(body)} bytes)"
+                )
+        return _ReadResponse(response.status, response.reason, body, response.headers)
 
 
 class KubeflowPipelinesHook(BaseHook):
@@ -143,10 +242,21 @@ class KubeflowPipelinesHook(BaseHook):
     conn_type = "kubeflow_pipelines"
     hook_name = "Kubeflow Pipelines"
 
-    def __init__(self, kfp_conn_id: str = default_conn_name, page_size: int = DEFAULT_PAGE_SIZE) -> None:
+    def __init__(
+        self,
+        kfp_conn_id: str = default_conn_name,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        *,
+        max_pages: int = MAX_LIST_PAGES,
+        max_items: int = MAX_LIST_ITEMS,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
         super().__init__()
         self.kfp_conn_id = kfp_conn_id
         self.page_size = page_size
+        self.max_pages = max_pages
+        self.max_items = max_items
+        self.max_response_bytes = max_response_bytes
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -226,7 +336,11 @@ class KubeflowPipelinesHook(BaseHook):
         elif secret:
             configuration.api_key["authorization"] = secret
             configuration.api_key_prefix["authorization"] = "Bearer"
-        return kfp_server_api.ApiClient(configuration)
+        client = kfp_server_api.ApiClient(configuration)
+        client.rest_client.pool_manager = _BoundedPoolManager(
+            client.rest_client.pool_manager, max_bytes=self.max_response_bytes, server=self.base_url
+        )
+        return client
 
     @contextmanager
     def _calling(self, action: str) -> Iterator[None]:
@@ -272,24 +386,26 @@ class KubeflowPipelinesHook(BaseHook):
     def find_pipeline(self, name: str) -> kfp_server_api.V2beta1Pipeline | None:
         """The pipeline with this name, looked for on every page (not only the first)."""
         api = kfp_server_api.PipelineServiceApi(self._api_client)
-        for page in self._pages(
+        for pipeline in self._list(
             f"listing pipelines to find '{name}'",
+            "/pipelines",
             lambda token: api.pipeline_service_list_pipelines(
                 namespace=self.namespace,
                 page_size=self.page_size,
                 page_token=token,
                 _request_timeout=REQUEST_TIMEOUT,
             ),
+            lambda page: page.pipelines,
         ):
-            for pipeline in page.pipelines or []:
-                if name in (pipeline.display_name, pipeline.name):
-                    return pipeline
+            if name in (pipeline.display_name, pipeline.name):
+                return pipeline
         return None
 
     def list_pipeline_versions(self, pipeline_id: str) -> Iterator[kfp_server_api.V2beta1PipelineVersion]:
         api = kfp_server_api.PipelineServiceApi(self._api_client)
-        for page in self._pages(
+        yield from self._list(
             f"listing versions of pipeline {pipeline_id}",
+            f"/pipelines/{pipeline_id}/versions",
             lambda token: api.pipeline_service_list_pipeline_versions(
                 pipeline_id,
                 page_size=self.page_size,
@@ -297,8 +413,8 @@ class KubeflowPipelinesHook(BaseHook):
                 sort_by="created_at desc",
                 _request_timeout=REQUEST_TIMEOUT,
             ),
-        ):
-            yield from page.pipeline_versions or []
+            lambda page: page.pipeline_versions,
+        )
 
     def upload_pipeline(
         self, name: str, package_path: str, description: str
@@ -364,8 +480,9 @@ class KubeflowPipelinesHook(BaseHook):
     def get_or_create_experiment(self, name: str) -> str:
         """The id of the experiment with this name, created if absent."""
         api = kfp_server_api.ExperimentServiceApi(self._api_client)
-        for page in self._pages(
+        for experiment in self._list(
             f"listing experiments to find '{name}'",
+            "/experiments",
             lambda token: api.experiment_service_list_experiments(
                 namespace=self.namespace,
                 filter=name_filter(name),
@@ -373,10 +490,10 @@ class KubeflowPipelinesHook(BaseHook):
                 page_token=token,
                 _request_timeout=REQUEST_TIMEOUT,
             ),
+            lambda page: page.experiments,
         ):
-            for experiment in page.experiments or []:
-                if experiment.display_name == name:
-                    return str(experiment.experiment_id)
+            if experiment.display_name == name:
+                return str(experiment.experiment_id)
         with self._calling(f"creating experiment '{name}'"):
             created = api.experiment_service_create_experiment(
                 kfp_server_api.V2beta1Experiment(display_name=name, namespace=self.namespace),
@@ -389,20 +506,23 @@ class KubeflowPipelinesHook(BaseHook):
     def find_runs(self, experiment_id: str, display_name: str) -> list[kfp_server_api.V2beta1Run]:
         """Runs in the experiment with this display name, newest first."""
         api = kfp_server_api.RunServiceApi(self._api_client)
-        runs: list[kfp_server_api.V2beta1Run] = []
-        for page in self._pages(
-            f"listing runs named '{display_name}'",
-            lambda token: api.run_service_list_runs(
-                experiment_id=experiment_id,
-                filter=name_filter(display_name),
-                sort_by="created_at desc",
-                page_size=self.page_size,
-                page_token=token,
-                _request_timeout=REQUEST_TIMEOUT,
-            ),
-        ):
-            runs += [run for run in page.runs or [] if run.display_name == display_name]
-        return runs
+        return [
+            run
+            for run in self._list(
+                f"listing runs named '{display_name}'",
+                "/runs",
+                lambda token: api.run_service_list_runs(
+                    experiment_id=experiment_id,
+                    filter=name_filter(display_name),
+                    sort_by="created_at desc",
+                    page_size=self.page_size,
+                    page_token=token,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+                lambda page: page.runs,
+            )
+            if run.display_name == display_name
+        ]
 
     def create_run(
         self,
@@ -437,20 +557,40 @@ class KubeflowPipelinesHook(BaseHook):
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    def _pages(self, action: str, fetch: Any) -> Iterator[Any]:
-        """Every page of a list call, following next_page_token until the server stops returning one."""
+    def _list(self, action: str, path: str, fetch: Any, items: Any) -> Iterator[Any]:
+        """Every item of a list call, page by page, following next_page_token within the caps.
+
+        A token seen before, more than ``max_pages`` pages or more than ``max_items`` items stop the
+        listing with an error naming the URL: a server that never stops paging is broken (or hostile),
+        and every caller would otherwise loop forever.
+        """
+        url = f"{self.base_url}{API_PREFIX}{path}"
         token: str | None = None
         seen: set[str] = set()
+        pages = count = 0
         while True:
+            if pages >= self.max_pages:
+                raise KubeflowPipelinesError(
+                    f"Kubeflow Pipelines at {url} still had a next page after {pages} pages while "
+                    f"{action}; stopped (at most {self.max_pages} pages)"
+                )
             with self._calling(action):
                 page = fetch(token)
-            yield page
+            pages += 1
+            found = items(page) or []
+            count += len(found)
+            if count > self.max_items:
+                raise KubeflowPipelinesError(
+                    f"Kubeflow Pipelines at {url} listed more than {self.max_items} items while "
+                    f"{action}; stopped"
+                )
+            yield from found
             token = page.next_page_token or None
             if token is None:
                 return
             if token in seen:
                 raise KubeflowPipelinesError(
-                    f"Kubeflow Pipelines at {self.base_url} returned a page token twice while {action}"
+                    f"Kubeflow Pipelines at {url} returned a page token twice while {action}"
                 )
             seen.add(token)
 
