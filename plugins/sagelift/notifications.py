@@ -5,19 +5,38 @@
 sagelift.domain.notify), picks the target for the run's model and hands the message to the Amazon
 provider's SnsNotifier and, when the Slack provider is installed, its SlackWebhookNotifier. Nothing is
 read at DAG import; a notification that cannot be sent is logged and never fails the task.
+
+What the message says comes only from Airflow (DAG, run, task, log URL) and from the plan validate
+pushed (the model name): never from the raw conf, which may hold anything a user typed. When a service
+refuses the full alert, a minimal one (the outcome only) is sent instead. The providers' notifiers are
+called through ``notify()``, which does not render templates, so nothing in a message is Jinja.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.sdk import Variable
 from airflow.sdk.bases.notifier import BaseNotifier
+from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelift.domain.errors import SageliftValidationError
-from sagelift.domain.notify import VARIABLE_KEY, build_notification_message, resolve_notification_target
+from sagelift.domain.notify import (
+    VARIABLE_KEY,
+    Alert,
+    build_alert,
+    render_minimal_slack,
+    render_minimal_sns,
+    render_slack,
+    render_sns,
+    resolve_notification_target,
+)
+
+VALIDATE_TASK_ID = "validate"
+EXPOSE_TASK_ID = "expose_api"
 
 
 class SageliftNotifier(BaseNotifier):
@@ -29,8 +48,7 @@ class SageliftNotifier(BaseNotifier):
 
     def notify(self, context: Any) -> None:
         dag_run, ti = context.get("dag_run"), context.get("ti")
-        conf = dict(getattr(dag_run, "conf", None) or {})
-        model_name = conf.get("model_name") if isinstance(conf.get("model_name"), str) else None
+        model_name = _validated_model_name(ti)
         try:
             target = resolve_notification_target(
                 Variable.get(VARIABLE_KEY, default=None, deserialize_json=True), model_name
@@ -43,36 +61,62 @@ class SageliftNotifier(BaseNotifier):
         exception = context.get("exception")
         invoke_url = None
         if self.event == "success" and ti is not None:
-            invoke_url = (ti.xcom_pull(task_ids="expose_api") or {}).get("invoke_url")
-        subject, message = build_notification_message(
+            facts = ti.xcom_pull(task_ids=EXPOSE_TASK_ID)
+            invoke_url = facts.get("invoke_url") if isinstance(facts, Mapping) else None
+        alert = build_alert(
             self.event,
-            dag_id=getattr(dag_run, "dag_id", "?"),
-            run_id=getattr(dag_run, "run_id", "?"),
+            dag_id=str(getattr(dag_run, "dag_id", "?")),
+            run_id=str(getattr(dag_run, "run_id", "?")),
             model_name=model_name,
             task_id=getattr(ti, "task_id", None),
             reason=str(exception) if exception else None,
-            url=getattr(ti, "log_url", None),
-            invoke_url=invoke_url,
+            log_url=getattr(ti, "log_url", None),
+            invoke_url=invoke_url if isinstance(invoke_url, str) else None,
         )
         if target.sns_topic_arn:
+            self._notify_sns(target.aws_conn_id, target.sns_topic_arn, alert, context)
+        if target.slack_webhook_conn_id:
+            self._notify_slack(target.slack_webhook_conn_id, alert, context)
+
+    def _notify_sns(self, aws_conn_id: str | None, topic_arn: str, alert: Alert, context: Any) -> None:
+        for kind, (subject, message) in (("full", render_sns(alert)), ("minimal", render_minimal_sns(alert))):
             try:
                 SnsNotifier(
-                    aws_conn_id=target.aws_conn_id,
-                    target_arn=target.sns_topic_arn,
+                    aws_conn_id=aws_conn_id,
+                    target_arn=topic_arn,
                     message=message,
                     subject=subject,
                 ).notify(context)
             except (BotoCoreError, ClientError) as err:
-                self.log.warning("Could not publish to %s: %s", target.sns_topic_arn, err)
-        if target.slack_webhook_conn_id:
-            self._notify_slack(target.slack_webhook_conn_id, f"*{subject}*\n{message}", context)
+                self.log.warning("SNS refused the %s alert to %s: %s", kind, topic_arn, err)
+            else:
+                return
 
-    def _notify_slack(self, conn_id: str, text: str, context: Any) -> None:
+    def _notify_slack(self, conn_id: str, alert: Alert, context: Any) -> None:
         try:
             from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+            from slack_sdk.errors import SlackClientError
         except ImportError:
             self.log.warning(
                 "slack_webhook_conn_id is set but apache-airflow-providers-slack is not installed."
             )
             return
-        SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=text).notify(context)
+        for kind, text in (("full", render_slack(alert)), ("minimal", render_minimal_slack(alert))):
+            try:
+                SlackWebhookNotifier(
+                    slack_webhook_conn_id=conn_id, text=text, unfurl_links=False, unfurl_media=False
+                ).notify(context)
+            except (AirflowException, SlackClientError, OSError) as err:
+                self.log.warning("Slack refused the %s alert (connection %s): %s", kind, conn_id, err)
+            else:
+                return
+
+
+def _validated_model_name(ti: Any) -> str | None:
+    """The model name of the plan validate pushed; None when the run has none (validate failed)."""
+    if ti is None:
+        return None
+    plan = ti.xcom_pull(task_ids=VALIDATE_TASK_ID)
+    params = plan.get("params") if isinstance(plan, Mapping) else None
+    name = params.get("model_name") if isinstance(params, Mapping) else None
+    return name if isinstance(name, str) else None
