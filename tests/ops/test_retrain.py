@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.plan import derive_run_key
 from sagelift.domain.retrain import parse_retrain_model
+from sagelift.operators.retrain import build_retrain_dag, load_retrain_models
 from tests.conftest import ROOT
+from tests.support.local_aws import SCIENTIST_ACCOUNT
+from tests.support.scenario import demo_conf
+from tests.support.task_context import FakeTaskInstance
 
 REGISTRY = ROOT / "include/retrain"
+CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
+# What an attacker with write access to a registration (or a careless copy-paste) could store: each is
+# rendered to a secret, the platform configuration, 1337 or XYZ by anything that renders the conf.
+PAYLOADS = {
+    "RUNNER_SECRET": f"{{{{ conn.{CONN_ID}.password }}}}",
+    "PLATFORM": "{{ var.value.sagelift_platform }}",
+    "ARITHMETIC": "{{ 7*191 }}",
+    "STATEMENT": "{% for c in 'xyz' %}{{ c | upper }}{% endfor %}",
+}
 
 
 def _registration(name: str) -> dict:
@@ -93,3 +110,115 @@ def test_a_registration_needs_a_trigger_and_its_file_name_is_the_model_name():
     with pytest.raises(SageliftValidationError) as err:
         parse_retrain_model("fraud", raw)
     assert err.value.fields == ["fraud: schedule", "fraud: conf.model_name"]
+
+
+def _register(folder: Path, conf: dict[str, Any]) -> dict[str, Any]:
+    registration = {"schedule": "0 3 * * 1", "description": "{{ 7*191 }} in the docs", "conf": conf}
+    (folder / f"{conf['model_name']}.json").write_text(json.dumps(registration))
+    return registration
+
+
+def _payload_conf() -> dict[str, Any]:
+    return demo_conf(
+        environment=dict(PAYLOADS),
+        training_hyperparameters={"note": f"{{{{ conn.{CONN_ID}.login }}}}", "eta": "0.2"},
+    )
+
+
+def test_the_stored_conf_reaches_the_triggered_run_verbatim_never_rendered(tmp_path, monkeypatch):
+    """The task runner's own steps: render the templated fields (with working conn and var accessors,
+    so a rendered payload would really resolve), record them as rendered fields, execute."""
+    from airflow.sdk.exceptions import DagRunTriggerException
+    from airflow.sdk.execution_time.context import ConnectionAccessor, VariableAccessor
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+
+    secret = "runner-secret-key-do-not-leak"
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps({"conn_type": "aws", "login": "AKIARUNNER", "password": secret}),
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", '{"platform": "document"}')
+    registration = _register(tmp_path, _payload_conf())
+    (model,) = load_retrain_models(tmp_path)
+    dag = build_retrain_dag(model)
+    (task,) = dag.tasks
+    run_id = "scheduled__2026-03-02T03:00:00+00:00"
+    ti = FakeTaskInstance({}, dag_id=dag.dag_id, task_id=task.task_id, run_id=run_id)
+    context = {
+        "dag": dag,
+        "run_id": run_id,
+        "ti": ti,
+        "task_instance": ti,
+        "conn": ConnectionAccessor(),
+        "var": {
+            "value": VariableAccessor(deserialize_json=False),
+            "json": VariableAccessor(deserialize_json=True),
+        },
+    }
+
+    task.render_template_fields(context)
+    rendered = json.dumps(_serialize_rendered_fields(task))
+    with pytest.raises(DagRunTriggerException) as triggered:
+        task.execute(context)
+
+    assert triggered.value.conf == registration["conf"]
+    assert triggered.value.conf["environment"] == PAYLOADS
+    assert triggered.value.dag_run_id == f"retrain__{dag.dag_id}__{run_id}"
+    for leaked in (secret, "AKIARUNNER", '"platform": "document"', "1337", "XYZ"):
+        assert leaked not in json.dumps(triggered.value.conf)
+        assert leaked not in rendered
+    assert dag.doc_md is not None and "{{ 7*191 }} in the docs" in dag.doc_md
+
+
+@pytest.mark.slow
+def test_a_scheduled_retrain_deploys_a_model_whose_environment_holds_the_payloads_literally(
+    tmp_path, scenario, run_deploy, local_aws
+):
+    """The retrain DAG runs for real (dag.test): its task asks Airflow to create the sagemaker_deploy run,
+    whose conf is read back from the metadata database. That conf is then deployed against the local AWS.
+    (dag.test cannot run the triggered run itself, so a watcher marks it finished for the wait to end.)"""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    secret = json.loads(scenario.airflow_env()[f"AIRFLOW_CONN_{CONN_ID.upper()}"])["password"]
+    registration = _register(tmp_path, _payload_conf())
+    (model,) = load_retrain_models(tmp_path)
+    dag = build_retrain_dag(model)
+    stored: dict[str, Any] = {}
+    done = threading.Event()
+
+    def stand_in_for_the_scheduler() -> None:
+        prefix = f"retrain__{dag.dag_id}__"
+        while not done.wait(0.2):
+            with create_session() as session:
+                for run in session.query(DagRun).filter(DagRun.dag_id == "sagemaker_deploy"):
+                    if run.run_id.startswith(prefix):
+                        stored[run.run_id] = run.conf
+                        run.state = "success"
+                        return
+
+    watcher = threading.Thread(target=stand_in_for_the_scheduler, daemon=True)
+    watcher.start()
+    try:
+        retrain_run = dag.test()
+    finally:
+        done.set()
+        watcher.join(10)
+
+    assert str(retrain_run.state) == "success"
+    ((deploy_run_id, conf),) = stored.items()
+    assert deploy_run_id.startswith(f"retrain__{dag.dag_id}__")
+    assert conf == registration["conf"]
+
+    deployed = run_deploy(conf)
+
+    assert deployed.state == "success", deployed.states
+    name = f"churn-predictor-{derive_run_key('sagemaker_deploy', deployed.dag_run.run_id)}"
+    sm = local_aws.client("sagemaker", SCIENTIST_ACCOUNT)
+    model_description = sm.describe_model(ModelName=name)
+    assert model_description["PrimaryContainer"]["Environment"] == PAYLOADS
+    job = sm.describe_training_job(TrainingJobName=name)
+    assert job["HyperParameters"]["note"] == f"{{{{ conn.{CONN_ID}.login }}}}"
+    for leaked in (secret, "1337", "XYZ"):
+        assert leaked not in json.dumps(model_description, default=str)
+        assert leaked not in json.dumps(conf)

@@ -8,11 +8,18 @@ copy of it, and adding a retrain is adding a file. The schedule comes from the r
 - a ``training_data_prefix``: an Airflow Asset with that S3 URI; an asset event for it, posted by the
   ingestion job through the REST API (POST /api/v2/assets/events), starts a retrain;
 - both: whichever comes first (AssetOrTimeSchedule).
+
+The stored conf is data: it reaches the deploy run exactly as written in the file. The stock
+TriggerDagRunOperator renders ``conf`` with Jinja, so a registration value such as
+``{{ conn.<id>.password }}`` would be evaluated with the worker's access and the secret would land in the
+deploy run's conf, the model's environment and the logs; ``TriggerDeployRunOperator`` does not render it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable
@@ -21,6 +28,20 @@ from sagelift.domain.retrain import RetrainModel, parse_retrain_file
 
 DEPLOY_DAG_ID = "sagemaker_deploy"
 TIMEZONE = "UTC"
+
+
+class TriggerDeployRunOperator(TriggerDagRunOperator):
+    """TriggerDagRunOperator that passes ``conf`` through verbatim: never rendered, never augmented.
+
+    ``conf`` is left out of the templated fields (so it is neither rendered nor stored as a rendered
+    field), and OpenLineage's parent-run keys are not injected (sagemaker_deploy refuses unknown keys).
+    """
+
+    template_fields: Sequence[str] = tuple(f for f in TriggerDagRunOperator.template_fields if f != "conf")
+    template_fields_renderers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, *, conf: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(conf=conf, openlineage_inject_parent_info=False, **kwargs)
 
 
 def load_retrain_models(directory: Path) -> list[RetrainModel]:
@@ -66,7 +87,7 @@ def build_retrain_dag(model: RetrainModel) -> DAG:
         max_active_runs=1,
         default_args={"retries": 0},
     ) as dag:
-        TriggerDagRunOperator(
+        TriggerDeployRunOperator(
             task_id="start_deploy",
             trigger_dag_id=DEPLOY_DAG_ID,
             # Deterministic: the deploy run's resource names derive from this run id.
