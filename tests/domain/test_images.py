@@ -6,20 +6,27 @@ import json
 
 import pytest
 
-from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.errors import Problems, SageliftValidationError
 from sagelift.domain.images import (
+    CopyLimits,
     ImageReference,
+    TokenRealmRules,
+    check_image_sources,
+    check_source_registry,
     derive_ecr_repository_name,
     derive_ecr_tag,
     ecr_registry_host,
+    image_blob_bytes,
     manifest_digest,
     parse_image_reference,
+    parse_www_authenticate,
     pinned_image,
     plan_image_steps,
     render_registry_endpoint,
     select_platforms,
+    validate_image_host,
 )
-from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.platform import EcrSettings, PlatformConfig
 
 DIGEST = "sha256:" + "ab" * 32
 ACCOUNT = "333333333333"
@@ -175,3 +182,252 @@ def test_platform_settings_for_step_4_validate_themselves() -> None:
         "platform.ecr.registry_endpoint",
         "platform.ecr.registry_ca_file",
     }
+
+
+# --- where images may come from ------------------------------------------------------------------------
+ONBOARDED = {ACCOUNT: object()}
+
+
+def ecr_settings(**raw: object) -> EcrSettings:
+    return PlatformConfig.from_dict({"region": "us-east-1", "ecr": raw}).ecr
+
+
+@pytest.mark.parametrize(
+    ("host", "rule"),
+    [
+        ("169.254.169.254", "is an IP address"),
+        ("127.0.0.1:5000", "is an IP address"),
+        ("[::1]:5000", "is an IP address"),
+        ("10.1.2.3", "is an IP address"),
+        ("2130706433", "looks like an IP address"),
+        ("0x7f.0x0.0x0.0x1", "looks like an IP address"),
+        ("localhost", "loopback"),
+        ("registry.localhost:5000", "loopback"),
+        ("metadata.google.internal", r"\*\.internal"),
+        ("kubernetes.default.svc", r"\*\.svc"),
+        ("registry.ml.svc.cluster.local", r"\*\.svc|\*\.cluster\.local"),
+        ("printer.local", r"\*\.local"),
+        ("metadata", "single-label"),
+        ("registry:5000", "single-label"),
+    ],
+)
+def test_internal_hosts_are_refused_naming_the_field(host: str, rule: str) -> None:
+    with pytest.raises(SageliftValidationError, match=rule) as err:
+        validate_image_host(host, "model_docker_image")
+    assert err.value.fields == ["model_docker_image"]
+    assert len(str(err.value)) <= 200
+
+
+@pytest.mark.parametrize("host", ["ghcr.io", "registry.example.com:8443", "public.ecr.aws", "docker.io"])
+def test_public_dns_names_pass_the_host_rule(host: str) -> None:
+    validate_image_host(host, "model_docker_image")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/models/xgb:1",
+        f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/models/xgb:1",  # an onboarded account, any region
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",  # built-in algorithm
+        "763104351884.dkr.ecr.eu-north-1.amazonaws.com/pytorch-inference:2.1-cpu-py310",  # AWS DLC
+        "626614931356.dkr.ecr.af-south-1.amazonaws.com/pytorch-inference:2.1-cpu-py310",  # DLC, opt-in region
+        "public.ecr.aws/lambda/python:3.12",
+    ],
+)
+def test_the_default_allow_list_holds_onboarded_and_aws_registries(image: str) -> None:
+    check_source_registry(parse_image_reference(image, "f"), ecr_settings(), ONBOARDED, "f")
+
+
+@pytest.mark.parametrize(
+    ("image", "rule"),
+    [
+        ("python:3.12", "docker.io is not an allowed image source"),
+        ("ghcr.io/org/img:1", "ghcr.io is not an allowed image source"),
+        ("444455556666.dkr.ecr.us-east-1.amazonaws.com/x:1", "neither onboarded nor one of AWS's own"),
+        # AWS's algorithm account, but not in the region the table lists it for
+        (
+            "683313688378.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1",
+            "neither onboarded nor one of AWS's own",
+        ),
+        ("127.0.0.1:5000/team/trainer:1", "is an IP address"),
+        ("localhost:5000/team/trainer:1", "loopback"),
+        ("kubernetes.default.svc/x:1", r"\*\.svc"),
+    ],
+)
+def test_the_default_allow_list_refuses_everything_else(image: str, rule: str) -> None:
+    with pytest.raises(SageliftValidationError, match=rule) as err:
+        check_source_registry(
+            parse_image_reference(image, "training_docker_image"),
+            ecr_settings(),
+            ONBOARDED,
+            "training_docker_image",
+        )
+    assert err.value.fields == ["training_docker_image"]
+    assert len(str(err.value)) <= 200
+
+
+def test_the_platform_allows_registries_by_name_wildcard_and_port() -> None:
+    settings = ecr_settings(allowed_source_registries=["docker.io", "*.registry.example.com", "127.0.0.1:*"])
+
+    def allowed(image: str) -> bool:
+        try:
+            check_source_registry(parse_image_reference(image, "f"), settings, ONBOARDED, "f")
+        except SageliftValidationError:
+            return False
+        return True
+
+    assert allowed("python:3.12")
+    assert allowed("eu.registry.example.com/ml/trainer:1")
+    assert not allowed("registry.example.com/ml/trainer:1")  # the wildcard covers subdomains only
+    assert not allowed("evilregistry.example.com/ml/trainer:1")
+    assert not allowed("eu.registry.example.com:8443/ml/trainer:1")  # no port in the entry: 443 only
+    assert allowed("127.0.0.1:5000/team/trainer:1")  # the entry names the address: explicitly allowed
+    assert not allowed("127.0.0.2:5000/team/trainer:1")
+    assert not allowed("localhost:5000/team/trainer:1")
+
+
+def test_link_local_and_metadata_hosts_can_never_be_allowed() -> None:
+    with pytest.raises(SageliftValidationError) as err:
+        PlatformConfig.from_dict(
+            {
+                "region": "us-east-1",
+                "ecr": {
+                    "allowed_source_registries": [
+                        "169.254.169.254",
+                        "metadata.google.internal",
+                        "*",
+                        "*.svc",
+                    ],
+                    "allowed_token_realms": ["[fd00:ec2::254]:*", "*.com"],
+                },
+            }
+        )
+    assert (
+        err.value.fields
+        == ["platform.ecr.allowed_source_registries"] * 4 + ["platform.ecr.allowed_token_realms"] * 2
+    )
+    with pytest.raises(SageliftValidationError, match="link-local or metadata"):
+        check_source_registry(
+            parse_image_reference("169.254.169.254/latest/meta-data:1", "f"), ecr_settings(), ONBOARDED, "f"
+        )
+
+
+def test_check_image_sources_collects_a_problem_per_image_param() -> None:
+    problems = Problems()
+    check_image_sources(
+        {"training_docker_image": "127.0.0.1:5000/a:1", "model_docker_image": "kubernetes.default.svc/b:1"},
+        ecr_settings(),
+        ONBOARDED,
+        problems,
+    )
+    assert problems.fields() == ["training_docker_image", "model_docker_image"]
+    clean = Problems()
+    check_image_sources({"model_docker_image": "public.ecr.aws/x/y:1"}, ecr_settings(), ONBOARDED, clean)
+    assert not clean
+
+
+def test_www_authenticate_challenges_parse_with_quoted_commas() -> None:
+    assert parse_www_authenticate(
+        [
+            'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push"',
+            'Basic realm="ecr"',
+        ]
+    ) == [
+        (
+            "bearer",
+            {
+                "realm": "https://auth.docker.io/token",
+                "service": "registry.docker.io",
+                "scope": "repository:a/b:pull,push",
+            },
+        ),
+        ("basic", {"realm": "ecr"}),
+    ]
+    assert parse_www_authenticate(['Basic realm="a", Bearer realm="http://169.254.169.254/"'])[1] == (
+        "bearer",
+        {"realm": "http://169.254.169.254/"},
+    )
+    assert len(parse_www_authenticate(["Bearer " + ",".join(f"k{i}=v" for i in range(500))])[0][1]) == 32
+
+
+@pytest.mark.parametrize(
+    ("realm", "registry", "refused"),
+    [
+        ("https://reg.example.com/token", "reg.example.com", None),  # same origin
+        ("https://reg.example.com:443/token", "reg.example.com", None),
+        ("https://auth.docker.io/token", "docker.io", None),  # Docker Hub's known realm
+        ("https://auth.example.com/token", "reg.example.com", None),  # listed by the platform
+        ("https://reg.example.com:8443/token", "reg.example.com", "not on platform.ecr.allowed_token_realms"),
+        ("https://auth.docker.io/token", "reg.example.com", "not on platform.ecr.allowed_token_realms"),
+        ("http://reg.example.com/token", "reg.example.com", "not https"),
+        ("http://169.254.169.254/latest/meta-data/", "reg.example.com", "not https"),
+        ("https://169.254.169.254/latest/", "reg.example.com", "link-local or metadata"),
+        ("https://metadata.google.internal/x", "reg.example.com", "link-local or metadata"),
+        ("https://[::ffff:169.254.169.254]/x", "reg.example.com", "link-local or metadata"),
+        ("https://kubernetes.default.svc/api", "reg.example.com", "not on platform.ecr.allowed_token_realms"),
+        ("file:///etc/passwd", "reg.example.com", "without a host"),
+        ("https://user:pw@auth.example.com/token", "reg.example.com", "with credentials in it"),
+    ],
+)
+def test_token_realms_are_checked_against_the_platform_rules(
+    realm: str, registry: str, refused: str | None
+) -> None:
+    reason = TokenRealmRules(("auth.example.com",)).refusal(realm, registry)
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None and refused in reason
+        assert "pw" not in reason.replace("https://", "")  # credentials in a realm are never echoed
+
+
+def test_http_realms_pass_only_when_the_platform_allows_them() -> None:
+    realm = "http://auth.example.com/token"
+    assert TokenRealmRules(("auth.example.com:80",)).refusal(realm, "reg.example.com") is not None
+    assert (
+        TokenRealmRules(("auth.example.com:80",), allow_http=True).refusal(realm, "reg.example.com") is None
+    )
+    rules = TokenRealmRules.from_settings(
+        ecr_settings(allowed_token_realms=["auth.example.com"], allow_http_token_realms=True)
+    )
+    assert rules == TokenRealmRules(("auth.example.com",), True)
+
+
+def test_copy_time_bounds_grow_with_the_image_and_stop_at_the_maximum() -> None:
+    limits = CopyLimits.from_settings(
+        ecr_settings(copy_timeout_base_minutes=5, copy_timeout_minutes_per_gb=2, copy_timeout_max_minutes=30)
+    )
+    assert limits.bound_seconds(0) == 5 * 60
+    assert limits.bound_seconds(4_000_000_000) == (5 + 8) * 60
+    assert limits.bound_seconds(10**12) == 30 * 60
+    assert CopyLimits.from_settings(ecr_settings()) == CopyLimits(10, 3, 120)
+
+
+def test_an_image_size_is_what_its_manifest_declares() -> None:
+    manifest = {"config": {"size": 100}, "layers": [{"size": 1000}, {"size": 2000}, {"size": "huge"}, "x"]}
+    assert image_blob_bytes(manifest) == 3100
+    assert image_blob_bytes({"layers": "not a list"}) == 0
+
+
+def test_copy_settings_validate_themselves() -> None:
+    with pytest.raises(SageliftValidationError) as err:
+        PlatformConfig.from_dict(
+            {
+                "region": "us-east-1",
+                "ecr": {
+                    "copy_timeout_base_minutes": 0,
+                    "copy_timeout_minutes_per_gb": "3",
+                    "copy_timeout_max_minutes": 2000,
+                    "allow_http_token_realms": "yes",
+                    "allowed_token_realms": "auth.example.com",
+                },
+            }
+        )
+    assert set(err.value.fields) == {
+        "platform.ecr.copy_timeout_base_minutes",
+        "platform.ecr.copy_timeout_minutes_per_gb",
+        "platform.ecr.copy_timeout_max_minutes",
+        "platform.ecr.allow_http_token_realms",
+        "platform.ecr.allowed_token_realms",
+    }
+    with pytest.raises(SageliftValidationError, match="at least copy_timeout_base_minutes"):
+        ecr_settings(copy_timeout_base_minutes=30, copy_timeout_max_minutes=10)

@@ -16,7 +16,10 @@ images pushed to the registry are invisible to DescribeImages, repositories crea
 do not gate pushes (distribution accepts any repository name), tag immutability and scan-on-push are
 not enforced by the registry, and the password is fixed rather than expiring after 12 hours. Nor does
 it emulate the token (``Bearer realm=``) flow that public registries use: the source is anonymous and the
-ECR side uses HTTP basic auth, as ECR does.
+ECR side uses HTTP basic auth, as ECR does (``tests.support.fake_registry`` puts a token flow in front).
+
+The registries listen on 127.0.0.1, which the platform refuses as an image source by default; a test
+platform allows them explicitly with ``RegistryPair.platform_ecr_settings()``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
+# What a test platform lists in platform.ecr.allowed_source_registries to copy from these registries.
+LOOPBACK_REGISTRIES = ("127.0.0.1:*",)
 HTPASSWD = "/usr/bin/htpasswd"
 ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<size>\d+|-)')
 
@@ -52,8 +57,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# A name no resolver knows, also on the server certificate: reached only through a proxy stand-in that
+# maps it to 127.0.0.1 (loopback itself is never proxied).
+PROXIED_NAME = "registry.sagelift.test"
+
+
 class TestCa:
-    """A self-signed CA plus one server certificate for 127.0.0.1 and localhost."""
+    """A self-signed CA plus one server certificate for 127.0.0.1, localhost and ``PROXIED_NAME``."""
 
     __test__ = False  # not a pytest test class
 
@@ -98,7 +108,11 @@ class TestCa:
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    [
+                        x509.DNSName("localhost"),
+                        x509.DNSName(PROXIED_NAME),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    ]
                 ),
                 critical=False,
             )
@@ -417,6 +431,16 @@ class RegistryPair:
         except RuntimeError:
             self.source.stop()
             raise
+
+    def platform_ecr_settings(self, **overrides: object) -> dict[str, object]:
+        """``platform.ecr`` for step 4 against this pair: the ECR side as the account's registry, the test
+        CA trusted, and the loopback registries allowed as sources (refused by default)."""
+        return {
+            "registry_endpoint": self.ecr.host,
+            "registry_ca_file": str(self.ca.ca_file),
+            "allowed_source_registries": list(LOOPBACK_REGISTRIES),
+            **overrides,
+        }
 
     def push(self, image_reference: str, repository: str, tag: str) -> str:
         """Push an OCI layout (``oci:<dir>:<tag>``) to the source with skopeo, as a CI job would."""

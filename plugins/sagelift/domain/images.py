@@ -12,14 +12,21 @@ component is a registry when it holds a '.' or ':' or is ``localhost``; bare Doc
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.errors import Problems, SageliftValidationError
+
+if TYPE_CHECKING:  # platform.py validates its allow-lists with this module's host rules
+    from sagelift.domain.platform import EcrSettings
 
 IMAGE_PARAMS = ("training_docker_image", "model_docker_image")
 DOCKER_HUB = "docker.io"
@@ -271,3 +278,363 @@ def pinned_image(images: Mapping[str, Any] | None, param: str) -> str | None:
     """The digest-pinned ECR reference step 4 published for ``param``, or None when the param was unset."""
     entry = (images or {}).get(param)
     return None if entry is None else str(entry["image"])
+
+
+# --- where images may come from (issue 14: no SSRF through copy_images) --------------------------------
+# A copy makes a worker inside the platform's network open connections a run's conf chose. So image hosts
+# are DNS names of public registries on an allow-list, never addresses or names that only mean something
+# inside a cluster, a cloud VPC or the worker itself.
+
+PUBLIC_ECR = "public.ecr.aws"
+# Registries a Bearer realm of a well-known public registry legitimately points at (skopeo talks to
+# registry-1.docker.io for docker.io). Anything else must be listed in platform.ecr.allowed_token_realms.
+KNOWN_TOKEN_REALMS: Mapping[str, tuple[str, ...]] = {
+    "docker.io": ("auth.docker.io",),
+    "registry-1.docker.io": ("auth.docker.io",),
+}
+# AWS Deep Learning Containers: 763104351884 in the standard regions, an account of its own in opt-in,
+# China and GovCloud regions (as published with the SageMaker Python SDK's image URIs).
+_DLC_STANDARD_REGIONS = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "eu-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-north-1",
+]
+_DLC_ACCOUNTS = {
+    **dict.fromkeys(_DLC_STANDARD_REGIONS, "763104351884"),
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-east-2": "975050140332",
+    "ap-northeast-3": "364406365360",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ap-southeast-5": "550225433462",
+    "ap-southeast-7": "590183813437",
+    "ca-west-1": "204538143572",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "mx-central-1": "637423239942",
+    "us-gov-east-1": "446045086412",
+    "us-gov-west-1": "442386744353",
+}
+_INTERNAL_SUFFIXES = (
+    ".svc",
+    ".cluster.local",
+    ".local",
+    ".localdomain",
+    ".internal",
+    ".intranet",
+    ".corp",
+    ".home",
+    ".home.arpa",
+    ".arpa",
+    ".lan",
+    ".private",
+)
+# Never a registry, whatever the platform lists: cloud metadata services.
+_METADATA_HOSTS = frozenset(
+    {"169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "metadata.google.internal"}
+)
+_HOST_PATTERN_RE = re.compile(
+    r"^(?P<host>(?:\*\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}|\*))?$"
+)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def split_host_port(hostport: str) -> tuple[str, int | None]:
+    """``registry.example.com:5000`` -> (``registry.example.com``, 5000); IPv6 keeps no brackets."""
+    hostport = hostport.lower()
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    return host, (int(port) if port.isdigit() else None)
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def is_metadata_or_link_local(host: str) -> bool:
+    """A link-local, multicast or cloud metadata address or name: never a registry, whatever is allowed."""
+    address = _ip(host)
+    if address is not None:
+        mapped = getattr(address, "ipv4_mapped", None) or address
+        return str(mapped) in _METADATA_HOSTS or mapped.is_link_local or mapped.is_multicast
+    return host in _METADATA_HOSTS
+
+
+def internal_host_reason(host: str) -> str | None:
+    """Why ``host`` (no port) is not a public registry name, or None when it may be one."""
+    host = host.lower()
+    address = _ip(host)
+    if address is not None:
+        return "is an IP address; registries are named by public DNS names"
+    labels = host.split(".")
+    if (
+        labels[-1].isdigit()
+        or any(label.startswith("0x") for label in labels)
+        or all(label.isdigit() for label in labels)
+    ):
+        return "looks like an IP address; registries are named by public DNS names"
+    if host == "localhost" or host.endswith(".localhost"):
+        return "is the worker itself (loopback)"
+    if len(labels) == 1:
+        return "is a single-label name that only resolves inside the platform's network"
+    for suffix in _INTERNAL_SUFFIXES:
+        if host.endswith(suffix):
+            return f"is a cluster- or network-internal name (*{suffix})"
+    return None
+
+
+def validate_image_host(host: str, field: str) -> None:
+    """Refuse IP literals, loopback, link-local, private and cluster-internal registry hosts."""
+    name, _ = split_host_port(host)
+    reason = internal_host_reason(name)
+    if reason is not None:
+        raise SageliftValidationError.single(field, f"registry host {_clip(host)!r} {reason}")
+
+
+def host_pattern_problem(pattern: Any) -> str | None:
+    """Why ``pattern`` cannot be an allow-list entry, or None. Entries are ``host[:port]``, where host
+    may start with ``*.`` (any subdomain of a name of at least two labels) and port may be ``*``."""
+    if not isinstance(pattern, str) or not _HOST_PATTERN_RE.match(pattern.lower()):
+        return f"{pattern!r} is not host[:port], *.domain[:port] or [ipv6][:port] (port may be *)"
+    host, _ = split_host_port(pattern)
+    if is_metadata_or_link_local(host.removeprefix("*.")):
+        return f"{pattern!r} is a link-local or metadata address, never a registry"
+    if host.startswith("*."):
+        domain = host[2:]
+        if (
+            domain.count(".") < 1
+            or internal_host_reason(domain) is not None
+            or any(domain == s[1:] for s in _INTERNAL_SUFFIXES)
+        ):
+            return f"{pattern!r}: a wildcard must cover a public domain of at least two labels"
+    return None
+
+
+def matches_host_pattern(hostport: str, pattern: str) -> bool:
+    """Whether registry ``hostport`` matches allow-list entry ``pattern`` (no port there means 443)."""
+    host, port = split_host_port(hostport)
+    want_host, _ = split_host_port(pattern)
+    want_port = pattern.rsplit(":", 1)[1] if re.search(r":(\d+|\*)$", pattern) else None
+    if want_host.startswith("*."):
+        host_ok = host.endswith(want_host[1:]) and len(host) > len(want_host) - 1
+    else:
+        host_ok = host == want_host
+    if want_port == "*":
+        return host_ok
+    return host_ok and (port or 443) == (int(want_port) if want_port else 443)
+
+
+@functools.cache
+def _aws_owned_ecr() -> frozenset[tuple[str, str]]:
+    table = json.loads(resources.files("sagelift.domain").joinpath("algorithms.json").read_text())
+    owned = {
+        (account, region)
+        for registries in table["registries"].values()
+        for region, account in registries.items()
+    }
+    return frozenset(owned | {(account, region) for region, account in _DLC_ACCOUNTS.items()})
+
+
+def is_aws_owned_ecr(account: str, region: str) -> bool:
+    """Whether ``<account>.dkr.ecr.<region>`` is one of AWS's own image registries (built-in algorithms,
+    Deep Learning Containers), per sagelift's tables; any other ECR account belongs to someone."""
+    return (account, region) in _aws_owned_ecr()
+
+
+def check_source_registry(
+    ref: ImageReference,
+    settings: EcrSettings,
+    onboarded_accounts: Collection[str],
+    field: str,
+) -> None:
+    """Refuse an image whose registry the platform does not allow as a copy source.
+
+    Allowed: hosts matching ``settings.allowed_source_registries`` (an entry naming an IP or internal
+    host allows exactly what it names), the ECR registries of onboarded accounts, AWS's own ECR
+    registries, and public.ecr.aws. Link-local and metadata addresses are refused whatever is listed.
+    """
+    host = ref.registry
+    name, _ = split_host_port(host)
+    if is_metadata_or_link_local(name):
+        raise SageliftValidationError.single(
+            field, f"registry host {_clip(host)!r} is a link-local or metadata address"
+        )
+    if any(matches_host_pattern(host, p) for p in settings.allowed_source_registries):
+        return
+    validate_image_host(host, field)
+    account = ref.ecr_account
+    if account is not None:
+        if account in onboarded_accounts or is_aws_owned_ecr(account, str(ref.ecr_region)):
+            return
+        raise SageliftValidationError.single(
+            field,
+            f"ECR account {account} is neither onboarded nor one of AWS's own registries",
+        )
+    if name == PUBLIC_ECR:
+        return
+    raise SageliftValidationError.single(
+        field,
+        f"registry {_clip(host)} is not an allowed image source (platform.ecr.allowed_source_registries)",
+    )
+
+
+def check_image_sources(
+    params: Mapping[str, Any],
+    settings: EcrSettings,
+    onboarded_accounts: Collection[str],
+    problems: Problems,
+) -> None:
+    """``check_source_registry`` for each image parameter that is set, collecting every problem."""
+    for param in IMAGE_PARAMS:
+        value = params.get(param)
+        if value is None:
+            continue
+        try:
+            check_source_registry(parse_image_reference(value, param), settings, onboarded_accounts, param)
+        except SageliftValidationError as err:
+            problems.items.extend(err.problems)
+
+
+# --- token realms: where a registry sends the client for a token --------------------------------------
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_AUTH_PARAM_RE = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*')
+_AUTH_SCHEME_RE = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
+
+
+def parse_www_authenticate(values: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+    """The challenges in WWW-Authenticate header values: [(scheme lowercased, {param: value})].
+
+    Bounded: at most 16 challenges of 32 parameters are read; anything unparsable ends the value.
+    """
+    challenges: list[tuple[str, dict[str, str]]] = []
+    for value in values:
+        pos = 0
+        current: dict[str, str] | None = None
+        while pos < len(value) and len(challenges) < 16:
+            param = _AUTH_PARAM_RE.match(value, pos)
+            if param is not None and current is not None:
+                if len(current) < 32:
+                    raw = param.group(2)
+                    current[param.group(1).lower()] = (
+                        re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+                    )
+                pos = param.end()
+            else:
+                scheme = _AUTH_SCHEME_RE.match(value, pos)
+                if scheme is None:
+                    break
+                current = {}
+                challenges.append((scheme.group(1).lower(), current))
+                pos = scheme.end()
+            while pos < len(value) and value[pos] in ", \t":
+                pos += 1
+    return challenges
+
+
+@dataclass(frozen=True)
+class TokenRealmRules:
+    """Where a source registry may send skopeo for a token (its ``Bearer realm=``)."""
+
+    allowed: tuple[str, ...] = ()
+    allow_http: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: EcrSettings) -> TokenRealmRules:
+        return cls(tuple(settings.allowed_token_realms), bool(settings.allow_http_token_realms))
+
+    def refusal(self, realm: str, registry: str) -> str | None:
+        """Why fetching a token from ``realm`` for ``registry`` is refused, or None when it is allowed.
+
+        Allowed: https on the registry's own host and port, the known realm of a well-known public
+        registry, or a host on ``allowed`` (http only when ``allow_http``). Never an address that is
+        link-local or a metadata service, never a URL with credentials in it.
+        """
+        try:
+            url = urlsplit(realm)
+            port = url.port
+        except ValueError:
+            return f"registry {_clip(registry)} sent a token realm that is not a URL"
+        scheme, host = url.scheme.lower(), (url.hostname or "").lower()
+        if not host or url.username is not None or url.password is not None:
+            return f"registry {_clip(registry)} sent a token realm without a host or with credentials in it"
+        shown, named = _clip(f"{scheme}://{url.netloc}{url.path}"), _clip(registry)
+        if scheme not in ("https", "http") or (scheme == "http" and not self.allow_http):
+            return f"registry {named} sends token requests to {shown}, not https (platform.ecr.allow_http_token_realms)"
+        if is_metadata_or_link_local(host):
+            return f"registry {named} sends token requests to {shown}, a link-local or metadata address"
+        default_port = 443 if scheme == "https" else 80
+        hostport = f"[{host}]" if ":" in host else host
+        hostport += f":{port or default_port}"
+        registry_host, registry_port = split_host_port(registry)
+        if scheme == "https" and host == registry_host and (port or 443) == (registry_port or 443):
+            return None
+        if host in KNOWN_TOKEN_REALMS.get(registry_host, ()) and scheme == "https" and port in (None, 443):
+            return None
+        if any(matches_host_pattern(hostport, p) for p in self.allowed):
+            return None
+        return f"registry {named} sends token requests to {shown}, not on platform.ecr.allowed_token_realms"
+
+
+# --- how long a copy may take ---------------------------------------------------------------------------
+def image_blob_bytes(manifest: Mapping[str, Any]) -> int:
+    """The bytes a single-platform manifest's config and layers declare (0 for what is not a size)."""
+    total = 0
+    layers = manifest.get("layers")
+    entries = [manifest.get("config"), *(layers[:1000] if isinstance(layers, list) else [])]
+    for entry in entries:
+        size = entry.get("size") if isinstance(entry, Mapping) else None
+        if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 1 << 50:
+            total += size
+    return total
+
+
+@dataclass(frozen=True)
+class CopyLimits:
+    """How long one registry operation may take: ``base + per_gb * size``, at most ``max`` (minutes)."""
+
+    base_minutes: float = 10.0
+    minutes_per_gb: float = 3.0
+    max_minutes: float = 120.0
+
+    @classmethod
+    def from_settings(cls, settings: EcrSettings) -> CopyLimits:
+        return cls(
+            float(settings.copy_timeout_base_minutes),
+            float(settings.copy_timeout_minutes_per_gb),
+            float(settings.copy_timeout_max_minutes),
+        )
+
+    def bound_seconds(self, size_bytes: int = 0) -> float:
+        minutes = self.base_minutes + self.minutes_per_gb * max(0, size_bytes) / 1e9
+        return 60.0 * min(self.max_minutes, minutes)
