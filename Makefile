@@ -29,7 +29,8 @@ env: $(VENV)/.synced
 system-deps:
 	@$(PYTHON) scripts/system_deps.py
 
-demo: env
+# The stand-ins the e2e tests use (registries, skopeo, the Kubernetes double) need system-deps too.
+demo: env system-deps
 	$(VENV)/bin/python -m tests.support.demo include/examples/demo.json
 
 lint: env

@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 
 from tests.support.botocore_validation import recording_aws_calls
-from tests.support.scenario import Scenario
+from tests.support.scenario import (
+    K8S_CONN_ID,  # noqa: F401  (tests/live/conftest.py imports it from here)
+    Scenario,
+    onboarded_cluster,
+)
 
 
 @dataclass
@@ -22,20 +26,15 @@ class RunResult:
         return str(self.dag_run.state)
 
 
-K8S_CONN_ID = "sagelift_k8s"
-
-
 @pytest.fixture(scope="session")
 def kubernetes_api():
     """The Kubernetes API double with the shipped RBAC applied; None where pods cannot run (not root)."""
-    from tests.conftest import ROOT
-    from tests.support.k8s_api import KubernetesApiDouble, can_run_pods
+    from tests.support.k8s_api import can_run_pods
 
     if not can_run_pods():
         yield None
         return
-    with KubernetesApiDouble(namespaces=("default", "sagelift"), enforce_rbac=True) as k8s:
-        k8s.apply_manifest(ROOT / "include/k8s/rbac.yaml")
+    with onboarded_cluster() as k8s:
         yield k8s
 
 
@@ -43,13 +42,7 @@ def kubernetes_api():
 def scenario(local_aws, kubernetes_api, monkeypatch, airflow_db) -> Scenario:
     world = Scenario(local_aws)
     if kubernetes_api is not None:
-        world.platform_overrides["kubernetes"] = {
-            "enabled": True,
-            "namespace": "sagelift",
-            "kubernetes_conn_id": K8S_CONN_ID,
-        }
-        for key, value in kubernetes_api.airflow_connection_env(K8S_CONN_ID).items():
-            monkeypatch.setenv(key, value)
+        world.use_kubernetes(kubernetes_api)
     world.build()
     for key, value in world.airflow_env().items():
         monkeypatch.setenv(key, value)

@@ -7,7 +7,7 @@ import pytest
 
 from sagelift.domain.plan import derive_run_key
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
-from tests.support.scenario import demo_conf
+from tests.support.scenario import demo_conf, ecr_registry_password
 
 pytestmark = pytest.mark.e2e
 
@@ -38,16 +38,13 @@ def test_images_from_another_registry_are_copied_and_used_by_digest(
     from tests.support.oci_images import build_single_platform_image
     from tests.support.oci_registry import RegistryPair
 
-    pair = RegistryPair(tmp_path / "registries", ecr_password=f"{SCIENTIST_ACCOUNT}-auth-token")
+    pair = RegistryPair(tmp_path / "registries", ecr_password=ecr_registry_password())
     try:
         trainer = build_single_platform_image(tmp_path / "trainer", "2.0", [4096, 1 << 20], seed=7)
         server = build_single_platform_image(tmp_path / "server", "2.0", [4096, 1 << 19], seed=8)
         trainer_ref = pair.push(trainer.reference, "team/churn-trainer", "2.0")
         server_ref = pair.push(server.reference, "team/churn-server", "2.0")
-        scenario.platform_overrides["ecr"] = {
-            "registry_endpoint": pair.ecr.host,
-            "registry_ca_file": str(pair.ca.ca_file),
-        }
+        scenario.use_registries(pair)
         monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(scenario.platform()))
 
         result = run_deploy(demo_conf(training_docker_image=trainer_ref, model_docker_image=server_ref))

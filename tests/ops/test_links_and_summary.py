@@ -48,6 +48,33 @@ def test_a_skipped_step_shows_no_link():
     assert SageMakerEndpointLink().format_result({"Endpoint": {"EndpointName": "x"}}) == ""
 
 
+def test_a_try_that_did_not_succeed_gets_no_link_and_asks_for_no_return_value(monkeypatch):
+    """Airflow computes links whenever a try ends, deferrals included; asking for a return value not
+    pushed yet logs an error-level "XCom not found" in the task log (seen on every deploy_endpoint)."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import TaskInstanceState
+
+    import sagelift.links.sagemaker as links
+
+    asked = []
+
+    def get_value(*, ti_key, key):
+        asked.append((ti_key.task_id, key))
+        return ENDPOINT
+
+    monkeypatch.setattr(links.XCom, "get_value", get_value)
+    link = SageMakerEndpointLink()
+    for state in ("deferred", "skipped", "failed", "up_for_retry"):
+        ti = SimpleNamespace(task_id="deploy_endpoint", state=TaskInstanceState(state))
+        assert link.get_link(None, ti_key=ti) == ""
+    assert asked == []
+
+    ti = SimpleNamespace(task_id="deploy_endpoint", state=TaskInstanceState.SUCCESS)
+    assert link.get_link(None, ti_key=ti).endswith("region=eu-west-1#/endpoints/churn")
+    assert asked == [("deploy_endpoint", "return_value")]
+
+
 def test_the_summary_lists_what_the_run_created_and_the_invoke_url():
     plan = {
         "params": {"model_name": "churn", "account_id": "333333333333", "model_artifact_s3_path": None},

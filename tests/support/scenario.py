@@ -13,10 +13,13 @@ scientist account's AWS connection, exactly as an ML engineer would onboard a re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tests.support.local_aws import (
     MASTER_ACCOUNT,
@@ -26,6 +29,14 @@ from tests.support.local_aws import (
     LocalAws,
     trust_policy,
 )
+
+if TYPE_CHECKING:
+    from tests.support.k8s_api import KubernetesApiDouble
+    from tests.support.oci_registry import RegistryPair
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S_CONN_ID = "sagelift_k8s"
+K8S_NAMESPACE = "sagelift"
 
 MASTER_ROLE = "sagelift-master-pipeline"
 EXECUTION_ROLE = "sagelift-pipeline-execution"
@@ -67,6 +78,24 @@ class Scenario:
     aws: LocalAws
     runner_key: tuple[str, str] = ("", "")
     platform_overrides: dict[str, Any] = field(default_factory=dict)
+    connections_env: dict[str, str] = field(default_factory=dict)
+
+    def use_kubernetes(self, api: KubernetesApiDouble, conn_id: str = K8S_CONN_ID) -> Scenario:
+        """Step 1 against the Kubernetes API double: the platform's kubernetes section and its connection."""
+        self.platform_overrides["kubernetes"] = {
+            "enabled": True,
+            "namespace": K8S_NAMESPACE,
+            "kubernetes_conn_id": conn_id,
+        }
+        self.connections_env.update(api.airflow_connection_env(conn_id))
+        return self
+
+    def use_registries(self, registries: RegistryPair) -> Scenario:
+        """Step 4 against real registries: the account's ECR registry is reached at the pair's ECR side,
+        whose certificate the platform trusts through the test CA's file, and the loopback registries
+        are allowed as image sources (the platform refuses them by default)."""
+        self.platform_overrides["ecr"] = registries.platform_ecr_settings()
+        return self
 
     def build(self, *, tag_document: Any = STANDARD_TAGS) -> Scenario:
         self.runner_key = self.aws.create_access_key(RUNNER_ACCOUNT)
@@ -126,7 +155,24 @@ class Scenario:
         return {
             "AIRFLOW_VAR_SAGELIFT_PLATFORM": json.dumps(self.platform()),
             f"AIRFLOW_CONN_SAGELIFT_AWS_{SCIENTIST_ACCOUNT}": json.dumps(self.connection()),
+            **self.connections_env,
         }
+
+
+def ecr_registry_password(account: str = SCIENTIST_ACCOUNT) -> str:
+    """What the local ECR API's GetAuthorizationToken hands out for ``account`` (user ``AWS``)."""
+    return f"{account}-auth-token"
+
+
+@contextlib.contextmanager
+def onboarded_cluster() -> Iterator[KubernetesApiDouble]:
+    """The Kubernetes API double as onboarding leaves a cluster: namespaces default and sagelift,
+    include/k8s/rbac.yaml applied, and RBAC enforced for the pipeline's service account."""
+    from tests.support.k8s_api import KubernetesApiDouble
+
+    with KubernetesApiDouble(namespaces=("default", K8S_NAMESPACE), enforce_rbac=True) as k8s:
+        k8s.apply_manifest(ROOT / "include/k8s/rbac.yaml")
+        yield k8s
 
 
 def demo_conf(**overrides: Any) -> dict[str, Any]:

@@ -4,6 +4,12 @@ Each link reads the task's own return value (the stock operators push the Descri
 model's or endpoint's name and ARN), so the stock operators need no extra XCom push. Region and console
 domain come from the resource's ARN, which is the scientist account's. A task that was skipped or pushed
 nothing shows no link.
+
+Airflow 3 computes every extra link in the worker each time a try ends, deferrals, skips and failures
+included, and keeps the URL in XCom for the UI. Only a successful try has a return value to read: asking
+for a missing one makes the execution API answer 404, which Airflow logs as an error-level "XCom not
+found" line in the task log of a task that is merely deferred. So a try that did not succeed is given no
+link without asking.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, quote_plus
 
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
-from airflow.sdk import BaseOperatorLink
+from airflow.sdk import BaseOperatorLink, TaskInstanceState
 from airflow.sdk.execution_time.xcom import XCom
 
 SAGEMAKER_CONSOLE = BASE_AWS_CONSOLE_LINK + "/sagemaker/home?region={region_name}#"
@@ -57,6 +63,9 @@ class _SageMakerResultLink(BaseOperatorLink):
         return ""
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        # In the worker ti_key is the running task instance, with the state its try ended in.
+        if getattr(ti_key, "state", TaskInstanceState.SUCCESS) != TaskInstanceState.SUCCESS:
+            return ""
         return self.format_result(XCom.get_value(key="return_value", ti_key=ti_key))
 
 
