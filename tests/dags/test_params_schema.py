@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import jsonschema
 import pytest
 
-from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES, PARAMETERS, instance_types
+from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES, PARAMETERS, builtin_algorithms, instance_types
 from sagelift.operators.params import airflow_params
 
 ORIGINAL_13 = [
@@ -63,7 +65,7 @@ def test_schema_accepts_the_kfp_string_forms_and_native_values(name, value):
     jsonschema.validate(value, airflow_params()[name].schema)
 
 
-def test_instance_types_are_enums_of_sagemaker_instance_types():
+def test_instance_types_and_algorithms_are_offered_as_the_form_s_suggestions():
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker")
@@ -71,23 +73,81 @@ def test_instance_types_are_enums_of_sagemaker_instance_types():
     endpoint = model.operation_model("CreateEndpointConfig").input_shape.members["ProductionVariants"].member
     assert set(instance_types()["training"]) <= set(training.members["InstanceType"].enum)
     assert set(instance_types()["endpoint"]) <= set(endpoint.members["InstanceType"].enum)
+    params = airflow_params()
     for name, kind in (("training_instance_type", "training"), ("endpoint_instance_type", "endpoint")):
-        param = airflow_params()[name]
-        assert param.schema["enum"] == list(instance_types()[kind])
-        assert param.value in param.schema["enum"]
+        # examples, not enum: the form offers the list, validate refuses what is not in it
+        assert params[name].schema["examples"] == list(instance_types()[kind])
+        assert params[name].value in params[name].schema["examples"]
+    assert params["training_algorithm_name"].schema["examples"] == list(builtin_algorithms())
+    assert not [name for name, param in params.items() if "enum" in param.schema]
 
 
-def test_an_unknown_instance_type_is_refused_at_trigger_time_naming_the_param():
+def _dag_params(server_side: bool):
+    """The params as the API server validates a triggered run's conf (deserialized), or as the SDK does."""
+    from airflow.sdk import DAG
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    if not server_side:
+        return ParamsDict(airflow_params())
+    with DAG("params_probe", schedule=None, params=airflow_params()) as dag:
+        pass
+    return DagSerialization.from_dict(DagSerialization.to_dict(dag)).params
+
+
+HOSTILE_CONF_VALUES = [
+    "ml.m5.huge",
+    "",
+    None,
+    0,
+    -1,
+    2.5,
+    True,
+    "x" * 20_000,
+    ["x" * 2000] * 5,
+    {"k": "v" * 5000},
+    [[[[[[[["deep"]]]]]]]],
+    {"a": {"b": {"c": {"d": None}}}},
+    "é\u00e9\x00",
+]
+
+
+@pytest.mark.parametrize("server_side", [False, True], ids=["sdk", "api_server"])
+def test_a_triggered_conf_is_never_refused_with_a_schema_dump(server_side):
+    """What Airflow answers at trigger time: POST /dagRuns returns 400 {"detail": str(error)} when a
+    param fails its schema. The schemas accept every JSON value, so Airflow never answers with its
+    multi-line JSON-schema dump; validate names the field and the rule instead. Were one to fail, the
+    REST body would still have to stay within 1 KB and its first line within 200 characters."""
+    from airflow.exceptions import ParamValidationError as ServerParamValidationError
+    from airflow.sdk.exceptions import ParamValidationError
+
+    refused = []
+    for name in airflow_params():
+        for value in HOSTILE_CONF_VALUES:
+            params = _dag_params(server_side)
+            try:
+                if server_side:
+                    params.deep_merge({name: value}).validate()
+                else:
+                    params.update({name: value})
+                    params.validate()
+            except (ParamValidationError, ServerParamValidationError) as err:
+                body = json.dumps({"detail": str(err)})
+                assert len(body) <= 1024 and len(str(err).splitlines()[0]) <= 200, (name, body[:300])
+                refused.append(name)
+    assert refused == []
+
+
+def test_an_enum_of_instance_types_would_break_the_1_kb_bound():
+    """Why instance types are suggestions and not an enum: Airflow's refusal lists the whole enum."""
+    from airflow.sdk import Param
     from airflow.sdk.definitions.param import ParamsDict
     from airflow.sdk.exceptions import ParamValidationError
 
-    params = ParamsDict(airflow_params())
-    with pytest.raises(ParamValidationError) as refused:  # what the API server does with a run's conf
-        params.update({"training_instance_type": "ml.m5.huge"})
-        params.validate()
-    # The first line says it all; jsonschema appends the schema after it.
-    first_line = str(refused.value).splitlines()[0]
-    assert first_line.startswith("Invalid input for param training_instance_type: 'ml.m5.huge' is not one of")
+    params = ParamsDict({"t": Param("ml.m5.large", type="string", enum=list(instance_types()["training"]))})
+    with pytest.raises(ParamValidationError) as refused:
+        params.update({"t": "ml.m5.huge"})
+    assert len(json.dumps({"detail": str(refused.value)})) > 1024
 
 
 def test_sections_group_the_form():

@@ -13,6 +13,11 @@ from tests.support.scenario import demo_conf
 
 pytestmark = pytest.mark.e2e
 
+CHANNEL = {
+    "ChannelName": "train",
+    "DataSource": {"S3DataSource": {"S3Uri": "s3://scientist-ml-data/churn/train/"}},
+}
+
 INVALID_CONFS = [
     ("missing model name", {"model_name": ""}, "model_name", "required"),
     ("model name with underscores", {"model_name": "churn_model"}, "model_name", "letters, digits and '-'"),
@@ -29,7 +34,7 @@ INVALID_CONFS = [
         "neither training image nor algorithm",
         {"training_docker_image": ""},
         "training_docker_image",
-        "exactly one",
+        "give training_docker_image or training_algorithm_name",
     ),
     (
         "artifact plus training image",
@@ -78,8 +83,49 @@ INVALID_CONFS = [
     (
         "channel without a data source",
         {"training_channels": [{"ChannelName": "train"}]},
-        "training_channels[0].DataSource.S3DataSource",
+        "training_channels[0].DataSource",
         "required",
+    ),
+    (
+        "channel with an ill-typed field",
+        {"training_channels": [{**CHANNEL, "ShuffleConfig": "yes please"}]},
+        "training_channels[0].ShuffleConfig",
+        "must be an object, got a string",
+    ),
+    (
+        "channel with an unknown S3DataSource key",
+        {
+            "training_channels": [
+                {"ChannelName": "t", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/k", "Region": "x"}}}
+            ]
+        },
+        "training_channels[0].DataSource.S3DataSource.Region",
+        "unknown field",
+    ),
+    ("no channels while training", {"training_channels": "[]"}, "training_channels", "at least one channel"),
+    (
+        "environment nested too deeply",
+        {"environment": '{"A": ' * 5000 + "1" + "}" * 5000},
+        "environment",
+        "more than 16 levels deep",
+    ),
+    (
+        "a 5,000-digit count",
+        {"training_instance_count": "9" * 5000},
+        "training_instance_count",
+        "at most 2048",
+    ),
+    (
+        "a mistyped instance type",
+        {"endpoint_instance_type": "ml.m5.xlarg"},
+        "endpoint_instance_type",
+        "did you mean ml.m5.xlarge?",
+    ),
+    (
+        "a storage class the platform does not allow",
+        {"pvc_storage_class": "premium"},
+        "pvc_storage_class",
+        "not allowed",
     ),
     (
         "hyperparameter value too long",
@@ -119,7 +165,33 @@ def test_validate_refuses_bad_conf_naming_field_and_rule(scenario, local_aws, ca
     message = str(raised.value)
     assert f"{field}: " in message
     assert rule in message
+    assert len(message.splitlines()[0]) <= 200
     assert local_aws.request_count() == before  # no AWS call at all
+
+
+def test_validate_refuses_platform_api_settings_that_would_fail_at_expose_api(
+    scenario, local_aws, monkeypatch
+):
+    platform = {**scenario.platform(), "api": {"authorization": "AWS_IAM", "quota_limit": 1000}}
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(platform))
+    before = local_aws.request_count()
+    with pytest.raises(AirflowFailException) as raised:
+        ValidateRunOperator(task_id="validate").execute(_context(demo_conf()))
+    first_line = str(raised.value).splitlines()[0]
+    assert first_line.startswith(
+        "Invalid run configuration. platform.api.quota_limit: quotas are enforced per API key"
+    )
+    assert len(first_line) <= 200
+    assert local_aws.request_count() == before
+
+
+def test_refusing_an_account_names_no_other_onboarded_account(scenario, monkeypatch):
+    platform = {**scenario.platform(), "accounts": {"333333333333": {}, "555555555555": {}}}
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(platform))
+    with pytest.raises(AirflowFailException) as raised:
+        ValidateRunOperator(task_id="validate").execute(_context(demo_conf(account_id="444444444444")))
+    assert "444444444444 is not onboarded" in str(raised.value)
+    assert "333333333333" not in str(raised.value) and "555555555555" not in str(raised.value)
 
 
 def test_an_invalid_run_fails_at_validate_and_creates_nothing(run_deploy, local_aws, capfd):
@@ -135,3 +207,12 @@ def test_an_invalid_run_fails_at_validate_and_creates_nothing(run_deploy, local_
     assert "training_s3_output_path: must be an S3 URI like s3://bucket/path" in task_log
     assert result.calls == []
     assert local_aws.request_count() == before
+
+
+def test_a_broken_platform_variable_fails_validate_with_a_field_error(scenario, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", "[" * 100_000)
+    with pytest.raises(AirflowFailException) as raised:
+        ValidateRunOperator(task_id="validate").execute(_context(demo_conf()))
+    assert str(raised.value).startswith(
+        "Invalid run configuration. platform: the Variable 'sagelift_platform' nests"
+    )

@@ -7,6 +7,7 @@ Uses /usr/bin/chromium only (never a downloaded browser); skipped where it or Pl
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -123,13 +124,14 @@ def test_a_valid_conf_from_the_form_runs_to_success_against_the_local_aws(page, 
     known = {r["dag_run_id"] for r in _runs(airflow)}
     conf = demo_conf(model_name="churn-ui")
     dialog = _open_trigger_form(page, airflow)
-    # The plain fields of a bring-your-own-image run (no channels needed for the local AWS).
+    # The fields of a bring-your-own-image run; training needs at least one channel (a JSON text box).
     fields = {
         SECTION_MODEL: {"Model name": conf["model_name"], "Scientist AWS account": conf["account_id"]},
         SECTION_DEPLOYMENT: {"Inference image": conf["model_docker_image"]},
         SECTION_TRAINING: {
             "Training image": conf["training_docker_image"],
             "Training output path": conf["training_s3_output_path"],
+            "Training channels": json.dumps(conf["training_channels"]),
         },
     }
     for section, values in fields.items():

@@ -82,7 +82,7 @@ def test_in_worker_training_prints_the_log_unless_the_platform_turns_it_off(
         "accounts": {SCIENTIST_ACCOUNT: {}},
         "sagemaker": {"deferrable": False, "check_interval_seconds": 1, "stream_training_logs": stream},
     }
-    conf = demo_conf(training_instance_count=1, training_channels=[])
+    conf = demo_conf(training_instance_count=1)
     plan = build_plan(conf, platform, "sagemaker_deploy", f"manual__{stream}")
     session = {"aws_conn_id": SCIENTIST_CONN_ID, "region": REGION, "account_id": SCIENTIST_ACCOUNT}
     ti = FakeTaskInstance({"validate": plan, "assume_role_chain": session}, task_id="train_model")

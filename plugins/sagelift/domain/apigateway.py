@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagelift.domain.errors import Problems
-from sagelift.domain.platform import ApiSettings
+from sagelift.domain.platform import ApiSettings, validate_api_settings  # the rules live with the settings
 from sagelift.domain.tags import RUN_TAG_PREFIX
 
 # The run tag naming the model; on an API, usage plan or key it marks the ones sagelift owns for that model.
@@ -56,13 +56,6 @@ ACCESS_LOG_FORMAT = json.dumps(
     separators=(",", ":"),
 )
 
-VPC_ENDPOINT_ID_RE = re.compile(r"^vpce-[0-9a-f]{8,17}$")
-ORG_ID_RE = re.compile(r"^o-[a-z0-9]{10,32}$")
-# CloudWatch Logs log group (without the trailing ':*') or a Firehose stream named amazon-apigateway-*.
-ACCESS_LOG_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:(logs:[a-z0-9-]+:\d{12}:log-group:[\w./#-]{1,512}"
-    r"|firehose:[a-z0-9-]+:\d{12}:deliverystream/amazon-apigateway-[\w.-]{1,45})$"
-)
 ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
@@ -132,50 +125,6 @@ class ApiSpec:
     def tags(self) -> dict[str, str]:
         """The run's tags plus the owner tag, on the API, its stage, usage plan and key."""
         return {**self.run_tags, OWNER_TAG_KEY: self.model_name}
-
-
-def validate_api_settings(settings: ApiSettings, problems: Problems) -> None:
-    """The rules between ``platform.api`` settings that only step 8 knows; the validate task may call it
-    too, so that a run fails before training rather than after."""
-    p = "platform.api"
-    rate, burst, quota = settings.throttle_rate_limit, settings.throttle_burst_limit, settings.quota_limit
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
-        problems.add(f"{p}.throttle_rate_limit", "a positive number of requests per second")
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-        problems.add(f"{p}.throttle_burst_limit", "a whole number of requests, at least 1")
-    if quota is not None:
-        if isinstance(quota, bool) or not isinstance(quota, int) or quota < 1:
-            problems.add(f"{p}.quota_limit", "a whole number of requests per period, at least 1, or null")
-        elif settings.authorization != "API_KEY":
-            problems.add(
-                f"{p}.quota_limit",
-                "quotas are enforced per API key: set authorization to API_KEY or leave quota_limit null",
-            )
-    for i, vpce in enumerate(settings.allowed_vpc_endpoint_ids):
-        if not isinstance(vpce, str) or not VPC_ENDPOINT_ID_RE.match(vpce):
-            problems.add(
-                f"{p}.allowed_vpc_endpoint_ids[{i}]", "a VPC endpoint id such as vpce-0123456789abcdef0"
-            )
-    org = settings.allowed_org_id
-    if org is not None:
-        if not isinstance(org, str) or not ORG_ID_RE.match(org):
-            problems.add(f"{p}.allowed_org_id", "an AWS Organizations id such as o-a1b2c3d4e5")
-        elif settings.authorization != "AWS_IAM":
-            problems.add(
-                f"{p}.allowed_org_id",
-                "needs authorization AWS_IAM: API-key callers carry no AWS identity to check the org of",
-            )
-    if settings.endpoint_type == "PRIVATE" and not settings.allowed_vpc_endpoint_ids:
-        problems.add(
-            f"{p}.allowed_vpc_endpoint_ids",
-            "a PRIVATE API is reachable only through VPC endpoints: list at least one",
-        )
-    dest = settings.access_log_destination_arn
-    if dest is not None and (not isinstance(dest, str) or not ACCESS_LOG_ARN_RE.match(dest)):
-        problems.add(
-            f"{p}.access_log_destination_arn",
-            "a CloudWatch Logs log group ARN (without ':*') or a Firehose stream named amazon-apigateway-*",
-        )
 
 
 def derive_api_spec(

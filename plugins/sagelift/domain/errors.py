@@ -1,8 +1,84 @@
-"""The one error type users see for bad input: it names the field and the rule that was broken."""
+"""The one error type users see for bad input: it names the field and the rule that was broken.
+
+Messages are read by people in a task log, a form or a REST answer, so they stay short whatever the
+input: the first line names one field and its rule in at most ``FIRST_LINE_MAX`` characters (callers
+prefix it, e.g. "Invalid run configuration. ", and the whole line must stay within 200), user values are
+shown through ``show`` (clipped, never rendered in full), and a list of problems is capped.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import Any
+
+# Room for a caller's prefix within the 200 characters a first line may have.
+FIRST_LINE_MAX = 160
+FIELD_MAX = 80
+LISTED_PROBLEMS_MAX = 20
+_PLAIN_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marking the cut with '...'."""
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
+
+
+def clip_middle(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters in its middle: a rule worded after a long value keeps both
+    its start and its end (where the rule usually is)."""
+    if len(text) <= limit:
+        return text
+    head = max(0, (limit - 3) * 2 // 5)
+    tail = max(0, limit - 3 - head)
+    return text[:head] + "..." + (text[-tail:] if tail else "")
+
+
+def show(value: Any, limit: int = 40) -> str:
+    """A user value as it may appear in a message: short, and safe to compute for any input.
+
+    Strings are quoted and clipped; numbers too large to print cheaply, containers and other objects are
+    described by their kind (a repr of a deeply nested or huge value would itself fail or flood the log).
+    """
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[: max(1, limit - 3)]) + "..."
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 64:
+            return f"a number of about {int(value.bit_length() * 0.30103)} digits"
+        return clip(str(value), limit)
+    if isinstance(value, float):
+        return clip(repr(value), limit)
+    if isinstance(value, dict):
+        return f"an object of {len(value)} entries"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} items"
+    return f"a value of type {type(value).__name__}"
+
+
+def kind(value: Any) -> str:
+    """The JSON kind of ``value`` as a message says it ("a string", "an object", ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def subfield(prefix: str, key: Any) -> str:
+    """The field name of ``key`` inside ``prefix``: ``prefix.key`` for plain keys, else a clipped repr."""
+    if isinstance(key, str) and _PLAIN_KEY_RE.match(key):
+        return f"{prefix}.{key}"
+    return f"{prefix}[{show(key, 24)}]"
 
 
 class SageliftValidationError(ValueError):
@@ -23,11 +99,20 @@ class SageliftValidationError(ValueError):
         return [field for field, _ in self.problems]
 
     def _render(self) -> str:
-        if len(self.problems) == 1:
-            field, rule = self.problems[0]
-            return f"{field}: {rule}"
-        lines = [f"{len(self.problems)} problems in the input:"]
-        lines += [f"  - {field}: {rule}" for field, rule in self.problems]
+        """The first problem on the first line (with the count of the others), then the others listed."""
+        field, rule = self.problems[0]
+        more = len(self.problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        head = clip(" ".join(field.split()), FIELD_MAX) + ": "
+        lines = [
+            head + clip_middle(" ".join(rule.split()), FIRST_LINE_MAX - len(head) - len(suffix)) + suffix
+        ]
+        for other_field, other_rule in self.problems[1 : LISTED_PROBLEMS_MAX + 1]:
+            lines.append(
+                f"  - {clip(other_field, FIELD_MAX)}: {clip_middle(' '.join(other_rule.split()), 300)}"
+            )
+        if more > LISTED_PROBLEMS_MAX:
+            lines.append(f"  - ... and {more - LISTED_PROBLEMS_MAX} more")
         return "\n".join(lines)
 
 
@@ -40,8 +125,15 @@ class Problems:
     def add(self, field: str, rule: str) -> None:
         self.items.append((field, rule))
 
+    def extend(self, error: SageliftValidationError) -> None:
+        self.items.extend(error.problems)
+
     def fields(self) -> list[str]:
         return [field for field, _ in self.items]
+
+    def has(self, field: str) -> bool:
+        """Whether ``field`` or anything inside it already has a problem."""
+        return any(f == field or f.startswith((field + ".", field + "[")) for f, _ in self.items)
 
     def __bool__(self) -> bool:
         return bool(self.items)

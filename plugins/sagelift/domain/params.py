@@ -13,6 +13,7 @@ broken rule with its field.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -21,48 +22,36 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from sagelift.domain.errors import Problems, SageliftValidationError
-from sagelift.domain.platform import is_dns1123_name, is_quantity
+from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
+from sagelift.domain.channels import parse_training_channels
+from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
+from sagelift.domain.images import parse_image_reference
+from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
 
 # SageMaker resource names: CreateTrainingJob/CreateModel/CreateEndpoint share this rule.
-SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}\Z")
 SAGEMAKER_NAME_MAX = 63
 # "-" + 8 hex characters of the run key are appended to per-run names.
 RUN_SUFFIX_LEN = 9
 MODEL_NAME_MAX = SAGEMAKER_NAME_MAX - RUN_SUFFIX_LEN
 
-ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
-S3_URI_RE = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?P<key>/.*)?$")
-INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
-# An OCI image reference: [registry[:port]/]path[:tag][@digest]
-IMAGE_RE = re.compile(
-    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::\d+)?)/)?"
-    r"(?P<path>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
-CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
-ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}\Z")
+S3_URI_RE = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?P<key>/.*)?\Z")
+INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+\Z")
+# CreateModel's Environment keys; values are any text of at most 1024 characters.
+ENV_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
+# Image references SageMaker takes (TrainingImage, PrimaryContainer.Image): at most 255 characters.
+IMAGE_MAX = 255
 
 MAX_TRAINING_INSTANCES = 100
 MAX_HYPERPARAMETERS = 100
 MAX_ENV_ENTRIES = 100
-MAX_CHANNELS = 20
 
-CHANNEL_KEYS = {
-    "ChannelName",
-    "DataSource",
-    "ContentType",
-    "CompressionType",
-    "RecordWrapperType",
-    "InputMode",
-    "ShuffleConfig",
-}
-S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
-S3_DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
-COMPRESSION_TYPES = ("None", "Gzip")
-RECORD_WRAPPERS = ("None", "RecordIO")
-INPUT_MODES = ("File", "Pipe", "FastFile")
+# What is read of a conf before any rule looks at it: plain text parameters up to TEXT_MAX characters,
+# JSON parameters (a JSON string or a native value) within JSON_LIMITS. Beyond, the field is refused.
+TEXT_MAX = 2048
+JSON_LIMITS = JsonLimits(max_chars=512 * 1024, max_depth=16, max_nodes=20_000, max_string=64 * 1024)
+UNKNOWN_KEYS_LISTED = 10
 
 
 @cache
@@ -211,7 +200,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "ml.m5.large",
         {"type": "string"},
         "Training instance type",
-        "SageMaker ML instance type for training.",
+        "SageMaker ML instance type for training; start typing to pick one from the list.",
         SECTION_TRAINING,
         ("ml.m5.large",),
     ),
@@ -220,7 +209,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "ml.m5.large",
         {"type": "string"},
         "Endpoint instance type",
-        "SageMaker ML instance type that hosts the endpoint.",
+        "SageMaker ML instance type that hosts the endpoint; start typing to pick one from the list.",
         SECTION_DEPLOYMENT,
         ("ml.m5.large",),
     ),
@@ -229,8 +218,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         [],
         {"type": ["array", "string", "null"]},
         "Training channels",
-        "Data channels for the training job: a JSON array shaped like CreateTrainingJob's InputDataConfig "
-        "(ChannelName, DataSource.S3DataSource.S3Uri, ...); a JSON-encoded string is accepted too.",
+        "Data channels for the training job (at least one when training): a JSON array shaped like "
+        "CreateTrainingJob's InputDataConfig (ChannelName, DataSource.S3DataSource.S3Uri, ...); a "
+        "JSON-encoded string is accepted too.",
         SECTION_TRAINING,
         (
             [
@@ -263,7 +253,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Tag document override",
         "S3 URI of a tag document to use instead of the platform's standard one. Usually left empty.",
         SECTION_ADVANCED,
-        (),
+        ("s3://my-bucket/tags/team-tags.json",),
         original=False,
     ),
     ParamSpec(
@@ -273,7 +263,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Pipeline volume claim name",
         "Name of the PersistentVolumeClaim ensured by step 1 (a DNS-1123 name). Empty: the platform default.",
         SECTION_ADVANCED,
-        (),
+        ("churn-scratch",),
         original=False,
     ),
     ParamSpec(
@@ -281,9 +271,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "",
         _STRING_OR_EMPTY,
         "Pipeline volume claim size",
-        "Storage request of the claim, a Kubernetes quantity such as 50Mi. Empty: the platform default.",
+        "Storage request of the claim, a Kubernetes quantity such as 50Mi, up to the platform's maximum. "
+        "Empty: the platform default.",
         SECTION_ADVANCED,
-        (),
+        ("1Gi", "10Gi"),
         original=False,
     ),
     ParamSpec(
@@ -291,9 +282,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "",
         _STRING_OR_EMPTY,
         "Pipeline volume storage class",
-        "StorageClass of the claim. Empty: the platform default.",
+        "StorageClass of the claim, one the platform allows. Empty: the platform default.",
         SECTION_ADVANCED,
-        (),
+        ("standard",),
         original=False,
     ),
 )
@@ -341,54 +332,86 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
-def _text(raw: Mapping[str, Any], name: str, problems: Problems) -> str | None:
-    value = raw.get(name)
-    if _blank(value):
-        return None
-    if not isinstance(value, str):
-        problems.add(name, f"must be a string, got {type(value).__name__}")
-        return None
-    return value.strip()
+class _Conf:
+    """A raw conf read field by field. A value outside the read bounds is reported once, with its field,
+    and then reads as unset, so no later rule (nor json.loads, int() or a message) sees it."""
 
+    JSON_FIELDS = ("environment", "training_hyperparameters", "training_channels")
 
-def _json_value(raw: Mapping[str, Any], name: str, kind: type, problems: Problems) -> Any:
-    """Accept a native object/array or its JSON-encoded string (the original KFP payload form)."""
-    value = raw.get(name)
-    if _blank(value):
-        return kind()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            problems.add(name, f"is a string but not valid JSON ({err.msg} at character {err.pos})")
-            return kind()
-    if not isinstance(value, kind):
-        expected = "a JSON object" if kind is dict else "a JSON array"
-        problems.add(name, f"must be {expected}, got {type(value).__name__}")
-        return kind()
-    return value
+    def __init__(self, raw: Mapping[str, Any], problems: Problems):
+        self.problems = problems
+        self.values: dict[str, Any] = {}
+        for name in PARAMETER_NAMES:
+            value = raw.get(name)
+            found = self._bounds_problem(name, value)
+            if found:
+                problems.add(*found)
+            else:
+                self.values[name] = value
 
+    def _bounds_problem(self, name: str, value: Any) -> tuple[str, str] | None:
+        if isinstance(value, str) and name in self.JSON_FIELDS:  # JSON text: parse_json_text bounds it
+            too_long = len(value) > JSON_LIMITS.max_chars
+            return (
+                (name, f"at most {JSON_LIMITS.max_chars} characters, got {len(value)}") if too_long else None
+            )
+        if isinstance(value, str) and len(value) > TEXT_MAX:
+            return name, f"at most {TEXT_MAX} characters, got {len(value)}"
+        return find_json_problem(value, JSON_LIMITS, name)
 
-def _count(raw: Mapping[str, Any], name: str, default: int, low: int, high: int, problems: Problems) -> int:
-    value = raw.get(name, default)
-    if _blank(value):
-        return default
-    if isinstance(value, bool):
-        problems.add(name, "must be a whole number, got a boolean")
-        return default
-    if isinstance(value, str):
-        if not re.fullmatch(r"\s*\d+\s*", value):
-            problems.add(name, f"must be a whole number, got {value!r}")
+    def has_problem(self, name: str) -> bool:
+        return self.problems.has(name)
+
+    def text(self, name: str) -> str | None:
+        """A plain text parameter, stripped; None when unset, empty or refused."""
+        value = self.values.get(name)
+        if _blank(value):
+            return None
+        if not isinstance(value, str):
+            self.problems.add(name, f"must be a string, got {kind(value)}")
+            return None
+        return value.strip()
+
+    def json(self, name: str, expected: type) -> Any:
+        """A JSON parameter given natively or as a JSON-encoded string (the original KFP payload form)."""
+        value = self.values.get(name)
+        if _blank(value):
+            return expected()
+        if isinstance(value, str):
+            value, problem = parse_json_text(value, JSON_LIMITS)
+            if problem:
+                self.problems.add(name, f"is a string but {problem}" if "JSON" in problem else problem)
+                return expected()
+        if not isinstance(value, expected):
+            wanted = "a JSON object" if expected is dict else "a JSON array"
+            self.problems.add(name, f"must be {wanted} (or its JSON text), got {kind(value)}")
+            return expected()
+        return value
+
+    def count(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.values.get(name, default)
+        if _blank(value):
             return default
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int):
-        problems.add(name, f"must be a whole number, got {type(value).__name__}")
-        return default
-    if not low <= value <= high:
-        problems.add(name, f"must be between {low} and {high}, got {value}")
-    return value
+        number = _whole_number(value)
+        if number is None:
+            self.problems.add(name, f"must be a whole number from {low} to {high}, got {show(value, 24)}")
+            return default
+        if not low <= number <= high:
+            self.problems.add(name, f"must be between {low} and {high}, got {show(number, 24)}")
+        return number
+
+
+def _whole_number(value: Any) -> int | None:
+    """An int from an int, a whole float or a string of at most 9 digits ("2", as KFP sends); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 1e9 else None
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
+        return int(value)
+    return None
 
 
 def _hyperparameter_value(value: Any) -> str:
@@ -402,249 +425,312 @@ def _hyperparameter_value(value: Any) -> str:
 
 
 def check_s3_uri(value: str | None, name: str, problems: Problems) -> None:
-    if value is not None and not S3_URI_RE.match(value):
-        problems.add(name, f"must be an S3 URI like s3://bucket/path, got {value!r}")
+    if value is not None and not is_s3_uri(value):
+        problems.add(
+            name, f"must be an S3 URI like s3://bucket/path, at most 1024 characters; got {show(value)}"
+        )
 
 
 def check_image(value: str | None, name: str, problems: Problems) -> None:
+    """An image reference as step 4 parses it, short enough for SageMaker's 255-character limit."""
     if value is None:
         return
-    if len(value) > 255 or not IMAGE_RE.match(value):
-        problems.add(
-            name,
-            f"must be an image reference like registry/repository:tag (or @sha256:...), "
-            f"lowercase repository, at most 255 characters; got {value!r}",
-        )
+    if len(value) > IMAGE_MAX:
+        problems.add(name, f"image references are at most {IMAGE_MAX} characters, got {len(value)}")
+        return
+    try:
+        parse_image_reference(value, name)
+    except SageliftValidationError as err:
+        # images.py words its rules after the value itself; show a clipped value instead.
+        rule = err.problems[0][1].removeprefix(f"{value!r}: ")
+        problems.add(name, f"{clip(rule, 110)}; got {show(value)}")
 
 
-def _check_instance_type(value: str, name: str, kind: str, problems: Problems) -> None:
+def _check_instance_type(value: str, name: str, family: str, problems: Problems) -> None:
+    known = instance_types()[family]
+    if value in known:
+        return
+    guess = "ml." + value if not value.startswith("ml.") and "ml." + value in known else None
+    guess = guess or next(iter(difflib.get_close_matches(value[:64], known, n=1, cutoff=0.8)), None)
+    hint = f"; did you mean {guess}?" if guess else " (the form lists them)"
     if not INSTANCE_TYPE_RE.match(value):
         problems.add(
-            name,
-            f"must be a SageMaker ML instance type of the ml.* family such as ml.m5.large, got {value!r}",
+            name, f"must be a SageMaker ML instance type of the ml.* family such as ml.m5.large{hint}"
         )
-    elif value not in instance_types()[kind]:
-        problems.add(name, f"{value!r} is not a SageMaker {kind} instance type")
-
-
-def _check_channels(channels: list[Any], problems: Problems) -> list[dict[str, Any]]:
-    name = "training_channels"
-    if len(channels) > MAX_CHANNELS:
-        problems.add(name, f"at most {MAX_CHANNELS} channels, got {len(channels)}")
-    seen: set[str] = set()
-    cleaned: list[dict[str, Any]] = []
-    for i, channel in enumerate(channels):
-        where = f"{name}[{i}]"
-        if not isinstance(channel, dict):
-            problems.add(where, "each channel must be an object like InputDataConfig's Channel")
-            continue
-        unknown = sorted(set(channel) - CHANNEL_KEYS)
-        if unknown:
-            problems.add(where, f"unknown channel field(s) {unknown}; allowed: {sorted(CHANNEL_KEYS)}")
-        channel_name = channel.get("ChannelName")
-        if not isinstance(channel_name, str) or not CHANNEL_NAME_RE.match(channel_name):
-            problems.add(
-                f"{where}.ChannelName", "required: 1-64 characters of letters, digits, '.', '-', '_'"
-            )
-        elif channel_name in seen:
-            problems.add(f"{where}.ChannelName", f"channel names must be unique; {channel_name!r} repeats")
-        else:
-            seen.add(channel_name)
-        source = channel.get("DataSource")
-        s3 = source.get("S3DataSource") if isinstance(source, dict) else None
-        if not isinstance(s3, dict):
-            problems.add(f"{where}.DataSource.S3DataSource", "required: an object with S3Uri and S3DataType")
-        else:
-            uri = s3.get("S3Uri")
-            if not isinstance(uri, str) or not S3_URI_RE.match(uri):
-                problems.add(f"{where}.DataSource.S3DataSource.S3Uri", f"must be an S3 URI, got {uri!r}")
-            data_type = s3.get("S3DataType", "S3Prefix")
-            if data_type not in S3_DATA_TYPES:
-                problems.add(f"{where}.DataSource.S3DataSource.S3DataType", f"must be one of {S3_DATA_TYPES}")
-            distribution = s3.get("S3DataDistributionType", "FullyReplicated")
-            if distribution not in S3_DISTRIBUTIONS:
-                problems.add(
-                    f"{where}.DataSource.S3DataSource.S3DataDistributionType",
-                    f"must be one of {S3_DISTRIBUTIONS}",
-                )
-        for key, allowed in (
-            ("CompressionType", COMPRESSION_TYPES),
-            ("RecordWrapperType", RECORD_WRAPPERS),
-            ("InputMode", INPUT_MODES),
-        ):
-            if key in channel and channel[key] not in allowed:
-                problems.add(f"{where}.{key}", f"must be one of {allowed}, got {channel[key]!r}")
-        content_type = channel.get("ContentType")
-        if content_type is not None and (not isinstance(content_type, str) or len(content_type) > 256):
-            problems.add(f"{where}.ContentType", "must be a string of at most 256 characters")
-        cleaned.append(channel)
-    return cleaned
-
-
-def parse_params(raw: Mapping[str, Any]) -> RunParams:
-    """Validate a run's raw parameters (conf merged over defaults) and normalize them."""
-    problems = Problems()
-    unknown = sorted(set(raw) - set(PARAMETER_NAMES))
-    for key in unknown:
-        hint = _closest(key)
-        problems.add(
-            key,
-            "unknown parameter"
-            + (f"; did you mean {hint!r}?" if hint else f"; known parameters: {', '.join(PARAMETER_NAMES)}"),
-        )
-
-    model_name = _text(raw, "model_name", problems)
-    if model_name is None:
-        if "model_name" not in problems.fields():
-            problems.add("model_name", "required: the name of the model to train and deploy")
-    elif len(model_name) > MODEL_NAME_MAX or not SAGEMAKER_NAME_RE.match(model_name):
-        problems.add(
-            "model_name",
-            f"letters, digits and '-' only, starting with a letter or digit, at most "
-            f"{MODEL_NAME_MAX} characters (SageMaker names are limited to "
-            f"{SAGEMAKER_NAME_MAX} with the run suffix); got {model_name!r}",
-        )
-
-    account_raw = raw.get("account_id")
-    account_id = None if _blank(account_raw) else str(account_raw).strip()
-    if account_id is None:
-        problems.add("account_id", "required: the twelve-digit id of your AWS account")
-    elif isinstance(account_raw, bool) or not ACCOUNT_ID_RE.match(account_id):
-        problems.add("account_id", f"must be exactly twelve digits, got {account_raw!r}")
-
-    model_image = _text(raw, "model_docker_image", problems)
-    artifact = _text(raw, "model_artifact_s3_path", problems)
-    algorithm = _text(raw, "training_algorithm_name", problems)
-    training_image = _text(raw, "training_docker_image", problems)
-    output_path = _text(raw, "training_s3_output_path", problems)
-    check_image(model_image, "model_docker_image", problems)
-    check_image(training_image, "training_docker_image", problems)
-    check_s3_uri(artifact, "model_artifact_s3_path", problems)
-    check_s3_uri(output_path, "training_s3_output_path", problems)
-
-    if artifact is not None:
-        for name, value in (
-            ("training_docker_image", training_image),
-            ("training_algorithm_name", algorithm),
-        ):
-            if value is not None:
-                problems.add(
-                    name,
-                    "must be empty when model_artifact_s3_path is given (an existing artifact "
-                    "is deployed without training)",
-                )
     else:
-        if training_image is None and algorithm is None:
-            problems.add(
-                "training_docker_image",
-                "give exactly one of training_docker_image or "
-                "training_algorithm_name (or model_artifact_s3_path to "
-                "deploy an existing artifact); none was given",
-            )
-        elif training_image is not None and algorithm is not None:
-            problems.add(
-                "training_algorithm_name",
-                "give exactly one of training_docker_image or training_algorithm_name; both were given",
-            )
-        if output_path is None:
-            problems.add("training_s3_output_path", "required when training (where the artifact is written)")
-    if algorithm is not None and algorithm not in builtin_algorithms():
+        problems.add(name, f"{show(value)} is not a SageMaker {family} instance type{hint}")
+
+
+def _check_algorithm(value: str, problems: Problems) -> None:
+    known = builtin_algorithms()
+    if value in known:
+        return
+    guess = difflib.get_close_matches(value[:64], known, n=1, cutoff=0.6)
+    hint = f"did you mean {guess[0]}?" if guess else "one of " + ", ".join(known)
+    problems.add("training_algorithm_name", f"unknown built-in algorithm {show(value)}; {hint}")
+
+
+def _unknown_parameters(raw: Mapping[str, Any], problems: Problems) -> None:
+    unknown = sorted((key for key in raw if key not in PARAMETER_NAMES), key=str)
+    for key in unknown[:UNKNOWN_KEYS_LISTED]:
+        hint = _closest(key) if isinstance(key, str) else None
+        field = key if subfield("conf", key) == f"conf.{key}" else show(key, 24)  # a plain key as it is
         problems.add(
-            "training_algorithm_name",
-            f"unknown built-in algorithm {algorithm!r}; one of {', '.join(builtin_algorithms())}",
+            field,
+            f"unknown parameter; did you mean {hint!r}?"
+            if hint
+            else "unknown parameter (see the trigger form)",
         )
-    if model_image is None and algorithm is None:
+    if len(unknown) > UNKNOWN_KEYS_LISTED:
+        problems.add("conf", f"{len(unknown)} unknown parameters in all")
+
+
+def _parse_model_name(conf: _Conf) -> str | None:
+    model_name = conf.text("model_name")
+    if model_name is None:
+        if not conf.has_problem("model_name"):
+            conf.problems.add("model_name", "required: the name of the model to train and deploy")
+    elif len(model_name) > MODEL_NAME_MAX or not SAGEMAKER_NAME_RE.match(model_name):
+        conf.problems.add(
+            "model_name",
+            f"at most {MODEL_NAME_MAX} characters of letters, digits and '-', starting with a letter or digit; "
+            f"got {show(model_name, 30)}",
+        )
+    return model_name
+
+
+def _parse_account_id(conf: _Conf) -> str | None:
+    value = conf.values.get("account_id")
+    if _blank(value):
+        if not conf.has_problem("account_id"):
+            conf.problems.add("account_id", "required: the twelve-digit id of your AWS account")
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        text = ""
+    if not ACCOUNT_ID_RE.match(text):
+        conf.problems.add("account_id", f"must be exactly twelve digits (as a string), got {show(value, 24)}")
+    return text
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """Where the model comes from: its images, the algorithm, an existing artifact, the output path."""
+
+    model_image: str | None
+    artifact: str | None
+    algorithm: str | None
+    training_image: str | None
+    output_path: str | None
+
+    @property
+    def trains(self) -> bool:
+        return self.artifact is None
+
+
+def _parse_sources(conf: _Conf) -> _Sources:
+    src = _Sources(
+        model_image=conf.text("model_docker_image"),
+        artifact=conf.text("model_artifact_s3_path"),
+        algorithm=conf.text("training_algorithm_name"),
+        training_image=conf.text("training_docker_image"),
+        output_path=conf.text("training_s3_output_path"),
+    )
+    problems = conf.problems
+    check_image(src.model_image, "model_docker_image", problems)
+    check_image(src.training_image, "training_docker_image", problems)
+    check_s3_uri(src.artifact, "model_artifact_s3_path", problems)
+    check_s3_uri(src.output_path, "training_s3_output_path", problems)
+    if src.algorithm is not None:
+        _check_algorithm(src.algorithm, problems)
+    _check_training_mode(src, conf)
+    if src.model_image is None and src.algorithm is None and not conf.has_problem("model_docker_image"):
         problems.add(
             "model_docker_image",
             "required: the image that serves the model (only a built-in algorithm brings its own)",
         )
+    return src
 
-    environment = _json_value(raw, "environment", dict, problems)
-    env_clean: dict[str, str] = {}
+
+def _check_training_mode(src: _Sources, conf: _Conf) -> None:
+    """Exactly one way to get a model: train with an image, train with an algorithm, or bring an artifact."""
+    problems = conf.problems
+    if not src.trains:
+        for name, value in (
+            ("training_docker_image", src.training_image),
+            ("training_algorithm_name", src.algorithm),
+        ):
+            if value is not None:
+                problems.add(
+                    name,
+                    "must be empty when model_artifact_s3_path is given (an existing artifact is deployed "
+                    "without training)",
+                )
+        return
+    if src.training_image is None and src.algorithm is None:
+        if not conf.has_problem("training_docker_image") and not conf.has_problem("training_algorithm_name"):
+            problems.add(
+                "training_docker_image",
+                "give training_docker_image or training_algorithm_name (or model_artifact_s3_path to "
+                "deploy an existing artifact)",
+            )
+    elif src.training_image is not None and src.algorithm is not None:
+        problems.add(
+            "training_algorithm_name",
+            "give exactly one of training_docker_image or training_algorithm_name; both were given",
+        )
+    if src.output_path is None and not conf.has_problem("training_s3_output_path"):
+        problems.add("training_s3_output_path", "required when training (where the artifact is written)")
+
+
+ARTIFACT_SUFFIX = "/output/model.tar.gz"
+S3_URL_MAX = 1024
+
+
+def _check_artifact_url(model_name: str | None, src: _Sources, problems: Problems) -> None:
+    """create_model: SageMaker writes the artifact to <output>/<training job>/output/model.tar.gz, and
+    CreateModel takes a ModelDataUrl of at most 1024 characters; the output path must leave room for it."""
+    if not src.trains or src.output_path is None or model_name is None:
+        return
+    if problems.has("training_s3_output_path") or problems.has("model_name"):
+        return
+    job_len = len(model_name) + RUN_SUFFIX_LEN
+    room = S3_URL_MAX - job_len - len(ARTIFACT_SUFFIX) - 1
+    if len(src.output_path.rstrip("/")) > room:
+        problems.add(
+            "training_s3_output_path",
+            f"at most {room} characters with this model name, so that <output>/<training job>"
+            f"{ARTIFACT_SUFFIX} fits CreateModel's {S3_URL_MAX}",
+        )
+
+
+def _parse_environment(conf: _Conf) -> dict[str, str]:
+    """CreateModel's Environment: at most 100 variables, names like shell variables, values of 1024."""
+    environment = conf.json("environment", dict)
+    problems = conf.problems
     if len(environment) > MAX_ENV_ENTRIES:
         problems.add("environment", f"at most {MAX_ENV_ENTRIES} variables, got {len(environment)}")
+        return {}
+    clean: dict[str, str] = {}
     for key, value in environment.items():
-        if not ENV_KEY_RE.match(key) or len(key) > 1024:
+        field = subfield("environment", key)
+        if len(key) > 1024 or not ENV_KEY_RE.match(key):
             problems.add(
-                f"environment.{key}",
-                "variable names are letters, digits and '_', not starting with "
-                "a digit, at most 1024 characters",
+                field, "variable names are letters, digits and '_', not starting with a digit, at most 1024"
             )
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            problems.add(f"environment.{key}", f"values must be strings, got {type(value).__name__}")
+            problems.add(field, f"values must be strings, got {kind(value)}")
             continue
         text = value if isinstance(value, str) else str(value)
         if len(text) > 1024:
-            problems.add(f"environment.{key}", "values are at most 1024 characters")
-        env_clean[key] = text
+            problems.add(field, f"values are at most 1024 characters, got {len(text)}")
+        clean[key] = text
+    return clean
 
-    hyper = _json_value(raw, "training_hyperparameters", dict, problems)
-    hyper_clean: dict[str, str] = {}
+
+def _parse_hyperparameters(conf: _Conf) -> dict[str, str]:
+    """CreateTrainingJob's HyperParameters: at most 100, keys of 1-256 and values of 2500 characters."""
+    hyper = conf.json("training_hyperparameters", dict)
+    problems = conf.problems
     if len(hyper) > MAX_HYPERPARAMETERS:
         problems.add("training_hyperparameters", f"at most {MAX_HYPERPARAMETERS} entries, got {len(hyper)}")
+        return {}
+    clean: dict[str, str] = {}
     for key, value in hyper.items():
+        field = subfield("training_hyperparameters", key)
         if not key or len(key) > 256:
-            problems.add(f"training_hyperparameters.{key}", "keys are 1-256 characters")
+            problems.add(field, "keys are 1-256 characters")
         if value is None:
-            problems.add(f"training_hyperparameters.{key}", "values cannot be null")
+            problems.add(field, "values cannot be null")
             continue
         text = _hyperparameter_value(value)
         if len(text) > 2500:
-            problems.add(
-                f"training_hyperparameters.{key}", f"values are at most 2500 characters, got {len(text)}"
-            )
-        hyper_clean[key] = text
+            problems.add(field, f"values are at most 2500 characters, got {len(text)}")
+        clean[key] = text
+    return clean
 
-    count = _count(raw, "training_instance_count", 2, 1, MAX_TRAINING_INSTANCES, problems)
-    training_type = _text(raw, "training_instance_type", problems) or "ml.m5.large"
-    endpoint_type = _text(raw, "endpoint_instance_type", problems) or "ml.m5.large"
-    _check_instance_type(training_type, "training_instance_type", "training", problems)
-    _check_instance_type(endpoint_type, "endpoint_instance_type", "endpoint", problems)
 
-    channels = _check_channels(_json_value(raw, "training_channels", list, problems), problems)
+def _parse_compute(conf: _Conf) -> tuple[int, str, str]:
+    """The training instance count and the training and endpoint instance types."""
+    count = conf.count("training_instance_count", 2, 1, MAX_TRAINING_INSTANCES)
+    training_type = conf.text("training_instance_type") or "ml.m5.large"
+    endpoint_type = conf.text("endpoint_instance_type") or "ml.m5.large"
+    _check_instance_type(training_type, "training_instance_type", "training", conf.problems)
+    _check_instance_type(endpoint_type, "endpoint_instance_type", "endpoint", conf.problems)
+    return count, training_type, endpoint_type
 
-    tags_path = _text(raw, "tags_s3_path", problems)
-    check_s3_uri(tags_path, "tags_s3_path", problems)
-    pvc_name = _text(raw, "pvc_name", problems)
+
+def _parse_overrides(conf: _Conf) -> dict[str, str | None]:
+    """The optional overrides of platform settings; the platform's bounds are checked by build_plan."""
+    problems = conf.problems
+    overrides = {
+        name: conf.text(name) for name in ("tags_s3_path", "pvc_name", "pvc_size", "pvc_storage_class")
+    }
+    check_s3_uri(overrides["tags_s3_path"], "tags_s3_path", problems)
+    pvc_name, size, storage_class = (
+        overrides["pvc_name"],
+        overrides["pvc_size"],
+        overrides["pvc_storage_class"],
+    )
     if pvc_name is not None and not is_dns1123_name(pvc_name):
         problems.add(
             "pvc_name",
-            f"must be a DNS-1123 name (lowercase letters, digits and '-', starting and "
-            f"ending with a letter or digit), got {pvc_name!r}",
+            f"must be a DNS-1123 name: lowercase letters, digits and '-', at most 253; got {show(pvc_name, 30)}",
         )
-    pvc_size = _text(raw, "pvc_size", problems)
-    if pvc_size is not None and not is_quantity(pvc_size):
-        problems.add("pvc_size", f"must be a Kubernetes quantity such as 50Mi or 10Gi, got {pvc_size!r}")
-    pvc_class = _text(raw, "pvc_storage_class", problems)
-    if pvc_class is not None and not is_dns1123_name(pvc_class):
-        problems.add("pvc_storage_class", f"must be a DNS-1123 name, got {pvc_class!r}")
+    if size is not None and not is_quantity(size):
+        problems.add("pvc_size", f"must be a Kubernetes quantity such as 50Mi or 10Gi, got {show(size)}")
+    if storage_class is not None and not is_dns1123_name(storage_class):
+        problems.add("pvc_storage_class", f"must be a DNS-1123 name, got {show(storage_class)}")
+    return overrides
 
+
+def parse_params(raw: Mapping[str, Any]) -> RunParams:
+    """Validate a run's raw parameters (conf merged over defaults) and normalize them.
+
+    Raises one SageliftValidationError listing every broken rule with its field; never anything else,
+    whatever ``raw`` holds.
+    """
+    if not isinstance(raw, Mapping):
+        raise SageliftValidationError.single("conf", f"must be a JSON object of parameters, got {kind(raw)}")
+    problems = Problems()
+    _unknown_parameters(raw, problems)
+    conf = _Conf(raw, problems)
+    model_name = _parse_model_name(conf)
+    account_id = _parse_account_id(conf)
+    sources = _parse_sources(conf)
+    environment = _parse_environment(conf)
+    hyperparameters = _parse_hyperparameters(conf)
+    count, training_type, endpoint_type = _parse_compute(conf)
+    _check_artifact_url(model_name, sources, problems)
+    given = conf.json("training_channels", list)
+    channels = parse_training_channels(
+        given, sources.trains and not problems.has("training_channels"), problems
+    )
+    overrides = _parse_overrides(conf)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
         account_id=str(account_id),
-        model_docker_image=model_image,
-        model_artifact_s3_path=artifact,
-        environment=env_clean,
-        training_algorithm_name=algorithm,
-        training_docker_image=training_image,
-        training_hyperparameters=hyper_clean,
+        model_docker_image=sources.model_image,
+        model_artifact_s3_path=sources.artifact,
+        environment=environment,
+        training_algorithm_name=sources.algorithm,
+        training_docker_image=sources.training_image,
+        training_hyperparameters=hyperparameters,
         training_instance_count=count,
         training_instance_type=training_type,
         endpoint_instance_type=endpoint_type,
         training_channels=channels,
-        training_s3_output_path=output_path,
-        tags_s3_path=tags_path,
-        pvc_name=pvc_name,
-        pvc_size=pvc_size,
-        pvc_storage_class=pvc_class,
+        training_s3_output_path=sources.output_path,
+        **overrides,
     )
 
 
 def _closest(key: str) -> str | None:
-    import difflib
-
-    matches = difflib.get_close_matches(key, PARAMETER_NAMES, n=1, cutoff=0.75)
+    matches = difflib.get_close_matches(key[:100], PARAMETER_NAMES, n=1, cutoff=0.75)
     return matches[0] if matches else None
 
 
@@ -661,6 +747,8 @@ __all__ = [
     "SageliftValidationError",
     "builtin_algorithm_image",
     "builtin_algorithms",
+    "check_image",
+    "check_s3_uri",
     "default_conf",
     "instance_types",
     "parse_params",

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sagelift.domain.errors import Problems, SageliftValidationError
-from sagelift.domain.params import RunParams, builtin_algorithm_image, parse_params
+from sagelift.domain.params import RunParams, parse_params
 from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.preflight import check_against_platform
 
 RUN_KEY_LEN = 8
 
@@ -50,25 +51,28 @@ def derive_names(model_name: str, dag_id: str, run_id: str) -> RunNames:
 def build_plan(
     conf: Mapping[str, Any], platform_raw: Mapping[str, Any] | None, dag_id: str, run_id: str
 ) -> dict[str, Any]:
-    """Validate everything a user or the platform can get wrong; return the run's JSON-able plan."""
-    platform = PlatformConfig.from_dict(platform_raw)
-    params = parse_params(conf)
+    """Validate everything a user or the platform can get wrong; return the run's JSON-able plan.
+
+    Every static rule of every step is checked here: the conf's (parse_params), the platform's
+    (PlatformConfig.from_dict) and those between the two (preflight). All problems are reported at once,
+    the conf's first, and the only exception raised is SageliftValidationError.
+    """
     problems = Problems()
+    params: RunParams | None = None
+    platform: PlatformConfig | None = None
     try:
-        platform.account(params.account_id)
+        params = parse_params(conf)
     except SageliftValidationError as err:
-        problems.items.extend(err.problems)
-    if (
-        params.trains
-        and params.training_algorithm_name is not None
-        and builtin_algorithm_image(params.training_algorithm_name, platform.region) is None
-    ):
-        problems.add(
-            "training_algorithm_name",
-            f"{params.training_algorithm_name!r} has no registry listed for "
-            f"region {platform.region} in sagelift's algorithm table",
-        )
+        problems.extend(err)
+    try:
+        platform = PlatformConfig.from_dict(platform_raw)
+    except SageliftValidationError as err:
+        problems.extend(err)
+    if params is not None and platform is not None:
+        check_against_platform(params, platform, dag_id, run_id, problems)
     problems.raise_if_any()
+    if params is None:  # unreachable: a conf that does not parse leaves a problem
+        raise SageliftValidationError.single("conf", "could not be read")
     names = derive_names(params.model_name, dag_id, run_id)
     return {
         "params": params.to_dict(),

@@ -12,25 +12,35 @@ falling back to a default.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from typing import Any
 
-from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
+from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
+from sagelift.domain.images import host_pattern_problem
 
 VARIABLE_KEY = "sagelift_platform"
 
-ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
-EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
-CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
-S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
-DNS1123_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-QUANTITY_RE = re.compile(r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+ACCOUNT_ID_RE = re.compile(r"^\d{12}\Z", re.ASCII)
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d\Z", re.ASCII)
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z", re.ASCII)
+ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}\Z", re.ASCII)
+EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}\Z", re.ASCII)
+CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,200}\Z")
+S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?\Z")
+DNS1123_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+QUANTITY_RE = re.compile(r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?\Z")
+STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
+
+
+# The Variable is read within these bounds before any rule looks at it (a typo must not become a
+# RecursionError): 16 levels, 100,000 values, strings of at most 4,096 characters.
+PLATFORM_LIMITS = JsonLimits(max_depth=16, max_nodes=100_000, max_string=4096)
+PLATFORM_TEXT_LIMITS = JsonLimits(max_chars=1024 * 1024, max_depth=16, max_nodes=100_000, max_string=4096)
 
 
 def _check(problems: Problems, ok: bool, name: str, rule: str) -> None:
@@ -39,8 +49,55 @@ def _check(problems: Problems, ok: bool, name: str, rule: str) -> None:
 
 
 def _unknown_keys(problems: Problems, prefix: str, raw: Mapping[str, Any], known: set[str]) -> None:
-    for key in sorted(set(raw) - known):
-        problems.add(f"{prefix}.{key}", f"unknown setting (known: {', '.join(sorted(known))})")
+    for key in sorted(set(raw) - known, key=str):
+        close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"see the {prefix} settings in the README"
+        problems.add(subfield(prefix, key), f"unknown setting; {hint}")
+
+
+def _section(raw: Any, prefix: str, problems: Problems) -> dict[str, Any]:
+    """A settings section as a dict; anything but an object (or null, for the defaults) is refused."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.add(prefix, f"must be an object, got {kind(raw)}")
+        return {}
+    return dict(raw)
+
+
+def _known(cls: Any, raw: Mapping[str, Any], prefix: str, problems: Problems) -> dict[str, Any]:
+    """The settings of ``raw`` that ``cls`` declares; any other key is reported as unknown."""
+    names = {f.name for f in fields(cls)}
+    _unknown_keys(problems, prefix, raw, names)
+    return {k: v for k, v in raw.items() if k in names}
+
+
+def _as_tuple(values: dict[str, Any], key: str, prefix: str, problems: Problems) -> None:
+    """Lists in the JSON become tuples on the frozen settings; anything else is refused."""
+    if key not in values:
+        return
+    value = values[key]
+    if value is None or isinstance(value, list | tuple):
+        values[key] = tuple(value or ())
+    else:
+        problems.add(f"{prefix}.{key}", f"must be a list, got {kind(value)}")
+        del values[key]
+
+
+def _is_int(value: Any, low: int | None = None, high: int | None = None) -> bool:
+    """A whole number (not a boolean) within the optional bounds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _is_name(value: Any, pattern: re.Pattern[str]) -> bool:
+    return isinstance(value, str) and bool(pattern.match(value))
+
+
+def is_s3_uri(value: Any) -> bool:
+    """An ``s3://bucket/key`` URI of at most 1024 characters (SageMaker's and S3's limit)."""
+    return isinstance(value, str) and len(value) <= 1024 and bool(S3_URI_RE.match(value))
 
 
 @dataclass(frozen=True)
@@ -56,29 +113,25 @@ class AccountSettings:
 
     @classmethod
     def from_dict(cls, account_id: str, raw: Mapping[str, Any] | None, problems: Problems) -> AccountSettings:
-        raw = dict(raw or {})
-        prefix = f"platform.accounts.{account_id}"
+        prefix = subfield("platform.accounts", account_id)
+        raw = _section(raw, prefix, problems)
         _check(problems, bool(ACCOUNT_ID_RE.match(account_id)), prefix, "account ids are twelve digits")
         known = {f.name for f in fields(cls)} - {"account_id"}
         _unknown_keys(problems, prefix, raw, known)
+        values = {k: raw.get(k) for k in known}
         for key in ("execution_role_name", "training_role_name", "model_role_name", "api_invoke_role_name"):
-            value = raw.get(key)
-            if value is not None:
-                _check(
-                    problems,
-                    isinstance(value, str) and bool(ROLE_NAME_RE.match(value)),
-                    f"{prefix}.{key}",
-                    "an IAM role name: 1-64 characters of letters, digits and +=,.@_-",
+            if values[key] is not None and not _is_name(values[key], ROLE_NAME_RE):
+                problems.add(
+                    f"{prefix}.{key}", "an IAM role name: 1-64 characters of letters, digits and +=,.@_-"
                 )
-        ext = raw.get("execution_external_id")
-        if ext is not None:
-            _check(
-                problems,
-                isinstance(ext, str) and bool(EXTERNAL_ID_RE.match(ext)),
-                f"{prefix}.execution_external_id",
-                "2-1224 characters of letters, digits and +=,.@:/_-",
+                values[key] = None
+        ext = values["execution_external_id"]
+        if ext is not None and not _is_name(ext, EXTERNAL_ID_RE):
+            problems.add(
+                f"{prefix}.execution_external_id", "2-1224 characters of letters, digits and +=,.@:/_-"
             )
-        return cls(account_id=account_id, **{k: raw.get(k) for k in known})
+            values["execution_external_id"] = None
+        return cls(account_id=account_id, **values)
 
 
 @dataclass(frozen=True)
@@ -98,6 +151,10 @@ class KubernetesSettings:
     wait_for_bound_seconds: int = 0
     deferrable: bool = False
     startup_timeout_seconds: int = 300
+    # What a run's conf may ask of the claim: a size up to max_pvc_size, and a storage class from
+    # allowed_storage_classes (besides pvc_storage_class, the platform's own choice).
+    max_pvc_size: str = "10Gi"
+    allowed_storage_classes: tuple[str, ...] = ()
     # The ensure_pvc container's requests/limits, in the pod spec's own shape.
     resources: Mapping[str, Mapping[str, str]] = field(
         default_factory=lambda: {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
@@ -105,65 +162,121 @@ class KubernetesSettings:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> KubernetesSettings:
-        raw = dict(raw or {})
-        _unknown_keys(problems, "platform.kubernetes", raw, {f.name for f in fields(cls)})
-        settings = cls(**{k: v for k, v in raw.items() if k in {f.name for f in fields(cls)}})
         p = "platform.kubernetes"
-        _check(problems, isinstance(settings.enabled, bool), f"{p}.enabled", "true or false")
+        values = _known(cls, _section(raw, p, problems), p, problems)
+        _as_tuple(values, "allowed_storage_classes", p, problems)
+        settings = cls(**values)
+        settings._check_pod(problems)
+        settings._check_claim(problems)
+        return settings
+
+    def _check_pod(self, problems: Problems) -> None:
+        """Where and how the ensure_pvc pod runs."""
+        p = "platform.kubernetes"
+        for name in ("enabled", "deferrable"):
+            _check(problems, isinstance(getattr(self, name), bool), f"{p}.{name}", "true or false")
+        _check(problems, self.in_cluster in (None, True, False), f"{p}.in_cluster", "true, false or null")
         _check(
             problems,
-            _is_dns1123(settings.namespace, 63),
+            self.kubernetes_conn_id is None or _is_name(self.kubernetes_conn_id, CONN_ID_RE),
+            f"{p}.kubernetes_conn_id",
+            "an Airflow connection id, or null for the in-cluster or default configuration",
+        )
+        _check(
+            problems,
+            _is_dns1123(self.namespace, 63),
             f"{p}.namespace",
             "a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
         )
         _check(
             problems,
-            _is_dns1123(settings.pvc_name, 253),
-            f"{p}.pvc_name",
-            "a DNS-1123 name: lowercase letters, digits and '-', at most 253 characters",
+            _is_dns1123_subdomain(self.service_account_name),
+            f"{p}.service_account_name",
+            "a Kubernetes service account name: lowercase letters, digits, '-' and '.', at most 253",
         )
         _check(
             problems,
-            is_quantity(settings.pvc_size),
-            f"{p}.pvc_size",
-            "a Kubernetes quantity such as 50Mi or 10Gi",
+            isinstance(self.image, str) and bool(POD_IMAGE_RE.match(self.image)),
+            f"{p}.image",
+            "an image reference such as python:3.12-slim (at most 255 characters, no spaces)",
         )
         _check(
             problems,
-            settings.pvc_storage_class is None or _is_dns1123(settings.pvc_storage_class, 253),
-            f"{p}.pvc_storage_class",
-            "a DNS-1123 name or null for the cluster default",
-        )
-        _check(
-            problems,
-            settings.pvc_access_mode in ACCESS_MODES,
-            f"{p}.pvc_access_mode",
-            f"one of {', '.join(ACCESS_MODES)}",
-        )
-        _check(
-            problems,
-            isinstance(settings.wait_for_bound_seconds, int) and settings.wait_for_bound_seconds >= 0,
-            f"{p}.wait_for_bound_seconds",
-            "a whole number of seconds, 0 to not wait for Bound",
-        )
-        timeout = settings.startup_timeout_seconds
-        _check(
-            problems,
-            isinstance(timeout, int) and not isinstance(timeout, bool) and timeout >= 1,
+            _is_int(self.startup_timeout_seconds, 1),
             f"{p}.startup_timeout_seconds",
             "a positive whole number of seconds",
         )
         _check(
             problems,
-            _is_resources(settings.resources),
+            _is_resources(self.resources),
             f"{p}.resources",
-            'an object like {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}'
-            ": keys requests/limits, resources cpu/memory/ephemeral-storage, values Kubernetes quantities",
+            "requests/limits of cpu, memory, ephemeral-storage as Kubernetes quantities, "
+            'e.g. {"requests": {"cpu": "50m"}}',
         )
-        return settings
+
+    def _check_claim(self, problems: Problems) -> None:
+        """The claim the pod ensures, and what a run's conf may ask of it."""
+        p = "platform.kubernetes"
+        _check(
+            problems,
+            _is_dns1123(self.pvc_name, 253),
+            f"{p}.pvc_name",
+            "a DNS-1123 name: lowercase letters, digits and '-', at most 253 characters",
+        )
+        _check(problems, is_quantity(self.max_pvc_size), f"{p}.max_pvc_size", QUANTITY_RULE)
+        if not is_quantity(self.pvc_size):
+            problems.add(f"{p}.pvc_size", QUANTITY_RULE)
+        elif is_quantity(self.max_pvc_size) and quantity_bytes(self.pvc_size) > quantity_bytes(
+            self.max_pvc_size
+        ):
+            problems.add(f"{p}.pvc_size", f"at most max_pvc_size ({self.max_pvc_size})")
+        _check(
+            problems,
+            self.pvc_storage_class is None or _is_dns1123_subdomain(self.pvc_storage_class),
+            f"{p}.pvc_storage_class",
+            "a StorageClass name (DNS-1123), or null for the cluster default",
+        )
+        for i, name in enumerate(self.allowed_storage_classes):
+            _check(
+                problems,
+                _is_dns1123_subdomain(name),
+                f"{p}.allowed_storage_classes[{i}]",
+                "a StorageClass name (DNS-1123)",
+            )
+        _check(
+            problems,
+            self.pvc_access_mode in ACCESS_MODES,
+            f"{p}.pvc_access_mode",
+            f"one of {', '.join(ACCESS_MODES)}",
+        )
+        _check(
+            problems,
+            _is_int(self.wait_for_bound_seconds, 0, 24 * 3600),
+            f"{p}.wait_for_bound_seconds",
+            "a whole number of seconds up to 86400, 0 to not wait for Bound",
+        )
+
+    def claim_override_problems(
+        self, size: str | None, storage_class: str | None, problems: Problems
+    ) -> None:
+        """The bounds a run's pvc_size and pvc_storage_class must keep (the platform's own are allowed)."""
+        limit = self.max_pvc_size
+        if is_quantity(size) and is_quantity(limit) and quantity_bytes(str(size)) > quantity_bytes(limit):
+            problems.add("pvc_size", f"at most {limit} (platform.kubernetes.max_pvc_size)")
+        allowed = {
+            *self.allowed_storage_classes,
+            *([self.pvc_storage_class] if self.pvc_storage_class else []),
+        }
+        if storage_class is not None and storage_class not in allowed:
+            listed = ", ".join(sorted(allowed)[:8]) if allowed else "none (leave it empty)"
+            problems.add(
+                "pvc_storage_class",
+                f"{show(storage_class)} is not allowed; platform.kubernetes.allowed_storage_classes: {listed}",
+            )
 
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+POD_IMAGE_RE = re.compile(r"^[^\s]{1,255}\Z")
 
 
 @dataclass(frozen=True)
@@ -181,15 +294,60 @@ class EcrSettings:
     registry_endpoint: str | None = None
     # a PEM file of extra CAs trusted (besides the system's) for every registry step 4 talks to
     registry_ca_file: str | None = None
+    # Registries images may be copied from, besides the onboarded accounts' ECR, AWS's own ECR registries
+    # (built-in algorithms, Deep Learning Containers) and public.ecr.aws: "host[:port]" or "*.domain[:port]"
+    # ("docker.io", "ghcr.io", "*.registry.example.com", "127.0.0.1:*"). IP addresses and internal names
+    # (localhost, *.svc, *.internal, single labels) are refused unless an entry names them; link-local and
+    # metadata addresses always are.
+    allowed_source_registries: tuple[str, ...] = ()
+    # Hosts a source registry's "Bearer realm=" may send the copy to for a token, besides the registry's
+    # own host and auth.docker.io for Docker Hub. Checked before skopeo runs.
+    allowed_token_realms: tuple[str, ...] = ()
+    # Accept token realms over plain http:// (tokens then travel unencrypted); off by default.
+    allow_http_token_realms: bool = False
+    # How long one registry operation (a copy, an inspect) may run before the task fails naming the
+    # registry: base + per_gb * the image's size, at most max (minutes; fractions allowed).
+    copy_timeout_base_minutes: float = 10
+    copy_timeout_minutes_per_gb: float = 3
+    copy_timeout_max_minutes: float = 120
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> EcrSettings:
-        raw = dict(raw or {})
-        _unknown_keys(problems, "platform.ecr", raw, {f.name for f in fields(cls)})
-        values = {k: v for k, v in raw.items() if k in {f.name for f in fields(cls)}}
-        if "platforms" in values:
-            values["platforms"] = tuple(values["platforms"] or ())
+        values = _known(cls, _section(raw, "platform.ecr", problems), "platform.ecr", problems)
+        for key in ("platforms", "allowed_source_registries", "allowed_token_realms"):
+            _as_tuple(values, key, "platform.ecr", problems)
         settings = cls(**values)
+        for key in ("allowed_source_registries", "allowed_token_realms"):
+            entries = getattr(settings, key)
+            if not isinstance(entries, tuple):
+                problems.add(f"platform.ecr.{key}", 'a list of "host[:port]" or "*.domain[:port]"')
+                continue
+            for entry in entries:
+                problem = host_pattern_problem(entry)
+                if problem is not None:
+                    problems.add(f"platform.ecr.{key}", problem)
+        _check(
+            problems,
+            isinstance(settings.allow_http_token_realms, bool),
+            "platform.ecr.allow_http_token_realms",
+            "true or false",
+        )
+        for key in ("copy_timeout_base_minutes", "copy_timeout_minutes_per_gb", "copy_timeout_max_minutes"):
+            value = getattr(settings, key)
+            _check(
+                problems,
+                isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 24 * 60,
+                f"platform.ecr.{key}",
+                "a number of minutes above 0 and at most 1440",
+            )
+        _check(
+            problems,
+            not isinstance(settings.copy_timeout_max_minutes, int | float)
+            or not isinstance(settings.copy_timeout_base_minutes, int | float)
+            or settings.copy_timeout_max_minutes >= settings.copy_timeout_base_minutes,
+            "platform.ecr.copy_timeout_max_minutes",
+            "at least copy_timeout_base_minutes",
+        )
         _check(
             problems,
             settings.tag_mutability in ("MUTABLE", "IMMUTABLE"),
@@ -198,7 +356,7 @@ class EcrSettings:
         )
         _check(
             problems,
-            bool(re.match(r"^([a-z0-9]+([._-][a-z0-9]+)*/)*$", settings.repository_prefix)),
+            _is_name(settings.repository_prefix, REPOSITORY_PREFIX_RE),
             "platform.ecr.repository_prefix",
             "lowercase path segments each ending in '/', e.g. 'sagelift/' (or empty)",
         )
@@ -241,10 +399,11 @@ class EcrSettings:
         return settings
 
 
-PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?\Z")
+REPOSITORY_PREFIX_RE = re.compile(r"^([a-z0-9]+([._-][a-z0-9]+)*/){0,16}\Z")
 REGISTRY_ENDPOINT_RE = re.compile(
     r"^([A-Za-z0-9-]+|\{account_id\}|\{region\})"
-    r"(\.([A-Za-z0-9-]+|\{account_id\}|\{region\}))*(:[0-9]{1,5})?$"
+    r"(\.([A-Za-z0-9-]+|\{account_id\}|\{region\}))*(:[0-9]{1,5})?\Z"
 )
 
 
@@ -266,45 +425,115 @@ class ApiSettings:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> ApiSettings:
-        raw = dict(raw or {})
-        _unknown_keys(problems, "platform.api", raw, {f.name for f in fields(cls)})
-        values = {k: v for k, v in raw.items() if k in {f.name for f in fields(cls)}}
-        if "allowed_vpc_endpoint_ids" in values:
-            values["allowed_vpc_endpoint_ids"] = tuple(values["allowed_vpc_endpoint_ids"] or ())
+        """Every rule of ``platform.api``, those between settings included: a run fails in validate, not
+        at expose_api after hours of training."""
+        values = _known(cls, _section(raw, "platform.api", problems), "platform.api", problems)
+        _as_tuple(values, "allowed_vpc_endpoint_ids", "platform.api", problems)
         settings = cls(**values)
-        p = "platform.api"
-        _check(
-            problems,
-            bool(STAGE_RE.match(str(settings.stage_name))),
-            f"{p}.stage_name",
-            "1-128 characters of letters, digits, '-' and '_'",
-        )
-        _check(
-            problems,
-            settings.authorization in ("AWS_IAM", "API_KEY"),
-            f"{p}.authorization",
-            "AWS_IAM or API_KEY",
-        )
-        _check(
-            problems,
-            isinstance(settings.integration_timeout_ms, int)
-            and 50 <= settings.integration_timeout_ms <= 29000,
-            f"{p}.integration_timeout_ms",
-            "between 50 and 29000 milliseconds",
-        )
-        _check(
-            problems,
-            settings.quota_period in ("DAY", "WEEK", "MONTH"),
-            f"{p}.quota_period",
-            "DAY, WEEK or MONTH",
-        )
-        _check(
-            problems,
-            settings.endpoint_type in ("REGIONAL", "PRIVATE", "EDGE"),
-            f"{p}.endpoint_type",
-            "REGIONAL, PRIVATE or EDGE",
-        )
+        validate_api_settings(settings, problems)
         return settings
+
+
+VPC_ENDPOINT_ID_RE = re.compile(r"^vpce-[0-9a-f]{8,17}\Z")
+ORG_ID_RE = re.compile(r"^o-[a-z0-9]{10,32}\Z")
+# CloudWatch Logs log group (without the trailing ':*') or a Firehose stream named amazon-apigateway-*.
+ACCESS_LOG_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:(logs:[a-z0-9-]+:\d{12}:log-group:[\w./#-]{1,512}"
+    r"|firehose:[a-z0-9-]+:\d{12}:deliverystream/amazon-apigateway-[\w.-]{1,45})\Z",
+    re.ASCII,
+)
+_INT32_MAX = 2**31 - 1
+
+
+def validate_api_settings(settings: ApiSettings, problems: Problems) -> None:
+    """The rules of ``platform.api``: each setting, then the rules between settings."""
+    _check_api_values(settings, problems)
+    _check_api_limits(settings, problems)
+    _check_api_access(settings, problems)
+
+
+def _check_api_values(settings: ApiSettings, problems: Problems) -> None:
+    p = "platform.api"
+    _check(
+        problems,
+        _is_name(settings.stage_name, STAGE_RE),
+        f"{p}.stage_name",
+        "1-128 characters of letters, digits, '-' and '_'",
+    )
+    _check(
+        problems, settings.authorization in ("AWS_IAM", "API_KEY"), f"{p}.authorization", "AWS_IAM or API_KEY"
+    )
+    _check(
+        problems,
+        _is_int(settings.integration_timeout_ms, 50, 29000),
+        f"{p}.integration_timeout_ms",
+        "between 50 and 29000 milliseconds",
+    )
+    _check(
+        problems, settings.quota_period in ("DAY", "WEEK", "MONTH"), f"{p}.quota_period", "DAY, WEEK or MONTH"
+    )
+    _check(
+        problems,
+        settings.endpoint_type in ("REGIONAL", "PRIVATE", "EDGE"),
+        f"{p}.endpoint_type",
+        "REGIONAL, PRIVATE or EDGE",
+    )
+    dest = settings.access_log_destination_arn
+    if dest is not None and not _is_name(dest, ACCESS_LOG_ARN_RE):
+        problems.add(
+            f"{p}.access_log_destination_arn",
+            "a CloudWatch Logs log group ARN (without ':*') or a Firehose stream named amazon-apigateway-*",
+        )
+
+
+def _check_api_limits(settings: ApiSettings, problems: Problems) -> None:
+    p = "platform.api"
+    rate, burst, quota = settings.throttle_rate_limit, settings.throttle_burst_limit, settings.quota_limit
+    rate_ok = isinstance(rate, int | float) and not isinstance(rate, bool) and 0 < rate <= 1_000_000
+    _check(
+        problems,
+        rate_ok,
+        f"{p}.throttle_rate_limit",
+        "a positive number of requests per second, at most 1000000",
+    )
+    _check(
+        problems,
+        _is_int(burst, 1, _INT32_MAX),
+        f"{p}.throttle_burst_limit",
+        "a whole number of requests, at least 1",
+    )
+    if quota is None:
+        return
+    if not _is_int(quota, 1, _INT32_MAX):
+        problems.add(f"{p}.quota_limit", "a whole number of requests per period, at least 1, or null")
+    elif settings.authorization != "API_KEY":
+        problems.add(
+            f"{p}.quota_limit",
+            "quotas are enforced per API key: set authorization to API_KEY or leave quota_limit null",
+        )
+
+
+def _check_api_access(settings: ApiSettings, problems: Problems) -> None:
+    p = "platform.api"
+    for i, vpce in enumerate(settings.allowed_vpc_endpoint_ids):
+        if not _is_name(vpce, VPC_ENDPOINT_ID_RE):
+            problems.add(
+                f"{p}.allowed_vpc_endpoint_ids[{i}]", "a VPC endpoint id such as vpce-0123456789abcdef0"
+            )
+    org = settings.allowed_org_id
+    if org is not None:
+        if not _is_name(org, ORG_ID_RE):
+            problems.add(f"{p}.allowed_org_id", "an AWS Organizations id such as o-a1b2c3d4e5")
+        elif settings.authorization != "AWS_IAM":
+            problems.add(
+                f"{p}.allowed_org_id",
+                "needs authorization AWS_IAM: API-key callers carry no AWS identity to check the org of",
+            )
+    if settings.endpoint_type == "PRIVATE" and not settings.allowed_vpc_endpoint_ids:
+        problems.add(
+            f"{p}.allowed_vpc_endpoint_ids",
+            "a PRIVATE API is reachable only through VPC endpoints: list at least one",
+        )
 
 
 @dataclass(frozen=True)
@@ -324,38 +553,30 @@ class SageMakerSettings:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> SageMakerSettings:
-        raw = dict(raw or {})
-        _unknown_keys(problems, "platform.sagemaker", raw, {f.name for f in fields(cls)})
-        settings = cls(**{k: v for k, v in raw.items() if k in {f.name for f in fields(cls)}})
         p = "platform.sagemaker"
-        for name in (
-            "training_volume_size_gb",
-            "training_max_runtime_seconds",
-            "endpoint_initial_instance_count",
-            "check_interval_seconds",
-            "training_wait_budget_seconds",
-            "endpoint_wait_budget_seconds",
-        ):
-            value = getattr(settings, name)
+        settings = cls(**_known(cls, _section(raw, p, problems), p, problems))
+        for name, (low, high) in SAGEMAKER_BOUNDS.items():
             _check(
                 problems,
-                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                _is_int(getattr(settings, name), low, high),
                 f"{p}.{name}",
-                "a positive whole number",
+                f"a whole number from {low} to {high}",
             )
-        _check(
-            problems,
-            isinstance(settings.stream_training_logs, bool),
-            f"{p}.stream_training_logs",
-            "true or false",
-        )
-        _check(
-            problems,
-            isinstance(settings.keep_endpoint_configs, int) and settings.keep_endpoint_configs >= 1,
-            f"{p}.keep_endpoint_configs",
-            "at least 1 (the config in service)",
-        )
+        for name in ("deferrable", "stream_training_logs"):
+            _check(problems, isinstance(getattr(settings, name), bool), f"{p}.{name}", "true or false")
         return settings
+
+
+# What SageMaker accepts (VolumeSizeInGB, MaxRuntimeInSeconds: 28 days) and what makes sense to wait for.
+SAGEMAKER_BOUNDS = {
+    "training_volume_size_gb": (1, 16384),
+    "training_max_runtime_seconds": (1, 28 * 24 * 3600),
+    "endpoint_initial_instance_count": (1, 1000),
+    "check_interval_seconds": (1, 3600),
+    "training_wait_budget_seconds": (1, 30 * 24 * 3600),
+    "endpoint_wait_budget_seconds": (1, 7 * 24 * 3600),
+    "keep_endpoint_configs": (1, 100),
+}
 
 
 @dataclass(frozen=True)
@@ -380,113 +601,31 @@ class PlatformConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> PlatformConfig:
-        if raw is None:
-            raise SageliftValidationError.single(
-                "platform",
-                f"the Airflow Variable {VARIABLE_KEY!r} is not set; see README 'Platform configuration'",
-            )
-        if not isinstance(raw, Mapping):
-            raise SageliftValidationError.single("platform", "must be a JSON object")
+        raw = _platform_document(raw)
         problems = Problems()
         _unknown_keys(problems, "platform", raw, {f.name for f in fields(cls)})
-        region = raw.get("region")
-        _check(
-            problems,
-            isinstance(region, str) and bool(REGION_RE.match(region)),
-            "platform.region",
-            "an AWS region such as us-east-1",
-        )
-        master = raw.get("master_role_arn")
-        _check(
-            problems,
-            master is None or (isinstance(master, str) and bool(ROLE_ARN_RE.match(master))),
-            "platform.master_role_arn",
-            "an IAM role ARN, arn:aws:iam::<12 digits>:role/<name>",
-        )
-        ext = raw.get("master_external_id")
-        _check(
-            problems,
-            ext is None or (isinstance(ext, str) and bool(EXTERNAL_ID_RE.match(ext))),
-            "platform.master_external_id",
-            "2-1224 characters of letters, digits and +=,.@:/_-",
-        )
-        for key in ("execution_role_name", "training_role_name", "model_role_name", "api_invoke_role_name"):
-            value = raw.get(key, getattr(cls, key, None))
-            _check(
-                problems,
-                isinstance(value, str) and bool(ROLE_NAME_RE.match(value)),
-                f"platform.{key}",
-                "an IAM role name: 1-64 characters of letters, digits and +=,.@_-",
-            )
-        duration = raw.get("session_duration_seconds", 3600)
-        _check(
-            problems,
-            isinstance(duration, int) and 900 <= duration <= 3600,
-            "platform.session_duration_seconds",
-            "between 900 and 3600 (AWS caps role-chained sessions at one hour)",
-        )
-        prefix = raw.get("account_conn_id_prefix", "sagelift_aws_")
-        _check(
-            problems,
-            isinstance(prefix, str) and bool(CONN_ID_RE.match(prefix + "0")),
-            "platform.account_conn_id_prefix",
-            "letters, digits, '_', '.' and '-'",
-        )
-        tags_uri = raw.get("tags_s3_uri")
-        _check(
-            problems,
-            tags_uri is None or (isinstance(tags_uri, str) and bool(S3_URI_RE.match(tags_uri))),
-            "platform.tags_s3_uri",
-            "an S3 URI such as s3://bucket/path/tags.json",
-        )
-        raw_accounts = raw.get("accounts") or {}
-        accounts: dict[str, AccountSettings] = {}
-        if not isinstance(raw_accounts, Mapping):
-            problems.add("platform.accounts", "a JSON object keyed by twelve-digit account id")
-        else:
-            for account_id, settings in raw_accounts.items():
-                accounts[str(account_id)] = AccountSettings.from_dict(str(account_id), settings, problems)
+        simple = _top_level_settings(raw, problems)
+        accounts = _accounts(raw.get("accounts"), problems)
         kubernetes = KubernetesSettings.from_dict(raw.get("kubernetes"), problems)
         ecr = EcrSettings.from_dict(raw.get("ecr"), problems)
         api = ApiSettings.from_dict(raw.get("api"), problems)
         sagemaker = SageMakerSettings.from_dict(raw.get("sagemaker"), problems)
         problems.raise_if_any()
-        simple = {
-            k: raw[k]
-            for k in (
-                "master_role_arn",
-                "master_external_id",
-                "execution_role_name",
-                "training_role_name",
-                "model_role_name",
-                "api_invoke_role_name",
-                "session_duration_seconds",
-                "account_conn_id_prefix",
-                "tags_s3_uri",
-            )
-            if k in raw
-        }
-        return cls(
-            region=str(region),
-            accounts=accounts,
-            kubernetes=kubernetes,
-            ecr=ecr,
-            api=api,
-            sagemaker=sagemaker,
-            **simple,
-        )
+        return cls(accounts=accounts, kubernetes=kubernetes, ecr=ecr, api=api, sagemaker=sagemaker, **simple)
 
     # --- derived facts for one account -------------------------------------------------------------
     def account(self, account_id: str) -> AccountSettings:
-        """The onboarded account's settings; refuses any account the platform has not onboarded."""
+        """The onboarded account's settings; refuses any account the platform has not onboarded.
+
+        The refusal names only the account asked for: who else is onboarded is not the caller's business.
+        """
         try:
             return self.accounts[account_id]
         except KeyError:
-            onboarded = ", ".join(sorted(self.accounts)) or "none yet"
             raise SageliftValidationError.single(
                 "account_id",
-                f"account {account_id} is not onboarded to sagelift (onboarded: {onboarded}); "
-                "an ML engineer adds it to the platform configuration, see README 'Onboarding a scientist account'",
+                f"account {clip(str(account_id), 16)} is not onboarded to sagelift; an ML engineer adds it "
+                "to platform.accounts (see the README)",
             ) from None
 
     def aws_conn_id(self, account_id: str) -> str:
@@ -512,6 +651,82 @@ class PlatformConfig:
         return self._role_arn(account_id, acct.api_invoke_role_name or self.api_invoke_role_name)
 
 
+def parse_platform_variable(text: str | None) -> dict[str, Any] | None:
+    """The Variable's JSON text parsed within bounds (None when the Variable is not set); a text that is
+    not a JSON object is refused naming the Variable, never with a raw JSON or recursion error."""
+    if text is None:
+        return None
+    value, problem = parse_json_text(text, PLATFORM_TEXT_LIMITS)
+    if problem is not None:
+        raise SageliftValidationError.single("platform", f"the Variable {VARIABLE_KEY!r} {problem}")
+    if not isinstance(value, dict):
+        raise SageliftValidationError.single("platform", f"must be a JSON object, got {kind(value)}")
+    return value
+
+
+def _platform_document(raw: Any) -> Mapping[str, Any]:
+    """The Variable's value, refused whole when it is missing, not an object, or out of bounds."""
+    if raw is None:
+        raise SageliftValidationError.single(
+            "platform",
+            f"the Airflow Variable {VARIABLE_KEY!r} is not set; see README 'Platform configuration'",
+        )
+    if not isinstance(raw, Mapping):
+        raise SageliftValidationError.single("platform", f"must be a JSON object, got {kind(raw)}")
+    found = find_json_problem(dict(raw), PLATFORM_LIMITS, "platform")
+    if found is not None:
+        raise SageliftValidationError.single(*found)
+    return raw
+
+
+_ROLE_NAME_RULE = "an IAM role name: 1-64 characters of letters, digits and +=,.@_-"
+# The top-level settings besides the sections: the rule each must keep, as (check, rule).
+_TOP_LEVEL_RULES: dict[str, tuple[Any, str]] = {
+    "master_role_arn": (
+        lambda v: v is None or _is_name(v, ROLE_ARN_RE),
+        "an IAM role ARN, arn:aws:iam::<12 digits>:role/<name>",
+    ),
+    "master_external_id": (
+        lambda v: v is None or _is_name(v, EXTERNAL_ID_RE),
+        "2-1224 characters of letters, digits and +=,.@:/_-",
+    ),
+    "execution_role_name": (lambda v: _is_name(v, ROLE_NAME_RE), _ROLE_NAME_RULE),
+    "training_role_name": (lambda v: _is_name(v, ROLE_NAME_RE), _ROLE_NAME_RULE),
+    "model_role_name": (lambda v: _is_name(v, ROLE_NAME_RE), _ROLE_NAME_RULE),
+    "api_invoke_role_name": (lambda v: _is_name(v, ROLE_NAME_RE), _ROLE_NAME_RULE),
+    "session_duration_seconds": (
+        lambda v: _is_int(v, 900, 3600),
+        "between 900 and 3600 (AWS caps role-chained sessions at one hour)",
+    ),
+    "account_conn_id_prefix": (
+        lambda v: isinstance(v, str) and len(v) <= 100 and bool(CONN_ID_RE.match(v + "0")),
+        "at most 100 letters, digits, '_', '.' and '-'",
+    ),
+    "tags_s3_uri": (lambda v: v is None or is_s3_uri(v), "an S3 URI such as s3://bucket/path/tags.json"),
+}
+
+
+def _top_level_settings(raw: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
+    """The region and the other top-level settings present in ``raw``, each checked against its rule."""
+    region = raw.get("region")
+    _check(problems, _is_name(region, REGION_RE), "platform.region", "an AWS region such as us-east-1")
+    settings: dict[str, Any] = {"region": str(region) if isinstance(region, str) else ""}
+    for key, (ok, rule) in _TOP_LEVEL_RULES.items():
+        if key in raw:
+            _check(problems, ok(raw[key]), f"platform.{key}", rule)
+            settings[key] = raw[key]
+    return settings
+
+
+def _accounts(raw: Any, problems: Problems) -> dict[str, AccountSettings]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.add("platform.accounts", "a JSON object keyed by twelve-digit account id")
+        return {}
+    return {str(a): AccountSettings.from_dict(str(a), settings, problems) for a, settings in raw.items()}
+
+
 def _is_dns1123(value: Any, max_len: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= max_len and bool(DNS1123_RE.match(value))
 
@@ -521,6 +736,15 @@ def is_dns1123_name(value: Any) -> bool:
     return _is_dns1123(value, 253)
 
 
+def _is_dns1123_subdomain(value: Any) -> bool:
+    """A DNS-1123 subdomain (labels joined by '.'), as Kubernetes names service accounts and classes."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 253
+        and all(_is_dns1123(label, 63) for label in value.split("."))
+    )
+
+
 def _is_resources(value: Any) -> bool:
     if not isinstance(value, Mapping) or not set(value) <= {"requests", "limits"}:
         return False
@@ -528,22 +752,45 @@ def _is_resources(value: Any) -> bool:
         if not isinstance(amounts, Mapping) or not set(amounts) <= {"cpu", "memory", "ephemeral-storage"}:
             return False
         for name, amount in amounts.items():
-            cpu_ok = (
-                name == "cpu"
-                and isinstance(amount, str)
-                and bool(re.match(r"^[0-9]+m$", amount))
-                and int(amount[:-1]) > 0
-            )
-            if not (cpu_ok or is_quantity(amount)):
+            cpu_ok = name == "cpu" and isinstance(amount, str) and bool(MILLICPU_RE.match(amount))
+            if not (cpu_ok and int(amount[:-1]) > 0) and not is_quantity(amount):
                 return False
     return True
 
 
+QUANTITY_RULE = "a Kubernetes quantity such as 50Mi or 10Gi"
+MILLICPU_RE = re.compile(r"^[0-9]{1,9}m\Z")
+_QUANTITY_FACTORS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+
+
 def is_quantity(value: Any) -> bool:
-    """A positive Kubernetes resource quantity in the common suffix forms (50Mi, 10Gi, 1G)."""
-    if not isinstance(value, str):
+    """A positive Kubernetes resource quantity in the common suffix forms (50Mi, 10Gi, 1G), at most 32
+    characters (a longer number is no size anyone means)."""
+    if not isinstance(value, str) or len(value) > 32:
         return False
     match = QUANTITY_RE.match(value)
     if match is None:
         return False
-    return float(match.group(1)) > 0 and match.group(3) != "m"
+    return Decimal(match.group(1)) > 0 and match.group(3) != "m"
+
+
+def quantity_bytes(value: str) -> Decimal:
+    """The amount a quantity accepted by ``is_quantity`` stands for (bytes for sizes)."""
+    match = QUANTITY_RE.match(value)
+    if match is None:
+        raise SageliftValidationError.single("quantity", f"{show(value)} is not a Kubernetes quantity")
+    return Decimal(match.group(1)) * _QUANTITY_FACTORS[match.group(3) or ""]

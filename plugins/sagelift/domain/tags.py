@@ -8,12 +8,12 @@ list goes on every resource the pipeline creates, so it must satisfy the stricte
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.bounded_json import JsonLimits, parse_json_text
+from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, subfield
 
 MAX_TAGS = 50
 MAX_KEY = 128
@@ -21,6 +21,8 @@ MAX_VALUE = 256
 # Letters, digits and whitespace in any script, plus _ . : / = + - @ (the rule common to AWS services).
 TAG_CHARS_RE = re.compile(r"^[\w\s.:/=+\-@]*$")
 RESERVED_PREFIX = "aws:"
+# A tag document is a flat object or a list of {"Key", "Value"}: read at most 256 KB, 8 levels deep.
+TAG_DOCUMENT_LIMITS = JsonLimits(max_chars=256 * 1024, max_depth=8, max_nodes=10_000, max_string=4096)
 
 RUN_TAG_PREFIX = "sagelift:"
 
@@ -29,17 +31,16 @@ Tag = dict[str, str]
 
 def parse_tag_document(text: str | bytes, source: str) -> list[Tag]:
     """Parse a standard tag document; errors name ``source`` and the offending entry."""
-    field = f"tags ({source})"
-    try:
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SageliftValidationError.single(field, f"is not valid JSON: {err}") from None
+    field = f"tags ({clip(source, 60)})"
+    data, problem = parse_json_text(text, TAG_DOCUMENT_LIMITS)
+    if problem is not None:
+        raise SageliftValidationError.single(field, problem)
     problems = Problems()
     tags: list[Tag] = []
     if isinstance(data, Mapping):
         for key, value in data.items():
             if not isinstance(value, str):
-                problems.add(f"{field}[{key!r}]", f"tag values must be strings, got {type(value).__name__}")
+                problems.add(subfield(field, key), f"tag values must be strings, got {kind(value)}")
                 continue
             tags.append({"Key": str(key), "Value": value})
     elif isinstance(data, list):

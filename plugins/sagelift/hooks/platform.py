@@ -10,9 +10,10 @@ from typing import Any
 
 from airflow.sdk import Variable
 
-from sagelift.domain.platform import VARIABLE_KEY
+from sagelift.domain.platform import VARIABLE_KEY, parse_platform_variable
 
 
 def load_platform_config_raw() -> dict[str, Any] | None:
-    value = Variable.get(VARIABLE_KEY, default=None, deserialize_json=True)
-    return value if value is None else dict(value)
+    """The Variable as a dict, None when unset; JSON that is not an object, or out of bounds, is refused
+    with a SageliftValidationError naming the Variable."""
+    return parse_platform_variable(Variable.get(VARIABLE_KEY, default=None))

@@ -2,28 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import Param
 
-from sagelift.domain.params import PARAMETERS, instance_types
+from sagelift.domain.params import PARAMETERS, ParamSpec, builtin_algorithms, instance_types
+
+# Every JSON type: the trigger-time schema accepts any value, so Airflow never refuses a conf with its own
+# JSON-schema message (the whole schema and the value, kilobytes long); validate refuses it instead,
+# naming the field and the rule in one short line.
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+INSTANCE_TYPE_PARAMS = {"training_instance_type": "training", "endpoint_instance_type": "endpoint"}
+
+
+def param_schema(spec: ParamSpec) -> dict[str, Any]:
+    """The JSON schema of one param: permissive types, the widget chosen by the first one.
+
+    The form picks its widget from the first non-null type and, when several types remain and no
+    ``examples`` are given, shows a JSON text box (the JSON parameters, counts and the account id). Plain
+    text parameters carry ``examples``: the form shows a text field suggesting them (for instance types
+    and built-in algorithms, the whole list: a dropdown to pick from while typing). Not an ``enum``: Airflow
+    would refuse another value at trigger time with the list of all ~250 types in its message.
+    """
+    declared = spec.schema["type"]
+    declared = [declared] if isinstance(declared, str) else list(declared)
+    schema: dict[str, Any] = {"type": declared + [t for t in JSON_TYPES if t not in declared]}
+    if spec.name in INSTANCE_TYPE_PARAMS:
+        schema["examples"] = list(instance_types()[INSTANCE_TYPE_PARAMS[spec.name]])
+    elif spec.name == "training_algorithm_name":
+        schema["examples"] = list(builtin_algorithms())
+    elif [t for t in declared if t != "null"] == ["string"]:
+        schema["examples"] = [str(example) for example in spec.examples]
+    return schema
 
 
 def airflow_params() -> dict[str, Param]:
-    """One Param per parameter, with its title, description, section and JSON-schema type.
+    """One Param per parameter, with its title, description, section and permissive schema.
 
-    Instance types are enums (a dropdown in the form; Airflow refuses another value at trigger time,
-    naming the param). The other schemas stay permissive on purpose: strings for JSON values and counts
-    are accepted, as in the original KFP payload, so a JSON parameter is a union of its JSON type and
-    "string", which the form edits as JSON text; the validate task applies every other rule and names the
-    field that breaks one.
+    The schemas accept the original KFP payload's forms (JSON values and counts as strings) and anything
+    else: the validate task applies every rule and names the field that breaks one.
     """
-    params: dict[str, Param] = {}
-    for spec in PARAMETERS:
-        schema = dict(spec.schema)
-        if spec.name in ("training_instance_type", "endpoint_instance_type"):
-            kind = "training" if spec.name.startswith("training") else "endpoint"
-            # The same table validate checks, so the form offers exactly what validate accepts.
-            schema["enum"] = list(instance_types()[kind])
-        params[spec.name] = Param(
-            spec.default, title=spec.title, description=spec.description, section=spec.section, **schema
+    return {
+        spec.name: Param(
+            spec.default,
+            title=spec.title,
+            description=spec.description,
+            section=spec.section,
+            **param_schema(spec),
         )
-    return params
+        for spec in PARAMETERS
+    }

@@ -1,0 +1,74 @@
+"""The rules between a run's parameters and the platform, checked by validate before anything is created.
+
+``parse_params`` checks the conf on its own and ``PlatformConfig.from_dict`` the platform on its own;
+what is left are the rules that need both, each one a rule some later step would otherwise enforce
+hours later (the step is named next to each check). ``build_plan`` runs them all.
+"""
+
+from __future__ import annotations
+
+from sagelift.domain.errors import Problems, SageliftValidationError, show
+from sagelift.domain.images import (
+    check_image_sources,
+    ecr_registry_host,
+    plan_image_steps,
+)
+from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
+from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.tags import check_tags, derive_run_tags
+
+# "@sha256:" and 64 hex characters: how much pinning by digest adds to an image reference.
+DIGEST_SUFFIX_LEN = len("@sha256:") + 64
+
+
+def check_against_platform(
+    params: RunParams, platform: PlatformConfig, dag_id: str, run_id: str, problems: Problems
+) -> None:
+    """Add a problem for every rule between ``params`` and ``platform`` that they break."""
+    try:
+        platform.account(params.account_id)  # assume_role_chain: only onboarded accounts
+    except SageliftValidationError as err:
+        problems.extend(err)
+    _check_algorithm_region(params, platform, problems)
+    _check_images(params, platform, problems)
+    platform.kubernetes.claim_override_problems(params.pvc_size, params.pvc_storage_class, problems)
+    try:  # resolve_tags: the run's own tags go on every resource
+        check_tags(
+            derive_run_tags(
+                model_name=params.model_name, dag_id=dag_id, run_id=run_id, account_id=params.account_id
+            ),
+            "tags (run)",
+        )
+    except SageliftValidationError as err:
+        problems.extend(err)
+
+
+def _check_algorithm_region(params: RunParams, platform: PlatformConfig, problems: Problems) -> None:
+    """train_model and create_model: a built-in algorithm's image must exist in the platform's region."""
+    algorithm = params.training_algorithm_name
+    if algorithm is not None and builtin_algorithm_image(algorithm, platform.region) is None:
+        problems.add(
+            "training_algorithm_name",
+            f"{show(algorithm)} has no registry listed for region {platform.region} in sagelift's algorithm table",
+        )
+
+
+def _check_images(params: RunParams, platform: PlatformConfig, problems: Problems) -> None:
+    """copy_images: allowed sources and valid ECR repository names; train_model and create_model: the
+    digest-pinned reference SageMaker receives fits its 255 characters."""
+    images = params.to_dict()
+    check_image_sources(images, platform.ecr, platform.accounts, problems)
+    try:
+        steps = plan_image_steps(images, params.account_id, platform.region, platform.ecr.repository_prefix)
+    except SageliftValidationError as err:
+        problems.extend(err)
+        return
+    host = ecr_registry_host(params.account_id, platform.region)
+    for step in steps:
+        pinned = f"{host}/{step.target_repository}" if step.copy else step.source.name
+        if len(pinned) + DIGEST_SUFFIX_LEN > IMAGE_MAX:
+            problems.add(
+                step.param,
+                f"once copied to ECR and pinned by digest it has {len(pinned) + DIGEST_SUFFIX_LEN} characters; "
+                f"SageMaker takes {IMAGE_MAX}: use a shorter repository path",
+            )
