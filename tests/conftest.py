@@ -65,8 +65,10 @@ LIVE_TIER = "tests/live/"
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadfile``, except that tests/live/ is one unit of work: its modules share one running
-    Airflow (tests/live/conftest.py), so they must run on the same worker, one after another."""
+    """``--dist loadfile``, except that tests/live/ is one unit of work, handed out first: its modules
+    share one running Airflow (tests/live/conftest.py), so they must run on the same worker, one after
+    another, and as the longest unit it goes first so that the other worker fills in around it (xdist
+    otherwise orders units by their number of tests)."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -75,5 +77,10 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             return LIVE_TIER if path.startswith(LIVE_TIER) else path
+
+        def _assign_work_unit(self, node) -> None:
+            if LIVE_TIER in self.workqueue:
+                self.workqueue.move_to_end(LIVE_TIER, last=False)
+            super()._assign_work_unit(node)
 
     return LiveTierTogether(config, log)

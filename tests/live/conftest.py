@@ -1,9 +1,12 @@
 """One real Airflow (scheduler, triggerer, dag-processor, API server as processes) for the live tier.
 
 Every module here drives the same ``airflow standalone``, started once for the package and stopped after
-its last test: starting one takes about a minute on a loaded 2-core machine, and two at once starve each
-other. tests/conftest.py keeps the package on one xdist worker. The SageMaker lifecycle runs 10 emulated
-seconds per real second in the moto server of this process, which the Airflow processes reach over HTTP.
+its last test: starting one takes half a minute to a minute on a loaded 2-core machine, and two at once
+starve each other. tests/conftest.py keeps the package on one xdist worker and hands it out first, as the
+longest unit. Task processes start with the DAG files' imports already loaded (``preload``, see
+tests/support/airflow_standalone.py): most of a run's CPU time otherwise. The SageMaker lifecycle runs 10
+emulated seconds per real second in the moto server of this process, which the Airflow processes reach
+over HTTP.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import pytest
 
 from sagelift.domain.plan import derive_run_key
 from tests.e2e.conftest import K8S_CONN_ID, kubernetes_api  # noqa: F401  (fixture)
-from tests.support.airflow_standalone import AirflowStandalone
+from tests.support.airflow_standalone import AirflowStandalone, dag_imports
 from tests.support.local_aws import SCIENTIST_ACCOUNT
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
 from tests.support.scenario import Scenario
@@ -50,7 +53,9 @@ def world(local_aws_server, kubernetes_api, airflow_db):  # noqa: F811
     env.update(scenario.airflow_env())
     with (
         SageMakerLifecycle(time_scale=10).installed(local_aws_server) as life,
-        AirflowStandalone(env=env, keep_home=bool(os.environ.get("SAGELIFT_KEEP_AIRFLOW_HOME"))) as af,
+        AirflowStandalone(
+            env=env, keep_home=bool(os.environ.get("SAGELIFT_KEEP_AIRFLOW_HOME")), preload=dag_imports()
+        ) as af,
     ):
         af.wait_for_dag(DAG_ID)
         yield World(local_aws_server, af, life)
