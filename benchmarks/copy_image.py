@@ -5,7 +5,7 @@
 Starts the same two loopback registries the tests use (tests/support/oci_registry.py: an anonymous TLS
 source, a TLS + password "ECR side"), builds an image of random layers and pushes it to the source.
 Each round copies it once with ``skopeo copy`` invoked directly (credentials via an auth file) and once
-through ``sagelift.hooks.registry.RegistryHook.copy`` (what EcrCopyImagesOperator runs), each into a
+through ``sagelift.steps.registry.RegistryHook.copy`` (what EcrCopyImagesOperator runs), each into a
 freshly started ECR-side registry so neither run finds blobs the other already moved.
 
 Memory is measured in a separate Python process running the hook's copy: its resident set size
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from sagelift.hooks.registry import RegistryAccess, RegistryCredentials, RegistryHook  # noqa: E402
+from sagelift.steps.registry import RegistryAccess, RegistryCredentials, RegistryHook  # noqa: E402
 from tests.support.oci_images import build_single_platform_image  # noqa: E402
 from tests.support.oci_registry import OciRegistry, RegistryPair  # noqa: E402
 
@@ -39,7 +39,7 @@ MEMORY_PROBE = r"""
 import json, sys, threading, time
 import psutil
 sys.path[:0] = sys.argv[1:3]
-from sagelift.hooks.registry import RegistryAccess, RegistryCredentials, RegistryHook
+from sagelift.steps.registry import RegistryAccess, RegistryCredentials, RegistryHook
 args = json.loads(sys.argv[3])
 me = psutil.Process()
 baseline = me.memory_info().rss

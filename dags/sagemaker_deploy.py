@@ -61,56 +61,100 @@ with DAG(
         "on_failure_callback": SageliftNotifier("failure"),
     },
 ):
+    validate = ValidateRunOperator(
+        task_id="validate",
+        doc_md="Checks every parameter and the platform configuration; fails naming the field and the rule, "
+        "before anything is created. Returns the run's plan: validated parameters and every resource name.",
+    )
+    plan = validate.output
+    ensure_pvc = KubernetesEnsurePvcOperator(
+        task_id="ensure_pvc",
+        plan=plan,
+        doc_md="Makes sure the pipeline's PersistentVolumeClaim exists (a small pod creates it if missing). "
+        "Skipped when the platform has no Kubernetes step.",
+    )
+    assume_role_chain = StsAssumeRoleChainOperator(
+        task_id="assume_role_chain",
+        plan=plan,
+        doc_md="Reaches your account through the role chain (runner -> master pipeline role -> your "
+        "pipeline execution role) and checks who it acts as. Returns identifiers only, never credentials.",
+    )
+    session = assume_role_chain.output
+    resolve_tags = S3ResolveTagsOperator(
+        task_id="resolve_tags",
+        plan=plan,
+        session=session,
+        doc_md="Reads the organisation's standard tag document from S3 and adds the run's own tags "
+        "(model, DAG, run, account); every resource the run creates carries them.",
+    )
+    tags = resolve_tags.output
+    copy_images = EcrCopyImagesOperator(
+        task_id="copy_images",
+        plan=plan,
+        session=session,
+        tags=tags,
+        doc_md="Copies training and serving images from other registries into your account's ECR and pins "
+        "every image by digest. Images already in your ECR are used as they are.",
+    )
+    images = copy_images.output
+    train_model = SageMakerTrainModelOperator(
+        task_id="train_model",
+        plan=plan,
+        session=session,
+        tags=tags,
+        images=images,
+        doc_md="Runs the SageMaker training job `<model_name>-<run key>` and streams its logs here. Skipped "
+        "when you deploy an existing artifact. Links: the job in the console and its CloudWatch logs.",
+    )
+    create_model = SageMakerCreateModelOperator(
+        task_id="create_model",
+        plan=plan,
+        session=session,
+        tags=tags,
+        images=images,
+        training=train_model.output,
+        doc_md="Registers the SageMaker model `<model_name>-<run key>`: the trained (or given) artifact with "
+        "the serving image and environment.",
+    )
+    deploy_endpoint = SageMakerDeployEndpointOperator(
+        task_id="deploy_endpoint",
+        plan=plan,
+        session=session,
+        tags=tags,
+        model=create_model.output,
+        doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
+        "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
+    )
+    expose_api = ApiGatewayExposeOperator(
+        task_id="expose_api",
+        plan=plan,
+        session=session,
+        tags=tags,
+        endpoint=deploy_endpoint.output,
+        doc_md="Creates or updates the model's API Gateway REST API (POST /invocations) in front of the "
+        "endpoint and deploys it; the invoke URL stays the same across runs.",
+    )
+    summarize_run = RunSummaryOperator(
+        task_id="summarize_run",
+        plan=plan,
+        images=images,
+        training=train_model.output,
+        model=create_model.output,
+        endpoint=deploy_endpoint.output,
+        api=expose_api.output,
+        on_success_callback=SageliftNotifier("success"),
+        doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
+    )
+    # The steps run in the original pipeline's order; the data edges above add nothing to it.
     chain(
-        ValidateRunOperator(
-            task_id="validate",
-            doc_md="Checks every parameter and the platform configuration; fails naming the field and the rule, "
-            "before anything is created. Pushes the run's plan: validated parameters and every resource name.",
-        ),
-        KubernetesEnsurePvcOperator(
-            task_id="ensure_pvc",
-            doc_md="Makes sure the pipeline's PersistentVolumeClaim exists (a small pod creates it if missing). "
-            "Skipped when the platform has no Kubernetes step.",
-        ),
-        StsAssumeRoleChainOperator(
-            task_id="assume_role_chain",
-            doc_md="Reaches your account through the role chain (runner -> master pipeline role -> your "
-            "pipeline execution role) and checks who it acts as. Pushes identifiers only, never credentials.",
-        ),
-        S3ResolveTagsOperator(
-            task_id="resolve_tags",
-            doc_md="Reads the organisation's standard tag document from S3 and adds the run's own tags "
-            "(model, DAG, run, account); every resource the run creates carries them.",
-        ),
-        EcrCopyImagesOperator(
-            task_id="copy_images",
-            doc_md="Copies training and serving images from other registries into your account's ECR and pins "
-            "every image by digest. Images already in your ECR are used as they are.",
-        ),
-        SageMakerTrainModelOperator(
-            task_id="train_model",
-            doc_md="Runs the SageMaker training job `<model_name>-<run key>` and streams its logs here. Skipped "
-            "when you deploy an existing artifact. Links: the job in the console and its CloudWatch logs.",
-        ),
-        SageMakerCreateModelOperator(
-            task_id="create_model",
-            doc_md="Registers the SageMaker model `<model_name>-<run key>`: the trained (or given) artifact with "
-            "the serving image and environment.",
-        ),
-        SageMakerDeployEndpointOperator(
-            task_id="deploy_endpoint",
-            doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
-            "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
-        ),
-        ApiGatewayExposeOperator(
-            task_id="expose_api",
-            doc_md="Creates or updates the model's API Gateway REST API (POST /invocations) in front of the "
-            "endpoint and deploys it; the invoke URL stays the same across runs.",
-        ),
-        RunSummaryOperator(
-            task_id="summarize_run",
-            trigger_rule="all_success",
-            on_success_callback=SageliftNotifier("success"),
-            doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
-        ),
+        validate,
+        ensure_pvc,
+        assume_role_chain,
+        resolve_tags,
+        copy_images,
+        train_model,
+        create_model,
+        deploy_endpoint,
+        expose_api,
+        summarize_run,
     )

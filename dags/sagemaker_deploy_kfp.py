@@ -40,11 +40,11 @@ with DAG(
         "max_retry_delay": timedelta(minutes=10),
     },
 ):
-    chain(
-        ValidateRunOperator(task_id="validate"),
-        KubeflowPipelinesRunOperator(
-            task_id="run_kfp_pipeline",
-            pipeline_name="sagemaker-deploy",
-            experiment_name="sagelift",
-        ),
+    validate = ValidateRunOperator(task_id="validate")
+    run_kfp_pipeline = KubeflowPipelinesRunOperator(
+        task_id="run_kfp_pipeline",
+        pipeline_name="sagemaker-deploy",
+        experiment_name="sagelift",
+        plan=validate.output,
     )
+    chain(validate, run_kfp_pipeline)

@@ -36,12 +36,24 @@ with DAG(
     tags=["sagelift", "sagemaker", "teardown"],
     default_args={"trigger_rule": "none_failed", "retries": 1},
 ):
-    chain(
-        TeardownValidateOperator(task_id="validate", retries=0),
-        StsAssumeRoleChainOperator(task_id="assume_role_chain"),
-        ApiGatewayRemoveOperator(task_id="remove_api"),
-        SageMakerTeardownOperator(task_id="delete_sagemaker_resources"),
-        EcrTeardownImagesOperator(task_id="delete_images"),
-        KubernetesTeardownPvcOperator(task_id="delete_pvc"),
-        TeardownReportOperator(task_id="report"),
+    validate = TeardownValidateOperator(task_id="validate", retries=0)
+    plan = validate.output
+    assume_role_chain = StsAssumeRoleChainOperator(task_id="assume_role_chain", plan=plan)
+    session = assume_role_chain.output
+    remove_api = ApiGatewayRemoveOperator(task_id="remove_api", plan=plan, session=session)
+    delete_sagemaker = SageMakerTeardownOperator(
+        task_id="delete_sagemaker_resources", plan=plan, session=session
     )
+    delete_images = EcrTeardownImagesOperator(
+        task_id="delete_images", plan=plan, session=session, sagemaker=delete_sagemaker.output
+    )
+    delete_pvc = KubernetesTeardownPvcOperator(task_id="delete_pvc", plan=plan)
+    report = TeardownReportOperator(
+        task_id="report",
+        plan=plan,
+        api=remove_api.output,
+        sagemaker=delete_sagemaker.output,
+        images=delete_images.output,
+        pvc=delete_pvc.output,
+    )
+    chain(validate, assume_role_chain, remove_api, delete_sagemaker, delete_images, delete_pvc, report)

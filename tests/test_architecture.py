@@ -1,4 +1,5 @@
-"""Layering: domain/ is pure, and the package's modules are hidden from Airflow's plugin scanner."""
+"""Layering: domain/ is pure, steps/ (the core both engines share) is Airflow-free, arrows point down,
+and the package's modules are hidden from Airflow's plugin scanner."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_layers_point_down_only():
     rules = {
         "hooks": {"operators", "links"},
         "triggers": {"operators", "links"},
-        "domain": {"hooks", "operators", "triggers", "links"},
+        "steps": {"hooks", "operators", "triggers", "links", "notifications"},
+        "domain": {"hooks", "operators", "triggers", "links", "steps", "notifications"},
     }
     offenders = []
     for layer, forbidden in rules.items():
@@ -62,15 +64,20 @@ def test_dags_do_not_import_boto3_or_read_config():
         assert not _imports(path) & {"boto3", "botocore", "kubernetes"}, path
 
 
-def test_code_shared_with_the_kfp_components_stays_airflow_free():
-    """The KFP component image carries these modules without Airflow (include/kfp/Dockerfile)."""
-    shared = [
-        ROOT / "plugins/sagelift/hooks/apigateway_client.py",
-        *(ROOT / "plugins/sagelift/pod").rglob("*.py"),
-    ]
+def test_the_core_both_engines_share_stays_airflow_free():
+    """The KFP component image carries steps/, domain/ and pod/ without Airflow (include/kfp/Dockerfile)."""
+    package = ROOT / "plugins/sagelift"
+    shared = [*(package / "steps").rglob("*.py"), *(package / "pod").rglob("*.py")]
+    assert len(shared) >= 10
     offenders = {
-        str(p.relative_to(ROOT)): sorted(_imports(p) & {"airflow", "kfp"})
+        str(p.relative_to(ROOT)): sorted(_imports(p) & {"airflow", "kfp", "kfp_server_api"})
         for p in shared
-        if _imports(p) & {"airflow", "kfp"}
+        if _imports(p) & {"airflow", "kfp", "kfp_server_api"}
     }
     assert offenders == {}
+
+
+def test_the_kfp_glue_uses_the_core_and_is_small():
+    glue = ROOT / "include/kfp/sagelift_kfp/steps.py"
+    assert len(glue.read_text().splitlines()) < 150
+    assert "sagelift" in _imports(glue) and not _imports(glue) & {"airflow"}

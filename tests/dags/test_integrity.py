@@ -42,8 +42,14 @@ def test_sagemaker_deploy_runs_the_nine_steps_in_order(dagbag):
     dag = dagbag.get_dag("sagemaker_deploy")
     order = [t.task_id for t in dag.topological_sort()]
     assert order == EXPECTED_TASKS
-    for upstream, downstream in itertools.pairwise(EXPECTED_TASKS):
-        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    for index, (upstream, downstream) in enumerate(itertools.pairwise(EXPECTED_TASKS)):
+        # Each step follows the one before it; its data edges (.output) come only from earlier steps.
+        upstream_ids = dag.get_task(downstream).upstream_task_ids
+        assert upstream in upstream_ids
+        assert upstream_ids <= set(EXPECTED_TASKS[: index + 1]), downstream
+    # Every step after validate reads the plan validate returned, through its templated inputs.
+    for task in dag.tasks[1:]:
+        assert "validate" in task.upstream_task_ids, task.task_id
     assert dag.schedule is None
     assert dag.catchup is False
     assert dag.doc_md and "validate" in dag.doc_md

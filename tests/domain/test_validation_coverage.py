@@ -694,14 +694,11 @@ CLASSIFIED: dict[tuple[str, str], str] = {
         "engine: the platform overrides are refused on the KFP engine only, and build_plan is not told the "
         "engine; run_kfp_pipeline refuses them before any KFP call"
     ),
-    ("operators/ecr.py", "EcrCopyImagesOperator._copy"): "runtime: an immutable tag already in ECR",
-    ("operators/ecr.py", "EcrCopyImagesOperator._source_access"): "runtime: the source registry connection",
+    ("operators/ecr.py", "_connection_credentials.credentials"): "runtime: the source registry connection",
     ("operators/kfp.py", "KubeflowPipelinesRunOperator.execute"): "operator argument, not a conf value",
-    ("operators/run_inputs.py", "RunInputs._session"): "runtime: assume_role_chain must have run",
-    ("operators/run_inputs.py", "pull_run_inputs"): "runtime: validate must have run",
     ("steps/images.py", "copy_image"): "runtime: an immutable tag already in ECR",
-    ("hooks/registry.py", "_get_api_root"): "runtime: what a registry answers",
-    ("hooks/registry.py", "_read_head"): "runtime: what a registry answers",
+    ("steps/registry.py", "_get_api_root"): "runtime: what a registry answers",
+    ("steps/registry.py", "_read_head"): "runtime: what a registry answers",
     ("pod/ensure_pvc.py", "parse_quantity"): "rule:pvc_size_quantity",
 }
 

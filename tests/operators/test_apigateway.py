@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from sagelift.domain.apigateway import ACCESS_LOG_FORMAT, OWNER_TAG_KEY, RESPONSES, parse_policy
 from sagelift.domain.errors import SageliftValidationError
@@ -15,7 +17,7 @@ from sagelift.operators.apigateway import ApiGatewayExposeOperator, ApiGatewayRe
 from tests.support import local_aws_apigateway
 from tests.support.botocore_validation import RecordedCall, recording_aws_calls
 from tests.support.local_aws import MASTER_ACCOUNT, REGION, RUNNER_ACCOUNT, SCIENTIST_ACCOUNT, LocalAws
-from tests.support.task_context import FakeTaskInstance, use_scientist_keys
+from tests.support.task_context import FakeTaskInstance, step_plan, step_session, use_scientist_keys
 
 CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
 INVOKE_ROLE_ARN = f"arn:aws:iam::{SCIENTIST_ACCOUNT}:role/sagelift-apigateway-invoke"
@@ -46,32 +48,46 @@ def make_context(
     api: dict[str, Any] | None = None,
     run_id: str = "manual__1",
 ) -> dict[str, Any]:
-    plan = {
-        "params": {"model_name": model_name, "account_id": SCIENTIST_ACCOUNT},
-        "names": {"endpoint": endpoint or f"sagelift-{model_name}", "api": f"sagelift-{model_name}"},
-        "platform": {"region": REGION, "accounts": {SCIENTIST_ACCOUNT: {}}, "api": api or {}},
-        "dag_id": "sagelift_pipeline",
+    """The inputs expose_api and remove_api are wired with: a real plan (and teardown plan), session, tags."""
+    platform = {"region": REGION, "accounts": {SCIENTIST_ACCOUNT: {}}, "api": api or {}}
+    plan = step_plan({"model_name": model_name}, platform, dag_id="sagelift_pipeline", run_id=run_id)
+    if endpoint:
+        plan["names"]["endpoint"] = endpoint
+    teardown = {
+        "teardown": {"model_name": model_name, "account_id": SCIENTIST_ACCOUNT},
+        "platform": platform,
+        "dag_id": "sagemaker_teardown",
         "run_id": run_id,
     }
-    session = {"aws_conn_id": CONN_ID, "region": REGION, "account_id": SCIENTIST_ACCOUNT}
     tags = [
         *STANDARD_TAGS,
         {"Key": OWNER_TAG_KEY, "Value": model_name},
         {"Key": "sagelift:run-id", "Value": run_id},
     ]
-    ti = FakeTaskInstance({"validate": plan, "assume_role_chain": session, "resolve_tags": tags})
-    return {"ti": ti}
+    return {
+        "plan": plan,
+        "teardown": teardown,
+        "session": step_session(CONN_ID),
+        "tags": tags,
+        "ti": FakeTaskInstance({}),
+    }
 
 
-def expose(context: dict[str, Any]) -> tuple[dict[str, Any], list[RecordedCall]]:
+def expose(inputs: dict[str, Any]) -> tuple[dict[str, Any], list[RecordedCall]]:
+    operator = ApiGatewayExposeOperator(
+        task_id="expose_api", plan=inputs["plan"], session=inputs["session"], tags=inputs["tags"]
+    )
     with recording_aws_calls() as calls:
-        result = ApiGatewayExposeOperator(task_id="expose_api").execute(context)
+        result = operator.execute({"ti": inputs["ti"]})
     return result, calls
 
 
-def remove(context: dict[str, Any]) -> tuple[dict[str, Any], list[RecordedCall]]:
+def remove(inputs: dict[str, Any]) -> tuple[dict[str, Any], list[RecordedCall]]:
+    operator = ApiGatewayRemoveOperator(
+        task_id="remove_api", plan=inputs["teardown"], session=inputs["session"]
+    )
     with recording_aws_calls() as calls:
-        result = ApiGatewayRemoveOperator(task_id="remove_api").execute(context)
+        result = operator.execute({"ti": inputs["ti"]})
     return result, calls
 
 
@@ -99,7 +115,7 @@ def test_first_run_builds_the_models_api_in_the_scientist_account(aws: LocalAws,
 
     [api] = apis(aws)
     api_id = api["id"]
-    assert api["name"] == "sagelift-churn"
+    assert api["name"] == "churn"
     run_tags = {
         "team": "risk",
         "cost-center": "cc-42",
@@ -129,7 +145,7 @@ def test_first_run_builds_the_models_api_in_the_scientist_account(aws: LocalAws,
     assert integration["type"] == "AWS"
     assert integration["httpMethod"] == "POST"
     assert integration["uri"] == (
-        f"arn:aws:apigateway:{REGION}:runtime.sagemaker:path//endpoints/sagelift-churn/invocations"
+        f"arn:aws:apigateway:{REGION}:runtime.sagemaker:path//endpoints/churn/invocations"
     )
     assert integration["credentials"] == INVOKE_ROLE_ARN
     assert integration["timeoutInMillis"] == 29000
@@ -142,7 +158,7 @@ def test_first_run_builds_the_models_api_in_the_scientist_account(aws: LocalAws,
     assert patterns["502"] is None  # the default: anything SageMaker answers that no pattern names
 
     [deployment] = client.get_deployments(restApiId=api_id)["items"]
-    assert deployment["description"] == "sagelift sagelift_pipeline run manual__1: endpoint sagelift-churn"
+    assert deployment["description"] == "sagelift sagelift_pipeline run manual__1: endpoint churn"
     stage = client.get_stage(restApiId=api_id, stageName="prod")
     assert stage["deploymentId"] == deployment["id"]
     assert stage["methodSettings"]["*/*"]["throttlingRateLimit"] == 100.0
@@ -155,7 +171,7 @@ def test_first_run_builds_the_models_api_in_the_scientist_account(aws: LocalAws,
     invoke_url = f"https://{api_id}.execute-api.{REGION}.amazonaws.com/prod/invocations"
     assert result == {
         "api_id": api_id,
-        "api_name": "sagelift-churn",
+        "api_name": "churn",
         "stage": "prod",
         "invoke_url": invoke_url,
         "deployment_id": deployment["id"],
@@ -210,14 +226,14 @@ def test_second_run_redeploys_the_same_api_with_the_same_invoke_url(
 
 
 def test_a_rerun_points_the_integration_at_the_current_endpoint(aws: LocalAws, scientist_conn: str) -> None:
-    expose(make_context(endpoint="sagelift-churn-a"))
-    result, _ = expose(make_context(endpoint="sagelift-churn-b"))
+    expose(make_context(endpoint="churn-a"))
+    result, _ = expose(make_context(endpoint="churn-b"))
     client = aws.client("apigateway")
     [api] = apis(aws)
     method = client.get_method(
         restApiId=api["id"], resourceId=invocations_resource_id(client, api["id"]), httpMethod="POST"
     )
-    assert method["methodIntegration"]["uri"].endswith("/endpoints/sagelift-churn-b/invocations")
+    assert method["methodIntegration"]["uri"].endswith("/endpoints/churn-b/invocations")
     assert client.get_stage(restApiId=api["id"], stageName="prod")["deploymentId"] == result["deployment_id"]
 
 
@@ -226,23 +242,35 @@ def test_a_different_model_gets_its_own_api(aws: LocalAws, scientist_conn: str) 
     fraud, calls = expose(make_context(model_name="fraud"))
     assert_valid(calls)
     assert sorted((a["name"], a["tags"][OWNER_TAG_KEY]) for a in apis(aws)) == [
-        ("sagelift-churn", "churn"),
-        ("sagelift-fraud", "fraud"),
+        ("churn", "churn"),
+        ("fraud", "fraud"),
     ]
     assert fraud["api_id"] != churn["api_id"]
     assert fraud["invoke_url"] != churn["invoke_url"]
 
 
-def test_an_api_of_the_same_name_not_tagged_for_the_model_is_left_alone(
+def test_an_api_of_the_same_name_not_tagged_for_the_model_is_refused_and_left_alone(
     aws: LocalAws, scientist_conn: str
 ) -> None:
-    stranger = aws.client("apigateway").create_rest_api(name="sagelift-churn", tags={"owner": "someone-else"})
-    result, _ = expose(make_context())
-    assert result["api_id"] != stranger["id"]
-    assert result["created"] is True
-    again, _ = expose(make_context())
-    assert again["api_id"] == result["api_id"]
+    stranger = aws.client("apigateway").create_rest_api(name="churn", tags={"owner": "someone-else"})
+    with pytest.raises(AirflowFailException) as refused:
+        expose(make_context())
+    assert str(refused.value).startswith(f"API churn ({stranger['id']}) exists and is not tagged as sagelift")
+    [api] = apis(aws)
+    assert api["id"] == stranger["id"] and api["tags"] == {"owner": "someone-else"}
+    assert len(aws.client("apigateway").get_resources(restApiId=stranger["id"])["items"]) == 1
+
+
+def test_duplicate_apis_of_the_model_converge_on_the_oldest(aws: LocalAws, scientist_conn: str) -> None:
+    """A create API Gateway processed but whose answer was lost, sent again: two APIs of the model."""
+    first, _ = expose(make_context())
+    time.sleep(1.1)  # createdDate has whole seconds: the duplicate is strictly newer
+    client = aws.client("apigateway")
+    client.create_rest_api(name="churn", tags={OWNER_TAG_KEY: "churn"})
     assert len(apis(aws)) == 2
+    again, _ = expose(make_context(run_id="manual__2"))
+    assert again["api_id"] == first["api_id"] and again["invoke_url"] == first["invoke_url"]
+    assert [a["id"] for a in apis(aws)] == [first["api_id"]]
 
 
 # --- platform options --------------------------------------------------------------------------------
@@ -266,7 +294,7 @@ def test_api_key_authorization_adds_a_usage_plan_and_key(aws: LocalAws, scientis
     assert method["apiKeyRequired"] is True
 
     [plan] = client.get_usage_plans()["items"]
-    assert plan["name"] == "sagelift-churn"
+    assert plan["name"] == "churn"
     assert plan["apiStages"] == [{"apiId": api["id"], "stage": "prod"}]
     assert plan["throttle"] == {"rateLimit": 20.0, "burstLimit": 40}
     assert plan["quota"] == {"limit": 10000, "period": "WEEK"}
@@ -349,7 +377,7 @@ def test_removing_a_models_api_leaves_nothing_and_removing_again_succeeds(
 
     result, calls = remove(make_context(api=api_key_mode))
     assert_valid(calls)
-    assert [a["name"] for a in apis(aws)] == ["sagelift-fraud"]
+    assert [a["name"] for a in apis(aws)] == ["fraud"]
     assert client.get_usage_plans()["items"] == []
     assert client.get_api_keys()["items"] == []
     assert len(result["api_ids"]) == 1
@@ -358,6 +386,6 @@ def test_removing_a_models_api_leaves_nothing_and_removing_again_succeeds(
 
     again, calls = remove(make_context(api=api_key_mode))
     assert_valid(calls)
-    assert again == {"api_name": "sagelift-churn", "api_ids": [], "usage_plan_ids": [], "api_key_ids": []}
+    assert again == {"api_name": "churn", "api_ids": [], "usage_plan_ids": [], "api_key_ids": []}
     assert not any(c.operation.startswith("Delete") for c in calls)
     assert [a["id"] for a in apis(aws)] == [other["api_id"]]

@@ -12,13 +12,13 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from sagelift.domain.images import pinned_image
-from sagelift.hooks.registry import RegistryAccess, RegistryCredentials, RegistryHook
 from sagelift.operators.ecr import EcrCopyImagesOperator
+from sagelift.steps.registry import RegistryAccess, RegistryCredentials, RegistryHook
 from tests.support.botocore_validation import recording_aws_calls
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
 from tests.support.oci_images import BuiltImage, build_multi_platform_image, build_single_platform_image
 from tests.support.oci_registry import OciRegistry, RegistryPair
-from tests.support.task_context import FakeTaskInstance, use_scientist_keys
+from tests.support.task_context import FakeTaskInstance, step_plan, step_session, use_scientist_keys
 
 CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
 ECR_HOST = f"{SCIENTIST_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
@@ -57,33 +57,29 @@ def scientist_conn(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
 def make_context(
     registries: RegistryPair, *, training: str | None, model: str | None, **ecr: Any
 ) -> dict[str, Any]:
+    """copy_images' inputs: a plan naming these images, the scientist session, the run's tags."""
     platform = {
         "region": REGION,
         "accounts": {SCIENTIST_ACCOUNT: {}},
-        "ecr": {
-            "registry_endpoint": registries.ecr.host,
-            "registry_ca_file": str(registries.ca.ca_file),
-            **ecr,
-        },
+        "ecr": registries.platform_ecr_settings(**ecr),
     }
-    plan = {
-        "params": {
-            "model_name": "churn",
-            "account_id": SCIENTIST_ACCOUNT,
-            "training_docker_image": training,
-            "model_docker_image": model,
-        },
-        "names": {},
-        "platform": platform,
-    }
-    session = {"aws_conn_id": CONN_ID, "region": REGION, "account_id": SCIENTIST_ACCOUNT}
-    return {
-        "ti": FakeTaskInstance({"validate": plan, "assume_role_chain": session, "resolve_tags": RUN_TAGS})
-    }
+    plan = step_plan(
+        {"model_name": "churn"},
+        platform,
+        params={"training_docker_image": training, "model_docker_image": model},
+    )
+    return {"plan": plan, "session": step_session(CONN_ID), "tags": RUN_TAGS, "ti": FakeTaskInstance({})}
 
 
-def run(context: dict[str, Any]) -> dict[str, Any]:
-    return EcrCopyImagesOperator(task_id="copy_images", backoff_seconds=0.1).execute(context)
+def run(inputs: dict[str, Any]) -> dict[str, Any]:
+    operator = EcrCopyImagesOperator(
+        task_id="copy_images",
+        backoff_seconds=0.1,
+        plan=inputs["plan"],
+        session=inputs["session"],
+        tags=inputs["tags"],
+    )
+    return operator.execute({"ti": inputs["ti"]})
 
 
 def ecr_side(registries: RegistryPair) -> tuple[RegistryHook, RegistryAccess]:
@@ -211,7 +207,7 @@ def test_a_moved_tag_is_not_overwritten_in_an_immutable_repository(
     replacement = build_single_platform_image(tmp_path / "replacement", "1.0", [778], seed=22)
     registries.push(replacement.reference, "team/moving", "1.0")
 
-    with pytest.raises(AirflowFailException, match=r"tag 1\.0 .*immutable"):
+    with pytest.raises(AirflowFailException, match=r"moving:1\.0 in ECR holds another image .* immutable"):
         run(make_context(registries, training=ref, model=None))
     mutable = run(
         make_context(

@@ -16,14 +16,14 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from sagelift.domain.params import parse_params
 from sagelift.domain.plan import derive_names
-from sagelift.hooks.registry import RegistryError
 from sagelift.operators.ecr import EcrCopyImagesOperator
+from sagelift.steps.registry import RegistryError
 from tests.support.fake_registry import FakeRegistry, MetadataStandIn
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
 from tests.support.oci_images import build_single_platform_image
 from tests.support.oci_registry import RegistryPair
 from tests.support.scenario import demo_conf
-from tests.support.task_context import FakeTaskInstance, use_scientist_keys
+from tests.support.task_context import FakeTaskInstance, step_session, use_scientist_keys
 
 CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
 ECR_PASSWORD = f"{SCIENTIST_ACCOUNT}-auth-token"  # what moto's GetAuthorizationToken hands out
@@ -68,7 +68,7 @@ def copy_images(training: str, ecr: dict[str, Any]) -> dict[str, Any]:
         "dag_id": "sagemaker_deploy",
         "run_id": RUN_ID,
     }
-    session = {"aws_conn_id": CONN_ID, "region": REGION, "account_id": SCIENTIST_ACCOUNT}
+    session = step_session(CONN_ID)
     operator = EcrCopyImagesOperator(
         task_id="copy_images", plan=plan, session=session, tags=RUN_TAGS, backoff_seconds=0.1
     )

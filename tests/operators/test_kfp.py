@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from sagelift.domain.kfp import derive_run_display_name, derive_run_url
+from sagelift.domain.kfp import build_run_parameters, derive_run_display_name, derive_run_url
 from sagelift.hooks.kfp import KubeflowPipelinesError
 from sagelift.links.kfp import KubeflowPipelinesRunLink
 from sagelift.operators.kfp import KubeflowPipelinesRunOperator
 from sagelift.triggers.kfp import KubeflowPipelinesRunCompleteTrigger
 from tests.support.kfp_api import KfpApiDouble
-from tests.support.task_context import FakeTaskInstance
+from tests.support.task_context import FakeTaskInstance, step_plan
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "kfp_pipeline.yaml"
 CONN_ID = "kfp_test"
@@ -69,8 +69,8 @@ def make_operator(**overrides: Any) -> KubeflowPipelinesRunOperator:
     return KubeflowPipelinesRunOperator(**arguments)
 
 
-def make_context(plan: dict[str, Any] | None = None) -> dict[str, Any]:
-    ti = FakeTaskInstance({"validate": plan}, dag_id=DAG_ID, task_id="run_kfp_pipeline")
+def make_context() -> dict[str, Any]:
+    ti = FakeTaskInstance({}, dag_id=DAG_ID, task_id="run_kfp_pipeline")
     return {"ti": ti, "run_id": RUN_ID}
 
 
@@ -136,10 +136,12 @@ def test_trigger_carries_only_ids_and_no_secret(kfp):
 
 
 def test_parameters_default_to_the_validated_plan(kfp):
-    run_to_completion(make_operator(parameters=None), make_context(plan={"params": PARAMS}))
+    plan = step_plan()
+    run_to_completion(make_operator(parameters=None, plan=plan), make_context())
 
     (create,) = kfp.calls_to("POST", "/runs")
-    assert create.body["runtime_config"]["parameters"] == PARAMS
+    assert create.body["runtime_config"]["parameters"] == build_run_parameters(plan["params"])
+    assert create.body["runtime_config"]["parameters"]["model_name"] == "churn-predictor"
 
 
 def test_failed_run_fails_the_task_with_the_runs_error(kfp):

@@ -11,9 +11,10 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
 from kubernetes.client import ApiClient
 
-from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator, derive_pod_name
+from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
+from sagelift.steps.pvc import derive_pod_name
 from tests.support.k8s_api import KubernetesApiDouble, can_run_pods, validate_object
-from tests.support.task_context import FakeTaskInstance
+from tests.support.task_context import FakeTaskInstance, step_plan
 
 pytestmark = pytest.mark.skipif(
     not can_run_pods(), reason="the double's kubelet needs root and unshare --mount"
@@ -33,30 +34,20 @@ class FakeDag:
 def make_context(*, enabled: bool = True, deferrable: bool = False, **params: Any) -> dict[str, Any]:
     platform = {
         "region": "us-east-1",
+        "accounts": {"333333333333": {}},
         "kubernetes": {
             "enabled": enabled,
             "namespace": NS,
             "kubernetes_conn_id": CONN_ID,
             "deferrable": deferrable,
             "startup_timeout_seconds": 30,
+            "allowed_storage_classes": ["local-wait"],
         },
     }
-    plan = {
-        "params": {
-            "model_name": "churn-model",
-            "account_id": "333333333333",
-            "pvc_name": None,
-            "pvc_size": None,
-            "pvc_storage_class": None,
-            **params,
-        },
-        "names": {},
-        "platform": platform,
-        "dag_id": DAG_ID,
-        "run_id": RUN_ID,
-    }
-    ti = FakeTaskInstance({"validate": plan}, dag_id=DAG_ID, task_id="ensure_pvc", run_id=RUN_ID)
-    return {"ti": ti, "task_instance": ti, "run_id": RUN_ID, "dag": FakeDag()}
+    conf = {"model_name": "churn-model", **{k: v for k, v in params.items() if v is not None}}
+    plan = step_plan(conf, platform, dag_id=DAG_ID, run_id=RUN_ID)
+    ti = FakeTaskInstance({}, dag_id=DAG_ID, task_id="ensure_pvc", run_id=RUN_ID)
+    return {"ti": ti, "task_instance": ti, "run_id": RUN_ID, "dag": FakeDag(), "plan": plan}
 
 
 @pytest.fixture
@@ -68,19 +59,25 @@ def k8s(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield api
 
 
-def operator() -> KubernetesEnsurePvcOperator:
+def operator(context: dict[str, Any]) -> KubernetesEnsurePvcOperator:
+    """ensure_pvc wired with the context's plan, as the DAG wires it with validate's output."""
     return KubernetesEnsurePvcOperator(
         task_id="ensure_pvc",
+        plan=context["plan"],
         startup_check_interval_seconds=0.2,
         base_container_status_polling_interval=0.2,
         poll_interval=0.2,
     )
 
 
+def run(context: dict[str, Any]) -> Any:
+    return operator(context).execute(context)
+
+
 def test_creates_the_claim_in_a_pod_that_is_deleted_afterwards(
     k8s: KubernetesApiDouble, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    operator().execute(make_context())
+    run(make_context())
 
     [claim] = k8s.pvcs(NS)
     assert claim["metadata"]["name"] == "sagelift-pipeline"
@@ -102,7 +99,7 @@ def test_creates_the_claim_in_a_pod_that_is_deleted_afterwards(
 
 
 def test_conf_overrides_choose_the_claim(k8s: KubernetesApiDouble) -> None:
-    operator().execute(make_context(pvc_name="team-scratch", pvc_size="1Gi", pvc_storage_class="local-wait"))
+    run(make_context(pvc_name="team-scratch", pvc_size="1Gi", pvc_storage_class="local-wait"))
 
     [claim] = k8s.pvcs(NS)
     assert claim["metadata"]["name"] == "team-scratch"
@@ -113,7 +110,7 @@ def test_conf_overrides_choose_the_claim(k8s: KubernetesApiDouble) -> None:
 def test_existing_claim_is_untouched(k8s: KubernetesApiDouble) -> None:
     before = k8s.create_claim(NS, "sagelift-pipeline", "50Mi")
 
-    operator().execute(make_context())
+    run(make_context())
 
     [after] = k8s.pvcs(NS)
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
@@ -123,7 +120,7 @@ def test_missing_permission_fails_the_task_naming_it(k8s: KubernetesApiDouble) -
     k8s.deny("create", "persistentvolumeclaims")
 
     with pytest.raises(AirflowException) as failure:
-        operator().execute(make_context())
+        run(make_context())
 
     assert "cannot create persistentvolumeclaims" in str(failure.value)
     assert "include/k8s/rbac.yaml" in str(failure.value)
@@ -135,7 +132,7 @@ def test_mismatched_size_fails_the_task(k8s: KubernetesApiDouble) -> None:
     k8s.create_claim(NS, "sagelift-pipeline", "10Mi")
 
     with pytest.raises(AirflowException) as failure:
-        operator().execute(make_context(pvc_size="50Mi"))
+        run(make_context(pvc_size="50Mi"))
 
     assert "10Mi" in str(failure.value)
     assert k8s.pvcs(NS)[0]["spec"]["resources"]["requests"]["storage"] == "10Mi"
@@ -143,14 +140,14 @@ def test_mismatched_size_fails_the_task(k8s: KubernetesApiDouble) -> None:
 
 def test_skips_when_the_platform_has_no_cluster(k8s: KubernetesApiDouble) -> None:
     with pytest.raises(AirflowSkipException, match=r"kubernetes\.enabled"):
-        operator().execute(make_context(enabled=False))
+        run(make_context(enabled=False))
     assert k8s.requests == []
 
 
 def test_the_pod_spec_sent_passes_schema_validation(k8s: KubernetesApiDouble) -> None:
-    op = operator()
     context = make_context()
-    op._configure(op_inputs(context), op_inputs(context).platform.kubernetes, context)
+    op = operator(context)
+    op._configure(op.read_plan(), context)
 
     body = ApiClient().sanitize_for_serialization(op.build_pod_request_obj(context))
 
@@ -164,7 +161,7 @@ def test_deferrable_run_resumes_and_finishes(
     context = make_context(deferrable=True)
 
     with pytest.raises(TaskDeferred) as deferred:
-        operator().execute(context)
+        run(context)
 
     trigger = deferred.value.trigger
 
@@ -174,7 +171,7 @@ def test_deferrable_run_resumes_and_finishes(
 
     event = asyncio.run(first_event())
     assert event["status"] == "success"
-    resumed = operator()  # a resumed deferral runs on a fresh operator
+    resumed = operator(context)  # a resumed deferral runs on a fresh operator
     getattr(resumed, deferred.value.method_name)(context, event)
 
     assert [c["metadata"]["name"] for c in k8s.pvcs(NS)] == ["sagelift-pipeline"]
@@ -187,9 +184,3 @@ def test_deferrable_run_resumes_and_finishes(
 
 def test_is_a_kubernetes_pod_operator() -> None:
     assert issubclass(KubernetesEnsurePvcOperator, KubernetesPodOperator)
-
-
-def op_inputs(context: dict[str, Any]) -> Any:
-    from sagelift.operators.run_inputs import pull_run_inputs
-
-    return pull_run_inputs(context)

@@ -106,7 +106,8 @@ def test_wrong_confirm_is_refused_before_any_aws_call(scenario, teardown_dag, lo
 
 def test_the_request_rules_and_which_images_count_as_sagelifts_copies():
     from sagelift.domain.errors import SageliftValidationError
-    from sagelift.domain.teardown import copied_image_location, is_per_run_name, parse_teardown_conf
+    from sagelift.domain.ownership import is_per_run_name
+    from sagelift.domain.teardown import copied_image_location, parse_teardown_conf
 
     with pytest.raises(SageliftValidationError) as err:
         parse_teardown_conf({"model_name": MODEL, "account_id": "12", "confirm": "", "delete_pvc": "yes"})

@@ -40,7 +40,7 @@ def test_failed_training_fails_the_task_with_the_failure_reason(run_deploy, life
 
     assert result.states["train_model"] == "failed"
     assert result.states["create_model"] == "upstream_failed"
-    assert result.state == "failed"
+    assert result.state == "failed", result.states
     assert f"Training job {_name(result)} ended Failed: AlgorithmError: out of memory (exit 137)" in (
         capfd.readouterr().out
     )

@@ -20,7 +20,7 @@ from sagelift.triggers.sagemaker import TrainingLogTail
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle, training_log_lines
 from tests.support.scenario import DATA_BUCKET, demo_conf, role_arn
-from tests.support.task_context import SCIENTIST_CONN_ID, FakeTaskInstance, use_scientist_keys
+from tests.support.task_context import SCIENTIST_CONN_ID, FakeTaskInstance, step_session, use_scientist_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -84,10 +84,9 @@ def test_in_worker_training_prints_the_log_unless_the_platform_turns_it_off(
     }
     conf = demo_conf(training_instance_count=1)
     plan = build_plan(conf, platform, "sagemaker_deploy", f"manual__{stream}")
-    session = {"aws_conn_id": SCIENTIST_CONN_ID, "region": REGION, "account_id": SCIENTIST_ACCOUNT}
-    ti = FakeTaskInstance({"validate": plan, "assume_role_chain": session}, task_id="train_model")
+    ti = FakeTaskInstance({}, task_id="train_model")
     operator = SageMakerTrainModelOperator(
-        task_id="train_model", aws_conn_id=SCIENTIST_CONN_ID, region_name=REGION
+        task_id="train_model", plan=plan, session=step_session(SCIENTIST_CONN_ID), tags=[]
     )
 
     result = operator.execute({"ti": ti})

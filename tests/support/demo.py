@@ -123,7 +123,7 @@ def push_images(registries: Any, names: dict[str, str], workdir: Path) -> dict[s
 
 def registry_digest(registries: Any, name: str, account: str) -> str | None:
     """The digest the account's ECR registry serves for ``repository:tag``, None when it has none."""
-    from sagelift.hooks.registry import RegistryAccess, RegistryCredentials, RegistryHook
+    from sagelift.steps.registry import RegistryAccess, RegistryCredentials, RegistryHook
     from tests.support.scenario import ecr_registry_password
 
     access = RegistryAccess(

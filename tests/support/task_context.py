@@ -56,3 +56,38 @@ def use_scientist_keys(
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
     return conn_id
+
+
+def step_plan(
+    conf: dict[str, Any] | None = None,
+    platform: dict[str, Any] | None = None,
+    *,
+    dag_id: str = "sagemaker_deploy",
+    run_id: str = "manual__2026-11-29T10:00:00+00:00",
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A real plan, as validate returns it: the demo conf (with ``conf`` over it) on ``platform``.
+
+    ``params`` then replaces validated parameters as they are, for a step test that needs values
+    validate would refuse on its own (a step's defence in depth).
+    """
+    from sagelift.domain.plan import build_plan
+    from tests.support.scenario import demo_conf
+
+    platform = platform or {"region": REGION, "accounts": {SCIENTIST_ACCOUNT: {}}}
+    plan = build_plan(demo_conf(**(conf or {})), platform, dag_id, run_id)
+    plan["params"].update(params or {})
+    return plan
+
+
+def step_session(conn_id: str = SCIENTIST_CONN_ID) -> dict[str, Any]:
+    """Session facts as assume_role_chain returns them, for a connection holding the scientist's keys."""
+    role = f"arn:aws:iam::{SCIENTIST_ACCOUNT}:role/sagelift-pipeline-execution"
+    return {
+        "aws_conn_id": conn_id,
+        "region": REGION,
+        "account_id": SCIENTIST_ACCOUNT,
+        "execution_role_arn": role,
+        "caller_arn": f"arn:aws:sts::{SCIENTIST_ACCOUNT}:assumed-role/sagelift-pipeline-execution/test",
+        "session_name": "test",
+    }

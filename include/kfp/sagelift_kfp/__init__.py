@@ -1,6 +1,6 @@
-"""sagelift's pipeline steps for Kubeflow Pipelines: Airflow-free step bodies and the AWS role chain.
+"""sagelift's pipeline on Kubeflow Pipelines: the components' glue over the core (sagelift.steps).
 
-The compiled pipeline's components import this package and ``sagelift.domain`` in their container
-(see include/kfp/README.md for how they get there), so both engines build their requests with the
-same pure builders.
+The compiled pipeline's components import this package, ``sagelift.steps`` and ``sagelift.domain`` in
+their container (see include/kfp/README.md for how they get there), so both engines run the same step
+workflows.
 """

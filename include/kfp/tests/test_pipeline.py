@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from kfp import compiler
 from pipeline import DEFAULT_BASE_IMAGE, build_pipeline, ensure_pvc
-from sagelift_kfp.steps import _whole_numbers_as_ints
 
+from sagelift.domain.kfp import parse_run_parameters
 from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES
 
 
@@ -43,8 +43,11 @@ def test_the_first_step_takes_the_13_parameters_and_the_run_facts() -> None:
 
 def test_struct_numbers_come_back_as_the_integers_the_user_sent() -> None:
     # KFP delivers {"max_depth": 5} as {"max_depth": 5.0}; Airflow would send "5", so must KFP.
-    assert _whole_numbers_as_ints({"max_depth": 5.0, "eta": 0.2, "n": [1.0, "2"]}) == {
-        "max_depth": 5,
-        "eta": 0.2,
-        "n": [1, "2"],
+    received = {
+        "training_hyperparameters": {"max_depth": 5.0, "eta": 0.2, "n": [1.0, "2"]},
+        "model_name": "m",
+    }
+    assert parse_run_parameters(received) == {
+        "training_hyperparameters": {"max_depth": 5, "eta": 0.2, "n": [1, "2"]},
+        "model_name": "m",
     }

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagelift.domain.errors import Problems
+from sagelift.domain.ownership import OWNER_TAG_KEY
 from sagelift.domain.platform import ApiSettings, validate_api_settings  # the rules live with the settings
-from sagelift.domain.tags import RUN_TAG_PREFIX
 
 # The run tag naming the model; on an API, usage plan or key it marks the ones sagelift owns for that model.
-OWNER_TAG_KEY = f"{RUN_TAG_PREFIX}model-name"
 RESOURCE_PATH_PART = "invocations"
 RESOURCE_PATH = "/" + RESOURCE_PATH_PART
 HTTP_METHOD = "POST"

@@ -88,3 +88,27 @@ def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
         for spec in PARAMETERS
         if spec.original
     }
+
+
+def _whole_numbers_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(v) for v in value]
+    return value
+
+
+def parse_run_parameters(received: Mapping[str, Any]) -> dict[str, Any]:
+    """The conf a KFP component received, as the user sent it (the reverse of build_run_parameters).
+
+    KFP hands STRUCT and LIST parameters over as protobuf Struct values, where every number is a double:
+    {"max_depth": 5} arrives as {"max_depth": 5.0}. Whole numbers are turned back into integers, so the
+    conf gives the request it gives on Airflow (a hyperparameter 5 is sent as "5", not "5.0").
+    """
+    conf = dict(received)
+    for name in ("environment", "training_hyperparameters", "training_channels"):
+        if name in conf:
+            conf[name] = _whole_numbers_as_ints(conf[name])
+    return conf

@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.ownership import RUN_KEY_LEN
 from sagelift.domain.params import RunParams, parse_params
 from sagelift.domain.platform import PlatformConfig
 from sagelift.domain.preflight import check_against_platform
-
-RUN_KEY_LEN = 8
 
 
 @dataclass(frozen=True)
@@ -89,3 +88,80 @@ def plan_params(plan: Mapping[str, Any]) -> RunParams:
 
 def plan_names(plan: Mapping[str, Any]) -> RunNames:
     return RunNames(**plan["names"])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The run's plan as every step after validate reads it: typed, with the platform parsed once.
+
+    ``to_xcom()`` is what validate pushes (JSON: the params, the names, the platform snapshot as the
+    Variable held it, the run's ids); ``from_xcom()`` reads it back in a later task, parsing it once.
+    """
+
+    params: RunParams
+    names: RunNames
+    platform: PlatformConfig
+    platform_raw: Mapping[str, Any]
+    dag_id: str
+    run_id: str
+
+    @property
+    def account_id(self) -> str:
+        return self.params.account_id
+
+    @property
+    def model_name(self) -> str:
+        return self.params.model_name
+
+    @property
+    def region(self) -> str:
+        return self.platform.region
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "params": self.params.to_dict(),
+            "names": asdict(self.names),
+            "platform": dict(self.platform_raw),
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any] | None) -> Plan:
+        if not data or "params" not in data or "names" not in data:
+            raise SageliftValidationError.single(
+                "plan", "no run plan: the validate task must succeed before this step"
+            )
+        return cls(
+            params=plan_params(data),
+            names=plan_names(data),
+            platform=PlatformConfig.from_dict(data["platform"]),
+            platform_raw=dict(data["platform"]),
+            dag_id=str(data["dag_id"]),
+            run_id=str(data["run_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What assume_role_chain learned, for the later steps: identifiers only, never a credential."""
+
+    region: str
+    account_id: str
+    execution_role_arn: str
+    caller_arn: str
+    session_name: str
+    master_role_arn: str | None = None
+    aws_conn_id: str | None = None  # the Airflow connection performing the chain (None on KFP)
+    expiration: str | None = None
+
+    def to_xcom(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any] | None) -> SessionFacts:
+        if not data or "account_id" not in data:
+            raise SageliftValidationError.single(
+                "session", "no session facts: assume_role_chain must succeed before this step"
+            )
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -14,6 +14,7 @@ from typing import Any
 
 from sagelift.domain.bounded_json import JsonLimits, parse_json_text
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, subfield
+from sagelift.domain.ownership import OWNER_TAG_KEY, TAG_PREFIX
 
 MAX_TAGS = 50
 MAX_KEY = 128
@@ -24,7 +25,7 @@ RESERVED_PREFIX = "aws:"
 # A tag document is a flat object or a list of {"Key", "Value"}: read at most 256 KB, 8 levels deep.
 TAG_DOCUMENT_LIMITS = JsonLimits(max_chars=256 * 1024, max_depth=8, max_nodes=10_000, max_string=4096)
 
-RUN_TAG_PREFIX = "sagelift:"
+RUN_TAG_PREFIX = TAG_PREFIX
 
 Tag = dict[str, str]
 
@@ -94,7 +95,7 @@ def check_tags(tags: Iterable[Mapping[str, str]], field: str = "tags") -> None:
 
 def derive_run_tags(*, model_name: str, dag_id: str, run_id: str, account_id: str) -> list[Tag]:
     return [
-        {"Key": f"{RUN_TAG_PREFIX}model-name", "Value": model_name},
+        {"Key": OWNER_TAG_KEY, "Value": model_name},
         {"Key": f"{RUN_TAG_PREFIX}dag-id", "Value": dag_id[:MAX_VALUE]},
         {"Key": f"{RUN_TAG_PREFIX}run-id", "Value": _tag_safe(run_id)[:MAX_VALUE]},
         {"Key": f"{RUN_TAG_PREFIX}account-id", "Value": account_id},

@@ -12,16 +12,17 @@ The ``confirm`` parameter must repeat the model name; the check runs before any 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sagelift.domain.errors import Problems
-from sagelift.domain.params import ACCOUNT_ID_RE, MODEL_NAME_MAX, SAGEMAKER_NAME_RE, RunParams
-from sagelift.domain.plan import RUN_KEY_LEN, RunNames
+from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.ownership import OWNER_TAG_KEY
+from sagelift.domain.params import ACCOUNT_ID_RE, MODEL_NAME_MAX, SAGEMAKER_NAME_RE
+from sagelift.domain.plan import Plan
+from sagelift.domain.platform import PlatformConfig
 
-MODEL_TAG = "sagelift:model-name"
+MODEL_TAG = OWNER_TAG_KEY
 
 
 @dataclass(frozen=True)
@@ -112,50 +113,65 @@ def parse_teardown_conf(raw: Mapping[str, Any]) -> TeardownRequest:
     return TeardownRequest(model_name=model_name, account_id=account_id, **flags)
 
 
+@dataclass(frozen=True)
+class TeardownPlan:
+    """A teardown run's plan: the request, the platform snapshot taken by its validate, the run's ids."""
+
+    request: TeardownRequest
+    platform: PlatformConfig
+    platform_raw: Mapping[str, Any]
+    dag_id: str
+    run_id: str
+
+    @property
+    def account_id(self) -> str:
+        return self.request.account_id
+
+    @property
+    def model_name(self) -> str:
+        return self.request.model_name
+
+    @property
+    def region(self) -> str:
+        return self.platform.region
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "teardown": asdict(self.request),
+            "platform": dict(self.platform_raw),
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any] | None) -> TeardownPlan:
+        if not data or "teardown" not in data:
+            raise SageliftValidationError.single(
+                "plan", "no teardown plan: the validate task must succeed before this step"
+            )
+        return cls(
+            request=TeardownRequest(**data["teardown"]),
+            platform=PlatformConfig.from_dict(data["platform"]),
+            platform_raw=dict(data["platform"]),
+            dag_id=str(data["dag_id"]),
+            run_id=str(data["run_id"]),
+        )
+
+
 def build_teardown_plan(
     request: TeardownRequest, platform_raw: Mapping[str, Any] | None, dag_id: str, run_id: str
-) -> dict[str, Any]:
-    """A plan shaped like sagemaker_deploy's, so its role-chain and API removal steps run unchanged."""
-    params = RunParams(
-        model_name=request.model_name,
-        account_id=request.account_id,
-        model_docker_image=None,
-        model_artifact_s3_path=None,
-        environment={},
-        training_algorithm_name=None,
-        training_docker_image=None,
-        training_hyperparameters={},
-        training_instance_count=1,
-        training_instance_type="ml.m5.large",
-        endpoint_instance_type="ml.m5.large",
-        training_channels=[],
-        training_s3_output_path=None,
-    )
-    names = RunNames(
-        run_key="",
-        training_job="",
-        model="",
-        endpoint_config="",
-        endpoint=request.model_name,
-        api=request.model_name,
-    )
-    return {
-        "params": params.to_dict(),
-        "names": asdict(names),
-        "platform": dict(platform_raw or {}),
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "teardown": asdict(request),
-    }
+) -> TeardownPlan:
+    """Check the platform and that the account is onboarded; the teardown's plan."""
+    platform = PlatformConfig.from_dict(platform_raw)
+    platform.account(request.account_id)
+    return TeardownPlan(request, platform, dict(platform_raw or {}), dag_id, run_id)
 
 
-def is_per_run_name(name: str, model_name: str) -> bool:
-    """``<model_name>-<run key>``: the shape of a run's model, endpoint config and training job."""
-    return re.fullmatch(re.escape(model_name) + rf"-[0-9a-f]{{{RUN_KEY_LEN}}}", name) is not None
-
-
-def is_owned(tags: Iterable[Mapping[str, str]], model_name: str) -> bool:
-    return any(t.get("Key") == MODEL_TAG and t.get("Value") == model_name for t in tags)
+def read_any_plan(data: Mapping[str, Any] | None) -> Plan | TeardownPlan:
+    """The plan of a deploy or of a teardown run, for the steps both DAGs share."""
+    if data and "teardown" in data:
+        return TeardownPlan.from_xcom(data)
+    return Plan.from_xcom(data)
 
 
 def copied_image_location(

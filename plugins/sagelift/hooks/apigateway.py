@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-from sagelift.hooks.apigateway_client import ApiGatewayClient, ApiRemoval
+from sagelift.steps.api import ApiGatewayClient, ApiRemoval
 
 __all__ = ["ApiGatewayHook", "ApiRemoval"]
 

@@ -1,9 +1,10 @@
 """Step 8, expose_api: one stable API Gateway REST API per model in front of its SageMaker endpoint.
 
-The first run creates the API, its /invocations POST method, the SageMaker integration, the response
-mapping, a deployment and the stage. Every later run finds the same API by name and owner tag, points
-the integration at the current endpoint and deploys again on the same stage, so the invoke URL a
-scientist shared keeps working. API Gateway applies these changes synchronously: nothing to wait for.
+The workflow is the core's (sagelift.steps.api): the first run creates the API, its /invocations POST
+method, the SageMaker integration, the response mapping, a deployment and the stage; every later run
+finds the same API by name and owner tag, points the integration at the current endpoint and deploys
+again on the same stage, so the invoke URL a scientist shared keeps working. API Gateway applies these
+changes synchronously: nothing to wait for.
 
 ``ApiGatewayRemoveOperator`` is the teardown path: it deletes the model's API, usage plan and key, and
 succeeds with nothing to do when they are already gone.
@@ -11,52 +12,42 @@ succeeds with nothing to do when they are already gone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from sagelift.domain.apigateway import (
-    ApiSpec,
-    derive_api_spec,
-)
+from sagelift.domain.teardown import TeardownPlan
 from sagelift.hooks.apigateway import ApiGatewayHook
-from sagelift.hooks.apigateway_client import expose_model_api
 from sagelift.links.apigateway import ApiGatewayInvokeUrlLink, ApiGatewayStageLink
-from sagelift.operators.run_inputs import RunInputs, pull_run_inputs
+from sagelift.operators.base import StepInputs, step_errors
+from sagelift.steps.api import api_spec, expose_model_api
 
 
-def spec_from_run_inputs(inputs: RunInputs) -> ApiSpec:
-    platform = inputs.platform
-    return derive_api_spec(
-        api_name=inputs.names["api"],
-        model_name=str(inputs.params["model_name"]),
-        account_id=inputs.account_id,
-        region=inputs.region,
-        endpoint_name=inputs.names["endpoint"],
-        invoke_role_arn=platform.api_invoke_role_arn(inputs.account_id),
-        settings=platform.api,
-        tags=inputs.tag_list(),
-        dag_id=str(inputs.plan.get("dag_id", "")),
-        run_id=str(inputs.plan.get("run_id", "")),
-    )
-
-
-class ApiGatewayExposeOperator(BaseOperator):
+class ApiGatewayExposeOperator(StepInputs, BaseOperator):
     """Expose the run's endpoint through the model's API Gateway REST API (task ``expose_api``).
 
-    Reads the plan, the scientist account's connection and the run's tags from upstream XCom; pushes
-    ``{"api_id", "api_name", "stage", "invoke_url", "deployment_id", ...}``.
+    Pushes ``{"api_id", "api_name", "stage", "invoke_url", "deployment_id", ...}``.
     """
 
+    template_fields: Sequence[str] = ("plan", "session", "tags", "endpoint")
     operator_extra_links = (ApiGatewayStageLink(), ApiGatewayInvokeUrlLink())
     ui_color = "#e7d5f5"
 
+    def __init__(
+        self, *, plan: Any = None, session: Any = None, tags: Any = None, endpoint: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._store_inputs(plan=plan, session=session, tags=tags)
+        self.endpoint = endpoint  # only orders this step after deploy_endpoint
+
     def execute(self, context: Any) -> dict[str, Any]:
-        inputs = pull_run_inputs(context)
-        spec = spec_from_run_inputs(inputs)
-        hook = ApiGatewayHook(aws_conn_id=inputs.aws_conn_id, region_name=inputs.region)
-        exposed = expose_model_api(hook, spec)
+        plan, session = self.read_plan(), self.read_session()
+        hook = ApiGatewayHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
+        with step_errors():
+            spec = api_spec(plan, self.read_tags())
+            exposed = expose_model_api(hook, spec)
         ApiGatewayStageLink.persist(
             context=context,
             operator=self,
@@ -86,20 +77,29 @@ class ApiGatewayExposeOperator(BaseOperator):
         return exposed.to_xcom()
 
 
-class ApiGatewayRemoveOperator(BaseOperator):
+class ApiGatewayRemoveOperator(StepInputs, BaseOperator):
     """Delete the model's API, usage plan and key (teardown); succeeds with nothing to do when gone."""
 
+    template_fields: Sequence[str] = ("plan", "session")
+
+    def __init__(self, *, plan: Any = None, session: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._store_inputs(plan=plan, session=session)
+
     def execute(self, context: Any) -> dict[str, Any]:
-        inputs = pull_run_inputs(context)
-        api_name, model_name = inputs.names["api"], str(inputs.params["model_name"])
-        hook = ApiGatewayHook(aws_conn_id=inputs.aws_conn_id, region_name=inputs.region)
-        removal = hook.remove_model_api(api_name, model_name)
+        with step_errors():
+            plan = TeardownPlan.from_xcom(self.plan)
+        session = self.read_session()
+        api_name = model_name = plan.model_name
+        hook = ApiGatewayHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
+        with step_errors():
+            removal = hook.remove_model_api(api_name, model_name)
         if removal.nothing_to_do:
             self.log.info(
                 "No API named %s for model %s in account %s: nothing to remove.",
                 api_name,
                 model_name,
-                inputs.account_id,
+                plan.account_id,
             )
         else:
             self.log.info(

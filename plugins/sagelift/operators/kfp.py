@@ -17,9 +17,9 @@ from airflow.triggers.base import TriggerEvent
 
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.kfp import FAILED_STATES, build_run_parameters, derive_run_display_name
+from sagelift.domain.plan import Plan
 from sagelift.hooks.kfp import KubeflowPipelinesError, KubeflowPipelinesHook
 from sagelift.links.kfp import KubeflowPipelinesRunLink
-from sagelift.operators.run_inputs import pull_run_inputs
 from sagelift.triggers.kfp import KubeflowPipelinesRunCompleteTrigger
 
 # plugins/sagelift/operators/kfp.py -> the project root, where include/ lives.
@@ -41,7 +41,8 @@ class KubeflowPipelinesRunOperator(BaseOperator):
     :param pipeline_name: name of the pipeline in KFP.
     :param pipeline_package_path: compiled pipeline YAML; a relative path is read from the project root.
     :param experiment_name: KFP experiment the run belongs to.
-    :param parameters: runtime parameters; default: the ``params`` of the ``validate`` task's plan.
+    :param parameters: runtime parameters; default: the ``params`` of ``plan``.
+    :param plan: the run's plan (``validate.output``), whose validated parameters are sent.
     :param deferrable: wait in the triggerer (default) or in the worker slot.
     :param poll_interval: seconds between reads of the run's state.
     :param wait_timeout: how long the run may take before the task terminates it and fails.
@@ -53,6 +54,7 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         "pipeline_package_path",
         "experiment_name",
         "parameters",
+        "plan",
     )
     operator_extra_links = (KubeflowPipelinesRunLink(),)
     ui_color = "#4285f4"
@@ -65,6 +67,7 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         kfp_conn_id: str = KubeflowPipelinesHook.default_conn_name,
         pipeline_package_path: str = DEFAULT_PACKAGE_PATH,
         parameters: dict[str, Any] | None = None,
+        plan: Any = None,
         deferrable: bool = True,
         poll_interval: float = 30.0,
         wait_timeout: timedelta = timedelta(hours=12),
@@ -76,6 +79,7 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         self.pipeline_package_path = pipeline_package_path
         self.experiment_name = experiment_name
         self.parameters = parameters
+        self.plan = plan
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
@@ -89,7 +93,7 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         parameters = (
             self.parameters
             if self.parameters is not None
-            else build_run_parameters(pull_run_inputs(context).params)
+            else build_run_parameters(Plan.from_xcom(self.plan).params.to_dict())
         )
         if not isinstance(parameters, dict):
             raise SageliftValidationError.single(

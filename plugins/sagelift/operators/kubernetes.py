@@ -6,32 +6,29 @@ run in. The pod runs ``sagelift/pod/ensure_pvc.py`` on a stock ``python`` image 
 <source>``): no image to build or scan, nothing installed at pod start, and the program is versioned
 with the DAG that uses it.
 
-Everything the pod needs is decided at run time from the run's plan (the ``validate`` task's XCom): the
-platform's Kubernetes settings, with the claim's name, size and class overridable by the run's conf.
+Everything the pod needs is decided at run time from the run's plan: the claim (the core's
+``sagelift.steps.pvc.claim_spec``, the same one the KFP engine ensures: the platform's Kubernetes
+settings, with the claim's name, size and class overridable by the run's conf, and the run's labels).
 The provider's operator does the rest: creating the pod, streaming its log into the task log,
 deferring when configured, and deleting the pod when it finishes.
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
 from airflow.sdk.exceptions import AirflowSkipException
 from kubernetes.client import models as k8s
 
-from sagelift.operators.run_inputs import ENSURE_PVC, RunInputs, pull_run_inputs
+from sagelift.domain.plan import Plan
+from sagelift.operators.base import StepInputs
 from sagelift.pod import program_source
-
-if TYPE_CHECKING:
-    from sagelift.domain.platform import KubernetesSettings
-
-PROGRAM = "ensure_pvc"
+from sagelift.steps.pvc import PROGRAM, claim_spec, derive_pod_name
 
 
-class KubernetesEnsurePvcOperator(KubernetesPodOperator):
+class KubernetesEnsurePvcOperator(StepInputs, KubernetesPodOperator):
     """Run the in-cluster program that ensures the pipeline's PersistentVolumeClaim exists.
 
     Skips (with the reason in the task log) when the platform has no Kubernetes cluster configured
@@ -39,7 +36,9 @@ class KubernetesEnsurePvcOperator(KubernetesPodOperator):
     cannot be ensured: a missing permission, or an existing claim that differs from the request.
     """
 
-    def __init__(self, *, task_id: str = ENSURE_PVC, **kwargs: Any) -> None:
+    template_fields: Sequence[str] = (*KubernetesPodOperator.template_fields, "plan")
+
+    def __init__(self, *, plan: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("on_finish_action", "delete_pod")
         kwargs.setdefault("get_logs", True)
         kwargs.setdefault("log_events_on_failure", True)
@@ -49,40 +48,37 @@ class KubernetesEnsurePvcOperator(KubernetesPodOperator):
         # the provider puts into the task's failure message.
         kwargs.setdefault("termination_message_policy", "FallbackToLogsOnError")
         kwargs.setdefault("random_name_suffix", False)
-        super().__init__(task_id=task_id, **kwargs)
+        super().__init__(**kwargs)
+        self._store_inputs(plan=plan)
 
     def execute(self, context: Any) -> Any:
-        inputs = pull_run_inputs(context)
-        settings = inputs.platform.kubernetes
+        plan = self.read_plan()
+        settings = plan.platform.kubernetes
         if not settings.enabled:
             raise AirflowSkipException(
                 "platform.kubernetes.enabled is false: no cluster is configured for this platform, so there "
                 "is no claim to ensure; an ML engineer enables it in the sagelift_platform Variable"
             )
-        self._configure(inputs, settings, context)
+        spec = self._configure(plan, context)
         self.log.info(
             "Ensuring claim %s (%s, %s, class %s) in namespace %s as service account %s",
-            self._claim["name"],
-            self._claim["size"],
-            settings.pvc_access_mode,
-            self._claim["storage_class"] or "cluster default",
-            settings.namespace,
-            settings.service_account_name,
+            spec.name,
+            spec.size,
+            spec.access_mode,
+            spec.storage_class or "cluster default",
+            spec.namespace,
+            spec.service_account,
         )
         return super().execute(context)
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
         # A resumed deferral runs on a fresh operator: connect to the cluster the same way again.
-        inputs = pull_run_inputs(context)
-        self._configure(inputs, inputs.platform.kubernetes, context)
+        self._configure(self.read_plan(), context)
         return super().trigger_reentry(context, event)
 
-    def _configure(self, inputs: RunInputs, settings: KubernetesSettings, context: Any) -> None:
-        params = inputs.params
-        claim_name = str(params.get("pvc_name") or settings.pvc_name)
-        size = str(params.get("pvc_size") or settings.pvc_size)
-        storage_class = params.get("pvc_storage_class") or settings.pvc_storage_class
-        self._claim = {"name": claim_name, "size": size, "storage_class": storage_class}
+    def _configure(self, plan: Plan, context: Any) -> Any:
+        settings = plan.platform.kubernetes
+        spec = claim_spec(plan)
         self.kubernetes_conn_id = settings.kubernetes_conn_id
         self.in_cluster = settings.in_cluster
         self.namespace = settings.namespace
@@ -96,72 +92,11 @@ class KubernetesEnsurePvcOperator(KubernetesPodOperator):
             requests=dict(settings.resources.get("requests") or {}) or None,
             limits=dict(settings.resources.get("limits") or {}) or None,
         )
-        ti = context["ti"]
-        self.name = derive_pod_name(ti.dag_id, context["run_id"], ti.try_number)
+        self.name = derive_pod_name(plan.dag_id, plan.run_id, context["ti"].try_number)
         self.labels = {
             "app.kubernetes.io/name": "sagelift-ensure-pvc",
             "app.kubernetes.io/part-of": "sagelift",
         }
         self.cmds = ["python3", "-c", program_source(PROGRAM)]
-        self.arguments = build_ensure_pvc_arguments(
-            claim_name=claim_name,
-            size=size,
-            storage_class=storage_class,
-            access_mode=settings.pvc_access_mode,
-            namespace=settings.namespace,
-            service_account=settings.service_account_name,
-            wait_for_bound_seconds=settings.wait_for_bound_seconds,
-            labels=claim_labels(ti.dag_id, context["run_id"], params.get("model_name")),
-        )
-
-
-def derive_pod_name(dag_id: str, run_id: str, try_number: int) -> str:
-    """Same run and try -> same pod (a resumed worker reattaches); a retry gets a fresh pod."""
-    digest = hashlib.sha256(f"{dag_id}\n{run_id}".encode()).hexdigest()[:10]
-    return f"sagelift-ensure-pvc-{digest}-{try_number}"
-
-
-def claim_labels(dag_id: str, run_id: str, model_name: str | None) -> dict[str, str]:
-    """Labels the claim is created with: who manages it and which run created it."""
-    labels = {
-        "app.kubernetes.io/managed-by": "sagelift",
-        "app.kubernetes.io/part-of": "sagelift",
-        "sagelift/created-by-dag": make_safe_label_value(dag_id),
-        "sagelift/created-by-run": make_safe_label_value(run_id),
-    }
-    if model_name:
-        labels["sagelift/model-name"] = make_safe_label_value(str(model_name))
-    return labels
-
-
-def build_ensure_pvc_arguments(
-    *,
-    claim_name: str,
-    size: str,
-    storage_class: str | None,
-    access_mode: str,
-    namespace: str,
-    service_account: str,
-    wait_for_bound_seconds: int,
-    labels: dict[str, str],
-) -> list[str]:
-    """The in-pod program's command line."""
-    args = [
-        "--claim-name",
-        claim_name,
-        "--size",
-        size,
-        "--access-mode",
-        access_mode,
-        "--namespace",
-        namespace,
-        "--service-account",
-        service_account,
-        "--wait-for-bound-seconds",
-        str(wait_for_bound_seconds),
-    ]
-    if storage_class:
-        args += ["--storage-class", storage_class]
-    for key, value in sorted(labels.items()):
-        args += ["--label", f"{key}={value}"]
-    return args
+        self.arguments = spec.arguments()
+        return spec

@@ -1,31 +1,40 @@
 """Step 2, assume_role_chain: prove the run can act in the scientist account, and say as whom.
 
-The chain itself is performed by the AWS connection of the scientist account (see
-sagelift.hooks.sts); this step exercises it once, checks with GetCallerIdentity that the final identity
-is the expected execution role in the expected account, and pushes only non-secret facts (connection id,
-region, role ARNs, session name, expiry) for the later steps.
+The chain itself is performed by the scientist account's AWS connection (sagelift.hooks.session_factory,
+over the core sagelift.steps.role_chain); this step checks the connection is the one the platform
+expects, exercises the chain once (GetCallerIdentity, ``check_identity``) and pushes only non-secret
+facts (connection id, region, role ARNs, session name, expiry) for the later steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sts import StsHook
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from sagelift.domain.plan import plan_params
-from sagelift.hooks.sts import RoleChainError
-from sagelift.operators.run_inputs import pull_run_inputs
+from sagelift.domain.plan import SessionFacts
+from sagelift.domain.teardown import read_any_plan
+from sagelift.operators.base import StepInputs, step_errors
+from sagelift.steps.role_chain import check_identity
 
 
-class StsAssumeRoleChainOperator(BaseOperator):
+class StsAssumeRoleChainOperator(StepInputs, BaseOperator):
+    """Pushes ``SessionFacts``: identifiers only, never a credential. Works for deploy and teardown runs."""
+
+    template_fields: Sequence[str] = ("plan",)
     ui_color = "#fff4e5"
 
+    def __init__(self, *, plan: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._store_inputs(plan=plan)
+
     def execute(self, context: Any) -> dict[str, Any]:
-        inputs = pull_run_inputs(context)
-        platform = inputs.platform
-        account_id = plan_params(inputs.plan).account_id
+        with step_errors():
+            plan = read_any_plan(self.plan)
+        platform, account_id = plan.platform, plan.account_id
         conn_id = platform.aws_conn_id(account_id)
         try:
             connection = BaseHook.get_connection(conn_id)
@@ -35,41 +44,21 @@ class StsAssumeRoleChainOperator(BaseOperator):
                 f"account_id: account {account_id} is onboarded but its AWS connection {conn_id!r} does not "
                 "exist; an ML engineer creates it (README 'Onboarding a scientist account')."
             ) from None
-        chain = [hop["role_arn"] for hop in (connection.extra_dejson.get("role_chain") or [])]
+        chain = [hop.get("role_arn") for hop in (connection.extra_dejson.get("role_chain") or [])]
         if platform.master_role_arn and chain != [platform.master_role_arn]:
             raise AirflowFailException(
-                f"assume_role_chain: connection {conn_id!r} chains through {chain or 'no role'}, but the platform's "
-                f"master pipeline role is {platform.master_role_arn}; re-render the connection with "
-                "`make onboard` (README 'Onboarding a scientist account')."
+                f"assume_role_chain: connection {conn_id!r} chains through {chain or 'no role'}, but the "
+                f"platform's master pipeline role is {platform.master_role_arn}; re-render the connection "
+                "with `make onboard` (README 'Onboarding a scientist account')."
             )
-        hook = StsHook(aws_conn_id=conn_id, region_name=platform.region)
-        try:
-            client: Any = hook.conn
-            identity = client.get_caller_identity()
-        except RoleChainError as err:
-            # A trust policy or an ExternalId is wrong: retrying cannot help, the message says where.
-            raise AirflowFailException(f"assume_role_chain: {err}") from None
-        expected_role = platform.execution_role_arn(account_id)
-        role_name = expected_role.split(":role/", 1)[1].split("/")[-1]
-        arn = identity["Arn"]
-        if identity["Account"] != account_id or f":assumed-role/{role_name}/" not in arn:
-            raise AirflowFailException(
-                f"assume_role_chain: expected to act as {expected_role} in account {account_id}, but the "
-                f"connection {conn_id!r} acts as {arn}; fix the connection (README 'Onboarding')."
-            )
-        session_name = arn.rsplit("/", 1)[-1]
-        facts = {
-            "aws_conn_id": conn_id,
-            "region": platform.region,
-            "account_id": account_id,
-            "master_role_arn": platform.master_role_arn,
-            "execution_role_arn": expected_role,
-            "caller_arn": arn,
-            "session_name": session_name,
-            "expiration": _expiry(client),
-        }
-        self.log.info("Acting in account %s as %s (session %s).", account_id, arn, session_name)
-        return facts
+        client: Any = StsHook(aws_conn_id=conn_id, region_name=platform.region).conn
+        with step_errors("assume_role_chain: "):
+            facts = check_identity(client, platform, account_id)
+        session = SessionFacts(**facts, aws_conn_id=conn_id, expiration=_expiry(client))
+        self.log.info(
+            "Acting in account %s as %s (session %s).", account_id, session.caller_arn, session.session_name
+        )
+        return session.to_xcom()
 
 
 def _expiry(client: Any) -> str | None:

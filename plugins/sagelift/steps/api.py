@@ -1,4 +1,4 @@
-"""API Gateway REST API calls for step 8, and the create-or-update of a model's API, without Airflow.
+"""Step 8, expose_api: the API Gateway REST API calls, and the create-or-update and removal of a model's API.
 
 One method per remote call on a boto3 ``apigateway`` client, plus finding, exposing and removing a
 model's API. Nothing here imports Airflow, so both engines share it: the Airflow hook
@@ -34,6 +34,7 @@ from sagelift.domain.apigateway import (
     build_stage_patch_operations,
     build_update_rest_api_patch,
     build_usage_plan_patch,
+    derive_api_spec,
     derive_invoke_url,
     derive_rest_api_arn,
     derive_stage_arn,
@@ -41,6 +42,8 @@ from sagelift.domain.apigateway import (
     method_response_matches,
     select_owned,
 )
+from sagelift.domain.plan import Plan
+from sagelift.steps.errors import StepFailed
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +117,29 @@ class ApiGatewayClient:
         return [dict(item) for item in select_owned(self.list_rest_apis(), name, model_name)]
 
     def find_api(self, name: str, model_name: str) -> dict[str, Any] | None:
+        """The model's API; extras (a create whose answer was lost and was sent again) are deleted.
+
+        The one kept is the oldest (then the lowest id), so every run converges on the same API and its
+        invoke URL. An API of that name that is not the model's is refused, never adopted.
+        """
         found = self.find_apis(name, model_name)
-        if len(found) > 1:
+        for extra in found[1:]:
             log.warning(
-                "%d APIs named %s are tagged for model %s (%s); using the oldest, %s",
-                len(found),
+                "API %s (%s) duplicates %s for model %s; deleting it",
                 name,
-                model_name,
-                ", ".join(a["id"] for a in found),
+                extra["id"],
                 found[0]["id"],
+                model_name,
             )
+            self.delete_rest_api(extra["id"])
+        if not found:
+            strangers = [a["id"] for a in self.list_rest_apis() if a.get("name") == name]
+            if strangers:
+                raise StepFailed(
+                    f"API {name} ({', '.join(strangers)}) exists and is not tagged as sagelift model "
+                    f"{model_name}'s; sagelift will not change it. Choose another model_name, or delete or "
+                    "re-tag that API."
+                )
         return found[0] if found else None
 
     # --- resources, methods, integrations --------------------------------------------------------
@@ -260,6 +276,23 @@ class ExposedApi:
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def api_spec(plan: Plan, tags: list[dict[str, str]]) -> ApiSpec:
+    """What the model's API must look like for this run (validated against the platform's API settings)."""
+    platform = plan.platform
+    return derive_api_spec(
+        api_name=plan.names.api,
+        model_name=plan.model_name,
+        account_id=plan.account_id,
+        region=plan.region,
+        endpoint_name=plan.names.endpoint,
+        invoke_role_arn=platform.api_invoke_role_arn(plan.account_id),
+        settings=platform.api,
+        tags=tags,
+        dag_id=plan.dag_id,
+        run_id=plan.run_id,
+    )
 
 
 def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sagelift.domain.images import CopyLimits, TokenRealmRules, manifest_digest, select_platforms
-from sagelift.hooks.registry import (
+from sagelift.steps.registry import (
     ImageNotFoundError,
     RegistryAccess,
     RegistryAuthError,
@@ -274,7 +274,7 @@ def files_holding(root: Path, password: str, prefix: str = "") -> list[Path]:
 KILLED_COPY = """
 import sys
 sys.path[:0] = [{root!r}, {plugins!r}]
-from sagelift.hooks.registry import RegistryAccess, RegistryCredentials, RegistryHook
+from sagelift.steps.registry import RegistryAccess, RegistryCredentials, RegistryHook
 RegistryHook(retry_times=0, attempts=1).copy(
     {source!r}, RegistryAccess({source_host!r}, None, {ca!r}),
     {destination!r}, RegistryAccess({target_host!r}, RegistryCredentials("AWS", {password!r}), {ca!r}),

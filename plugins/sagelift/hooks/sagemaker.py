@@ -1,0 +1,25 @@
+"""The SageMaker hook of steps 5-7 and teardown: the provider's ``SageMakerHook`` on the account's session.
+
+Every call the SageMaker operators and triggers make goes through this hook's client (the scientist
+account's connection, sagelift.hooks.session_factory); the workflows over that client are the core's
+(sagelift.steps.training, .model, .endpoint, .teardown), so both engines send the same calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook as ProviderSageMakerHook
+
+from sagelift.steps import training
+
+
+class SageMakerHook(ProviderSageMakerHook):
+    @property
+    def client(self) -> Any:
+        """The boto3 SageMaker client (typed loosely: the provider types ``conn`` as a generic client)."""
+        return cast(Any, self.conn)
+
+    def stop_training_job_if_running(self, job_name: str) -> bool:
+        """Stop the job if it is still training; True when a stop was requested."""
+        return training.stop_training(self.client, job_name)

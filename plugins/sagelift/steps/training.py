@@ -1,0 +1,124 @@
+"""Step 5, train_model: start the run's training job (or adopt it), stop it, and judge its outcome.
+
+The job's name is fixed for the run (``<model_name>-<run key>``), so a retry, a resumed deferral or a
+create whose answer was lost finds the job that exists and follows it instead of starting a second one.
+Only ``Completed`` is a success; ``Failed`` and ``Stopped`` are final (a retry could only find the same
+ended job). Waiting belongs to the engine: Airflow defers to its trigger or waits in the worker with the
+provider's log streaming, KFP waits with the botocore waiter in ``wait_for_training``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from sagelift.domain.plan import Plan
+from sagelift.domain.sagemaker import build_training_job_request, expected_model_artifact
+from sagelift.steps.errors import StepFailed, describe_or_none, error_code
+
+log = logging.getLogger(__name__)
+
+RUNNING = ("InProgress", "Stopping")
+STOPPABLE = ("InProgress",)
+
+
+def training_request(
+    plan: Plan, tags: list[dict[str, str]], images: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    return build_training_job_request(
+        plan.params,
+        plan.names,
+        region=plan.region,
+        role_arn=plan.platform.training_role_arn(plan.account_id),
+        tags=tags,
+        settings=plan.platform.sagemaker,
+        copied_images=images,
+    )
+
+
+def start_training(client: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+    """Create the job, or adopt the run's job when it exists; returns its description."""
+    name = str(request["TrainingJobName"])
+    existing = describe_or_none(client.describe_training_job, TrainingJobName=name)
+    if existing is not None:
+        log.info(
+            "Training job %s of this run already exists (%s); following it instead of starting another.",
+            name,
+            existing["TrainingJobStatus"],
+        )
+        return existing
+    try:
+        client.create_training_job(**request)
+    except ClientError as err:
+        # A create SageMaker processed but whose answer was lost: botocore's retry meets the job.
+        if error_code(err) != "ResourceInUse":
+            raise
+        log.info("Training job %s was created by an earlier attempt; following it.", name)
+    else:
+        log.info("Started training job %s.", name)
+    return dict(client.describe_training_job(TrainingJobName=name))
+
+
+def stop_training(client: Any, name: str) -> bool:
+    """Stop the job if it is still training; True when a stop was requested."""
+    try:
+        status = client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+    except ClientError as err:
+        log.warning("Could not read training job %s to stop it: %s", name, err)
+        return False
+    if status not in STOPPABLE:
+        return False
+    log.info("Stopping training job %s because the run was stopped", name)
+    try:
+        client.stop_training_job(TrainingJobName=name)
+    except ClientError as err:
+        log.warning("Stopping training job %s failed: %s", name, err)
+        return False
+    return True
+
+
+def ended_message(description: Mapping[str, Any]) -> str:
+    name = description.get("TrainingJobName", "?")
+    status = description.get("TrainingJobStatus", "in an unknown state")
+    if status == "Stopped":
+        detail = "it was stopped before it completed (StopTrainingJob, or the run was stopped)"
+    else:
+        detail = description.get("FailureReason") or "SageMaker gave no reason"
+    return (
+        f"Training job {name} ended {status}: {detail}. "
+        f"Its name is fixed for this run, so trigger a new run to train again."
+    )
+
+
+def training_outcome(description: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The description of a Completed job; any other end is final (``StepFailed``)."""
+    if description.get("TrainingJobStatus") != "Completed":
+        raise StepFailed(ended_message(description))
+    return description
+
+
+def wait_for_training(client: Any, name: str, delay: int, max_attempts: int) -> dict[str, Any]:
+    """Wait (botocore's waiter) until the job has ended, however it ended; returns its description."""
+    try:
+        client.get_waiter("training_job_completed_or_stopped").wait(
+            TrainingJobName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}
+        )
+    except WaiterError as err:
+        description = dict(client.describe_training_job(TrainingJobName=name))
+        if description["TrainingJobStatus"] in RUNNING:
+            raise StepFailed(f"Training job {name} did not end within the wait budget: {err}") from None
+        return description
+    return dict(client.describe_training_job(TrainingJobName=name))
+
+
+def model_artifact(plan: Plan, description: Mapping[str, Any] | None) -> str:
+    """The artifact to deploy: the given one, the trained job's, or where SageMaker writes it."""
+    if plan.params.model_artifact_s3_path:
+        return plan.params.model_artifact_s3_path
+    artifact = ((description or {}).get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if artifact:
+        return str(artifact)
+    return expected_model_artifact(str(plan.params.training_s3_output_path), plan.names.training_job)
