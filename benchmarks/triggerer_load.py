@@ -85,7 +85,7 @@ def main() -> None:
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.sts.RoleChainSessionFactory",
+            "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.session_factory.RoleChainSessionFactory",
             "AWS_EC2_METADATA_DISABLED": "true",
             "PYTHONPATH": os.pathsep.join([args.plugins, str(ROOT)]),
         }

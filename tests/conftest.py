@@ -22,7 +22,7 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_HOME / "logs"),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.sts.RoleChainSessionFactory",
+        "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.session_factory.RoleChainSessionFactory",
         # No test may reach real AWS: without credentials or endpoints in a connection, calls fail fast.
         "AWS_ACCESS_KEY_ID": "FAKE-NOT-USED",
         "AWS_SECRET_ACCESS_KEY": "FAKE-NOT-USED",

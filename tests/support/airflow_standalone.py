@@ -157,7 +157,7 @@ class AirflowStandalone:
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
                 "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-                "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.sts.RoleChainSessionFactory",
+                "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.session_factory.RoleChainSessionFactory",
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
                 # standalone starts its components as `airflow ...` found on PATH: this venv's.

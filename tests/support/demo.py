@@ -55,7 +55,7 @@ def _prepare_airflow_home() -> Path:
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.sts.RoleChainSessionFactory",
+            "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.session_factory.RoleChainSessionFactory",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
     )

@@ -43,16 +43,9 @@ from sagelift.domain.apigateway import (
     select_owned,
 )
 from sagelift.domain.plan import Plan
-from sagelift.steps.errors import StepFailed
+from sagelift.steps.errors import StepFailed, is_not_found
 
 log = logging.getLogger(__name__)
-
-NOT_FOUND = "NotFoundException"
-
-
-def _is_not_found(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == NOT_FOUND
-
 
 def _strip_metadata(response: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
@@ -104,7 +97,7 @@ class ApiGatewayClient:
         try:
             self.client.delete_rest_api(restApiId=api_id)
         except ClientError as error:
-            if _is_not_found(error):
+            if is_not_found(error):
                 return False
             raise
         return True
@@ -155,7 +148,7 @@ class ApiGatewayClient:
                 self.client.get_method(restApiId=api_id, resourceId=resource_id, httpMethod=http_method)
             )
         except ClientError as error:
-            if _is_not_found(error):
+            if is_not_found(error):
                 return None
             raise
 
@@ -189,7 +182,7 @@ class ApiGatewayClient:
         try:
             return _strip_metadata(self.client.get_stage(restApiId=api_id, stageName=stage_name))
         except ClientError as error:
-            if _is_not_found(error):
+            if is_not_found(error):
                 return None
             raise
 

@@ -160,7 +160,7 @@ def test_each_run_keeps_its_own_role_session_name(scenario):
     from airflow.providers.amazon.aws.hooks.sts import StsHook
     from airflow.sdk.execution_time.context import set_current_context
 
-    from sagelift.hooks.sts import derive_session_name  # after the provider: it imports this module
+    from sagelift.steps.role_chain import derive_session_name
 
     names = []
     for run_id in ("manual__2026-11-29T10:00:00+00:00", "manual__2026-11-29T11:00:00+00:00"):
@@ -179,7 +179,7 @@ def test_a_refused_early_renewal_keeps_the_valid_credentials_until_they_must_be_
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from freezegun import freeze_time
 
-    from sagelift.hooks.sts import RoleChainError  # after the provider: it imports this module
+    from sagelift.steps.role_chain import RoleChainError
 
     with freeze_time(datetime.datetime.now(datetime.UTC)) as clock:
         client = SageMakerHook(aws_conn_id=CONN_ID, region_name=REGION).conn
@@ -192,3 +192,12 @@ def test_a_refused_early_renewal_keeps_the_valid_credentials_until_they_must_be_
         clock.tick(datetime.timedelta(minutes=5))  # 7 minutes left: renewal is required
         with pytest.raises(RoleChainError, match="hop 2 of 2"):
             client.list_training_jobs()
+
+
+def test_deployments_configured_with_the_old_path_get_the_same_factory():
+    """`[aws] session_factory = sagelift.hooks.sts.RoleChainSessionFactory` predates the rename."""
+    import importlib
+
+    old = importlib.import_module("sagelift.hooks.sts")
+    new = importlib.import_module("sagelift.hooks.session_factory")
+    assert old.RoleChainSessionFactory is new.RoleChainSessionFactory
