@@ -47,7 +47,9 @@ def test_the_four_airflow_components_run_airflow_3_3_with_local_executor_on_post
         assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-        assert env["AIRFLOW__AWS__SESSION_FACTORY"] == "sagelift.hooks.session_factory.RoleChainSessionFactory"
+        assert (
+            env["AIRFLOW__AWS__SESSION_FACTORY"] == "sagelift.hooks.session_factory.RoleChainSessionFactory"
+        )
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-api-server:8080/")
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert service["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"

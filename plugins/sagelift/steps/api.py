@@ -47,6 +47,7 @@ from sagelift.steps.errors import StepFailed, is_not_found
 
 log = logging.getLogger(__name__)
 
+
 def _strip_metadata(response: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
