@@ -142,6 +142,20 @@ def test_parameters_default_to_the_validated_plan(kfp):
     (create,) = kfp.calls_to("POST", "/runs")
     assert create.body["runtime_config"]["parameters"] == build_run_parameters(plan["params"])
     assert create.body["runtime_config"]["parameters"]["model_name"] == "churn-predictor"
+    assert "service_account" not in create.body or create.body["service_account"] is None
+
+
+def test_the_runs_pods_use_the_platforms_pipeline_service_account(kfp):
+    """ensure_pvc's claim is made with the same identity on both engines (include/k8s/rbac.yaml)."""
+    platform = {
+        "region": "us-east-1",
+        "accounts": {"333333333333": {}},
+        "kubernetes": {"enabled": True, "service_account_name": "sagelift-pipeline"},
+    }
+    run_to_completion(make_operator(parameters=None, plan=step_plan(platform=platform)), make_context())
+
+    (create,) = kfp.calls_to("POST", "/runs")
+    assert create.body["service_account"] == "sagelift-pipeline"
 
 
 def test_failed_run_fails_the_task_with_the_runs_error(kfp):

@@ -531,10 +531,15 @@ class KubeflowPipelinesHook(BaseHook):
         pipeline: PipelineVersionRef,
         display_name: str,
         parameters: dict[str, Any],
+        service_account: str | None = None,
     ) -> kfp_server_api.V2beta1Run:
-        """Submit a run of the pipeline version; parameters go in the v2 runtime_config."""
+        """Submit a run of the pipeline version; parameters go in the v2 runtime_config.
+
+        ``service_account``: the Kubernetes service account the run's pods use (None: KFP's default).
+        """
         body = kfp_server_api.V2beta1Run(
             display_name=display_name,
+            service_account=service_account,
             experiment_id=experiment_id,
             pipeline_version_reference=kfp_server_api.V2beta1PipelineVersionReference(
                 pipeline_id=pipeline.pipeline_id, pipeline_version_id=pipeline.pipeline_version_id

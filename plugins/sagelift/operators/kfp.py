@@ -90,11 +90,17 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         return KubeflowPipelinesHook(kfp_conn_id=self.kfp_conn_id)
 
     def execute(self, context: Any) -> str:
-        parameters = (
-            self.parameters
-            if self.parameters is not None
-            else build_run_parameters(Plan.from_xcom(self.plan).params.to_dict())
-        )
+        plan = Plan.from_xcom(self.plan) if self.plan is not None else None
+        if self.parameters is not None:
+            parameters = self.parameters
+        elif plan is not None:
+            parameters = build_run_parameters(plan.params.to_dict())
+        else:
+            raise SageliftValidationError.single("plan", "give the run's plan or the parameters")
+        # The pipeline's pods (ensure_pvc's among them) run as the platform's pipeline service account,
+        # as the Airflow DAG's ensure_pvc pod does.
+        kubernetes = plan.platform.kubernetes if plan is not None else None
+        service_account = kubernetes.service_account_name if kubernetes and kubernetes.enabled else None
         if not isinstance(parameters, dict):
             raise SageliftValidationError.single(
                 "parameters", "must be a mapping of pipeline parameter names to values"
@@ -123,6 +129,7 @@ class KubeflowPipelinesRunOperator(BaseOperator):
                 pipeline=pipeline,
                 display_name=display_name,
                 parameters=parameters,
+                service_account=service_account,
             )
             run_id = str(run.run_id)
             self.log.info("Submitted KFP run %s '%s'", run_id, display_name)
