@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, chain
+from airflow.sdk import DAG
 
 from sagelift.notifications import SageliftNotifier
 from sagelift.operators.apigateway import ApiGatewayExposeOperator
@@ -145,16 +145,6 @@ with DAG(
         on_success_callback=SageliftNotifier("success"),
         doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
     )
-    # The steps run in the original pipeline's order; the data edges above add nothing to it.
-    chain(
-        validate,
-        ensure_pvc,
-        assume_role_chain,
-        resolve_tags,
-        copy_images,
-        train_model,
-        create_model,
-        deploy_endpoint,
-        expose_api,
-        summarize_run,
-    )
+    # Every later step is ordered by the data it reads (.output above); ensure_pvc reads only the plan,
+    # so it is put first explicitly, as in the original pipeline.
+    ensure_pvc >> assume_role_chain
