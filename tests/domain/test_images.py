@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -431,3 +432,104 @@ def test_copy_settings_validate_themselves() -> None:
     }
     with pytest.raises(SageliftValidationError, match="at least copy_timeout_base_minutes"):
         ecr_settings(copy_timeout_base_minutes=30, copy_timeout_max_minutes=10)
+
+
+# --- AWS-owned images are used in place (issue 15 item 5) -----------------------------------------------
+@pytest.mark.parametrize(
+    ("image", "in_place"),
+    [
+        (  # a built-in algorithm's image, by tag: SageMaker resolves AWS's tags itself
+            "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+            "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+        ),
+        (  # a Deep Learning Container given with tag and digest: pinned by the digest
+            f"763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu@{DIGEST}",
+            f"763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference@{DIGEST}",
+        ),
+    ],
+)
+def test_aws_owned_images_are_used_in_place(image: str, in_place: str) -> None:
+    (step,) = plan_image_steps({"model_docker_image": image}, ACCOUNT, "us-east-1", "sagelift/")
+    assert (step.action, step.copy, step.in_place) == ("aws_owned", False, in_place)
+
+
+def test_an_aws_owned_image_of_another_region_is_refused_naming_the_regions_registry() -> None:
+    image = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.1-cpu-py310"
+    with pytest.raises(SageliftValidationError) as err:
+        plan_image_steps({"model_docker_image": image}, ACCOUNT, "af-south-1", "sagelift/")
+    assert err.value.fields == ["model_docker_image"]
+    assert "626614931356.dkr.ecr.af-south-1.amazonaws.com" in str(err.value)
+    assert len(str(err.value).splitlines()[0]) <= 200
+
+
+def test_validate_refuses_an_aws_owned_image_of_another_region() -> None:
+    from sagelift.domain.plan import build_plan
+    from tests.support.scenario import demo_conf
+
+    conf = demo_conf(model_docker_image="763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.1")
+    with pytest.raises(SageliftValidationError) as err:
+        build_plan(conf, {"region": "us-east-1", "accounts": {ACCOUNT: {}}}, "sagemaker_deploy", "manual__1")
+    assert err.value.fields == ["model_docker_image"]
+
+
+# --- copy records (issue 14 item 5) ---------------------------------------------------------------------
+def test_a_copy_record_names_its_model_and_digest_within_tag_rules() -> None:
+    from sagelift.domain.images import TAG_RE, derive_copy_record_tag, parse_copy_record_tag
+
+    longest = "m" + "-a" * 26 + "b"  # 54 characters, the longest model name
+    tag = derive_copy_record_tag(longest, DIGEST)
+    assert TAG_RE.match(tag) and len(tag) <= 128
+    assert parse_copy_record_tag(tag, DIGEST) == longest
+    assert parse_copy_record_tag(derive_copy_record_tag("churn", DIGEST), "sha256:" + "cd" * 32) is None
+    for not_a_record in ("1.0", "sagelift.churn", f"sagelift.a.b.{'ab' * 16}", f"sagelift.-x.{'ab' * 16}"):
+        assert parse_copy_record_tag(not_a_record, DIGEST) is None
+
+
+# --- what registries serve is bounded and checked (issue 14 item 13) ------------------------------------
+def test_a_manifest_is_a_bounded_json_object() -> None:
+    from sagelift.domain.images import ManifestError, parse_manifest
+
+    good = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
+    assert parse_manifest(good.encode(), "img")["schemaVersion"] == 2
+    cases = {
+        b"[1, 2]": "served a list where a manifest is a JSON object",
+        b'"a string"': "served a string where a manifest is a JSON object",
+        b"null": "served null",
+        b"{": "is not valid JSON",
+        b"[" * 10_000 + b"]" * 10_000: "nests objects and lists more than 12 levels deep",
+        b'{"a":' * 10_000 + b"1" + b"}" * 10_000: "more than 12 levels deep",
+        b'{"mediaType": ["x"]}': "mediaType is a list",
+        b"\xff\xfe": "not UTF-8",
+        b'{"size": 1' + b"0" * 40 + b"}": "more than 19 digits",
+    }
+    for raw, message in cases.items():
+        with pytest.raises(ManifestError, match=re.escape(message)) as err:
+            parse_manifest(raw, "registry.example.com/team/img:1")
+        assert str(err.value).startswith("registry.example.com/team/img:1: ")
+        assert len(str(err.value)) <= 200
+
+
+@pytest.mark.parametrize(
+    ("manifests", "message"),
+    [
+        ({"a": 1}, "manifests is an object, not a list"),
+        ("nope", "manifests is a string, not a list"),
+        ([], "lists no manifests"),
+        (["sha256:" + "1" * 64], "manifests[0] is a string, not an object"),
+        ([{"size": 1}], "manifests[0] has no digest"),
+        ([{"digest": "sha256:../../etc"}], "manifests[0] has no digest"),
+        ([{"digest": "sha512:" + "1" * 128}], "manifests[0] has no digest"),
+        ([{"digest": "sha256:" + "1" * 64, "platform": "linux/amd64"}], "platform that is a string"),
+        ([{"digest": "sha256:" + "1" * 64, "platform": {"os": ["linux"]}}], "platform os that is a list"),
+        ([{"digest": "sha256:" + "1" * 64, "mediaType": 7}], "mediaType that is a number"),
+        ([{"digest": "sha256:" + "1" * 64}] * 1001, "lists 1001 manifests; at most 1000"),
+    ],
+)
+def test_a_bad_index_is_refused_naming_the_entry(manifests: object, message: str) -> None:
+    from sagelift.domain.images import ManifestError, parse_manifest
+
+    raw = json.dumps({"schemaVersion": 2, "mediaType": INDEX["mediaType"], "manifests": manifests}).encode()
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        parse_manifest(raw, "img")
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        select_platforms("img", {"manifests": manifests}, ["linux/amd64"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -294,4 +295,98 @@ def test_a_refused_source_password_names_the_registry(
                 source_registry_conn_id=conn_id,
                 repository_prefix="refused/",
             )
+        )
+
+
+DLC = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference"
+DLC_DIGEST = "sha256:" + "5d" * 32
+
+
+def test_aws_owned_images_are_used_in_place_without_a_registry_or_ecr_call(
+    registries: RegistryPair, scientist_conn: str, local_aws: LocalAws
+) -> None:
+    """A built-in algorithm's image named as the training image and a Deep Learning Container pinned by
+    digest: SageMaker pulls both from AWS's registries, so nothing is copied, resolved or created."""
+    from sagelift.domain.params import RunParams, builtin_algorithm_image
+    from sagelift.domain.sagemaker import resolve_model_image, resolve_training_image
+
+    xgboost = builtin_algorithm_image("xgboost", REGION)
+    assert xgboost is not None and xgboost.startswith("683313688378.dkr.ecr.us-east-1.amazonaws.com/")
+    platform = {
+        "region": REGION,
+        "accounts": {SCIENTIST_ACCOUNT: {}},
+        "ecr": registries.platform_ecr_settings(),
+    }
+    plan = step_plan(
+        {
+            "model_name": "churn",
+            "training_docker_image": xgboost,
+            "model_docker_image": f"{DLC}@{DLC_DIGEST}",
+        },
+        platform,
+    )
+    context = {"plan": plan, "session": step_session(CONN_ID), "tags": RUN_TAGS, "ti": FakeTaskInstance({})}
+    registries.ecr.mark()
+    requests_before = local_aws.request_count()
+
+    with recording_aws_calls() as calls, pytest.raises(AirflowSkipException, match="AWS-owned"):
+        run(context)
+
+    published = context["ti"].pushed["return_value"]
+    assert published["training_docker_image"]["action"] == "aws_owned"
+    assert published["training_docker_image"]["digest"] is None
+    assert pinned_image(published, "training_docker_image") == xgboost  # the tag as given
+    assert pinned_image(published, "model_docker_image") == f"{DLC}@{DLC_DIGEST}"
+    assert list(calls) == [] and local_aws.request_count() == requests_before
+    assert registries.ecr.requests() == []
+    params = RunParams.from_dict(plan["params"])
+    assert resolve_training_image(params, REGION, published) == xgboost
+    assert resolve_model_image(params, REGION, published) == f"{DLC}@{DLC_DIGEST}"
+
+
+def test_a_built_in_algorithm_conf_has_nothing_to_copy(registries: RegistryPair, scientist_conn: str) -> None:
+    from sagelift.domain.params import RunParams, builtin_algorithm_image
+    from sagelift.domain.sagemaker import resolve_model_image, resolve_training_image
+
+    platform = {
+        "region": REGION,
+        "accounts": {SCIENTIST_ACCOUNT: {}},
+        "ecr": registries.platform_ecr_settings(),
+    }
+    plan = step_plan(
+        {"training_docker_image": "", "training_algorithm_name": "xgboost", "model_docker_image": ""},
+        platform,
+    )
+    context = {"plan": plan, "session": step_session(CONN_ID), "tags": RUN_TAGS, "ti": FakeTaskInstance({})}
+
+    with pytest.raises(
+        AirflowSkipException, match=r"training_docker_image: not set; model_docker_image: not set"
+    ):
+        run(context)
+
+    published = context["ti"].pushed["return_value"]
+    params = RunParams.from_dict(plan["params"])
+    assert resolve_training_image(params, REGION, published) == builtin_algorithm_image("xgboost", REGION)
+    assert resolve_model_image(params, REGION, published) == builtin_algorithm_image("xgboost", REGION)
+
+
+def test_each_copy_is_recorded_for_its_model_on_the_copied_digest(
+    registries: RegistryPair, images, scientist_conn: str, local_aws: LocalAws
+) -> None:
+    """The record teardown reads: an extra tag on the digest in the account's ECR API, one per model."""
+    from sagelift.domain.images import derive_copy_record_tag
+
+    trainer, trainer_ref = images["trainer"]
+    server, server_ref = images["server"]
+    for model in ("churn", "churn", "fraud"):  # a re-run, then another model copying the same images
+        context = make_context(registries, training=trainer_ref, model=server_ref, repository_prefix="rec/")
+        context["plan"]["params"]["model_name"] = model
+        with contextlib.suppress(AirflowSkipException):  # skipped when already copied
+            run(context)
+    ecr = local_aws.client("ecr")
+    for repository, digest in (("rec/team/trainer", trainer.digest), ("rec/team/server", server.digest)):
+        (detail,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
+        assert detail["imageDigest"] == digest
+        assert sorted(detail["imageTags"]) == sorted(
+            [derive_copy_record_tag("churn", digest), derive_copy_record_tag("fraud", digest)]
         )

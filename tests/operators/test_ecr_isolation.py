@@ -7,6 +7,7 @@ that allows those loopback registries explicitly, as a platform team would allow
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -142,3 +143,70 @@ def test_a_hung_source_registry_fails_the_task_within_the_platform_bound(
         assert hung.hung >= 1
     finally:
         hung.stop()
+
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+BAD_DOCUMENTS = {
+    "a list": (b'[{"schemaVersion": 2}]', None, "served a list where a manifest is a JSON object"),
+    "a string": (b'"application/vnd.oci.image.manifest.v1+json"', None, "served a string where a manifest"),
+    "10,000 levels deep": (b"[" * 10_000 + b"]" * 10_000, None, "more than 12 levels deep"),
+    "10,000 levels deep in an object": (
+        b'{"schemaVersion": 2, "annotations": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_001,
+        None,
+        "more than 12 levels deep",
+    ),
+    "an index of strings": (
+        json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ["sha256:" + "1" * 64]}
+        ).encode(),
+        OCI_INDEX,
+        "the index's manifests[0] is a string, not an object",
+    ),
+    "an index whose digest is a path": (
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [{"digest": "sha256:../../v2/_catalog"}],
+            }
+        ).encode(),
+        OCI_INDEX,
+        "the index's manifests[0] has no digest of the form sha256:",
+    ),
+    "an index whose manifests is an object": (
+        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": {"linux": "x"}}).encode(),
+        OCI_INDEX,
+        "the index's manifests is an object, not a list",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DOCUMENTS))
+def test_a_registry_serving_a_broken_manifest_fails_the_task_once_naming_the_image(
+    registries: RegistryPair, scientist_conn: str, local_aws: LocalAws, case: str
+) -> None:
+    """Not JSON objects, nested past any real manifest, indexes with bad entries: the task fails for good
+    (no retry) with a short message naming the field and the image; nothing is created or pushed."""
+    body, media_type, message = BAD_DOCUMENTS[case]
+    broken = FakeRegistry(
+        registries.ca, manifest=body, manifest_type=media_type or "application/vnd.oci.image.manifest.v1+json"
+    )
+    registries.ecr.mark()
+    image = f"{broken.host}/team/trainer:1.0"
+    try:
+        with pytest.raises(AirflowFailException) as err:
+            copy_images(image, registries.platform_ecr_settings())
+        first_line = str(err.value).splitlines()[0]
+        assert first_line.startswith(f"training_docker_image: {image}: ")
+        assert message in first_line
+        assert len(first_line) <= 200
+        manifest_reads = [r for r in broken.requests if "/manifests/" in r.path]
+        assert 1 <= len(manifest_reads) <= 2, manifest_reads  # skopeo's own GET; no retry of the step
+        assert registries.ecr.requests() == []
+        ecr = local_aws.client("ecr", SCIENTIST_ACCOUNT)
+        assert [
+            ecr.describe_images(repositoryName=r["repositoryName"])["imageDetails"]
+            for r in ecr.describe_repositories()["repositories"]
+        ] in ([], [[]])
+    finally:
+        broken.stop()

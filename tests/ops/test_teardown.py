@@ -104,25 +104,98 @@ def test_wrong_confirm_is_refused_before_any_aws_call(scenario, teardown_dag, lo
     assert local_aws.request_count() == requests_before
 
 
-def test_the_request_rules_and_which_images_count_as_sagelifts_copies():
+def test_the_request_rules():
     from sagelift.domain.errors import SageliftValidationError
     from sagelift.domain.ownership import is_per_run_name
-    from sagelift.domain.teardown import copied_image_location, parse_teardown_conf
+    from sagelift.domain.teardown import parse_teardown_conf
 
     with pytest.raises(SageliftValidationError) as err:
         parse_teardown_conf({"model_name": MODEL, "account_id": "12", "confirm": "", "delete_pvc": "yes"})
     assert err.value.fields == ["account_id", "confirm", "delete_pvc"]
     assert is_per_run_name(f"{MODEL}-0a1b2c3d", MODEL)
     assert not is_per_run_name(f"{MODEL}-v2-0a1b2c3d", MODEL)
+
+
+@pytest.mark.slow
+def test_delete_images_deletes_only_this_models_copies_that_no_other_model_holds(
+    run_deploy, scenario, teardown_dag, local_aws, monkeypatch, tmp_path
+):
+    """Two models copy the same serving image, each its own trainer; the scientist pushed an image of
+    their own under the copy prefix. Tearing down one model deletes its trainer only; the shared image
+    goes with the last model that recorded it; the scientist's image stays."""
+    import json
+
+    from sagelift.domain.images import derive_copy_record_tag
+    from tests.support.oci_images import build_single_platform_image
+    from tests.support.oci_registry import RegistryPair
+    from tests.support.scenario import ecr_registry_password
+
+    pair = RegistryPair(tmp_path / "registries", ecr_password=ecr_registry_password())
+    try:
+        built = {
+            name: build_single_platform_image(tmp_path / name, "1.0", [2048, 1 << 16], seed=seed)
+            for name, seed in (("churn-trainer", 51), ("fraud-trainer", 52), ("server", 53))
+        }
+        refs = {name: pair.push(image.reference, f"team/{name}", "1.0") for name, image in built.items()}
+        scenario.use_registries(pair)
+        monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(scenario.platform()))
+        for model, trainer in ((MODEL, "churn-trainer"), ("fraud-scorer", "fraud-trainer")):
+            deployed = run_deploy(
+                demo_conf(
+                    model_name=model, training_docker_image=refs[trainer], model_docker_image=refs["server"]
+                )
+            )
+            assert deployed.state == "success", deployed.states
+    finally:
+        pair.stop()
+    ecr = local_aws.client("ecr", SCIENTIST_ACCOUNT)
+    scientists_own = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": "sha256:" + "e" * 64,
+            "size": 2,
+        },
+        "layers": [],
+    }
+    own = ecr.put_image(
+        repositoryName="sagelift/team/server", imageTag="hotfix", imageManifest=json.dumps(scientists_own)
+    )["image"]["imageId"]["imageDigest"]
+
+    def tags(repository: str) -> dict[str, list[str]]:
+        return {
+            d["imageDigest"]: sorted(d.get("imageTags", []))
+            for d in ecr.describe_images(repositoryName=repository)["imageDetails"]
+        }
+
+    server, churn_trainer = built["server"].digest, built["churn-trainer"].digest
+    assert tags("sagelift/team/server")[server] == sorted(
+        [derive_copy_record_tag(MODEL, server), derive_copy_record_tag("fraud-scorer", server)]
+    )
     host = f"{SCIENTIST_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
-    digest = "sha256:" + "a" * 64
-    assert copied_image_location(
-        f"{host}/sagelift/team/serve@{digest}", SCIENTIST_ACCOUNT, "us-east-1", "sagelift/"
-    ) == (
-        "sagelift/team/serve",
-        digest,
+
+    dag_run, states, calls = _teardown(teardown_dag, _conf(delete_images=True))
+
+    assert str(dag_run.state) == "success", states
+    report = _report(dag_run)
+    assert report["images"] == [f"{host}/sagelift/team/churn-trainer@{churn_trainer}"]
+    assert report["images_kept"] == [f"{host}/sagelift/team/server@{server}"]
+    assert tags("sagelift/team/churn-trainer") == {}
+    assert tags("sagelift/team/server") == {
+        server: [derive_copy_record_tag("fraud-scorer", server)],
+        own: ["hotfix"],
+    }
+    assert churn_trainer not in json.dumps(tags("sagelift/team/fraud-trainer"))
+    assert [(c.service, c.operation, c.errors) for c in calls if c.errors] == []
+
+    fraud = {"model_name": "fraud-scorer", "account_id": SCIENTIST_ACCOUNT, "confirm": "fraud-scorer"}
+    dag_run, states, _ = _teardown(teardown_dag, {**fraud, "delete_images": True})
+    assert str(dag_run.state) == "success", states
+    assert sorted(_report(dag_run)["images"]) == sorted(
+        [
+            f"{host}/sagelift/team/server@{server}",
+            f"{host}/sagelift/team/fraud-trainer@{built['fraud-trainer'].digest}",
+        ]
     )
-    assert (
-        copied_image_location(f"{host}/churn-serving@{digest}", SCIENTIST_ACCOUNT, "us-east-1", "sagelift/")
-        is None
-    )
+    assert tags("sagelift/team/server") == {own: ["hotfix"]}

@@ -11,6 +11,9 @@ distribution API to drive skopeo:
 - ``hang``: ``"all"`` accepts TCP and TLS and never answers; ``"after_ping"`` answers ``/v2/`` with 200
   and never answers anything else; ``"blobs"`` relays everything but blob downloads, which never answer.
 - ``not_a_registry``: every request gets a 404 HTML page (an HTTPS service that is no registry).
+- ``manifest``: every manifest request (``/v2/<name>/manifests/<reference>``) is answered with these
+  bytes as ``manifest_type``, whatever the reference (a list, a string, a deeply nested document, an
+  index with bad entries); ``/v2/`` answers 200 and blobs 404.
 
 Every request is recorded (method, path, Authorization header) in ``requests``.
 
@@ -26,6 +29,7 @@ expiry (any Bearer token is accepted), HTTP/2, real metadata paths or IMDSv2 ses
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import socket
@@ -126,6 +130,8 @@ class FakeRegistry:
         upstream: OciRegistry | None = None,
         hang: str | None = None,
         not_a_registry: bool = False,
+        manifest: bytes | None = None,
+        manifest_type: str = "application/vnd.oci.image.manifest.v1+json",
     ) -> None:
         if hang not in (None, "all", "after_ping", "blobs"):
             raise ValueError(f"unknown hang mode {hang!r}")
@@ -134,6 +140,8 @@ class FakeRegistry:
         self.upstream = upstream
         self.hang = hang
         self.not_a_registry = not_a_registry
+        self.manifest = manifest
+        self.manifest_type = manifest_type
         self.requests: list[SeenRequest] = []
         self.hung = 0  # connections or requests left unanswered so far
         self.lock = threading.Lock()
@@ -194,6 +202,13 @@ class FakeRegistry:
             return
         if path.startswith("/token"):
             handler._send(200, json.dumps({"token": FAKE_TOKEN}).encode(), "application/json")
+            return
+        if self.manifest is not None and path != "/v2/":
+            if "/manifests/" in path:
+                digest = "sha256:" + hashlib.sha256(self.manifest).hexdigest()
+                handler._send(200, self.manifest, self.manifest_type, {"Docker-Content-Digest": digest})
+            else:
+                handler._send(404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}', "application/json")
             return
         if self.hang == "after_ping" and path != "/v2/":
             self._hold()

@@ -23,7 +23,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.bounded_json import JsonLimits, parse_json_text
+from sagelift.domain.errors import Problems, SageliftValidationError, kind
 
 if TYPE_CHECKING:  # platform.py validates its allow-lists with this module's host rules
     from sagelift.domain.platform import EcrSettings
@@ -172,9 +173,88 @@ def manifest_digest(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+# --- manifests and indexes as registries serve them ---------------------------------------------------
+# A registry is outside sagelift's control (a conf chooses the source), so what it serves is read within
+# bounds: the 4 MiB ECR takes for a manifest, 12 levels of nesting (an index entry's platform features
+# are 5 deep), and only the shapes the distribution and OCI specs define. Anything else is refused once
+# with a message naming the image, never retried and never a raw RecursionError or AttributeError.
+MANIFEST_LIMITS = JsonLimits(max_chars=4 * 1024 * 1024, max_depth=12, max_nodes=200_000, max_string=64 * 1024)
+MAX_INDEX_ENTRIES = 1000
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+class ManifestError(ValueError):
+    """A registry served a manifest or index sagelift cannot use: final, the message names the image."""
+
+
+def parse_manifest(raw: bytes, image: str) -> dict[str, Any]:
+    """A manifest or index document as served, within ``MANIFEST_LIMITS``; a JSON object with a string
+    ``mediaType`` (or none) and, for an index, a valid ``manifests`` list, else ManifestError."""
+    document, problem = parse_json_text(raw, MANIFEST_LIMITS)
+    if problem is not None:
+        raise ManifestError(f"{_clip(image, 120)}: the registry served a manifest that {problem}")
+    if not isinstance(document, dict):
+        raise ManifestError(
+            f"{_clip(image, 120)}: the registry served {kind(document)} where a manifest is a JSON object"
+        )
+    media_type = document.get("mediaType")
+    if media_type is not None and not isinstance(media_type, str):
+        raise ManifestError(f"{_clip(image, 120)}: the manifest's mediaType is {kind(media_type)}")
+    if is_index(media_type, document):
+        index_entries(image, document)
+    return document
+
+
+def manifest_media_type(served: str | None, document: Mapping[str, Any]) -> str:
+    """The media type to store a manifest under: as served or declared, else OCI's by its shape."""
+    declared = document.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    if served:
+        return served
+    return INDEX_MEDIA_TYPES[0] if "manifests" in document else OCI_MANIFEST
+
+
 def is_index(media_type: str | None, manifest: Mapping[str, Any]) -> bool:
     media_type = media_type or manifest.get("mediaType")
     return media_type in INDEX_MEDIA_TYPES or (media_type is None and "manifests" in manifest)
+
+
+def index_entries(image: str, index: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """An index's ``manifests``, each checked: an object with a sha256 ``digest`` and, when given, a
+    string ``mediaType`` and a ``platform`` object of strings; ManifestError names the first bad entry."""
+    shown = _clip(image, 120)
+    entries = index.get("manifests")
+    if not isinstance(entries, list):
+        raise ManifestError(f"{shown}: the index's manifests is {kind(entries)}, not a list")
+    if not entries:
+        raise ManifestError(f"{shown}: the index lists no manifests")
+    if len(entries) > MAX_INDEX_ENTRIES:
+        raise ManifestError(f"{shown}: the index lists {len(entries)} manifests; at most {MAX_INDEX_ENTRIES}")
+    for i, entry in enumerate(entries):
+        problem = _index_entry_problem(entry)
+        if problem is not None:
+            raise ManifestError(f"{shown}: the index's manifests[{i}] {problem}")
+    return tuple(entries)
+
+
+def _index_entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"is {kind(entry)}, not an object"
+    digest = entry.get("digest")
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        return "has no digest of the form sha256:<64 lowercase hex>"
+    if "mediaType" in entry and not isinstance(entry["mediaType"], str):
+        return f"has a mediaType that is {kind(entry['mediaType'])}"
+    platform = entry.get("platform")
+    if platform is None:
+        return None
+    if not isinstance(platform, dict):
+        return f"has a platform that is {kind(platform)}, not an object"
+    for key in ("os", "architecture", "variant"):
+        if key in platform and not isinstance(platform[key], str):
+            return f"has a platform {key} that is {kind(platform[key])}"
+    return None
 
 
 def _platform_key(platform: Mapping[str, Any] | None) -> str:
@@ -214,14 +294,15 @@ class PlatformSelection:
 
 
 def select_platforms(image: str, index: Mapping[str, Any], platforms: Sequence[str]) -> PlatformSelection:
-    manifests = list(index.get("manifests") or [])
+    manifests = list(index_entries(image, index))
     if not platforms:
         return PlatformSelection(True, tuple(manifests), None)
     chosen = [m for m in manifests if any(_platform_matches(w, m.get("platform")) for w in platforms)]
     if not chosen:
-        available = ", ".join(sorted({_platform_key(m.get("platform")) for m in manifests})) or "none"
+        available = ", ".join(sorted({_platform_key(m.get("platform")) for m in manifests})[:20]) or "none"
         raise SageliftValidationError.single(
-            "platform.ecr.platforms", f"{image} offers none of {', '.join(platforms)} (it has: {available})"
+            "platform.ecr.platforms",
+            f"{_clip(image, 120)} offers none of {', '.join(platforms)} (it has: {available})",
         )
     if len(chosen) == len(manifests):
         return PlatformSelection(True, tuple(chosen), None)
@@ -235,17 +316,34 @@ def select_platforms(image: str, index: Mapping[str, Any], platforms: Sequence[s
 
 @dataclass(frozen=True)
 class ImageStep:
-    """What step 4 does with one image parameter."""
+    """What step 4 does with one image parameter.
+
+    ``action``: ``copy`` into ``target_repository`` of the account's ECR; ``in_ecr``, already in that
+    ECR (resolved to its digest there); ``aws_owned``, in one of AWS's own registries (built-in
+    algorithms, Deep Learning Containers), which SageMaker pulls directly: used as given, never copied.
+    """
 
     param: str
     source: ImageReference
-    copy: bool
+    action: str
     target_repository: str
     target_tag: str | None = None
 
+    @property
+    def copy(self) -> bool:
+        return self.action == "copy"
+
+    @property
+    def in_place(self) -> str:
+        """The reference SageMaker gets for an AWS-owned image: pinned when a digest was given, else the
+        tag as given (resolving it would need ECR read access in AWS's account, which the execution role
+        does not have; SageMaker accepts tags for its own images)."""
+        return self.source.pinned(self.source.digest) if self.source.digest else str(self.source)
+
 
 def plan_image_steps(params: Mapping[str, Any], account_id: str, region: str, prefix: str) -> list[ImageStep]:
-    """One step per image parameter that is set; images already in this account's ECR are used as they are."""
+    """One step per image parameter that is set: images already in this account's ECR and AWS-owned
+    images in the run's region are used as they are, every other image is copied."""
     steps: list[ImageStep] = []
     for param in IMAGE_PARAMS:
         value = params.get(param)
@@ -253,18 +351,58 @@ def plan_image_steps(params: Mapping[str, Any], account_id: str, region: str, pr
             continue
         ref = parse_image_reference(value, param)
         if is_in_account_ecr(ref, account_id, region):
-            steps.append(ImageStep(param, ref, copy=False, target_repository=ref.repository))
+            steps.append(ImageStep(param, ref, "in_ecr", target_repository=ref.repository))
+        elif ref.ecr_account is not None and is_aws_owned_ecr(ref.ecr_account, str(ref.ecr_region)):
+            if ref.ecr_region != region:
+                raise SageliftValidationError.single(param, _aws_region_rule(ref, region))
+            steps.append(ImageStep(param, ref, "aws_owned", target_repository=ref.repository))
         else:
             steps.append(
                 ImageStep(
                     param,
                     ref,
-                    copy=True,
+                    "copy",
                     target_repository=derive_ecr_repository_name(ref, prefix, param),
                     target_tag=derive_ecr_tag(ref),
                 )
             )
     return steps
+
+
+def _aws_region_rule(ref: ImageReference, region: str) -> str:
+    """SageMaker pulls an image only from ECR in its own region; name the region's registry when known."""
+    dlc = _DLC_ACCOUNTS.get(region)
+    hint = f" (Deep Learning Containers there: {ecr_registry_host(dlc, region)})" if dlc else ""
+    return (
+        f"AWS's image registry {ref.registry} is in {ref.ecr_region}; SageMaker runs in {region} and pulls "
+        f"only from that region's ECR: use the {region} image{hint}"
+    )
+
+
+# --- which copies are a model's: the record step 4 leaves on each copied digest -----------------------
+# Teardown may delete a copied image only if sagelift copied it for the model being torn down and no
+# other model recorded it too. The record is an extra ECR tag on the copied digest, one per (model,
+# digest): ``sagelift.<model_name>.<first 32 hex of the digest>``. A tag, not a repository tag listing
+# pairs: adding a tag is one PutImage, atomic, idempotent (a re-run finds ImageAlreadyExists) and
+# needs no read-modify-write, so concurrent copies of the same digest for two models cannot lose each
+# other's record; it survives re-runs and lives exactly as long as the image. The digest part keeps the
+# tag unique in IMMUTABLE repositories when one model copies several digests into one repository.
+# Model names have no '.', so the model is read back unambiguously.
+COPY_RECORD_PREFIX = "sagelift."
+_COPY_RECORD_RE = re.compile(r"^sagelift\.(?P<model>[A-Za-z0-9](?:-*[A-Za-z0-9])*)\.(?P<hex>[a-f0-9]{32})\Z")
+
+
+def derive_copy_record_tag(model_name: str, digest: str) -> str:
+    """The ECR tag that records that sagelift copied ``digest`` for ``model_name`` (at most 96 characters)."""
+    return f"{COPY_RECORD_PREFIX}{model_name}.{digest.removeprefix('sha256:')[:32]}"
+
+
+def parse_copy_record_tag(tag: str, digest: str) -> str | None:
+    """The model a copy record tag on ``digest`` names, or None when ``tag`` is no record of that digest."""
+    match = _COPY_RECORD_RE.match(tag)
+    if match is None or not digest.removeprefix("sha256:").startswith(match["hex"]):
+        return None
+    return match["model"]
 
 
 def render_registry_endpoint(template: str | None, account_id: str, region: str) -> str:

@@ -2,8 +2,8 @@
 
 sagemaker_teardown deletes what sagemaker_deploy created for a model_name in the scientist account:
 the API Gateway API (with usage plan and key), the endpoint, the per-run endpoint configs and models,
-and optionally the images sagelift copied into ECR for them and the pipeline's volume claim. A resource
-is the model's only if its name has the shape sagemaker_deploy gives it (``<model_name>`` or
+and optionally the images sagelift copied into ECR for the model (those carrying its copy record that no
+other model recorded or still uses) and the pipeline's volume claim. A resource is the model's only if its name has the shape sagemaker_deploy gives it (``<model_name>`` or
 ``<model_name>-<8 hex run key>``) and it carries the ``sagelift:model-name`` tag with the model's name,
 so a look-alike made by someone else survives.
 
@@ -174,23 +174,6 @@ def read_any_plan(data: Mapping[str, Any] | None) -> Plan | TeardownPlan:
     return Plan.from_xcom(data)
 
 
-def copied_image_location(
-    image: str, account_id: str, region: str, repository_prefix: str
-) -> tuple[str, str] | None:
-    """(repository, digest) of an image sagelift copied into the account's ECR, else None.
-
-    Only ``<account>.dkr.ecr.<region>.amazonaws.com/<prefix>...@sha256:...`` qualifies: images outside the
-    copy prefix were the scientist's own and are never deleted.
-    """
-    host = f"{account_id}.dkr.ecr.{region}.amazonaws.com/"
-    if not image.startswith(host) or "@" not in image or not repository_prefix:
-        return None
-    repository, digest = image[len(host) :].split("@", 1)
-    if not repository.startswith(repository_prefix) or not digest.startswith("sha256:"):
-        return None
-    return repository, digest
-
-
 @dataclass
 class TeardownReport:
     """What a teardown deleted, by kind; empty lists mean there was nothing of that kind left."""
@@ -203,6 +186,8 @@ class TeardownReport:
     models: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     pvc: list[str] = field(default_factory=list)
+    # copied images left in place: recorded for another model too, or still used by a SageMaker model
+    images_kept: list[str] = field(default_factory=list)
 
     @property
     def nothing_deleted(self) -> bool:
@@ -213,8 +198,9 @@ class TeardownReport:
 
     def render(self) -> str:
         if self.nothing_deleted:
-            return f"Nothing to delete for model {self.model_name} in account {self.account_id}."
-        lines = [f"Deleted for model {self.model_name} in account {self.account_id}:"]
+            lines = [f"Nothing to delete for model {self.model_name} in account {self.account_id}."]
+        else:
+            lines = [f"Deleted for model {self.model_name} in account {self.account_id}:"]
         for label, items in (
             ("API Gateway APIs", self.api),
             ("endpoint", self.endpoint),
@@ -225,4 +211,6 @@ class TeardownReport:
         ):
             if items:
                 lines.append(f"  {label}: {', '.join(items)}")
+        if self.images_kept:
+            lines.append(f"Kept ECR images (used or recorded elsewhere): {', '.join(self.images_kept)}")
         return "\n".join(lines)

@@ -20,7 +20,6 @@ from sagelift.domain.teardown import (
     TeardownPlan,
     TeardownReport,
     build_teardown_plan,
-    copied_image_location,
     parse_teardown_conf,
 )
 from sagelift.hooks.ecr import EcrHook
@@ -28,7 +27,7 @@ from sagelift.hooks.platform import load_platform_config_raw
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.operators.base import StepInputs, step_errors
 from sagelift.steps.pvc import claim_is_models
-from sagelift.steps.teardown import delete_sagemaker_resources
+from sagelift.steps.teardown import delete_copied_images, delete_sagemaker_resources
 
 
 def teardown_params() -> dict[str, Param]:
@@ -72,8 +71,8 @@ class _TeardownStep(StepInputs, BaseOperator):
 class SageMakerTeardownOperator(_TeardownStep):
     """Delete the model's endpoint (and wait until it is gone), then its endpoint configs and models.
 
-    Returns what it deleted and the images the deleted models used, for ``delete_images``. Training jobs
-    cannot be deleted in SageMaker; they stay in the account's history.
+    Returns what it deleted, by kind. Training jobs cannot be deleted in SageMaker; they stay in the
+    account's history.
     """
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -84,7 +83,13 @@ class SageMakerTeardownOperator(_TeardownStep):
 
 
 class EcrTeardownImagesOperator(_TeardownStep):
-    """Delete the images sagelift copied into the account's ECR for the deleted models (if requested)."""
+    """Delete the images sagelift copied for the model that nothing else holds (if ``delete_images``).
+
+    The decision is the core's (sagelift.steps.teardown.delete_copied_images): only digests carrying this
+    model's copy record, and none another model recorded or a remaining SageMaker model uses. Runs after
+    ``delete_sagemaker_resources`` (``sagemaker`` is its result), so the model's own models are gone.
+    Returns the images deleted, released (another model's record keeps them) and kept (still in use).
+    """
 
     template_fields: Sequence[str] = ("plan", "session", "sagemaker")
 
@@ -92,21 +97,21 @@ class EcrTeardownImagesOperator(_TeardownStep):
         super().__init__(**kwargs)
         self.sagemaker = sagemaker
 
-    def execute(self, context: Any) -> list[str]:
+    def execute(self, context: Any) -> dict[str, list[str]]:
         plan, session = self.read_teardown_plan(), self.read_session()
         if not plan.request.delete_images:
             raise AirflowSkipException("delete_images is false: copied images are kept.")
-        used = (self.sagemaker or {}).get("model_images", [])
-        prefix = plan.platform.ecr.repository_prefix
-        hook = EcrHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
-        deleted = []
-        for image in used:
-            location = copied_image_location(image, plan.account_id, plan.region, prefix)
-            if location is None:
-                self.log.info("Keeping %s: not an image sagelift copied (outside %s).", image, prefix)
-            elif hook.delete_image(*location):
-                deleted.append(image)
-        return deleted
+        ecr = EcrHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
+        sagemaker = SageMakerHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
+        with step_errors():
+            return delete_copied_images(
+                ecr.client,
+                sagemaker.client,
+                plan.model_name,
+                plan.account_id,
+                plan.region,
+                plan.platform.ecr.repository_prefix,
+            ).to_xcom()
 
 
 class KubernetesTeardownPvcOperator(_TeardownStep):
@@ -164,6 +169,7 @@ class TeardownReportOperator(_TeardownStep):
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_teardown_plan()
         sagemaker = self.sagemaker or {}
+        images = self.images or {}
         report = TeardownReport(
             model_name=plan.model_name,
             account_id=plan.account_id,
@@ -171,7 +177,8 @@ class TeardownReportOperator(_TeardownStep):
             endpoint=list(sagemaker.get("endpoint", [])),
             endpoint_configs=list(sagemaker.get("endpoint_configs", [])),
             models=list(sagemaker.get("models", [])),
-            images=list(self.images or []),
+            images=list(images.get("deleted", [])),
+            images_kept=list(images.get("released", [])) + list(images.get("kept", [])),
             pvc=list(self.pvc or []),
         )
         self.log.info("%s", report.render())

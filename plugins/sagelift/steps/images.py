@@ -4,8 +4,8 @@ SageMaker pulls only from ECR it can reach, so an image from an internal registr
 another account's ECR is copied into ``<platform.ecr.repository_prefix><source repository>`` in the
 scientist account first. Images already in that account's ECR are used as they are, and so are images
 in AWS's own registries (built-in algorithms and Deep Learning Containers): SageMaker pulls them
-directly, and a copy would fail under the execution role's least-privilege policy. Either way, the later
-steps get each image pinned by digest::
+directly, and a copy would fail under the execution role's least-privilege policy. The later steps get
+each image pinned by digest (an AWS-owned image given by tag keeps its tag, and its digest is None)::
 
     {"training_docker_image": {"image": "<ecr host>/<repo>@sha256:...", "digest": "sha256:...",
                                "source": "<as given>", "repository": "<repo>", "tag": "<tag>|None",
@@ -13,8 +13,9 @@ steps get each image pinned by digest::
      "model_docker_image": {...} | None}
 
 A copy keeps digests, skips blobs the target already has and is re-runnable after any interruption
-(blobs are content-addressed and the manifest is written last). The copy itself is skopeo's
-(``RegistryClient``); the source's credentials come from the engine (``source_credentials``): on
+(blobs are content-addressed and the manifest is written last); each copied digest then carries this
+model's copy record, an extra tag teardown reads (``record_copy``). The copy itself is skopeo's
+(``RegistryHook``); the source's credentials come from the engine (``source_credentials``): on
 Airflow the platform's source-registry connection, on KFP none (anonymous, or another ECR through the
 chain's session).
 """
@@ -22,8 +23,10 @@ chain's session).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,10 +37,13 @@ from sagelift.domain.images import (
     CopyLimits,
     ImageReference,
     ImageStep,
+    ManifestError,
     TokenRealmRules,
     check_source_registry,
+    derive_copy_record_tag,
     ecr_registry_host,
     is_index,
+    manifest_media_type,
     plan_image_steps,
     render_registry_endpoint,
     select_platforms,
@@ -45,8 +51,10 @@ from sagelift.domain.images import (
 from sagelift.domain.plan import Plan
 from sagelift.domain.platform import EcrSettings
 from sagelift.steps.clients import Clients
+from sagelift.steps.errors import StepFailed
 from sagelift.steps.registry import (
     ImageNotFoundError,
+    Manifest,
     RegistryAccess,
     RegistryCredentials,
     RegistryHook,
@@ -109,7 +117,7 @@ def registry_credentials(
 
 
 # --- the copy ------------------------------------------------------------------------------------------
-def _entry(step: ImageStep, image: str, digest: str, action: str) -> dict[str, Any]:
+def _entry(step: ImageStep, image: str, digest: str | None, action: str) -> dict[str, Any]:
     return {
         "image": image,
         "digest": digest,
@@ -120,14 +128,25 @@ def _entry(step: ImageStep, image: str, digest: str, action: str) -> dict[str, A
     }
 
 
+@dataclass(frozen=True)
+class CopyOutcome:
+    """What one copy left in the target: the digest the run uses, and that manifest's bytes and type
+    (for the copy record)."""
+
+    digest: str
+    action: str  # "copied" | "already_copied"
+    manifest: bytes = field(repr=False)
+    media_type: str
+
+
 def copy_image(
     registry: RegistryHook,
     step: ImageStep,
     source: RegistryAccess,
     target: RegistryAccess,
     settings: EcrSettings,
-) -> tuple[str, str]:
-    """Copy one image unless the target tag already holds it; returns (digest, action)."""
+) -> CopyOutcome:
+    """Copy one image unless the target tag already holds it."""
     manifest = registry.inspect(str(step.source), source)
     if step.source.digest and manifest.digest != step.source.digest:
         raise ImageNotFoundError(f"image {step.source} not found: the registry served {manifest.digest}")
@@ -136,25 +155,32 @@ def copy_image(
     dst_tagged = f"{dst_name}:{step.target_tag}"
     moves: list[tuple[str, str, bool]] = []  # (source, destination, all platforms)
     index: bytes | None = None
-    expected = manifest.digest
+    kept = manifest  # the manifest the tag ends up naming
     if is_index(manifest.media_type, manifest.document):
         selection = select_platforms(str(step.source), manifest.document, settings.platforms)
         if selection.whole_index:
             moves.append((f"{src_name}@{manifest.digest}", dst_tagged, True))
         elif selection.index is None:
-            expected = str(selection.entries[0]["digest"])
-            moves.append((f"{src_name}@{expected}", dst_tagged, False))
+            child = f"{src_name}@{selection.entries[0]['digest']}"
+            kept = registry.inspect(child, source)
+            if kept.digest != selection.entries[0]["digest"]:
+                raise ImageNotFoundError(f"image {child} not found: the registry served {kept.digest}")
+            moves.append((child, dst_tagged, False))
         else:
-            index, expected = selection.index, str(selection.index_digest)
+            index = selection.index
+            kept = Manifest.parse(index, str(step.source))
             moves += [
                 (f"{src_name}@{e['digest']}", f"{dst_name}@{e['digest']}", False) for e in selection.entries
             ]
     else:
         moves.append((f"{src_name}@{manifest.digest}", dst_tagged, False))
+    outcome = CopyOutcome(
+        kept.digest, "copied", kept.raw, manifest_media_type(kept.media_type, kept.document)
+    )
 
     present = registry.digest_if_present(dst_tagged, target)
-    if present == expected:
-        return expected, "already_copied"
+    if present == outcome.digest:
+        return replace(outcome, action="already_copied")
     if present is not None and settings.tag_mutability == "IMMUTABLE":
         raise SageliftValidationError.single(
             step.param,
@@ -166,7 +192,25 @@ def copy_image(
         log.info("Copied %s to %s (%s)", src, dst, written)
     if index is not None:
         registry.push_index(index, dst_tagged, target)
-    return expected, "copied"
+    return outcome
+
+
+def record_copy(ecr: Any, repository: str, outcome: CopyOutcome, model_name: str) -> str:
+    """Tag the copied digest with this model's copy record (sagelift.domain.images.derive_copy_record_tag).
+
+    PutImage with the manifest exactly as copied adds a tag to the existing image (allowed in IMMUTABLE
+    repositories: no existing tag moves); a record left by an earlier run is found as it is.
+    """
+    tag = derive_copy_record_tag(model_name, outcome.digest)
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
+        ecr.put_image(
+            repositoryName=repository,
+            imageManifest=outcome.manifest.decode("utf-8"),
+            imageManifestMediaType=outcome.media_type,
+            imageTag=tag,
+            imageDigest=outcome.digest,
+        )
+    return tag
 
 
 def publish_images(
@@ -180,18 +224,25 @@ def publish_images(
 ) -> dict[str, Any]:
     """Pin every image of the run by digest in the account's ECR, copying the ones from elsewhere.
 
-    ``mask_secret`` is told every registry password the step obtains (Airflow masks it in task logs).
+    Each copy is recorded for the run's model on the copied digest (``record_copy``), so teardown can
+    tell sagelift's copies for a model from everything else in the repository. ``mask_secret`` is told
+    every registry password the step obtains (Airflow masks it in task logs).
     """
     mask = mask_secret or (lambda secret: None)
     settings = plan.platform.ecr
     account_id, region = plan.account_id, plan.region
     registry = registry or RegistryHook()
     registry.limits = CopyLimits.from_settings(settings)
-    ecr = clients("ecr", region)
     results: dict[str, Any] = dict.fromkeys(IMAGE_PARAMS)
     target: RegistryAccess | None = None
     for step in plan_image_steps(plan.params.to_dict(), account_id, region, settings.repository_prefix):
-        if not step.copy:
+        if step.action == "aws_owned":
+            # SageMaker pulls AWS's images itself; no call reaches AWS's registry from here
+            results[step.param] = _entry(step, step.in_place, step.source.digest, "aws_owned")
+            log.info("%s is AWS-owned: used in place", step.source)
+            continue
+        ecr = clients("ecr", region)
+        if step.action == "in_ecr":
             digest = image_digest(ecr, step, account_id)
             results[step.param] = _entry(step, step.source.pinned(digest), digest, "in_ecr")
             continue
@@ -212,10 +263,14 @@ def publish_images(
         ):
             log.info("Created ECR repository %s", step.target_repository)
         source = _source_access(step.source, settings, clients, region, source_credentials, mask)
-        digest, action = copy_image(registry, step, source, target, settings)
+        try:
+            outcome = copy_image(registry, step, source, target, settings)
+        except ManifestError as err:
+            raise StepFailed(f"{step.param}: {err}") from None
+        record_copy(ecr, step.target_repository, outcome, plan.model_name)
         ecr_name = f"{ecr_registry_host(account_id, region)}/{step.target_repository}"
-        results[step.param] = _entry(step, f"{ecr_name}@{digest}", digest, action)
-        log.info("%s -> %s (%s)", step.source, results[step.param]["image"], action)
+        results[step.param] = _entry(step, f"{ecr_name}@{outcome.digest}", outcome.digest, outcome.action)
+        log.info("%s -> %s (%s)", step.source, results[step.param]["image"], outcome.action)
     return results
 
 

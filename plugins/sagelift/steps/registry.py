@@ -48,6 +48,7 @@ import urllib.request
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import tenacity
@@ -56,9 +57,11 @@ from sagelift.domain.images import (
     CopyLimits,
     TokenRealmRules,
     image_blob_bytes,
+    index_entries,
     is_index,
     is_metadata_or_link_local,
     manifest_digest,
+    parse_manifest,
     parse_www_authenticate,
     split_host_port,
 )
@@ -130,13 +133,18 @@ class RegistryAccess:
 
 @dataclass(frozen=True)
 class Manifest:
+    """A manifest or index exactly as served (``raw``), with its parsed and checked ``document``."""
+
     raw: bytes
     digest: str
     media_type: str | None
+    document: dict[str, Any] = field(repr=False, compare=False)
 
-    @property
-    def document(self) -> dict[str, object]:
-        return json.loads(self.raw)
+    @classmethod
+    def parse(cls, raw: bytes, reference: str) -> Manifest:
+        """Bounded and shape-checked (sagelift.domain.images.parse_manifest); ManifestError otherwise."""
+        document = parse_manifest(raw, reference)
+        return cls(raw, manifest_digest(raw), document.get("mediaType"), document)
 
 
 @dataclass(frozen=True)
@@ -279,11 +287,10 @@ class RegistryHook:
         if not is_index(manifest.media_type, document):
             return image_blob_bytes(document)
         name = _repository_of(reference)
-        sizes = []
-        for entry in list(document.get("manifests") or [])[:MAX_INDEX_ENTRIES_MEASURED]:  # type: ignore[call-overload]
-            digest = entry.get("digest") if isinstance(entry, dict) else None
-            if isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-                sizes.append(image_blob_bytes(self._inspect(f"{name}@{digest}", access, deadline).document))
+        sizes = [
+            image_blob_bytes(self._inspect(f"{name}@{entry['digest']}", access, deadline).document)
+            for entry in index_entries(reference, document)[:MAX_INDEX_ENTRIES_MEASURED]
+        ]
         return sum(sizes) if all_platforms else max(sizes, default=0)
 
     def copy(
@@ -414,13 +421,7 @@ class RegistryHook:
                 f"docker://{reference}",
             ]
             raw = self._run(args, reference, [access], ws, deadline)
-        try:
-            media_type = json.loads(raw).get("mediaType")
-        except (ValueError, AttributeError) as err:
-            raise RegistryError(
-                f"{reference}: the registry served a manifest that is not a JSON object"
-            ) from err
-        return Manifest(raw=raw, digest=manifest_digest(raw), media_type=media_type)
+        return Manifest.parse(raw, reference)
 
     def _run(
         self,

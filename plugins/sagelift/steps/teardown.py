@@ -4,17 +4,32 @@ A resource is the model's only if its name has the shape a run gives it (``<mode
 ``<model_name>-<run key>``) and it carries the model's owner tag (sagelift.domain.ownership), so a
 look-alike made by someone else survives. Every delete is idempotent: a second teardown finds nothing
 and succeeds. Training jobs cannot be deleted in SageMaker; they stay in the account's history.
+
+Copied images are the model's only through the copy record step 4 leaves on each digest it copies (the
+tag ``sagelift.<model>.<digest hex>``, sagelift.domain.images.derive_copy_record_tag); an image in the
+repositories under ``platform.ecr.repository_prefix`` without this model's record (pushed by the
+scientist, copied by an older version, or only for other models) is never deleted. A recorded digest
+is deleted only when no other model recorded it and no SageMaker model left in the account (in the
+run's region) uses it, by digest or by a tag naming it. When another model recorded it too, only this
+model's record goes; when a remaining model uses it, image and record stay, so a later teardown can
+finish once it is free. Deletes remove the image's tags (the image goes with its last tag): a record
+another model's copy adds meanwhile keeps the image alive, where a delete by digest would not.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.images import ecr_registry_host, parse_copy_record_tag, parse_image_reference
 from sagelift.domain.ownership import is_owned, is_per_run_name
 from sagelift.domain.platform import SageMakerSettings
 from sagelift.steps.endpoint import delete_endpoint, list_tags
-from sagelift.steps.errors import delete_if_exists, describe_or_none
+from sagelift.steps.errors import StepFailed, delete_if_exists, describe_or_none
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +42,8 @@ def _names(client: Any, operation: str, key: str, name_key: str, name_contains: 
 
 
 def delete_sagemaker_resources(client: Any, model_name: str, settings: SageMakerSettings) -> dict[str, Any]:
-    """Delete the model's endpoint (waiting until it is gone), then its endpoint configs and models.
-
-    Returns what was deleted and the images the deleted models used (for deleting copied images).
-    """
+    """Delete the model's endpoint (waiting until it is gone), then its endpoint configs and models;
+    returns the names deleted, by kind."""
     deleted: dict[str, list[str]] = {"endpoint": [], "endpoint_configs": [], "models": []}
     endpoint = describe_or_none(client.describe_endpoint, EndpointName=model_name)
     if (
@@ -49,19 +62,17 @@ def delete_sagemaker_resources(client: Any, model_name: str, settings: SageMaker
         if delete_if_exists(client.delete_endpoint_config, EndpointConfigName=name):
             deleted["endpoint_configs"].append(name)
 
-    images: list[str] = []
     for name in _names(client, "list_models", "Models", "ModelName", model_name):
         if not is_per_run_name(name, model_name):
             continue
         model = describe_or_none(client.describe_model, ModelName=name)
         if model is None or not is_owned(list_tags(client, model["ModelArn"]), model_name):
             continue
-        images += model_images(model)
         if delete_if_exists(client.delete_model, ModelName=name):
             deleted["models"].append(name)
     for kind, names in deleted.items():
         log.info("Deleted %s: %s", kind, ", ".join(names) or "none left")
-    return {**deleted, "model_images": sorted(set(images))}
+    return dict(deleted)
 
 
 def model_images(model: dict[str, Any]) -> list[str]:
@@ -71,3 +82,136 @@ def model_images(model: dict[str, Any]) -> list[str]:
         for container in [model.get("PrimaryContainer"), *model.get("Containers", [])]
         if container and container.get("Image")
     ]
+
+
+# --- copied images --------------------------------------------------------------------------------------
+@dataclass
+class ImageTeardown:
+    """What happened to each image recorded for the model (``host/repository@digest``)."""
+
+    deleted: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # another model recorded it: only this record went
+    kept: list[str] = field(default_factory=list)  # "<image> (<why>)": still used, image and record stay
+
+    def to_xcom(self) -> dict[str, list[str]]:
+        return asdict(self)
+
+
+@dataclass
+class _Repository:
+    name: str
+    tags_of: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # digest -> tags
+    digest_of: dict[str, str] = field(default_factory=dict)  # tag -> digest
+
+
+def delete_copied_images(
+    ecr: Any, sagemaker: Any, model_name: str, account_id: str, region: str, repository_prefix: str
+) -> ImageTeardown:
+    """Delete the images step 4 copied for ``model_name`` that nothing else holds (see the module doc)."""
+    result = ImageTeardown()
+    repositories = [r for r in _repositories_under(ecr, repository_prefix) if _records_of(r, model_name)]
+    if not repositories:
+        log.info("No image carries a copy record of model %s: nothing to delete.", model_name)
+        return result
+    host = ecr_registry_host(account_id, region)
+    users = images_in_use(sagemaker, host, {r.name: r for r in repositories})
+    for repository in repositories:
+        for digest, mine in _records_of(repository, model_name).items():
+            image = f"{host}/{repository.name}@{digest}"
+            tags = repository.tags_of[digest]
+            others = sorted(
+                {m for t in tags if (m := parse_copy_record_tag(t, digest)) not in (None, model_name)}
+            )
+            if others:
+                _delete_tags(ecr, repository.name, mine, image)
+                result.released.append(image)
+                log.info("Keeping %s for model %s; removed model %s's record.", image, others[0], model_name)
+            elif (repository.name, digest) in users:
+                used_by = ", ".join(sorted(users[(repository.name, digest)])[:3])
+                result.kept.append(f"{image} (used by SageMaker model {used_by})")
+                log.info("Keeping %s: SageMaker model %s still uses it.", image, used_by)
+            elif _delete_tags(ecr, repository.name, tags, image):
+                result.deleted.append(image)
+                log.info("Deleted %s (tags: %s).", image, ", ".join(tags))
+            else:
+                result.kept.append(f"{image} (an image index in the repository lists it)")
+    return result
+
+
+def _records_of(repository: _Repository, model_name: str) -> dict[str, list[str]]:
+    """digest -> this model's record tags on it."""
+    found: dict[str, list[str]] = {}
+    for digest, tags in repository.tags_of.items():
+        mine = [t for t in tags if parse_copy_record_tag(t, digest) == model_name]
+        if mine:
+            found[digest] = mine
+    return found
+
+
+def _repositories_under(ecr: Any, prefix: str) -> Iterable[_Repository]:
+    """Each repository whose name starts with ``prefix``, with its tagged images (one listing each)."""
+    for page in ecr.get_paginator("describe_repositories").paginate():
+        for item in page.get("repositories", []):
+            name = str(item["repositoryName"])
+            if not name.startswith(prefix):
+                continue
+            repository = _Repository(name)
+            try:
+                pages = ecr.get_paginator("list_images").paginate(
+                    repositoryName=name, filter={"tagStatus": "TAGGED"}
+                )
+                for listing in pages:
+                    for image_id in listing.get("imageIds", []):
+                        tag, digest = image_id.get("imageTag"), image_id.get("imageDigest")
+                        if tag and digest:
+                            repository.tags_of[digest].append(tag)
+                            repository.digest_of[tag] = digest
+            except ecr.exceptions.RepositoryNotFoundException:
+                continue  # deleted since it was listed
+            yield repository
+
+
+def images_in_use(
+    sagemaker: Any, host: str, repositories: Mapping[str, _Repository]
+) -> dict[tuple[str, str], set[str]]:
+    """(repository, digest) -> the SageMaker models in the account that run it, for ``repositories`` of
+    the account's ECR at ``host``; a model naming an image by tag counts for the digest the tag names."""
+    users: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for page in sagemaker.get_paginator("list_models").paginate():
+        for summary in page.get("Models", []):
+            name = str(summary["ModelName"])
+            model = describe_or_none(sagemaker.describe_model, ModelName=name)
+            for image in model_images(model or {}):
+                try:
+                    ref = parse_image_reference(image, "Image")
+                except SageliftValidationError:
+                    continue
+                repository = repositories.get(ref.repository) if ref.registry == host else None
+                if repository is None:
+                    continue
+                digest = ref.digest or repository.digest_of.get(str(ref.tag))
+                if digest is not None:
+                    users[(ref.repository, digest)].add(name)
+    return users
+
+
+def _delete_tags(ecr: Any, repository: str, tags: list[str], image: str) -> bool:
+    """Remove ``tags`` from the repository (the image goes with its last tag); False when ECR keeps the
+    image because an image index lists it. Tags already gone count as removed."""
+    for start in range(0, len(tags), 100):
+        try:
+            response = ecr.batch_delete_image(
+                repositoryName=repository, imageIds=[{"imageTag": t} for t in tags[start : start + 100]]
+            )
+        except ecr.exceptions.RepositoryNotFoundException:
+            return True
+        for failure in response.get("failures", []):
+            code = failure.get("failureCode")
+            if code == "ImageNotFound":
+                continue
+            if code == "ImageReferencedByManifestList":
+                return False
+            raise StepFailed(
+                f"delete_images: ECR refused to delete {image}: {code} {failure.get('failureReason', '')}"
+            )
+    return True
