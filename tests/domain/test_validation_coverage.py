@@ -33,7 +33,7 @@ from sagelift.domain.images import (
     plan_image_steps,
 )
 from sagelift.domain.params import RunParams, parse_params
-from sagelift.domain.plan import RunNames, build_plan, derive_names
+from sagelift.domain.plan import Plan, RunNames, build_plan, derive_names
 from sagelift.domain.platform import ApiSettings, EcrSettings, PlatformConfig, SageMakerSettings
 from sagelift.domain.sagemaker import (
     build_endpoint_config_request,
@@ -45,6 +45,8 @@ from sagelift.domain.sagemaker import (
 )
 from sagelift.domain.tags import derive_run_tags
 from sagelift.pod import ensure_pvc as pod
+from sagelift.steps.errors import StepFailed
+from sagelift.steps.tags import resolve_tags
 from tests.conftest import ROOT
 from tests.support.botocore_validation import validate_request
 from tests.support.scenario import demo_conf
@@ -199,6 +201,13 @@ def refused_by_model(**changes: Any) -> Callable[[], None]:
     return later
 
 
+def _tampered_plan(**params: Any) -> Plan:
+    """A plan validate built, with parameters changed afterwards (what a step's own check sees)."""
+    data = build_plan(demo_conf(), PLATFORM, DAG_ID, RUN_ID)
+    data["params"].update(params)
+    return Plan.from_xcom(data)
+
+
 def api_refuses(**settings: Any) -> Callable[[], None]:
     platform = PlatformConfig.from_dict(PLATFORM)
     names = derive_names(VALID.model_name, DAG_ID, RUN_ID)
@@ -220,6 +229,7 @@ class Rule:
 
 
 LONG_PATH = "public.ecr.aws/team/" + "t" * 150 + ":1"
+AWS_IMAGE_ELSEWHERE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.1"
 RULES: tuple[Rule, ...] = (
     # CreateTrainingJob (train_model), via botocore's model
     Rule(
@@ -526,6 +536,29 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
     ),
+    Rule(
+        "aws_image_region",
+        "plan_image_steps (copy_images): SageMaker pulls AWS's images only from its own region",
+        "model_docker_image",
+        {"model_docker_image": AWS_IMAGE_ELSEWHERE},
+        later=raises(
+            SageliftValidationError,
+            lambda: plan_image_steps(
+                {"model_docker_image": AWS_IMAGE_ELSEWHERE}, ACCOUNT, REGION, "sagelift/"
+            ),
+        ),
+    ),
+    Rule(
+        "tag_document_prefix",
+        "resolve_tags: only tag documents the platform allows",
+        "tags_s3_path",
+        {"tags_s3_path": "s3://someone-elses-bucket/tags.json"},
+        {"tags_s3_uri": "s3://platform-config/tags.json"},
+        later=raises(
+            StepFailed,
+            lambda: resolve_tags(_tampered_plan(tags_s3_path="s3://someone-elses-bucket/tags.json"), None),
+        ),
+    ),
     # ensure_pvc (the in-pod program) and the platform's bounds on a run's claim
     Rule(
         "pvc_size_quantity",
@@ -683,6 +716,7 @@ CLASSIFIED: dict[tuple[str, str], str] = {
     ("domain/images.py", "derive_ecr_repository_name"): "rule:ecr_repository_name",
     ("domain/images.py", "validate_image_host"): "rule:image_source",
     ("domain/images.py", "check_source_registry"): "rule:image_source",
+    ("domain/images.py", "plan_image_steps"): "rule:aws_image_region",
     (
         "domain/images.py",
         "select_platforms",
@@ -865,7 +899,12 @@ def hostile_inputs(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     conf = demo_conf()
     for name in rng.sample(FIELDS, rng.randint(1, 3)):
         conf[name] = hostile_value(rng)
-    platform: dict[str, Any] = {**PLATFORM, "accounts": {ACCOUNT: {}}}
+    # the platform allows the one S3 URI among the hostile values as a tag document (tags_s3_path)
+    platform: dict[str, Any] = {
+        **PLATFORM,
+        "accounts": {ACCOUNT: {}},
+        "allowed_tag_document_prefixes": ["s3://bkt"],
+    }
     if rng.random() < 0.3:
         section, key = rng.choice(PLATFORM_KEYS)
         value = rng.choice(HOSTILE)

@@ -100,6 +100,28 @@ def is_s3_uri(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 1024 and bool(S3_URI_RE.match(value))
 
 
+def s3_key_segments_problem(uri: str) -> str | None:
+    """Why ``uri``'s key could be read as another key (an empty, '.' or '..' segment), else None."""
+    segments = uri.removeprefix("s3://").split("/")[1:]  # a prefix's last segment is the empty one
+    if any(s in ("", ".", "..") for s in segments[:-1]) or any(s in (".", "..") for s in segments[-1:]):
+        return "has an empty, '.' or '..' path segment"
+    return None
+
+
+TAG_DOCUMENT_PREFIXES_RULE = (
+    "a list of at most 50 S3 URIs, each one object (s3://bucket/tags.json) or a prefix ending in '/' "
+    "(s3://bucket/tags/), without empty, '.' or '..' segments"
+)
+
+
+def _is_tag_document_prefixes(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) <= 50
+        and all(is_s3_uri(v) and s3_key_segments_problem(v) is None for v in value)
+    )
+
+
 @dataclass(frozen=True)
 class AccountSettings:
     """An onboarded scientist account; role names here override the platform defaults."""
@@ -594,6 +616,8 @@ class PlatformConfig:
     account_conn_id_prefix: str = "sagelift_aws_"
     accounts: Mapping[str, AccountSettings] = field(default_factory=dict)
     tags_s3_uri: str | None = None
+    # Where a run's tags_s3_path may point besides tags_s3_uri: S3 objects, or prefixes ending in '/'.
+    allowed_tag_document_prefixes: tuple[str, ...] = ()
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     ecr: EcrSettings = field(default_factory=EcrSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -703,6 +727,7 @@ _TOP_LEVEL_RULES: dict[str, tuple[Any, str]] = {
         "at most 100 letters, digits, '_', '.' and '-'",
     ),
     "tags_s3_uri": (lambda v: v is None or is_s3_uri(v), "an S3 URI such as s3://bucket/path/tags.json"),
+    "allowed_tag_document_prefixes": (_is_tag_document_prefixes, TAG_DOCUMENT_PREFIXES_RULE),
 }
 
 
@@ -714,7 +739,7 @@ def _top_level_settings(raw: Mapping[str, Any], problems: Problems) -> dict[str,
     for key, (ok, rule) in _TOP_LEVEL_RULES.items():
         if key in raw:
             _check(problems, ok(raw[key]), f"platform.{key}", rule)
-            settings[key] = raw[key]
+            settings[key] = tuple(raw[key]) if isinstance(raw[key], list) else raw[key]
     return settings
 
 

@@ -14,7 +14,7 @@ from sagelift.domain.images import (
     plan_image_steps,
 )
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
-from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.platform import PlatformConfig, s3_key_segments_problem
 from sagelift.domain.tags import check_tags, derive_run_tags
 
 # "@sha256:" and 64 hex characters: how much pinning by digest adds to an image reference.
@@ -31,6 +31,10 @@ def check_against_platform(
         problems.extend(err)
     _check_algorithm_region(params, platform, problems)
     _check_images(params, platform, problems)
+    if params.tags_s3_path is not None:  # resolve_tags: only documents the platform allows
+        problem = tag_document_problem(params.tags_s3_path, platform)
+        if problem is not None:
+            problems.add("tags_s3_path", problem)
     platform.kubernetes.claim_override_problems(params.pvc_size, params.pvc_storage_class, problems)
     try:  # resolve_tags: the run's own tags go on every resource
         check_tags(
@@ -72,3 +76,22 @@ def _check_images(params: RunParams, platform: PlatformConfig, problems: Problem
                 f"once copied to ECR and pinned by digest it has {len(pinned) + DIGEST_SUFFIX_LEN} characters; "
                 f"SageMaker takes {IMAGE_MAX}: use a shorter repository path",
             )
+
+
+def tag_document_problem(uri: str, platform: PlatformConfig) -> str | None:
+    """Why a run may not read its standard tags from ``uri``, or None when the platform allows it.
+
+    The document's contents are logged, passed on and put on every resource, and it is read with the
+    scientist account's role, so a conf may name only the platform's own ``tags_s3_uri`` or a document
+    under ``platform.allowed_tag_document_prefixes`` (an entry ending in '/' allows what is under it,
+    any other entry exactly that object).
+    """
+    segments = s3_key_segments_problem(uri)
+    if segments is not None:
+        return f"{show(uri, 48)} {segments}"
+    allowed = (
+        (platform.tags_s3_uri,) if platform.tags_s3_uri else ()
+    ) + platform.allowed_tag_document_prefixes
+    if any(uri == entry or (entry.endswith("/") and uri.startswith(entry)) for entry in allowed):
+        return None
+    return f"{show(uri, 48)} is neither the platform's tags_s3_uri nor under platform.allowed_tag_document_prefixes"

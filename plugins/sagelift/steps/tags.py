@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sagelift.domain.plan import Plan
+from sagelift.domain.preflight import tag_document_problem
 from sagelift.domain.tags import derive_run_tags, merge_tags, parse_tag_document
 from sagelift.steps.errors import StepFailed, classify, error_code
 
@@ -57,6 +58,10 @@ def resolve_tags(plan: Plan, s3: Any) -> list[dict[str, str]]:
         account_id=plan.account_id,
     )
     uri = plan.params.tags_s3_path or plan.platform.tags_s3_uri
+    if plan.params.tags_s3_path is not None:  # validate refuses these already; checked where it is read
+        problem = tag_document_problem(plan.params.tags_s3_path, plan.platform)
+        if problem is not None:
+            raise StepFailed(f"tags_s3_path: {problem}")
     standard: list[dict[str, str]] = []
     if uri is None:
         log.info("No standard tag document configured (platform tags_s3_uri); using run tags only.")
