@@ -17,6 +17,10 @@ The run:
 9. **expose_api** puts an API Gateway API in front of it for other applications;
 10. **summarize_run** prints what the run created or updated and the invoke URL.
 
+Runs of the same model in the same account take turns: **acquire_model_lock** (after step 3) waits while
+another run of the model holds its lock, and **release_model_lock** gives it back at the end, whatever
+the outcome. Runs of different models never wait for each other.
+
 Resources are named `<model_name>-<run key>`; the endpoint keeps the name `<model_name>` across runs.
 Each task's *Task Docs* explain its step; its extra links open the SageMaker console, CloudWatch logs and
 the API Gateway stage. On failure, the targets in the Variable `sagelift_notifications` are told.
@@ -33,6 +37,7 @@ from sagelift.notifications import SageliftNotifier
 from sagelift.operators.apigateway import ApiGatewayExposeOperator
 from sagelift.operators.ecr import EcrCopyImagesOperator
 from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
+from sagelift.operators.lock import S3AcquireModelLockOperator, S3ReleaseModelLockOperator
 from sagelift.operators.params import airflow_params
 from sagelift.operators.sagemaker import (
     SageMakerCreateModelOperator,
@@ -80,10 +85,19 @@ with DAG(
         "pipeline execution role) and checks who it acts as. Returns identifiers only, never credentials.",
     )
     session = assume_role_chain.output
+    acquire_model_lock = S3AcquireModelLockOperator(
+        task_id="acquire_model_lock",
+        plan=plan,
+        session=session,
+        doc_md="Takes your model's lock in your account so that two runs of the same model never work at "
+        "once; waits (deferred) while another run of the model holds it, up to the platform's budget. "
+        "Without a lock location in the platform, it only warns that runs are not serialized.",
+    )
     resolve_tags = S3ResolveTagsOperator(
         task_id="resolve_tags",
         plan=plan,
         session=session,
+        trigger_rule="all_success",  # what Airflow requires of the task after a setup task (the lock)
         doc_md="Reads the organisation's standard tag document from S3 and adds the run's own tags "
         "(model, DAG, run, account); every resource the run creates carries them.",
     )
@@ -145,6 +159,17 @@ with DAG(
         on_success_callback=SageliftNotifier("success"),
         doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
     )
+    # The run's teardown: it gives the lock back once the steps are done, whatever their outcome.
+    release_model_lock = S3ReleaseModelLockOperator(
+        task_id="release_model_lock",
+        plan=plan,
+        session=session,
+        doc_md="Gives your model's lock back at the end of the run, whatever its outcome, so the next run "
+        "of the model can start. Not counted in the run's own state.",
+    ).as_teardown(setups=acquire_model_lock)
     # Every later step is ordered by the data it reads (.output above); ensure_pvc reads only the plan,
     # so it is put first explicitly, as in the original pipeline.
     ensure_pvc >> assume_role_chain
+    # The lock is held from before the first resource of the model is created to the end of the run.
+    acquire_model_lock >> resolve_tags
+    summarize_run >> release_model_lock

@@ -16,6 +16,7 @@ EXPECTED_TASKS = [
     "validate",
     "ensure_pvc",
     "assume_role_chain",
+    "acquire_model_lock",
     "resolve_tags",
     "copy_images",
     "train_model",
@@ -23,6 +24,7 @@ EXPECTED_TASKS = [
     "deploy_endpoint",
     "expose_api",
     "summarize_run",
+    "release_model_lock",
 ]
 
 

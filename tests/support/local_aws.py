@@ -8,6 +8,11 @@ Added on top of moto 5.2.5:
 - ``UpdateEndpoint`` (moto lacks it): the endpoint switches to the new config and is InService.
 - AssumeRole honours trust policies (tests/support/local_aws_sts.py) and API Gateway REST API tagging
   (tests/support/local_aws_apigateway.py).
+- S3 conditional writes made atomic: moto 5.2.5 answers ``If-None-Match: *`` and ``If-Match`` on
+  PutObject and ``If-Match`` on DeleteObject (412 PreconditionFailed), but checks the condition and
+  writes in two steps, so two threads of the server could both pass; object writes and deletes are
+  serialized here, as S3 serializes them per key (the model locks of sagelift.steps.lock rely on it). S3's
+  409 ConditionalRequestConflict (a conditional write racing another in flight) is never answered.
 - A request log (``requests``) of every call that reached the server, for "no AWS call was made" checks.
 - ``client(service, account)`` to look into any account, as an administrator of that account would.
 
@@ -35,6 +40,7 @@ REGION = "us-east-1"
 RUNNER_ACCOUNT = "111111111111"
 MASTER_ACCOUNT = "222222222222"
 SCIENTIST_ACCOUNT = "333333333333"
+_S3_OBJECT_WRITES = threading.Lock()
 
 
 @dataclass
@@ -77,8 +83,19 @@ def _patch_moto() -> None:
         )
         return ActionResult({"EndpointArn": endpoint.arn})
 
+    from moto.s3.responses import S3Response
+
     from tests.support import local_aws_apigateway, local_aws_sts
 
+    def serialized(original: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with _S3_OBJECT_WRITES:  # the condition's check and the write, as one step
+                return original(self, *args, **kwargs)
+
+        return handler
+
+    S3Response.put_object = serialized(S3Response.put_object)  # type: ignore[method-assign]
+    S3Response.delete_object = serialized(S3Response.delete_object)  # type: ignore[method-assign]
     local_aws_apigateway.install()
     local_aws_sts.install()
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]

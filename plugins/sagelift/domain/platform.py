@@ -100,6 +100,22 @@ def is_s3_uri(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 1024 and bool(S3_URI_RE.match(value))
 
 
+LOCKS_URI_RULE = (
+    "an S3 URI such as s3://sagelift-state-{account_id}/locks/ ({account_id}, {region} filled in)"
+)
+
+
+def fill_locks_uri(template: str, account_id: str, region: str) -> str:
+    """A locks URI with its placeholders filled in for one account."""
+    return template.replace("{account_id}", account_id).replace("{region}", region)
+
+
+def is_locks_uri(value: Any) -> bool:
+    """An S3 URI, once ``{account_id}`` and ``{region}`` are filled in; no other placeholder."""
+    filled = fill_locks_uri(value, "0" * 12, "us-east-1") if isinstance(value, str) else ""
+    return is_s3_uri(filled) and not set("{}") & set(filled)
+
+
 def s3_key_segments_problem(uri: str) -> str | None:
     """Why ``uri``'s key could be read as another key (an empty, '.' or '..' segment), else None."""
     segments = uri.removeprefix("s3://").split("/")[1:]  # a prefix's last segment is the empty one
@@ -132,6 +148,8 @@ class AccountSettings:
     training_role_name: str | None = None
     model_role_name: str | None = None
     api_invoke_role_name: str | None = None
+    # where this account's model locks live, instead of the platform's locks_s3_uri
+    locks_s3_uri: str | None = None
 
     @classmethod
     def from_dict(cls, account_id: str, raw: Mapping[str, Any] | None, problems: Problems) -> AccountSettings:
@@ -153,6 +171,9 @@ class AccountSettings:
                 f"{prefix}.execution_external_id", "2-1224 characters of letters, digits and +=,.@:/_-"
             )
             values["execution_external_id"] = None
+        if values["locks_s3_uri"] is not None and not is_locks_uri(values["locks_s3_uri"]):
+            problems.add(f"{prefix}.locks_s3_uri", LOCKS_URI_RULE)
+            values["locks_s3_uri"] = None
         return cls(account_id=account_id, **values)
 
 
@@ -602,6 +623,45 @@ SAGEMAKER_BOUNDS = {
 
 
 @dataclass(frozen=True)
+class LockSettings:
+    """How runs of one model take turns (the lock object lives at ``locks_s3_uri``; sagelift.steps.lock).
+
+    A run waits at most ``wait_budget_seconds`` (0: fail at once) for the run holding its model's lock,
+    looking every ``check_interval_seconds``. A lock its run never released (every release path gone)
+    lapses ``lease_seconds`` after it was taken; null derives the lease from the run's own budgets
+    (copying, training if it trains, the endpoint) plus an hour, so a live run never outlasts it.
+    """
+
+    wait_budget_seconds: int = 6 * 3600
+    check_interval_seconds: int = 30
+    lease_seconds: int | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> LockSettings:
+        p = "platform.locks"
+        settings = cls(**_known(cls, _section(raw, p, problems), p, problems))
+        _check(
+            problems,
+            _is_int(settings.wait_budget_seconds, 0, 7 * 24 * 3600),
+            f"{p}.wait_budget_seconds",
+            "a whole number of seconds from 0 (do not wait) to 604800",
+        )
+        _check(
+            problems,
+            _is_int(settings.check_interval_seconds, 1, 3600),
+            f"{p}.check_interval_seconds",
+            "a whole number from 1 to 3600",
+        )
+        _check(
+            problems,
+            settings.lease_seconds is None or _is_int(settings.lease_seconds, 1, 30 * 24 * 3600),
+            f"{p}.lease_seconds",
+            "a whole number of seconds from 1 to 2592000, or null to derive it from the run's budgets",
+        )
+        return settings
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     """The whole platform configuration; build it with ``PlatformConfig.from_dict``."""
 
@@ -622,6 +682,10 @@ class PlatformConfig:
     ecr: EcrSettings = field(default_factory=EcrSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
+    # Where runs of one model take turns: an S3 bucket/prefix in each scientist account (README
+    # "Runs of one model take turns"); null runs them unserialized. Per-account override allowed.
+    locks_s3_uri: str | None = None
+    locks: LockSettings = field(default_factory=LockSettings)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> PlatformConfig:
@@ -634,8 +698,17 @@ class PlatformConfig:
         ecr = EcrSettings.from_dict(raw.get("ecr"), problems)
         api = ApiSettings.from_dict(raw.get("api"), problems)
         sagemaker = SageMakerSettings.from_dict(raw.get("sagemaker"), problems)
+        locks = LockSettings.from_dict(raw.get("locks"), problems)
         problems.raise_if_any()
-        return cls(accounts=accounts, kubernetes=kubernetes, ecr=ecr, api=api, sagemaker=sagemaker, **simple)
+        return cls(
+            accounts=accounts,
+            kubernetes=kubernetes,
+            ecr=ecr,
+            api=api,
+            sagemaker=sagemaker,
+            locks=locks,
+            **simple,
+        )
 
     # --- derived facts for one account -------------------------------------------------------------
     def account(self, account_id: str) -> AccountSettings:
@@ -673,6 +746,11 @@ class PlatformConfig:
     def api_invoke_role_arn(self, account_id: str) -> str:
         acct = self.account(account_id)
         return self._role_arn(account_id, acct.api_invoke_role_name or self.api_invoke_role_name)
+
+    def locks_uri(self, account_id: str) -> str | None:
+        """Where the account's model locks live (placeholders filled in); None: runs are not serialized."""
+        template = self.account(account_id).locks_s3_uri or self.locks_s3_uri
+        return fill_locks_uri(template, account_id, self.region) if template else None
 
 
 def parse_platform_variable(text: str | None) -> dict[str, Any] | None:
@@ -727,6 +805,7 @@ _TOP_LEVEL_RULES: dict[str, tuple[Any, str]] = {
         "at most 100 letters, digits, '_', '.' and '-'",
     ),
     "tags_s3_uri": (lambda v: v is None or is_s3_uri(v), "an S3 URI such as s3://bucket/path/tags.json"),
+    "locks_s3_uri": (lambda v: v is None or is_locks_uri(v), LOCKS_URI_RULE),
     "allowed_tag_document_prefixes": (_is_tag_document_prefixes, TAG_DOCUMENT_PREFIXES_RULE),
 }
 

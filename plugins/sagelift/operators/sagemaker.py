@@ -9,9 +9,11 @@ facets and extra links) and hands the work to the Airflow-free core, which the K
   in the worker with the provider's log streaming; ``training_outcome`` judges the end: only Completed
   succeeds, Failed and Stopped fail the task without retries;
 - ``create_model``: ``steps.model.replace_model``;
-- ``deploy_endpoint``: ``steps.endpoint.reconcile_endpoint`` (create or update, Failed recovery, the
+- ``deploy_endpoint``: ``steps.lock.verify_held`` (the run still holds its model's lock), then
+  ``steps.endpoint.reconcile_endpoint`` (create or update, Failed recovery, the
   Updating guard, takeover refusal), then a wait only when something changed, then
-  ``endpoint_outcome`` (Failed or rolled back is final) and ``prune_revisions``.
+  ``endpoint_outcome`` (Failed, rolled back or replaced by another run is final) and
+  ``prune_revisions`` (sparing the runs that hold the model's lock).
 
 Every wait's attempt count derives from the platform's wall-clock budget, and waits defer by default.
 The AWS connection and region come from assume_role_chain's session facts, so every call, the deferred
@@ -35,8 +37,15 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from sagelift.domain.plan import Plan
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.links.sagemaker import ENDPOINT_LINKS, MODEL_LINKS, TRAINING_LINKS
-from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, step_errors
+from sagelift.operators.base import (
+    INPUT_FIELDS,
+    StepInputs,
+    aws_session_fields,
+    connection_clients,
+    step_errors,
+)
 from sagelift.steps import endpoint as endpoints
+from sagelift.steps import lock as locks
 from sagelift.steps import model as models
 from sagelift.steps import training
 from sagelift.triggers.sagemaker import SageMakerEndpointCompleteTrigger, SageMakerTrainingCompleteTrigger
@@ -188,6 +197,7 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
         aws_session_fields(self, self.read_session())
         settings = plan.platform.sagemaker
         with step_errors():
+            locks.verify_held(connection_clients(self.read_session())("s3"), plan)
             change = endpoints.reconcile_endpoint(_client(self), plan, self.read_tags())
             self.operation = change.operation
             if change.wait and settings.deferrable:
@@ -228,11 +238,12 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
             "EndpointConfig": serialize(self.hook.describe_endpoint_config(names.endpoint_config)),
             "Endpoint": serialize(self.hook.describe_endpoint(names.endpoint)),
         }
-        endpoints.endpoint_outcome(result["Endpoint"], names.endpoint_config)
+        endpoints.endpoint_outcome(result["Endpoint"], names.endpoint_config, _client(self))
         endpoints.prune_revisions(
             _client(self),
             plan.model_name,
             names.endpoint_config,
             plan.platform.sagemaker.keep_endpoint_configs,
+            locks.runs_in_progress(connection_clients(self.read_session())("s3"), plan),
         )
         return result

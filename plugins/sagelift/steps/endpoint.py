@@ -11,23 +11,24 @@ The endpoint's name is stable per model (``<model_name>``), so a new run updates
 - an endpoint another deploy is changing (Creating, Updating, ...) is a transient state: retried later;
 - an endpoint already serving this run's config is left as it is (nothing to wait for);
 - otherwise it is updated (UpdateEndpoint, its tags refreshed first) or created;
-- after the wait, ``Failed`` is final with SageMaker's reason, and an endpoint found on another config
-  means SageMaker rolled the update back: final too;
+- after the wait, ``Failed`` is final with SageMaker's reason; an endpoint found on another config is
+  final too: the config of another run of the model that changed the endpoint after this one (its
+  tags name that run) is reported as such, anything else means SageMaker rolled the update back;
 - after a successful deploy, the model's endpoint configs and models beyond ``keep_endpoint_configs``
-  are deleted, only those named and tagged as this model's and never one newer than the config in
-  service (it belongs to a run still deploying).
+  are deleted, only those named and tagged as this model's, never one newer than the config in
+  service and never one of a run in progress (the runs holding the model's lock, sagelift.steps.lock).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError, WaiterError
 
-from sagelift.domain.ownership import is_owned, owner_of, per_run_name_re
+from sagelift.domain.ownership import TAG_PREFIX, is_owned, owner_of, per_run_name_re
 from sagelift.domain.plan import Plan
 from sagelift.domain.platform import SageMakerSettings
 from sagelift.domain.sagemaker import (
@@ -157,20 +158,56 @@ def delete_endpoint(client: Any, name: str, settings: SageMakerSettings) -> bool
     return True
 
 
-def endpoint_outcome(endpoint: Mapping[str, Any], expected_config: str) -> Mapping[str, Any]:
-    """The endpoint's description when it serves ``expected_config``; Failed or rolled back is final."""
+def endpoint_outcome(
+    endpoint: Mapping[str, Any], expected_config: str, client: Any = None
+) -> Mapping[str, Any]:
+    """The endpoint's description when it serves ``expected_config``; Failed, rolled back or replaced by
+    another run's config is final. ``client`` reads the config in service to tell the last two apart."""
     if endpoint.get("EndpointStatus") == "Failed":
         raise StepFailed(
             f"Endpoint {endpoint['EndpointName']} failed: "
             f"{endpoint.get('FailureReason') or 'SageMaker gave no reason'}"
         )
-    if endpoint.get("EndpointConfigName") != expected_config:
+    serving = endpoint.get("EndpointConfigName")
+    if serving == expected_config:
+        return endpoint
+    other_run = _replacing_run(client, endpoint, expected_config) if client is not None else None
+    if other_run is not None:
         raise StepFailed(
-            f"Endpoint {endpoint['EndpointName']} is serving config {endpoint.get('EndpointConfigName')}, "
-            f"not this run's {expected_config}: SageMaker rolled the update back. "
-            f"{endpoint.get('FailureReason') or ''}".strip()
+            f"Endpoint {endpoint['EndpointName']} is serving config {serving} of {other_run}, not this "
+            f"run's {expected_config}: that run changed the endpoint after this one (not a rollback), so "
+            "this run's model is not in service (runs of a model take turns only with platform.locks_s3_uri)."
         )
-    return endpoint
+    raise StepFailed(
+        f"Endpoint {endpoint['EndpointName']} is serving config {serving}, "
+        f"not this run's {expected_config}: SageMaker rolled the update back. "
+        f"{endpoint.get('FailureReason') or ''}".strip()
+    )
+
+
+def _replacing_run(client: Any, endpoint: Mapping[str, Any], expected_config: str) -> str | None:
+    """The run (as its tags name it) whose config replaced this run's in service, or None for a rollback.
+
+    A rollback returns the endpoint to the config it served before this run's update, and SageMaker then
+    reports a FailureReason; so the config in service is another run's when it is named and tagged as
+    another run's config of this model and either no failure is reported or it is newer than this run's.
+    """
+    model_name, serving = str(endpoint["EndpointName"]), str(endpoint.get("EndpointConfigName") or "")
+    if not per_run_name_re(model_name).fullmatch(serving):
+        return None
+    theirs = describe_or_none(client.describe_endpoint_config, EndpointConfigName=serving)
+    if theirs is None:
+        return None
+    tags = list_tags(client, theirs["EndpointConfigArn"])
+    if not is_owned(tags, model_name):
+        return None
+    if endpoint.get("FailureReason"):
+        ours = describe_or_none(client.describe_endpoint_config, EndpointConfigName=expected_config)
+        if ours is None or theirs["CreationTime"] <= ours["CreationTime"]:
+            return None
+    values = {t.get("Key"): t.get("Value") for t in tags}
+    run_id, dag_id = values.get(f"{TAG_PREFIX}run-id"), values.get(f"{TAG_PREFIX}dag-id")
+    return f"run {run_id} of {dag_id}" if run_id and dag_id else "another run of this model"
 
 
 def attempts(budget_seconds: int, interval_seconds: int) -> int:
@@ -202,13 +239,25 @@ def wait_for_endpoint(client: Any, plan: Plan) -> dict[str, Any]:
     return dict(client.describe_endpoint(EndpointName=name))
 
 
-def prune_revisions(client: Any, model_name: str, in_service: str, keep: int) -> list[str]:
-    """Delete this model's endpoint configs (and same-named models) beyond the newest ``keep``.
+def prune_revisions(
+    client: Any,
+    model_name: str,
+    in_service: str,
+    keep: int,
+    in_progress: Collection[str] | None = None,
+) -> list[str]:
+    """Delete this model's endpoint configs (and same-named models) beyond the newest ``keep``, never
+    those of a run still in progress.
 
-    Only resources named ``<model_name>-<run key>`` and tagged as this model's are touched; the config
-    in service is always kept, and so is any model newer than it (a run still deploying).
+    Only resources named ``<model_name>-<run key>`` and tagged as this model's are touched. Kept besides
+    the newest ``keep`` configs: the config in service, any config or model newer than it (a run that
+    deploys after this one), and any resource of a run in ``in_progress`` (run keys: the runs holding the
+    model's lock, sagelift.steps.lock.runs_in_progress). ``None`` says runs are not serialized, so a
+    run in progress cannot be told from a finished one: a model without an endpoint config (a run between
+    create_model and deploy_endpoint) is then never deleted, only the models of the configs deleted here.
     """
     own = per_run_name_re(model_name)
+    spared_keys = set(in_progress or ())
     configs = [
         c
         for page in client.get_paginator("list_endpoint_configs").paginate(NameContains=model_name)
@@ -216,8 +265,19 @@ def prune_revisions(client: Any, model_name: str, in_service: str, keep: int) ->
         if own.fullmatch(c["EndpointConfigName"])
         and is_owned(list_tags(client, c["EndpointConfigArn"]), model_name)
     ]
+    served_at = next((c["CreationTime"] for c in configs if c["EndpointConfigName"] == in_service), None)
+
+    def in_progress_run(name: str, created: Any) -> bool:
+        newer = served_at is not None and created > served_at
+        return newer or name[len(model_name) + 1 :] in spared_keys
+
     configs.sort(key=lambda c: (c["EndpointConfigName"] == in_service, c["CreationTime"]), reverse=True)
     kept = {c["EndpointConfigName"] for c in configs[:keep]} | {in_service}
+    kept |= {
+        c["EndpointConfigName"]
+        for c in configs
+        if in_progress_run(c["EndpointConfigName"], c["CreationTime"])
+    }
     deleted: list[str] = []
     for c in configs[keep:]:
         if c["EndpointConfigName"] in kept:
@@ -228,10 +288,13 @@ def prune_revisions(client: Any, model_name: str, in_service: str, keep: int) ->
     newest_kept = max((c["CreationTime"] for c in configs if c["EndpointConfigName"] in kept), default=None)
     for page in client.get_paginator("list_models").paginate(NameContains=model_name):
         for m in page["Models"]:
-            if not own.fullmatch(m["ModelName"]) or m["ModelName"] in kept:
+            name = m["ModelName"]
+            if not own.fullmatch(name) or name in kept or in_progress_run(name, m["CreationTime"]):
                 continue
             if newest_kept is not None and m["CreationTime"] > newest_kept:
                 continue
+            if in_progress is None and name not in deleted:
+                continue  # perhaps a run between create_model and deploy_endpoint: nobody can tell
             if not is_owned(list_tags(client, m["ModelArn"]), model_name):
                 continue
             log.info("Deleting model %s (its endpoint config is no longer kept)", m["ModelName"])
