@@ -175,6 +175,9 @@ def test_marking_the_deferred_training_failed_stops_the_training_job(world):
     run_id = world.af.trigger(DAG_ID, conf)
     world.af.wait_for_task_state(DAG_ID, run_id, "train_model", "deferred", timeout=300)
     assert world.training_job(run_id, "churn-cancelled")["TrainingJobStatus"] == "InProgress"
+    # The user acts on a wait that is running: its first poll is in the log. (Marked failed before the
+    # triggerer starts the trigger, Airflow calls no on_kill and the job would go on.)
+    world.af.wait_for_task_log(DAG_ID, run_id, "train_model", "Training job not done yet: InProgress")
 
     world.af.set_task_state(DAG_ID, run_id, "train_model", "failed")  # "Mark as failed" in the UI
 

@@ -16,13 +16,14 @@ servers, which bind every interface -- in one process group of their own, which 
 ``pid(component)`` gives a component's process id (e.g. to measure the triggerer).
 
 Setup: a new temp AIRFLOW_HOME with its own sqlite database, the
-repository's dags/ and plugins/, DAGs unpaused on creation, the SimpleAuthManager with one admin user
-whose password this class generates and writes into ``simple_auth_manager_passwords.json.generated``
-(the file Airflow reads), free loopback ports for the API server. ``env`` is added on top (Variables,
+repository's dags/ and plugins/, DAGs unpaused on creation, the SimpleAuthManager with an admin user
+and the ``users`` asked for (name -> role), whose passwords this class generates and writes into
+``simple_auth_manager_passwords.json.generated`` (the file Airflow reads; ``token(user)`` and
+``client(user)`` sign in as one of them), free loopback ports for the API server. ``env`` is added on top (Variables,
 Connections, AWS endpoint settings). The process inherits this interpreter's virtualenv.
 
 Tuned for tests, where seconds add up over dozens of runs: the scheduler sleeps at most 0.5 s when idle
-(Airflow: 1 s), and each DAG file is parsed once at start and then only every 10 minutes (Airflow: every
+(Airflow: 1 s), task supervisors check their process every second (Airflow: 5 s), and each DAG file is parsed once at start and then only every 10 minutes (Airflow: every
 30 s, a whole interpreter's worth of imports each time), so a DAG file edited while it runs is picked up
 late. ``preload`` (e.g. ``dag_imports()``, the modules the DAG files import) makes the scheduler start
 its LocalExecutor workers from a forkserver that imported those modules, as ``[core]
@@ -31,7 +32,7 @@ them again, which is most of a short task's time. The modules must import withou
 skips only ImportError). Leave it empty to measure per-task overhead as a default deployment has it.
 
 What it does not emulate or provide: a production deployment (no Postgres, no Celery/Kubernetes
-executor, no separate workers, no TLS, a single user), log servers on fixed ports (each component picks
+executor, no separate workers, no TLS, no auth manager but the SimpleAuthManager), log servers on fixed ports (each component picks
 what standalone gives it), or faster start-up: expect ~20-40 s until healthy on a loaded 2-core machine.
 """
 
@@ -49,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,25 +103,30 @@ class AirflowStandalone:
         start_timeout: float = 180.0,
         keep_home: bool = False,
         preload: Sequence[str] = (),
+        users: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_env = dict(env or {})
         self.preload = tuple(preload)
+        # SimpleAuthManager users besides admin, name -> role (viewer, user, op, admin), each with a
+        # generated password: password(name), token(name), client(name).
+        self.users = {ADMIN: "admin", **(users or {})}
+        self._passwords = {name: secrets.token_urlsafe(16) for name in self.users}
         self.start_timeout = start_timeout
         self.keep_home = keep_home
         self.home = Path(tempfile.mkdtemp(prefix="sagelift-standalone-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._password = secrets.token_urlsafe(16)
+        self._password = self._passwords[ADMIN]
         self._processes: list[subprocess.Popen[bytes]] = []
         self._pgid = 0
         self._log = self.home / "standalone.log"
-        self._token: str | None = None
+        self._tokens: dict[str, str] = {}
         self._api: httpx.Client | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def environment(self) -> dict[str, str]:
         passwords = self.home / "simple_auth_manager_passwords.json.generated"
-        passwords.write_text(json.dumps({ADMIN: self._password}))
+        passwords.write_text(json.dumps(self._passwords))
         env = {
             key: value
             for key, value in os.environ.items()
@@ -138,7 +144,9 @@ class AirflowStandalone:
                 "AIRFLOW__CORE__AUTH_MANAGER": (
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
                 ),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{name}:{role}" for name, role in self.users.items()
+                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
@@ -150,6 +158,10 @@ class AirflowStandalone:
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                # A task's supervisor looks at its process every min_heartbeat_interval (5 s): a deferral
+                # is reported that late, and a trigger that fires sooner (a 1-s emulated training) gets its
+                # resumed try failed by the stale report ("Task Instance not found", then a retry).
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
@@ -266,15 +278,26 @@ class AirflowStandalone:
         raise AirflowStandaloneError(f"not healthy after {self.start_timeout}s ({last}):\n{self.log_tail()}")
 
     # --- REST --------------------------------------------------------------------------------------
-    def token(self) -> str:
-        """An access token for the admin user (``Authorization: Bearer <token>``)."""
-        if self._token is None:
+    def password(self, user: str = ADMIN) -> str:
+        return self._passwords[user]
+
+    def token(self, user: str = ADMIN) -> str:
+        """An access token for ``user`` (``Authorization: Bearer <token>``), from ``POST /auth/token``."""
+        if user not in self._tokens:
             response = httpx.post(
-                f"{self.url}/auth/token", json={"username": ADMIN, "password": self._password}, timeout=30
+                f"{self.url}/auth/token",
+                json={"username": user, "password": self._passwords[user]},
+                timeout=30,
             )
             response.raise_for_status()
-            self._token = str(response.json()["access_token"])
-        return self._token
+            self._tokens[user] = str(response.json()["access_token"])
+        return self._tokens[user]
+
+    def client(self, user: str) -> httpx.Client:
+        """A new client on ``url`` authenticated as ``user``; the caller closes it."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token(user)}"}, timeout=60
+        )
 
     @property
     def api(self) -> httpx.Client:
@@ -336,6 +359,21 @@ class AirflowStandalone:
         )
         response.raise_for_status()
         return [str(entry.get("event", "")) for entry in response.json()["content"]]
+
+    def wait_for_task_log(
+        self, dag_id: str, run_id: str, task_id: str, text: str, timeout: float = 120.0
+    ) -> list[str]:
+        """The task's log messages once one of them contains ``text``."""
+        deadline = time.monotonic() + timeout
+        messages: list[str] = []
+        while time.monotonic() < deadline:
+            messages = self.task_log(dag_id, run_id, task_id)
+            if any(text in message for message in messages):
+                return messages
+            time.sleep(0.5)
+        raise AirflowStandaloneError(
+            f"no log line of {task_id} contains {text!r} within {timeout}s: {messages[-10:]}\n{self.log_tail()}"
+        )
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
         """What "Mark as failed/success" in the UI does."""
