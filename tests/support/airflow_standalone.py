@@ -23,13 +23,14 @@ and the ``users`` asked for (name -> role), whose passwords this class generates
 Connections, AWS endpoint settings). The process inherits this interpreter's virtualenv.
 
 Tuned for tests, where seconds add up over dozens of runs: the scheduler sleeps at most 0.5 s when idle
-(Airflow: 1 s), task supervisors check their process every second (Airflow: 5 s), and each DAG file is parsed once at start and then only every 10 minutes (Airflow: every
-30 s, a whole interpreter's worth of imports each time), so a DAG file edited while it runs is picked up
-late. ``preload`` (e.g. ``dag_imports()``, the modules the DAG files import) makes the scheduler start
-its LocalExecutor workers from a forkserver that imported those modules, as ``[core]
-mp_forkserver_preload`` documents: each task process then starts with them loaded instead of importing
-them again, which is most of a short task's time. The modules must import without error (the forkserver
-skips only ImportError). Leave it empty to measure per-task overhead as a default deployment has it.
+(Airflow: 1 s), task supervisors check their process every second (Airflow: 5 s), and each DAG file is
+parsed once at start and then only every 10 minutes (Airflow: every 30 s, a whole interpreter's worth of
+imports each time), so a DAG file edited while it runs is picked up late. ``preload`` (e.g.
+``dag_imports()``, the modules the DAG files import) makes the scheduler start its LocalExecutor workers
+from a forkserver that imported those modules, as ``[core] mp_forkserver_preload`` documents: each task
+process then starts with them loaded instead of importing them again, which is most of a short task's
+time. The modules must import without error (the forkserver skips only ImportError). Leave it empty to
+measure per-task overhead as a default deployment has it.
 
 What it does not emulate or provide: a production deployment (no Postgres, no Celery/Kubernetes
 executor, no separate workers, no TLS, no auth manager but the SimpleAuthManager), log servers on fixed ports (each component picks
