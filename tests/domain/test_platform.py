@@ -169,3 +169,108 @@ def test_the_variable_s_text_is_read_within_bounds(text, rule):
 def test_an_unset_variable_reads_as_none_and_a_set_one_as_its_object():
     assert parse_platform_variable(None) is None
     assert parse_platform_variable('{"region": "us-east-1"}') == {"region": "us-east-1"}
+
+
+# --- who may deploy where ------------------------------------------------------------------------------
+ACCESS = {
+    "region": "us-east-1",
+    "groups": {"churn-team": ["bob", "carol@example.com"], "fraud-team": ["dave"]},
+    "accounts": {
+        "333333333333": {"deployers": {"users": ["erin"], "groups": ["churn-team"]}},
+        "444444444444": {"deployers": {"users": ["alice"]}},
+        "555555555555": {},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("user", "account", "allowed"),
+    [
+        ("erin", "333333333333", True),  # listed by name
+        ("bob", "333333333333", True),  # through a group
+        ("carol@example.com", "333333333333", True),
+        ("alice", "333333333333", False),  # a deployer elsewhere only
+        ("dave", "333333333333", False),  # in a group the account does not list
+        ("Bob", "333333333333", False),  # names compare exactly
+        ("alice", "444444444444", True),
+        ("bob", "555555555555", False),  # onboarded, nobody listed: nobody may
+        ("alice", "666666666666", False),  # not onboarded
+        ("", "333333333333", False),
+    ],
+)
+def test_an_account_lets_only_its_deployers_act(user, account, allowed):
+    assert PlatformConfig.from_dict(ACCESS).may_deploy(user, account) is allowed
+
+
+@pytest.mark.parametrize("account", ["333333333333", "555555555555", "666666666666"])
+@pytest.mark.parametrize(
+    ("action", "verb"), [("deploy into", "deploy into"), ("tear down in", "tear down in")]
+)
+def test_a_refusal_names_the_user_and_the_account_and_nobody_else(account, action, verb):
+    with pytest.raises(SageliftValidationError) as raised:
+        PlatformConfig.from_dict(ACCESS).check_deployer("alice", account, action)
+    message = str(raised.value)
+    assert raised.value.fields == ["account_id"]
+    assert message.startswith(f"account_id: user 'alice' may not {verb} account {account}: ")
+    # The same words whether the account is not onboarded, lists nobody, or lists others.
+    assert message.replace(account, "<account>") == (
+        f"account_id: user 'alice' may not {verb} account <account>: not one of its deployers "
+        "(platform.accounts.<account>.deployers)"
+    )
+    for other in ("bob", "erin", "carol", "dave", "churn-team", "444444444444"):
+        assert other not in message
+    assert len(("Teardown refused. " + message).splitlines()[0]) <= 200
+
+
+def test_a_long_user_name_keeps_the_refusal_short():
+    with pytest.raises(SageliftValidationError) as raised:
+        PlatformConfig.from_dict(ACCESS).check_deployer("u" * 256, "333333333333")
+    first = str(raised.value).splitlines()[0]
+    assert len("Invalid run configuration. " + first) <= 200
+    assert "333333333333" in first
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"groups": ["bob"]}, "platform.groups"),
+        ({"groups": {"churn team": ["bob"]}}, "platform.groups['churn team']"),
+        ({"groups": {"t": "bob"}}, "platform.groups.t"),
+        ({"groups": {"t": ["bob", " padded"]}}, "platform.groups.t[1]"),
+        ({"groups": {"t": ["line\nbreak"]}}, "platform.groups.t[0]"),
+        ({"groups": {"t": ["x" * 257]}}, "platform.groups.t[0]"),
+        ({"accounts": {"333333333333": {"deployers": ["bob"]}}}, "platform.accounts.333333333333.deployers"),
+        (
+            {"accounts": {"333333333333": {"deployers": {"user": ["bob"]}}}},
+            "platform.accounts.333333333333.deployers.user",
+        ),
+        (
+            {"accounts": {"333333333333": {"deployers": {"users": "bob"}}}},
+            "platform.accounts.333333333333.deployers.users",
+        ),
+        (
+            {"accounts": {"333333333333": {"deployers": {"users": [7]}}}},
+            "platform.accounts.333333333333.deployers.users[0]",
+        ),
+        (
+            {"accounts": {"333333333333": {"deployers": {"groups": ["no-such-team"]}}}},
+            "platform.accounts.333333333333.deployers.groups[0]",
+        ),
+    ],
+)
+def test_access_settings_are_checked_when_parsed(change, field):
+    assert refused_fields({**BASE, **change}) == [field]
+
+
+def test_an_undefined_group_is_named_in_the_refusal():
+    raw = {**BASE, "accounts": {"333333333333": {"deployers": {"groups": ["churn-tema"]}}}}
+    with pytest.raises(SageliftValidationError, match=r"'churn-tema' is not defined in platform\.groups"):
+        PlatformConfig.from_dict(raw)
+
+
+def test_deployers_are_read_as_given():
+    platform = PlatformConfig.from_dict(ACCESS)
+    assert platform.accounts["333333333333"].deployers.users == ("erin",)
+    assert platform.accounts["333333333333"].deployers.groups == ("churn-team",)
+    assert platform.groups["churn-team"] == ("bob", "carol@example.com")
+    assert platform.accounts["555555555555"].deployers.users == ()

@@ -63,6 +63,23 @@ def test_run_tags_win_and_the_merge_respects_the_limit():
         [{"Key": "SAGELIFT:MODEL-NAME", "Value": "spoofed"}, {"Key": "Owner", "Value": "t"}], run
     )
     assert {t["Key"]: t["Value"] for t in merged}["sagelift:model-name"] == "m"
-    assert len(merged) == 5
+    assert len(merged) == 6
     with pytest.raises(SageliftValidationError, match="at most 50 tags"):
         merge_tags([{"Key": f"k{i}", "Value": "v"} for i in range(47)], run)
+
+
+@pytest.mark.parametrize(
+    ("user", "value"),
+    [
+        ("alice", "alice"),
+        ("Jane O'Brien, ML", "Jane O_Brien_ ML"),
+        ("x" * 256, "x" * 256),
+        (None, "unverified"),  # a plan built without a user: the KFP components
+    ],
+)
+def test_the_user_a_run_acted_for_is_a_run_tag_that_keeps_the_aws_rules(user, value):
+    run = derive_run_tags(
+        model_name="m", dag_id="d", run_id="r", account_id="333333333333", triggered_by=user
+    )
+    assert {t["Key"]: t["Value"] for t in run}["sagelift:triggered-by"] == value
+    merge_tags([], run)  # raises when a tag breaks an AWS rule

@@ -730,6 +730,7 @@ CLASSIFIED: dict[tuple[str, str], str] = {
     ),
     ("operators/ecr.py", "_connection_credentials.credentials"): "runtime: the source registry connection",
     ("operators/kfp.py", "KubeflowPipelinesRunOperator.execute"): "operator argument, not a conf value",
+    ("operators/validate.py", "acting_user"): "validate itself: who the run acts for, before build_plan",
     ("steps/images.py", "copy_image"): "runtime: an immutable tag already in ECR",
     ("steps/registry.py", "_get_api_root"): "runtime: what a registry answers",
     ("steps/registry.py", "_read_head"): "runtime: what a registry answers",

@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from sagelift.operators.validate import ValidateRunOperator
-from tests.support.scenario import demo_conf
+from tests.support.scenario import DAG_TEST_USER, demo_conf
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ INVALID_CONFS = [
     ("model name with underscores", {"model_name": "churn_model"}, "model_name", "letters, digits and '-'"),
     ("model name too long", {"model_name": "m" * 60}, "model_name", "at most 54 characters"),
     ("account id too short", {"account_id": "12345"}, "account_id", "twelve digits"),
-    ("account not onboarded", {"account_id": "444444444444"}, "account_id", "not onboarded"),
+    ("account not onboarded", {"account_id": "444444444444"}, "account_id", "may not deploy into account"),
     (
         "both training image and algorithm",
         {"training_algorithm_name": "xgboost"},
@@ -151,7 +151,13 @@ INVALID_CONFS = [
 
 
 def _context(conf: dict) -> dict:
-    dag_run = SimpleNamespace(conf=conf, dag_id="sagemaker_deploy", run_id="manual__test")
+    dag_run = SimpleNamespace(
+        conf=conf,
+        dag_id="sagemaker_deploy",
+        run_id="manual__test",
+        run_type="manual",
+        triggering_user_name=DAG_TEST_USER,
+    )
     return {"dag_run": dag_run}
 
 
@@ -190,7 +196,7 @@ def test_refusing_an_account_names_no_other_onboarded_account(scenario, monkeypa
     monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(platform))
     with pytest.raises(AirflowFailException) as raised:
         ValidateRunOperator(task_id="validate").execute(_context(demo_conf(account_id="444444444444")))
-    assert "444444444444 is not onboarded" in str(raised.value)
+    assert "may not deploy into account 444444444444" in str(raised.value)
     assert "333333333333" not in str(raised.value) and "555555555555" not in str(raised.value)
 
 

@@ -7,22 +7,44 @@ longest unit. Task processes start with the DAG files' imports already loaded (`
 tests/support/airflow_standalone.py): most of a run's CPU time otherwise. The SageMaker lifecycle runs 10
 emulated seconds per real second in the moto server of this process, which the Airflow processes reach
 over HTTP.
+
+Users: ``admin`` and ``bob`` may deploy into the scientist account (333333333333), with the retrain
+registrations' owners; ``alice`` may deploy only into 444444444444 (onboarded, never reached): two
+users for tests/live/test_access.py, each with a password and a token (``af.client(user)``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from sagelift.domain.plan import derive_run_key
+from tests.conftest import ROOT
 from tests.e2e.conftest import K8S_CONN_ID, kubernetes_api  # noqa: F401  (fixture)
-from tests.support.airflow_standalone import AirflowStandalone, dag_imports
+from tests.support.airflow_standalone import ADMIN, AirflowStandalone, dag_imports
 from tests.support.local_aws import SCIENTIST_ACCOUNT
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
 from tests.support.scenario import Scenario
 
 DAG_ID = "sagemaker_deploy"
+ALICE, BOB = "alice", "bob"
+ALICE_ACCOUNT = "444444444444"
+RETRAIN_OWNERS = sorted(
+    {json.loads(path.read_text())["owner"] for path in (ROOT / "include/retrain").glob("*.json")}
+)
+
+
+def access_settings() -> dict:
+    """Who may deploy where in the live tier's platform (see the module docstring)."""
+    return {
+        "groups": {"scientists": [ADMIN, BOB, *RETRAIN_OWNERS]},
+        "accounts": {
+            SCIENTIST_ACCOUNT: {"deployers": {"groups": ["scientists"]}},
+            ALICE_ACCOUNT: {"deployers": {"users": [ALICE]}},
+        },
+    }
 
 
 class World:
@@ -41,6 +63,7 @@ def world(local_aws_server, kubernetes_api, airflow_db):  # noqa: F811
     local_aws_server.reset()
     scenario = Scenario(local_aws_server)
     scenario.platform_overrides["sagemaker"] = {"check_interval_seconds": 1}
+    scenario.platform_overrides.update(access_settings())
     env: dict[str, str] = {}
     if kubernetes_api is not None:
         scenario.platform_overrides["kubernetes"] = {
@@ -54,7 +77,10 @@ def world(local_aws_server, kubernetes_api, airflow_db):  # noqa: F811
     with (
         SageMakerLifecycle(time_scale=10).installed(local_aws_server) as life,
         AirflowStandalone(
-            env=env, keep_home=bool(os.environ.get("SAGELIFT_KEEP_AIRFLOW_HOME")), preload=dag_imports()
+            env=env,
+            keep_home=bool(os.environ.get("SAGELIFT_KEEP_AIRFLOW_HOME")),
+            preload=dag_imports(),
+            users={ALICE: "user", BOB: "user"},
         ) as af,
     ):
         af.wait_for_dag(DAG_ID)

@@ -113,7 +113,12 @@ def test_a_registration_needs_a_trigger_and_its_file_name_is_the_model_name():
 
 
 def _register(folder: Path, conf: dict[str, Any]) -> dict[str, Any]:
-    registration = {"schedule": "0 3 * * 1", "description": "{{ 7*191 }} in the docs", "conf": conf}
+    registration = {
+        "owner": "priya.shah",
+        "schedule": "0 3 * * 1",
+        "description": "{{ 7*191 }} in the docs",
+        "conf": conf,
+    }
     (folder / f"{conf['model_name']}.json").write_text(json.dumps(registration))
     return registration
 
@@ -222,3 +227,60 @@ def test_a_scheduled_retrain_deploys_a_model_whose_environment_holds_the_payload
     for leaked in (secret, "1337", "XYZ"):
         assert leaked not in json.dumps(model_description, default=str)
         assert leaked not in json.dumps(conf)
+
+
+@pytest.mark.parametrize(
+    ("owner", "rule"),
+    [
+        (None, "required: the Airflow user the retrains act for"),
+        ("", "must be an Airflow user name"),
+        (7, "must be an Airflow user name"),
+        (" priya", "must be an Airflow user name"),
+        ("priya\n", "must be an Airflow user name"),
+    ],
+)
+def test_a_registration_names_the_user_its_retrains_act_for(owner, rule):
+    raw = _registration("fraud-scorer")
+    raw["owner"] = owner
+    if owner is None:
+        del raw["owner"]
+    with pytest.raises(SageliftValidationError) as err:
+        parse_retrain_model("fraud-scorer", raw)
+    assert err.value.fields == ["fraud-scorer: owner"]
+    assert rule in str(err.value)
+
+
+def test_every_shipped_registration_has_an_owner_and_its_dag_says_who(dagbag):
+    for path in sorted(REGISTRY.glob("*.json")):
+        owner = json.loads(path.read_text())["owner"]
+        model = parse_retrain_model(path.stem, json.loads(path.read_text()))
+        assert model.owner == owner
+        dag = dagbag.get_dag(model.dag_id)
+        assert f"act for the registration's owner, `{owner}`" in dag.doc_md
+
+
+def test_the_deploy_run_of_a_retrain_is_recognised_from_its_registration_file(tmp_path):
+    from sagelift.operators.retrain import registered_retrain
+
+    registration = _register(tmp_path, demo_conf())
+    (model,) = load_retrain_models(tmp_path)
+    run_id = f"retrain__{model.dag_id}__scheduled__2026-03-02T03:00:00+00:00"
+    conf = registration["conf"]
+
+    found = registered_retrain("operator_triggered", run_id, conf, tmp_path)
+    assert found is not None and found.owner == "priya.shah"
+    # A user's run (manual), a changed conf or another DAG's run id is no retrain of this registration.
+    assert registered_retrain("manual", run_id, conf, tmp_path) is None
+    assert (
+        registered_retrain("operator_triggered", run_id, {**conf, "environment": {"X": "1"}}, tmp_path)
+        is None
+    )
+    assert (
+        registered_retrain("operator_triggered", "retrain__sagemaker_retrain_other__x", conf, tmp_path)
+        is None
+    )
+    (tmp_path / "elsewhere.json").write_text(json.dumps({"owner": "mallory"}))
+    assert (
+        registered_retrain("operator_triggered", run_id, {**conf, "model_name": "../elsewhere"}, tmp_path)
+        is None
+    )

@@ -47,6 +47,8 @@ SCIENTIST_ROLES = (
     "sagelift-apigateway-invoke",
 )
 DATA_BUCKET = "scientist-ml-data"
+# The triggering user Airflow records for a dag.test() run: the scientist account's deployer here.
+DAG_TEST_USER = "dag_test"
 TAGS_KEY = "platform/standard-tags.json"
 STANDARD_TAGS = {"CostCenter": "cc-4711", "Owner": "science-at-scale", "DataClassification": "internal"}
 
@@ -128,7 +130,7 @@ class Scenario:
         config: dict[str, Any] = {
             "region": REGION,
             "master_role_arn": role_arn(MASTER_ACCOUNT, MASTER_ROLE),
-            "accounts": {SCIENTIST_ACCOUNT: {}},
+            "accounts": {SCIENTIST_ACCOUNT: {"deployers": {"users": [DAG_TEST_USER]}}},
             "tags_s3_uri": f"s3://{DATA_BUCKET}/{TAGS_KEY}",
             "sagemaker": {"check_interval_seconds": 1},
         }

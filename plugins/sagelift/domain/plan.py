@@ -1,7 +1,8 @@
 """A run's plan: validated parameters, the platform snapshot and every name the run will use.
 
 ``validate`` builds the plan before any AWS or Kubernetes call and pushes it to XCom; every later step
-works from it. Names are deterministic functions of (dag_id, run_id, model_name): a retry or a resumed
+works from it. The plan records who the run acts for (``triggered_by``: the triggering user, or a
+registered retrain's owner), checked against the platform's deployers and tagged on every resource. Names are deterministic functions of (dag_id, run_id, model_name): a retry or a resumed
 deferral reuses them, two runs never collide, and the endpoint and API names are stable per model so a
 new run updates them in place.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from sagelift.domain.errors import Problems, SageliftValidationError
 from sagelift.domain.ownership import RUN_KEY_LEN
-from sagelift.domain.params import RunParams, parse_params
+from sagelift.domain.params import ACCOUNT_ID_RE, RunParams, parse_params
 from sagelift.domain.platform import PlatformConfig
 from sagelift.domain.preflight import check_against_platform
 
@@ -47,26 +48,54 @@ def derive_names(model_name: str, dag_id: str, run_id: str) -> RunNames:
     )
 
 
+def requested_account_id(conf: Mapping[str, Any]) -> str | None:
+    """The twelve-digit account a conf asks for (a string, or a number as the trigger form sends it),
+    or None when it names none; parse_params reports what is wrong with it."""
+    value = conf.get("account_id") if isinstance(conf, Mapping) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and ACCOUNT_ID_RE.match(value.strip()):
+        return value.strip()
+    return None
+
+
 def build_plan(
-    conf: Mapping[str, Any], platform_raw: Mapping[str, Any] | None, dag_id: str, run_id: str
+    conf: Mapping[str, Any],
+    platform_raw: Mapping[str, Any] | None,
+    dag_id: str,
+    run_id: str,
+    *,
+    triggered_by: str | None = None,
 ) -> dict[str, Any]:
     """Validate everything a user or the platform can get wrong; return the run's JSON-able plan.
 
     Every static rule of every step is checked here: the conf's (parse_params), the platform's
     (PlatformConfig.from_dict) and those between the two (preflight). All problems are reported at once,
     the conf's first, and the only exception raised is SageliftValidationError.
+
+    ``triggered_by`` is the user the run acts for. It is checked first, against the deployers of the
+    account the conf names, and a user who may not act there gets that refusal alone: nothing about the
+    rest of the conf or the account's settings. Airflow's validate always passes it; None is for the KFP
+    engine's components, which cannot learn who triggered their run (the Airflow DAG that submits the
+    run checked the user).
     """
     problems = Problems()
     params: RunParams | None = None
     platform: PlatformConfig | None = None
+    platform_error: SageliftValidationError | None = None
+    try:
+        platform = PlatformConfig.from_dict(platform_raw)
+    except SageliftValidationError as err:
+        platform_error = err
+    account = requested_account_id(conf)
+    if triggered_by is not None and platform is not None and account is not None:
+        platform.check_deployer(triggered_by, account)
     try:
         params = parse_params(conf)
     except SageliftValidationError as err:
         problems.extend(err)
-    try:
-        platform = PlatformConfig.from_dict(platform_raw)
-    except SageliftValidationError as err:
-        problems.extend(err)
+    if platform_error is not None:
+        problems.extend(platform_error)
     if params is not None and platform is not None:
         check_against_platform(params, platform, dag_id, run_id, problems)
     problems.raise_if_any()
@@ -79,6 +108,7 @@ def build_plan(
         "platform": dict(platform_raw or {}),
         "dag_id": dag_id,
         "run_id": run_id,
+        "triggered_by": triggered_by,
     }
 
 
@@ -95,7 +125,8 @@ class Plan:
     """The run's plan as every step after validate reads it: typed, with the platform parsed once.
 
     ``to_xcom()`` is what validate pushes (JSON: the params, the names, the platform snapshot as the
-    Variable held it, the run's ids); ``from_xcom()`` reads it back in a later task, parsing it once.
+    Variable held it, the run's ids, who it acts for); ``from_xcom()`` reads it back in a later task,
+    parsing it once. ``triggered_by`` is None only in plans built without a user (the KFP components).
     """
 
     params: RunParams
@@ -104,6 +135,7 @@ class Plan:
     platform_raw: Mapping[str, Any]
     dag_id: str
     run_id: str
+    triggered_by: str | None = None
 
     @property
     def account_id(self) -> str:
@@ -124,6 +156,7 @@ class Plan:
             "platform": dict(self.platform_raw),
             "dag_id": self.dag_id,
             "run_id": self.run_id,
+            "triggered_by": self.triggered_by,
         }
 
     @classmethod
@@ -139,6 +172,7 @@ class Plan:
             platform_raw=dict(data["platform"]),
             dag_id=str(data["dag_id"]),
             run_id=str(data["run_id"]),
+            triggered_by=None if data.get("triggered_by") is None else str(data["triggered_by"]),
         )
 
 

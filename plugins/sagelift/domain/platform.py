@@ -138,6 +138,109 @@ def _is_tag_document_prefixes(value: Any) -> bool:
     )
 
 
+# --- who may deploy where ---------------------------------------------------------------------------
+# Access is by Airflow user name, the one fact Airflow 3 gives a running task about who started its run
+# (dag_run.triggering_user_name, the name the auth manager reports: SimpleAuthManager's or FAB's
+# username). Roles are not used: a task has no database access and cannot ask the auth manager, so a
+# role check would be unverifiable. Names compare exactly (case-sensitive). Each account lists its
+# ``deployers``: users by name and ``groups`` defined once at the platform's top level. Nobody is listed
+# by default: an account without deployers can be deployed into and torn down by no one. A deployer may
+# deploy into and tear down in the account; nothing else about the platform is theirs to change.
+USER_NAME_MAX = 256
+USER_NAME_RULE = "an Airflow user name: 1-256 characters, no control characters or surrounding spaces"
+GROUP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z", re.ASCII)
+GROUP_NAME_RULE = "a group name: 1-64 letters, digits and _.@-, starting with a letter or digit"
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+DEPLOY = "deploy into"
+TEAR_DOWN = "tear down in"
+# A run nobody triggered (a schedule, an asset event, another DAG) acts for no one, unless it is a
+# registered retrain, which acts for its owner (sagelift.domain.retrain): such a run is refused.
+NO_USER_FIELD = "triggering_user"
+NO_USER_RULE = (
+    "the run has no triggering user and is not a registered retrain: trigger it from the UI, REST API or CLI"
+)
+
+
+def is_user_name(value: Any) -> bool:
+    """An Airflow user name as the platform may list it (and as a run's tag can carry it whole)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= USER_NAME_MAX
+        and value == value.strip()
+        and not _CONTROL_RE.search(value)
+    )
+
+
+def _name_list(raw: Any, prefix: str, ok: Any, rule: str, problems: Problems) -> tuple[str, ...]:
+    """A JSON list of names, each checked; the bad ones are reported by index and left out."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list | tuple):
+        problems.add(prefix, f"must be a list, got {kind(raw)}")
+        return ()
+    names = []
+    for i, name in enumerate(raw):
+        if ok(name):
+            names.append(name)
+        else:
+            problems.add(f"{prefix}[{i}]", f"{rule}, got {show(name)}")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class Deployers:
+    """Who may deploy into and tear down in one account: users by name, and platform groups."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, raw: Any, prefix: str, problems: Problems) -> Deployers:
+        values = _known(cls, _section(raw, prefix, problems), prefix, problems)
+        return cls(
+            users=_name_list(values.get("users"), f"{prefix}.users", is_user_name, USER_NAME_RULE, problems),
+            groups=_name_list(
+                values.get("groups"),
+                f"{prefix}.groups",
+                lambda v: _is_name(v, GROUP_NAME_RE),
+                GROUP_NAME_RULE,
+                problems,
+            ),
+        )
+
+
+def _groups(raw: Any, problems: Problems) -> dict[str, tuple[str, ...]]:
+    """``platform.groups``: group name -> the user names in it."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.add(
+            "platform.groups", 'a JSON object of group name -> list of user names, e.g. {"team": ["alice"]}'
+        )
+        return {}
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, members in raw.items():
+        field_name = subfield("platform.groups", name)
+        if not _is_name(name, GROUP_NAME_RE):
+            problems.add(field_name, GROUP_NAME_RULE)
+            continue
+        groups[name] = _name_list(members, field_name, is_user_name, USER_NAME_RULE, problems)
+    return groups
+
+
+def _check_deployer_groups(
+    accounts: Mapping[str, AccountSettings], groups: Mapping[str, tuple[str, ...]], problems: Problems
+) -> None:
+    """A group an account names must be defined: a typo would otherwise silently lock a team out."""
+    for account_id, account in accounts.items():
+        for i, group in enumerate(account.deployers.groups):
+            if group not in groups:
+                problems.add(
+                    f"{subfield('platform.accounts', account_id)}.deployers.groups[{i}]",
+                    f"{show(group)} is not defined in platform.groups",
+                )
+
+
 @dataclass(frozen=True)
 class AccountSettings:
     """An onboarded scientist account; role names here override the platform defaults."""
@@ -148,6 +251,7 @@ class AccountSettings:
     training_role_name: str | None = None
     model_role_name: str | None = None
     api_invoke_role_name: str | None = None
+    deployers: Deployers = field(default_factory=Deployers)
     # where this account's model locks live, instead of the platform's locks_s3_uri
     locks_s3_uri: str | None = None
 
@@ -156,9 +260,10 @@ class AccountSettings:
         prefix = subfield("platform.accounts", account_id)
         raw = _section(raw, prefix, problems)
         _check(problems, bool(ACCOUNT_ID_RE.match(account_id)), prefix, "account ids are twelve digits")
-        known = {f.name for f in fields(cls)} - {"account_id"}
-        _unknown_keys(problems, prefix, raw, known)
-        values = {k: raw.get(k) for k in known}
+        known = {f.name for f in fields(cls)} - {"account_id", "deployers"}
+        _unknown_keys(problems, prefix, raw, known | {"deployers"})
+        values: dict[str, Any] = {k: raw.get(k) for k in known}
+        values["deployers"] = Deployers.from_dict(raw.get("deployers"), f"{prefix}.deployers", problems)
         for key in ("execution_role_name", "training_role_name", "model_role_name", "api_invoke_role_name"):
             if values[key] is not None and not _is_name(values[key], ROLE_NAME_RE):
                 problems.add(
@@ -686,6 +791,8 @@ class PlatformConfig:
     # "Runs of one model take turns"); null runs them unserialized. Per-account override allowed.
     locks_s3_uri: str | None = None
     locks: LockSettings = field(default_factory=LockSettings)
+    # Named sets of Airflow users that accounts' deployers refer to (see "who may deploy where" above).
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> PlatformConfig:
@@ -694,6 +801,8 @@ class PlatformConfig:
         _unknown_keys(problems, "platform", raw, {f.name for f in fields(cls)})
         simple = _top_level_settings(raw, problems)
         accounts = _accounts(raw.get("accounts"), problems)
+        groups = _groups(raw.get("groups"), problems)
+        _check_deployer_groups(accounts, groups, problems)
         kubernetes = KubernetesSettings.from_dict(raw.get("kubernetes"), problems)
         ecr = EcrSettings.from_dict(raw.get("ecr"), problems)
         api = ApiSettings.from_dict(raw.get("api"), problems)
@@ -702,6 +811,7 @@ class PlatformConfig:
         problems.raise_if_any()
         return cls(
             accounts=accounts,
+            groups=groups,
             kubernetes=kubernetes,
             ecr=ecr,
             api=api,
@@ -724,6 +834,29 @@ class PlatformConfig:
                 f"account {clip(str(account_id), 16)} is not onboarded to sagelift; an ML engineer adds it "
                 "to platform.accounts (see the README)",
             ) from None
+
+    def may_deploy(self, user: str, account_id: str) -> bool:
+        """Whether ``user`` may deploy into and tear down in ``account_id``: an onboarded account listing
+        the user, or a group the user is in, among its deployers."""
+        account = self.accounts.get(account_id)
+        if account is None or not user:
+            return False
+        deployers = account.deployers
+        return user in deployers.users or any(user in self.groups.get(g, ()) for g in deployers.groups)
+
+    def check_deployer(self, user: str, account_id: str, action: str = DEPLOY) -> None:
+        """Refuse ``user`` unless it may ``action`` (DEPLOY, TEAR_DOWN) the account.
+
+        The refusal names the user and the account asked for, and nothing else: it reads the same for an
+        account that is not onboarded and one that does not list the user, so it cannot be used to learn
+        which accounts are onboarded or who may deploy there.
+        """
+        if not self.may_deploy(user, account_id):
+            raise SageliftValidationError.single(
+                "account_id",
+                f"user {show(user)} may not {action} account {clip(str(account_id), 16)}: not one of its "
+                "deployers (platform.accounts.<account>.deployers)",
+            )
 
     def aws_conn_id(self, account_id: str) -> str:
         return f"{self.account_conn_id_prefix}{account_id}"

@@ -3,6 +3,7 @@
 A registration names when sagemaker_deploy runs again for a model, and with which conf:
 
     {
+      "owner": "alice",                             # the Airflow user the retrains act for
       "schedule": "0 3 * * 1",                     # optional cron (UTC) for periodic retraining
       "training_data_prefix": "s3://bucket/prefix/", # optional: new data here triggers a retrain
       "conf": { ...sagemaker_deploy parameters... }  # validated by parse_params, like the trigger form
@@ -11,6 +12,13 @@ A registration names when sagemaker_deploy runs again for a model, and with whic
 At least one of ``schedule`` and ``training_data_prefix`` is required. The data prefix is an Airflow
 Asset URI, so an external system announces new data by posting an asset event for it through the REST
 API. The registration's name is its file stem, which must equal the conf's ``model_name``.
+
+A scheduled or asset-triggered retrain has no triggering user, so it acts for the registration's
+``owner``, whom validate checks against the account's deployers like any user. The owner comes from the
+registration file, never from the run: validate recognises a retrain's deploy run by what only Airflow
+sets (the run type of a run a task started), the run id the retrain DAG gives it, and a conf equal to
+the registered one (``is_retrain_run``). A retrain a user starts by hand carries that user instead
+(Airflow passes the triggering user on to the runs a task starts), and is checked as that user.
 """
 
 from __future__ import annotations
@@ -21,10 +29,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.errors import Problems, SageliftValidationError, show
 from sagelift.domain.params import S3_URI_RE, default_conf, parse_params
+from sagelift.domain.platform import USER_NAME_RULE, is_user_name
 
-RETRAIN_KEYS = {"schedule", "training_data_prefix", "conf", "description"}
+RETRAIN_KEYS = {"owner", "schedule", "training_data_prefix", "conf", "description"}
+# Airflow's run type of a run that a task started (TriggerDagRunOperator); a user's trigger from the UI,
+# the REST API or the CLI is always "manual", so a user cannot create a run of this type.
+OPERATOR_TRIGGERED = "operator_triggered"
 # Five cron fields, or one of the @-presets croniter understands.
 CRON_RE = re.compile(r"^(@(hourly|daily|weekly|monthly|yearly|annually|midnight)|(\S+\s+){4}\S+)$")
 CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
@@ -34,6 +46,7 @@ CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
 class RetrainModel:
     model_name: str
     conf: dict[str, Any]
+    owner: str = ""
     schedule: str | None = None
     training_data_prefix: str | None = None
     description: str = ""
@@ -46,6 +59,22 @@ class RetrainModel:
 
 def derive_retrain_dag_id(model_name: str) -> str:
     return f"sagemaker_retrain_{model_name.replace('-', '_')}"
+
+
+def derive_retrain_run_id_prefix(retrain_dag_id: str) -> str:
+    """The start of the run id a retrain DAG gives the sagemaker_deploy run it starts."""
+    return f"retrain__{retrain_dag_id}__"
+
+
+def is_retrain_run(model: RetrainModel, run_type: str, run_id: str, conf: Mapping[str, Any]) -> bool:
+    """Whether a sagemaker_deploy run is ``model``'s retrain: started by a task (not by a user), with the
+    run id the model's retrain DAG gives it, and exactly the registered conf (so even a run of the
+    right shape started by some other DAG can only do what the owner registered)."""
+    return (
+        str(run_type) == OPERATOR_TRIGGERED
+        and run_id.startswith(derive_retrain_run_id_prefix(model.dag_id))
+        and dict(conf) == model.conf
+    )
 
 
 def _check_cron(value: Any, problems: Problems) -> str | None:
@@ -68,6 +97,12 @@ def parse_retrain_model(name: str, raw: Any, source: str = "") -> RetrainModel:
         raise SageliftValidationError.single(name, "a registration is a JSON object")
     for key in sorted(set(raw) - RETRAIN_KEYS):
         problems.add(key, f"unknown key; allowed: {', '.join(sorted(RETRAIN_KEYS))}")
+    owner = raw.get("owner")
+    if owner is None:
+        problems.add("owner", "required: the Airflow user the retrains act for")
+    elif not is_user_name(owner):
+        problems.add("owner", f"must be {USER_NAME_RULE}, got {show(owner)}")
+        owner = None
     schedule = _check_cron(raw.get("schedule"), problems)
     prefix = raw.get("training_data_prefix")
     if prefix is not None and (not isinstance(prefix, str) or not S3_URI_RE.match(prefix)):
@@ -99,6 +134,7 @@ def parse_retrain_model(name: str, raw: Any, source: str = "") -> RetrainModel:
     return RetrainModel(
         model_name=name,
         conf=dict(conf),
+        owner=str(owner or ""),
         schedule=schedule,
         training_data_prefix=prefix,
         description=description,

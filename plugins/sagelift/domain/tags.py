@@ -1,9 +1,10 @@
 """The organisation's standard tags plus the run's own, checked against AWS tag rules.
 
 The standard set lives in an S3 object, either ``{"Key": "Value", ...}`` or the AWS list form
-``[{"Key": ..., "Value": ...}, ...]``. Run tags (model, dag, run, account) are added; on a key clash
-the run tag wins, since it is what makes a resource traceable to the run that created it. The merged
-list goes on every resource the pipeline creates, so it must satisfy the strictest common rules.
+``[{"Key": ..., "Value": ...}, ...]``. Run tags (model, dag, run, account, the user the run acted for)
+are added; on a key clash the run tag wins, since it is what makes a resource traceable to the run that
+created it. The merged list goes on every resource the pipeline creates, so it must satisfy the
+strictest common rules.
 """
 
 from __future__ import annotations
@@ -93,12 +94,26 @@ def check_tags(tags: Iterable[Mapping[str, str]], field: str = "tags") -> None:
     problems.raise_if_any()
 
 
-def derive_run_tags(*, model_name: str, dag_id: str, run_id: str, account_id: str) -> list[Tag]:
+TRIGGERED_BY_TAG_KEY = f"{RUN_TAG_PREFIX}triggered-by"
+# The value when a plan names no user: the KFP engine's components, which cannot learn who triggered
+# their run (the Airflow run that submitted it checked and recorded the user).
+UNVERIFIED_USER = "unverified"
+
+
+def derive_run_tags(
+    *, model_name: str, dag_id: str, run_id: str, account_id: str, triggered_by: str | None = None
+) -> list[Tag]:
+    """The tags that tie a resource to the run that made it and the user it acted for.
+
+    ``triggered_by`` is the user the run acted for (the triggering user, or a retrain's owner); a
+    character AWS does not allow in tag values becomes '_' and the value is cut at 256 characters.
+    """
     return [
         {"Key": OWNER_TAG_KEY, "Value": model_name},
         {"Key": f"{RUN_TAG_PREFIX}dag-id", "Value": dag_id[:MAX_VALUE]},
         {"Key": f"{RUN_TAG_PREFIX}run-id", "Value": _tag_safe(run_id)[:MAX_VALUE]},
         {"Key": f"{RUN_TAG_PREFIX}account-id", "Value": account_id},
+        {"Key": TRIGGERED_BY_TAG_KEY, "Value": _tag_safe(triggered_by or UNVERIFIED_USER)[:MAX_VALUE]},
     ]
 
 

@@ -9,6 +9,10 @@ copy of it, and adding a retrain is adding a file. The schedule comes from the r
   ingestion job through the REST API (POST /api/v2/assets/events), starts a retrain;
 - both: whichever comes first (AssetOrTimeSchedule).
 
+The deploy run acts for the registration's ``owner`` when nobody triggered the retrain (a schedule, an
+asset event): its validate recognises the run (``registered_retrain``) and reads the owner from the file
+here, never from the run's conf. A retrain a user starts by hand acts for that user.
+
 The stored conf is data: it reaches the deploy run exactly as written in the file. The stock
 TriggerDagRunOperator renders ``conf`` with Jinja, so a registration value such as
 ``{{ conn.<id>.password }}`` would be evaluated with the worker's access and the secret would land in the
@@ -17,17 +21,26 @@ deploy run's conf, the model's environment and the logs; ``TriggerDeployRunOpera
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable
 
-from sagelift.domain.retrain import RetrainModel, parse_retrain_file
+from sagelift.domain.params import MODEL_NAME_MAX, SAGEMAKER_NAME_RE
+from sagelift.domain.retrain import (
+    OPERATOR_TRIGGERED,
+    RetrainModel,
+    derive_retrain_run_id_prefix,
+    is_retrain_run,
+    parse_retrain_file,
+)
 
 DEPLOY_DAG_ID = "sagemaker_deploy"
 TIMEZONE = "UTC"
+# plugins/sagelift/operators/retrain.py -> the project root, where include/ lives.
+REGISTRY = Path(__file__).resolve().parents[3] / "include" / "retrain"
 
 
 class TriggerDeployRunOperator(TriggerDagRunOperator):
@@ -52,6 +65,26 @@ def load_retrain_models(directory: Path) -> list[RetrainModel]:
     ]
 
 
+def registered_retrain(
+    run_type: str, run_id: str, conf: Mapping[str, Any], directory: Path = REGISTRY
+) -> RetrainModel | None:
+    """The registration a sagemaker_deploy run is the retrain of (see ``is_retrain_run``), else None.
+
+    The file is found by the conf's model_name, read only when that is a valid model name (so a conf can
+    name no other path), and parsed with the same rules as the retrain DAGs'.
+    """
+    name = conf.get("model_name")
+    if str(run_type) != OPERATOR_TRIGGERED or not isinstance(name, str):
+        return None
+    if len(name) > MODEL_NAME_MAX or not SAGEMAKER_NAME_RE.match(name):
+        return None
+    path = directory / f"{name}.json"
+    if not path.is_file():
+        return None
+    model = parse_retrain_file(name, path.read_text(), source=str(path))
+    return model if is_retrain_run(model, run_type, run_id, conf) else None
+
+
 def retrain_schedule(model: RetrainModel) -> object:
     timetable = CronTriggerTimetable(model.schedule, timezone=TIMEZONE) if model.schedule else None
     asset = (
@@ -73,7 +106,9 @@ def _doc(model: RetrainModel) -> str:
     return (
         f"### Retrain `{model.model_name}`\n\n{model.description}\n\n"
         f"Starts `sagemaker_deploy` with the conf registered in `include/retrain/{model.model_name}.json` "
-        f"{' or '.join(when)}, and waits for its outcome. Edit that file to change the conf or the schedule."
+        f"{' or '.join(when)}, and waits for its outcome. Edit that file to change the conf or the schedule.\n\n"
+        f"Scheduled and data-triggered runs act for the registration's owner, `{model.owner}`, who must be "
+        "one of the account's deployers; a run you trigger here acts for you."
     )
 
 
@@ -91,7 +126,7 @@ def build_retrain_dag(model: RetrainModel) -> DAG:
             task_id="start_deploy",
             trigger_dag_id=DEPLOY_DAG_ID,
             # Deterministic: the deploy run's resource names derive from this run id.
-            trigger_run_id="retrain__{{ dag.dag_id }}__{{ run_id }}",
+            trigger_run_id=derive_retrain_run_id_prefix(model.dag_id) + "{{ run_id }}",
             conf=model.conf,
             wait_for_completion=True,
             deferrable=True,

@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE, TEAR_DOWN, PlatformConfig
 from sagelift.domain.teardown import (
     TEARDOWN_PARAMETERS,
     TeardownPlan,
@@ -26,6 +27,7 @@ from sagelift.hooks.ecr import EcrHook
 from sagelift.hooks.platform import load_platform_config_raw
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.operators.base import StepInputs, step_errors
+from sagelift.operators.validate import triggering_user
 from sagelift.steps.pvc import claim_is_models
 from sagelift.steps.teardown import delete_copied_images, delete_sagemaker_resources
 
@@ -38,7 +40,9 @@ def teardown_params() -> dict[str, Param]:
 
 
 class TeardownValidateOperator(BaseOperator):
-    """Refuse a teardown whose confirm value is not the model name, before any remote call."""
+    """Refuse a teardown whose confirm value is not the model name, or whose triggering user is not one
+    of the account's deployers, before any remote call. A teardown nobody triggered is refused: no
+    schedule or other DAG deletes a model."""
 
     ui_color = "#fde8e8"
 
@@ -46,12 +50,20 @@ class TeardownValidateOperator(BaseOperator):
         dag_run = context["dag_run"]
         raw = {spec.name: spec.default for spec in TEARDOWN_PARAMETERS}
         raw.update(dict(dag_run.conf or {}))
+        user = triggering_user(dag_run)
         try:
+            if user is None:
+                raise SageliftValidationError.single(NO_USER_FIELD, NO_USER_RULE)
             request = parse_teardown_conf(raw)
-            plan = build_teardown_plan(request, load_platform_config_raw(), dag_run.dag_id, dag_run.run_id)
+            platform_raw = load_platform_config_raw()
+            # Before the onboarding check: a user who may not act there learns nothing about the account.
+            PlatformConfig.from_dict(platform_raw).check_deployer(user, request.account_id, TEAR_DOWN)
+            plan = build_teardown_plan(request, platform_raw, dag_run.dag_id, dag_run.run_id)
         except SageliftValidationError as err:
             raise AirflowFailException(f"Teardown refused. {err}") from None
-        self.log.info("Tearing down model %s in account %s.", request.model_name, request.account_id)
+        self.log.info(
+            "Tearing down model %s in account %s for %s.", request.model_name, request.account_id, user
+        )
         return plan.to_xcom()
 
 

@@ -1,4 +1,10 @@
-"""Step 0, validate: every rule a user or the platform can break, checked before any remote call."""
+"""Step 0, validate: every rule a user or the platform can break, checked before any remote call.
+
+It also decides who the run acts for (``acting_user``) and refuses a user who is not one of the
+account's deployers: the triggering user Airflow records for the run, or, for a scheduled or
+asset-triggered retrain (no triggering user), the owner named in the retrain's registration. A run with
+neither is refused, so no way of starting a run skips the check.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,33 @@ from airflow.sdk.exceptions import AirflowFailException
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.params import default_conf
 from sagelift.domain.plan import build_plan
+from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE
 from sagelift.hooks.platform import load_platform_config_raw
+from sagelift.operators.retrain import registered_retrain
+
+
+def triggering_user(dag_run: Any) -> str | None:
+    """The Airflow user who triggered the run (UI, REST API, CLI), as Airflow recorded it; None for runs
+    nobody triggered (a schedule, an asset event, another DAG's task started by a schedule)."""
+    user = getattr(dag_run, "triggering_user_name", None)
+    return str(user) if user else None
+
+
+def acting_user(dag_run: Any, conf: dict[str, Any]) -> tuple[str, str]:
+    """(user, why) the run acts for: its triggering user, else a registered retrain's owner.
+
+    Raises SageliftValidationError for a run with neither.
+    """
+    user = triggering_user(dag_run)
+    if user is not None:
+        return user, "triggering user"
+    run_type = getattr(dag_run, "run_type", "")
+    # The Task SDK's DagRunType is a str enum whose str() is its name: compare its value.
+    run_type = str(getattr(run_type, "value", run_type))
+    retrain = registered_retrain(run_type, dag_run.run_id, conf)
+    if retrain is not None:
+        return retrain.owner, f"owner of the retrain registration {retrain.model_name}"
+    raise SageliftValidationError.single(NO_USER_FIELD, NO_USER_RULE)
 
 
 class ValidateRunOperator(BaseOperator):
@@ -23,19 +55,26 @@ class ValidateRunOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         dag_run = context["dag_run"]
+        conf = dict(dag_run.conf or {})
         # The conf is the user's input; defaults come from the one parameter definition. (Not from
         # context["params"]: it hides unknown keys, which are typos more often than not.)
         raw = default_conf()
-        raw.update(dict(dag_run.conf or {}))
+        raw.update(conf)
         try:
-            plan = build_plan(raw, load_platform_config_raw(), dag_run.dag_id, dag_run.run_id)
+            user, why = acting_user(dag_run, conf)
+            plan = build_plan(
+                raw, load_platform_config_raw(), dag_run.dag_id, dag_run.run_id, triggered_by=user
+            )
         except SageliftValidationError as err:
             raise AirflowFailException(f"Invalid run configuration. {err}") from None
         names = plan["names"]
         self.log.info(
-            "Run plan for model %s in account %s: training job %s, model %s, endpoint config %s, endpoint %s",
+            "Run plan for model %s in account %s, acting for %s (%s): training job %s, model %s, "
+            "endpoint config %s, endpoint %s",
             plan["params"]["model_name"],
             plan["params"]["account_id"],
+            user,
+            why,
             names["training_job"],
             names["model"],
             names["endpoint_config"],

@@ -56,6 +56,7 @@ def resolve_tags(plan: Plan, s3: Any) -> list[dict[str, str]]:
         dag_id=plan.dag_id,
         run_id=plan.run_id,
         account_id=plan.account_id,
+        triggered_by=plan.triggered_by,
     )
     uri = plan.params.tags_s3_path or plan.platform.tags_s3_uri
     if plan.params.tags_s3_path is not None:  # validate refuses these already; checked where it is read
