@@ -2,7 +2,9 @@
 
 The trigger carries the run id, the connection id, the poll interval and a deadline; the hook (and so
 any token) is built inside the triggerer from the connection. The sync kfp-server-api client runs in a
-thread so the triggerer's event loop never blocks.
+thread so the triggerer's event loop never blocks. Every wait of a connection on the triggerer's loop
+shares one hook, so one client and one connection pool (and one OAuth token) serve them all
+(sagelift.triggers.clients).
 
 When a user marks the deferred task failed (or clears or marks it succeeded), Airflow 3.3 cancels the
 trigger and calls ``on_kill()``, which terminates the KFP run. Triggerer restarts and redistribution
@@ -21,6 +23,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from sagelift.domain.kfp import FAILED_STATES, SUCCEEDED
 from sagelift.hooks.kfp import KubeflowPipelinesError, KubeflowPipelinesHook, run_error_message
+from sagelift.triggers.clients import kfp_hook
 
 # Transient API errors tolerated in a row before the wait gives up (about 5 poll intervals).
 MAX_CONSECUTIVE_ERRORS = 5
@@ -66,11 +69,16 @@ class KubeflowPipelinesRunCompleteTrigger(BaseTrigger):
         return KubeflowPipelinesHook(kfp_conn_id=self.kfp_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with kfp_hook(self.kfp_conn_id) as hook:
+            async for event in self._wait(hook):
+                yield event
+
+    async def _wait(self, hook: KubeflowPipelinesHook) -> AsyncIterator[TriggerEvent]:
         deadline = datetime.fromisoformat(self.timeout_at) if self.timeout_at else None
         errors = 0
         while True:
             try:
-                run = await asyncio.to_thread(self.hook.get_run, self.run_id)
+                run = await asyncio.to_thread(hook.get_run, self.run_id)
             except KubeflowPipelinesError as err:
                 errors += 1
                 if not err.retryable or errors >= MAX_CONSECUTIVE_ERRORS:

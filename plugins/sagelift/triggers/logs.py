@@ -8,10 +8,30 @@ printed and skipping the lines already printed at that timestamp, so a line is p
 skipped. A job with several instances gets each line prefixed with its stream's name after the job name,
 ``[algo-2-1733400000] <line>``; a single instance's lines are printed as they are. ``drain`` reads the
 log to its end after the job has ended. A log that cannot be read is a warning, never an error.
+
+At a thousand waits the read calls meet CloudWatch Logs' per-account, per-region quotas
+(DescribeLogStreams: 5 calls per second by default in older accounts, 25 in the current API reference;
+GetLogEvents: 25), shared with everyone else reading logs in the account. So a trigger's tail:
+
+- looks for streams only once the job's container can have started: the training trigger passes it
+  every DescribeTrainingJob answer its waiter gets (``observe``), and streams are not looked for while
+  the job's SecondaryStatus is one of ``NOT_STARTED`` (the instance count comes from there too when the
+  trigger was serialized without it), at no extra call;
+- while streams are still missing, looks again after a backoff that doubles from ``list_backoff``
+  seconds up to ``LIST_BACKOFF_MAX_SECONDS``;
+- makes its calls through a ``PacedLogsClient``: every trigger of the triggerer that reads the same
+  connection and region waits its turn in one pace per operation, at most
+  ``DESCRIBE_LOG_STREAMS_PER_SECOND`` and ``GET_LOG_EVENTS_PER_SECOND`` calls in any second (40% of the
+  default quotas: two triggerers, Airflow's usual pair, stay within them with room for the console).
+  The final read of a job that has ended goes before the routine reads of the others.
+
+A standalone tail (no ``wait_for_start``, no ``list_backoff``, a plain client) looks at every poll.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +41,11 @@ TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 LOG_EVENTS_PER_POLL = 2000
 LOG_PAGES_PER_STREAM = 5
 FINAL_DRAIN_POLLS = 10
+DESCRIBE_LOG_STREAMS_PER_SECOND = 2
+GET_LOG_EVENTS_PER_SECOND = 10
+LIST_BACKOFF_MAX_SECONDS = 300.0
+# SecondaryStatus values before the training container starts: no instance can have logged anything.
+NOT_STARTED = frozenset({"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack"})
 # Answers worth another try at the next poll; any other error stops the streaming (with a warning).
 TRANSIENT_LOG_ERRORS = frozenset(
     {"ThrottlingException", "ServiceUnavailableException", "InternalFailure", "RequestLimitExceeded"}
@@ -41,14 +66,36 @@ class TrainingLogTail:
     ``poll`` and ``drain`` take an async CloudWatch Logs client; the lines go to ``log.info``.
     """
 
-    def __init__(self, job_name: str, log: Any, instance_count: int = 0) -> None:
+    def __init__(
+        self,
+        job_name: str,
+        log: Any,
+        instance_count: int = 0,
+        *,
+        wait_for_start: bool = False,
+        list_backoff: float = 0.0,
+    ) -> None:
         self.job_name = job_name
         self.log = log
-        self.instance_count = instance_count  # 0: unknown, so streams are looked for at every poll
+        self.instance_count = instance_count  # 0: unknown, so streams are looked for until the job ends
         self.positions: dict[str, _Position] = {}
         self.look_for_streams = True
         self.caught_up = False
         self.stopped = False
+        self.started = not wait_for_start  # until observed, a waiting tail assumes nothing has started
+        self.list_backoff = list_backoff
+        self._listings_short = 0  # listings so far; each one pushes the next further out
+        self._next_listing = 0.0
+
+    def observe(self, description: dict[str, Any]) -> None:
+        """Learn from a DescribeTrainingJob answer: has the container started, how many instances."""
+        secondary = description.get("SecondaryStatus")
+        if secondary:
+            self.started = secondary not in NOT_STARTED
+        if not self.instance_count:
+            count = description.get("ResourceConfig", {}).get("InstanceCount")
+            if isinstance(count, int) and count > 0:
+                self.instance_count = count
 
     async def poll(self, client: Any, budget: int = LOG_EVENTS_PER_POLL, *, to_the_end: bool = False) -> None:
         """Print what is new, at most about ``budget`` lines.
@@ -61,7 +108,7 @@ class TrainingLogTail:
         if self.stopped:
             return
         try:
-            await self._find_streams(client)
+            await self._find_streams(client, now=to_the_end)
             await self._read_new(client, budget, to_the_end)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
@@ -84,8 +131,11 @@ class TrainingLogTail:
             self.log.warning("Could not read the training log of %s now (%s); retrying", self.job_name, err)
 
     async def drain(self, client: Any) -> None:
-        """Read the log to its end, within ``FINAL_DRAIN_POLLS`` polls; for after the job has ended."""
-        self.look_for_streams = True  # once more, for a stream that appeared late
+        """Read the log to its end, within ``FINAL_DRAIN_POLLS`` polls; for after the job has ended.
+
+        Streams still missing are looked for at once (not gated nor backed off); when every instance's
+        stream was found, none is looked for again.
+        """
         for _ in range(FINAL_DRAIN_POLLS):
             await self.poll(client, to_the_end=True)
             if self.stopped or self.caught_up:
@@ -96,9 +146,18 @@ class TrainingLogTail:
             TRAINING_LOG_GROUP,
         )
 
-    async def _find_streams(self, client: Any) -> None:
+    async def _find_streams(self, client: Any, *, now: bool) -> None:
+        """List the job's streams, unless all were found, or (``now`` aside) it is too early."""
         if not self.look_for_streams:
             return
+        if not now and (not self.started or time.monotonic() < self._next_listing):
+            return
+        if self.list_backoff:  # the next look, should this one find streams missing (or no log group)
+            delay = self.list_backoff * 2 ** min(self._listings_short, 16)
+            self._next_listing = time.monotonic() + min(
+                delay, max(self.list_backoff, LIST_BACKOFF_MAX_SECONDS)
+            )
+            self._listings_short += 1
         kwargs: dict[str, Any] = {
             "logGroupName": TRAINING_LOG_GROUP,
             "logStreamNamePrefix": f"{self.job_name}/",
@@ -178,3 +237,27 @@ class TrainingLogTail:
             position.skip += 1
         else:
             position.timestamp, position.skip = event["timestamp"], 1
+
+
+class PacedLogsClient:
+    """The read calls of a shared CloudWatch Logs client, each after its turn in the client's paces.
+
+    ``urgent``: the final read of an ended job, which goes before the routine reads of running ones.
+    ``unless``: once this event is set, a read still waiting for its turn is given up
+    (``sagelift.triggers.clients.Abandoned``), e.g. when the wait has ended and the final read is next.
+    """
+
+    def __init__(self, shared: Any, *, urgent: bool = False, unless: asyncio.Event | None = None) -> None:
+        self._shared = shared  # a sagelift.triggers.clients.SharedAwsClient of "logs"
+        self._urgent = urgent
+        self._unless = unless
+
+    async def describe_log_streams(self, **kwargs: Any) -> Any:
+        pace = self._shared.pace("DescribeLogStreams", DESCRIBE_LOG_STREAMS_PER_SECOND)
+        async with pace.call(urgent=self._urgent, unless=self._unless):
+            return await self._shared.client.describe_log_streams(**kwargs)
+
+    async def get_log_events(self, **kwargs: Any) -> Any:
+        pace = self._shared.pace("GetLogEvents", GET_LOG_EVENTS_PER_SECOND)
+        async with pace.call(urgent=self._urgent, unless=self._unless):
+            return await self._shared.client.get_log_events(**kwargs)

@@ -1,8 +1,12 @@
 """Wait for a SageMaker training job or endpoint without holding a worker slot.
 
 The provider's ``SageMakerTrigger`` (its waiter JSON treats ``Failed`` and ``Stopped`` as terminal
-failures and reports the job's ``FailureReason``) with what it lacks:
+failures and reports the job's ``FailureReason``; its events and messages are kept) with what it lacks:
 
+- shared clients: the provider's ``run`` makes an aiobotocore client per trigger; these triggers lease
+  the triggerer's one client per (event loop, connection, region, service) from
+  sagelift.triggers.clients and wait with the provider's waiter and its ``async_wait`` loop, so 1,000
+  waits hold one SageMaker and one CloudWatch Logs client, not 2,000 and more;
 - a wait whose attempt count is the caller's, derived from a wall-clock budget (the provider's
   endpoint wait is fixed at 480 attempts);
 - ``on_kill``: when a user marks the deferred training task failed (or clears it or marks it
@@ -11,13 +15,14 @@ failures and reports the job's ``FailureReason``) with what it lacks:
   not call it, so a job keeps training while the triggerer is replaced;
 - the job's training log (``print_log``): while it waits, the training trigger tails the job's
   CloudWatch Logs streams (sagelift.triggers.logs) and logs every new line, so it lands in the task's
-  log. When the waiter reaches its outcome, the log is read to its end (within ``FINAL_DRAIN_TIMEOUT_SECONDS``)
-  before the event fires; the events fired are the waiter's, unchanged.
+  log. The tail learns from the waiter's own DescribeTrainingJob answers whether the job's container
+  has started and how many instances it has, so the job is described once per poll interval and no
+  more. When the waiter reaches its outcome, the log is read to its end (within
+  ``FINAL_DRAIN_TIMEOUT_SECONDS``) before the event fires; the events fired are the waiter's, unchanged.
 
 The trigger carries only the job name, the connection id, the region, the wait settings, whether to
-stream the log and the job's instance count (so the log tail knows how many streams to expect without
-describing the job again); the triggerer builds the same role-chained session from the connection as the
-worker does.
+stream the log and the job's instance count; the triggerer builds the same role-chained session from the
+connection as the worker does.
 
 A trigger keeps nothing between two runs but its arguments, so a wait resumed on another triggerer
 (restart, redistribution) prints the log again from its beginning, after a line saying so: a repeat is
@@ -28,22 +33,80 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+from airflow.providers.amazon.aws.utils.waiter_with_logging import async_wait
+from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import TriggerEvent
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import WaiterError
 
 from sagelift.hooks.sagemaker import SageMakerHook
-from sagelift.triggers.logs import TRAINING_LOG_GROUP, TrainingLogTail
+from sagelift.triggers.clients import Abandoned, SharedAwsClient, aws_client
+from sagelift.triggers.logs import TRAINING_LOG_GROUP, PacedLogsClient, TrainingLogTail
 
 FINAL_DRAIN_TIMEOUT_SECONDS = 120
 LOG_SETTLE_SECONDS = 5
 
 
-class SageMakerTrainingCompleteTrigger(SageMakerTrigger):
+class _ObservedWaiter:
+    """A waiter that shows each answer it gets to ``observe`` (async_wait only logs them)."""
+
+    def __init__(self, waiter: Any, observe: Callable[[dict[str, Any]], None]) -> None:
+        self._waiter = waiter
+        self._observe = observe
+
+    async def wait(self, **kwargs: Any) -> None:
+        try:
+            await self._waiter.wait(**kwargs)
+        except WaiterError as error:
+            response: Any = error.last_response
+            if isinstance(response, dict) and "Error" not in response:
+                self._observe(response)
+            raise
+
+
+class _SharedClientWaitTrigger(SageMakerTrigger):
+    """The provider's wait (same waiter, loop, events and messages) on the loop's shared client."""
+
+    def _client(self, service: str) -> contextlib.AbstractAsyncContextManager[SharedAwsClient]:
+        return aws_client(
+            service,
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            botocore_config=self.botocore_config,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with self._client("sagemaker") as sagemaker:
+            async for event in self._wait(sagemaker):
+                yield event
+
+    async def _wait(
+        self, sagemaker: SharedAwsClient, observe: Callable[[dict[str, Any]], None] | None = None
+    ) -> AsyncIterator[TriggerEvent]:
+        waiter = sagemaker.waiter(self.waiter_name, self.waiter_config_overrides)
+        if observe is not None:
+            waiter = _ObservedWaiter(waiter, observe)
+        try:
+            await async_wait(
+                waiter,
+                self.waiter_delay,
+                self.attempts,
+                self.waiter_args,
+                self.failure_message,
+                self.status_message,
+                self.status_queries,
+            )
+        except AirflowException as error:
+            yield self._event_from_exception(error)
+        else:
+            yield TriggerEvent({"status": "success", self.return_key: self.return_value})
+
+
+class SageMakerTrainingCompleteTrigger(_SharedClientWaitTrigger):
     """Fires once: ``success``, ``failed`` / ``stopped`` (with the reason), ``timeout`` or ``error``.
 
     With ``print_log``, the job's training log is streamed into the task log while it waits (see the
@@ -65,44 +128,46 @@ class SageMakerTrainingCompleteTrigger(SageMakerTrigger):
         self.serialized_fields["instance_count"] = instance_count
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        if not self.print_log:
-            async for event in super().run():
-                yield event
-            return
-        finished = asyncio.Event()
-        streaming = asyncio.create_task(self._stream_training_log(finished))
-        try:
-            async for event in super().run():
-                finished.set()
-                await asyncio.wait({streaming}, timeout=FINAL_DRAIN_TIMEOUT_SECONDS)
-                self._report_streaming_end(streaming)
-                yield event
-        finally:
-            streaming.cancel()
+        async with self._client("sagemaker") as sagemaker:
+            if not self.print_log:
+                async for event in self._wait(sagemaker):
+                    yield event
+                return
+            tail = TrainingLogTail(
+                self.job_name,
+                self.log,
+                self.instance_count,
+                wait_for_start=True,
+                list_backoff=float(self.waiter_delay),
+            )
+            finished = asyncio.Event()
+            streaming = asyncio.create_task(self._stream_training_log(tail, finished))
+            try:
+                async for event in self._wait(sagemaker, observe=tail.observe):
+                    finished.set()
+                    await asyncio.wait({streaming}, timeout=FINAL_DRAIN_TIMEOUT_SECONDS)
+                    self._report_streaming_end(streaming)
+                    yield event
+            finally:
+                streaming.cancel()
 
-    async def _stream_training_log(self, finished: asyncio.Event) -> None:
-        tail = TrainingLogTail(self.job_name, self.log, await self._instance_count())
-        async with await AwsLogsHook(**self._hook_parameters).get_async_conn() as client:
+    async def _stream_training_log(self, tail: TrainingLogTail, finished: asyncio.Event) -> None:
+        async with self._client("logs") as logs:
+            # A routine read still waiting for its turn when the wait ends is given up: the final read
+            # goes first instead.
+            routine = PacedLogsClient(logs, unless=finished)
             while not finished.is_set():
-                await tail.poll(client)
+                try:
+                    await tail.poll(routine)
+                except Abandoned:
+                    break
                 if tail.stopped:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(finished.wait(), timeout=self.waiter_delay)
             # The last lines can reach CloudWatch shortly after the job's status changes.
             await asyncio.sleep(min(self.waiter_delay, LOG_SETTLE_SECONDS))
-            await tail.drain(client)
-
-    async def _instance_count(self) -> int:
-        if self.instance_count:
-            return self.instance_count
-        hook = SageMakerHook(**self._hook_parameters)  # a trigger serialized before instance_count
-        try:
-            description = await hook.describe_training_job_async(self.job_name)
-        except (ClientError, BotoCoreError) as err:
-            self.log.warning("Could not read training job %s's instance count: %s", self.job_name, err)
-            return 0
-        return int(description.get("ResourceConfig", {}).get("InstanceCount", 0))
+            await tail.drain(PacedLogsClient(logs, urgent=True))
 
     def _report_streaming_end(self, streaming: asyncio.Task[None]) -> None:
         if not streaming.done():
@@ -130,7 +195,7 @@ class SageMakerTrainingCompleteTrigger(SageMakerTrigger):
         await asyncio.to_thread(hook.stop_training_job_if_running, self.job_name)
 
 
-class SageMakerEndpointCompleteTrigger(SageMakerTrigger):
+class SageMakerEndpointCompleteTrigger(_SharedClientWaitTrigger):
     """The provider's endpoint wait, with the attempt count the caller derives from its budget."""
 
     def __init__(self, job_name: str, job_type: str = "endpoint", **kwargs: Any) -> None:
