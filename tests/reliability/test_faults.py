@@ -1,22 +1,62 @@
-"""Every AWS operation the DAG calls, throttled once and failed with a 500 once: the run still succeeds.
+"""The fault matrix: every AWS operation of two deploys of one model, each hit by every fault, changes nothing.
 
-The matrix is (operations of a fault-free run) x (ThrottlingException, 500 InternalFailure). Each
-operation's first call is throttled and its second answered 500, all in one run, so the botocore
-retries (standard mode, from sagelift.hooks.sts) absorb both and the run leaves exactly the resources
-of a fault-free run.
+A deploy and the next deploy of the same model (the second updates the endpoint, the stage and the usage
+plan, and prunes) run four times against fresh accounts, with API-key authorization so that the usage
+plan and the key are made too:
+
+- fault-free, recording the operations each run calls, the resources the account then holds, the
+  invoke URL and the API key;
+- ``throttle``, ``internal`` (500), ``reset`` and ``latency`` on every operation of each run: its first
+  call is throttled, its second answered 500, its third's connection reset, its fourth delayed; botocore's
+  retries absorb them all, so no task is retried;
+- ``lost`` (processed, answer lost) on every create and update (every operation that is not a Get, List,
+  Describe or Head): the local AWS performs the first call, then drops the connection without answering,
+  and botocore sends the request again.
+
+Merged into these runs rather than one run per (operation, fault): every pair of runs must leave exactly
+the resources of the fault-free pair (SageMaker, API Gateway down to stages, usage plan stages and keys,
+ECR), one API Gateway deployment per run, and the same invoke URL and API key on the next run; and the
+lifecycle's log must show every planned fault served, each lost answer a success the caller never saw.
+botocore's backoff sleeps are scaled to a tenth here: the matrix is about what the retries decide and
+leave behind, not how long they wait (the waits are botocore's own).
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from tests.support.local_aws import SCIENTIST_ACCOUNT
-from tests.support.sagemaker_lifecycle import count_resources
+from tests.support.sagemaker_lifecycle import count_resources, deployments_per_run
 from tests.support.scenario import demo_conf
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-FAULTS = ("throttle", "internal")
+ANSWERED_FAULTS = ("throttle", "internal", "reset", "latency")
+READS = ("Get", "List", "Describe", "Head")
+
+
+def is_write(operation: str) -> bool:
+    return not operation.split(":", 1)[1].startswith(READS)
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    from botocore.retries.standard import ExponentialBackoff
+
+    original = ExponentialBackoff.delay_amount
+    monkeypatch.setattr(
+        ExponentialBackoff, "delay_amount", lambda self, context: original(self, context) / 10
+    )
+
+
+def _platform(scenario, monkeypatch, rate_limit: float) -> None:
+    """API-key authorization (so a usage plan and a key are made); the second run changes the throttle."""
+    scenario.platform_overrides["api"] = {"authorization": "API_KEY", "throttle_rate_limit": rate_limit}
+    for key, value in scenario.airflow_env().items():
+        monkeypatch.setenv(key, value)
 
 
 def _rebuild(scenario, local_aws, monkeypatch) -> None:
@@ -27,29 +67,108 @@ def _rebuild(scenario, local_aws, monkeypatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-def test_one_throttle_and_one_500_per_operation_change_nothing(
-    run_deploy, scenario, lifecycle, local_aws, monkeypatch
+def _exposed(result) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter(XComModel.run_id == result.dag_run.run_id, XComModel.task_id == "expose_api")
+            .filter(XComModel.key == "return_value")
+            .one()
+        )
+        value = row.value
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def _two_runs(run_deploy, scenario, monkeypatch, local_aws, plan_faults=None) -> list[dict[str, Any]]:
+    """Deploy, then deploy again; per run: operations called, resources left, invoke URL, key, tries."""
+    outcomes = []
+    for rate_limit in (50.0, 60.0):
+        _platform(scenario, monkeypatch, rate_limit)
+        if plan_faults is not None:
+            plan_faults(len(outcomes))
+        result = run_deploy(demo_conf())
+        assert result.state == "success", result.states
+        exposed = _exposed(result)
+        outcomes.append(
+            {
+                "operations": sorted({f"{c.service}:{c.operation}" for c in result.calls}),
+                "resources": count_resources(local_aws, SCIENTIST_ACCOUNT),
+                "deployments": sorted(deployments_per_run(local_aws, SCIENTIST_ACCOUNT).values()),
+                "invoke_url": exposed["invoke_url"],
+                "api_key_id": exposed["api_key_id"],
+                "tries": {ti.task_id: ti.try_number for ti in result.dag_run.get_task_instances()},
+            }
+        )
+    return outcomes
+
+
+def _assert_like_fault_free(faulty: list[dict[str, Any]], clean: list[dict[str, Any]]) -> None:
+    for run, expected in zip(faulty, clean, strict=True):
+        assert run["resources"] == expected["resources"]
+        assert run["deployments"] == expected["deployments"] == [1] * len(expected["deployments"])
+        # Absorbed inside the steps (botocore's retries, re-checks), not by task retries.
+        assert set(run["tries"].values()) == {1}, run["tries"]
+    assert faulty[1]["invoke_url"] == faulty[0]["invoke_url"]
+    assert faulty[1]["api_key_id"] == faulty[0]["api_key_id"]
+
+
+def test_every_operation_under_every_fault_leaves_what_a_fault_free_deploy_leaves(
+    run_deploy, scenario, lifecycle, local_aws, monkeypatch, fast_backoff
 ):
-    clean = run_deploy(demo_conf())
-    assert clean.state == "success", clean.states
-    expected = count_resources(local_aws, SCIENTIST_ACCOUNT)
-    operations = sorted({f"{c.service}:{c.operation}" for c in clean.calls})
+    clean = _two_runs(run_deploy, scenario, monkeypatch, local_aws)
+    assert clean[1]["invoke_url"] == clean[0]["invoke_url"]
+    assert clean[1]["api_key_id"] == clean[0]["api_key_id"]
+    assert clean[0]["resources"]["usage_plans"] == clean[0]["resources"]["api_keys"] == 1
+    operations = [run["operations"] for run in clean]
+    writes = [[op for op in ops if is_write(op)] for ops in operations]
+    answered = sum(len(ops) for ops in operations) * len(ANSWERED_FAULTS)
+    lost = sum(len(ops) for ops in writes)
     print(
-        f"fault matrix: {len(operations)} operations x {len(FAULTS)} faults = {len(operations) * len(FAULTS)}"
+        f"fault matrix: {len(set(operations[0]) | set(operations[1]))} operations over two runs; "
+        f"{answered} (operation, run, fault) cells of {'/'.join(ANSWERED_FAULTS)} + {lost} of lost "
+        f"({len(set(writes[0]) | set(writes[1]))} distinct creates and updates) = {answered + lost}"
     )
 
-    _rebuild(scenario, local_aws, monkeypatch)
-    for operation in operations:
-        for fault in FAULTS:
-            lifecycle.fault(operation, fault, count=1)
-    faulty = run_deploy(demo_conf())
+    def answered_faults(run: int) -> None:
+        lifecycle.rules.clear()
+        lifecycle.injected.clear()
+        for operation in operations[run]:
+            for fault in ANSWERED_FAULTS:
+                lifecycle.fault(operation, fault, count=1, latency_seconds=0.2)
 
-    assert faulty.state == "success", faulty.states
-    # Absorbed by the AWS clients' retries, not by task retries.
-    assert {ti.task_id: ti.try_number for ti in faulty.dag_run.get_task_instances()} == {
-        ti.task_id: 1 for ti in faulty.dag_run.get_task_instances()
-    }
-    assert count_resources(local_aws, SCIENTIST_ACCOUNT) == expected
-    served = set(lifecycle.injected)
-    missing = [(op, fault) for op in operations for fault in FAULTS if (op, fault) not in served]
-    assert missing == []
+    _rebuild(scenario, local_aws, monkeypatch)
+    served: list[set[tuple[str, str]]] = []
+
+    def answered_and_logged(run: int) -> None:
+        if run:
+            served.append(set(lifecycle.injected))
+        answered_faults(run)
+
+    faulty = _two_runs(run_deploy, scenario, monkeypatch, local_aws, answered_and_logged)
+    served.append(set(lifecycle.injected))
+    _assert_like_fault_free(faulty, clean)
+    for run, ops in enumerate(operations):
+        missing = [(op, f) for op in ops for f in ANSWERED_FAULTS if (op, f) not in served[run]]
+        assert missing == [], f"run {run + 1}"
+
+    lost_per_run: list[list[tuple[str, int]]] = []
+
+    def lost_faults(run: int) -> None:
+        if run:
+            lost_per_run.append(list(lifecycle.lost_answers))
+        lifecycle.rules.clear()
+        lifecycle.lost_answers.clear()
+        for operation in writes[run]:
+            lifecycle.fault(operation, "lost", count=1)
+
+    _rebuild(scenario, local_aws, monkeypatch)
+    faulty = _two_runs(run_deploy, scenario, monkeypatch, local_aws, lost_faults)
+    lost_per_run.append(list(lifecycle.lost_answers))
+    _assert_like_fault_free(faulty, clean)
+    for run, ops in enumerate(writes):
+        assert sorted({op for op, _ in lost_per_run[run]}) == ops, f"run {run + 1}"
+        # The server acted every time; only the answer was lost.
+        assert [(op, s) for op, s in lost_per_run[run] if not 200 <= s < 300] == [], f"run {run + 1}"

@@ -31,11 +31,23 @@ Emulated, computed at each Describe* from the emulated time since the resource w
 - faults per operation (``"<service>:<Operation>"`` as in botocore, or ``"*"``): ``throttle``
   (ThrottlingException, HTTP 400; S3: SlowDown, HTTP 503), ``internal`` (InternalFailure, HTTP 500), ``reset`` (the TCP
   connection is closed without an answer), ``latency`` (``latency_seconds`` added before the answer),
-  for the next ``count`` calls or with ``probability`` (seeded, so a test is repeatable). Error bodies
-  are in the service's protocol (JSON ``__type``, rest-json ``x-amzn-ErrorType``, XML ``<Code>``).
-  S3 is throttled as S3 does it: 503 ``SlowDown``.
+  ``lost`` (processed, answer lost: the local AWS performs the operation, then the connection is closed
+  without an answer, as when a load balancer drops it after the service acted; botocore then sends the
+  same request again), for the next ``count`` calls or with ``probability`` (seeded, so a test is
+  repeatable). Error bodies are in the service's protocol (JSON ``__type``, rest-json
+  ``x-amzn-ErrorType``, XML ``<Code>``). S3 is throttled as S3 does it: 503 ``SlowDown``.
   Faults apply only to the product's calls: requests from ``LocalAws.client()`` (a test looking into an
-  account, marked by moto's account header) pass untouched. ``injected`` logs every fault served.
+  account, marked by moto's account header) pass untouched. ``injected`` logs every fault served, and
+  ``lost_answers`` the HTTP status of each answer a ``lost`` fault withheld;
+- what a request sent twice meets, as AWS answers it (moto itself accepts most repeats and overwrites or
+  duplicates): CreateTrainingJob of an existing name answers ``ResourceInUse``; CreateModel,
+  CreateEndpointConfig and CreateEndpoint ``ValidationException: Cannot create already existing ...``;
+  API Gateway CreateResource of a path its parent already has, PutMethod of an existing method and
+  PutMethodResponse of an existing status code answer ``ConflictException`` (AWS's wording); so do
+  CreateUsagePlanKey of a key the plan holds and UpdateUsagePlan adding a stage the plan names (AWS
+  refuses both; its exact code and wording there are assumed). CreateRestApi, CreateUsagePlan,
+  CreateApiKey and CreateDeployment make another one, as in AWS. While an endpoint is Updating,
+  DescribeEndpoint shows the config being deployed in ``PendingDeploymentSummary``.
 
 What it does not emulate: billing or instance capacity, CloudWatch metrics of a job, a training log's
 real content or size, CloudWatch's ingestion delay (a line is readable as soon as it is due),
@@ -69,7 +81,7 @@ _LOCK = threading.Lock()
 
 TRAINING_OUTCOMES = ("Completed", "Failed", "Stopped")
 ENDPOINT_OUTCOMES = ("InService", "Failed", "RolledBack")
-FAULTS = ("throttle", "internal", "reset", "latency")
+FAULTS = ("throttle", "internal", "reset", "latency", "lost")
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_LOG_EPOCHS = 3
 TRAINING_LOG_STARTS = 0.1  # of the scripted seconds: the Downloading transition creates the streams
@@ -183,6 +195,7 @@ class SageMakerLifecycle:
     update_script: EndpointScript = field(default_factory=EndpointScript)
     rules: list[FaultRule] = field(default_factory=list)
     injected: list[tuple[str, str]] = field(default_factory=list)
+    lost_answers: list[tuple[str, int]] = field(default_factory=list)
     jobs: dict[str, _Job] = field(default_factory=dict)
     endpoints: dict[str, _EndpointChange] = field(default_factory=dict)
 
@@ -270,6 +283,8 @@ class SageMakerLifecycle:
             return None
         if rule.kind == "reset":
             return _reset_app
+        if rule.kind == "lost":
+            return self._lost_answer_app(name)
         if rule.kind == "internal":
             code, status = "InternalFailure", 500
         elif service == "s3":
@@ -277,6 +292,30 @@ class SageMakerLifecycle:
         else:
             code, status = "ThrottlingException", 400
         return _error_app(protocol, code, status, f"injected by the test's fault plan ({rule.kind})")
+
+    def _lost_answer_app(self, name: str) -> Callable[..., Any]:
+        """Let the local AWS act on the request, then drop the connection instead of answering."""
+
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            statuses: list[str] = []
+
+            def withheld(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+                statuses.append(status)
+                return lambda data: None
+
+            answer = _moto_app()(environ, withheld)
+            try:
+                for _ in answer:  # the whole answer is produced, so the operation has been performed
+                    pass
+            finally:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
+            with _LOCK:
+                self.lost_answers.append((name, int(statuses[0].split()[0]) if statuses else 0))
+            return _reset_app(environ, start_response)
+
+        return app
 
     def _fires(self, rule: FaultRule) -> bool:
         if rule.probability is not None:
@@ -414,6 +453,7 @@ class SageMakerLifecycle:
         if not done:
             endpoint.endpoint_status = "Creating" if change.kind == "create" else "Updating"
             return
+        endpoint.pending_deployment_summary = None
         outcome = change.script.outcome
         if outcome == "RolledBack":
             endpoint.endpoint_status = "InService"
@@ -445,7 +485,7 @@ def _patch_moto() -> None:
         return
     from moto.core.responses import ActionResult
     from moto.logs.models import LogsBackend
-    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
     from moto.sagemaker.models import SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
 
@@ -453,10 +493,27 @@ def _patch_moto() -> None:
     original_describe_job = backend.describe_training_job
     original_create_job = backend.create_training_job
     original_create_endpoint = backend.create_endpoint
+    original_create_model = backend.create_model
+    original_create_endpoint_config = backend.create_endpoint_config
     original_update_endpoint = backend.update_endpoint
     original_describe_endpoint = backend.describe_endpoint
 
+    def refuse_existing(self: Any, kind: str, name: str, existing: Any) -> None:
+        """SageMaker refuses a create of a name that exists (moto overwrites it)."""
+        if active() is None or name not in existing:
+            return
+        resource = {"model": "model", "endpoint configuration": "endpoint-config", "endpoint": "endpoint"}
+        arn = f"arn:aws:sagemaker:{self.region_name}:{self.account_id}:{resource[kind]}/{name}"
+        raise ValidationError(message=f'Cannot create already existing {kind} "{arn}".')
+
     def create_training_job(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = kwargs.get("training_job_name", args[0] if args else None)
+        if active() is not None and name in self.training_jobs:
+            raise ResourceInUseException(
+                message="Training job names must be unique within an AWS account and region, and a training "
+                f"job with this name already exists (arn:aws:sagemaker:{self.region_name}:{self.account_id}:"
+                f"training-job/{name})"
+            )
         job = original_create_job(self, *args, **kwargs)
         life = active()
         if life is not None:
@@ -487,7 +544,17 @@ def _patch_moto() -> None:
         self.sagemaker_backend.stop_training_job(self._get_param("TrainingJobName"))
         return ActionResult({})
 
+    def create_model(self: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse_existing(self, "model", kwargs.get("model_name", args[0] if args else ""), self._models)
+        return original_create_model(self, *args, **kwargs)
+
+    def create_endpoint_config(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = kwargs.get("endpoint_config_name", args[0] if args else "")
+        refuse_existing(self, "endpoint configuration", name, self.endpoint_configs)
+        return original_create_endpoint_config(self, *args, **kwargs)
+
     def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
+        refuse_existing(self, "endpoint", endpoint_name, self.endpoints)
         endpoint = original_create_endpoint(self, endpoint_name, endpoint_config_name, tags)
         life = active()
         if life is not None:
@@ -517,8 +584,13 @@ def _patch_moto() -> None:
                     new_config=endpoint_config_name,
                     new_variants=endpoint.production_variants,
                 )
-                # While Updating, SageMaker still reports the config being replaced.
+                # While Updating, SageMaker still reports the config being replaced, and the one being
+                # deployed in PendingDeploymentSummary.
                 endpoint.endpoint_config_name, endpoint.production_variants = old
+                endpoint.pending_deployment_summary = {
+                    "EndpointConfigName": endpoint_config_name,
+                    "StartTime": endpoint.last_modified_time,
+                }
                 life.advance_endpoint(endpoint)
         return endpoint
 
@@ -548,10 +620,82 @@ def _patch_moto() -> None:
     backend.describe_training_job = describe_training_job
     backend.stop_training_job = stop_training_job
     backend.create_endpoint = create_endpoint
+    backend.create_model = create_model
+    backend.create_endpoint_config = create_endpoint_config
+    _patch_apigateway()
     backend.update_endpoint = update_endpoint
     backend.describe_endpoint = describe_endpoint
     SageMakerResponse.stop_training_job = stop_training_job_response  # type: ignore[attr-defined]
     _PATCHED = True
+
+
+def _patch_apigateway() -> None:
+    """API Gateway refuses what moto repeats: a second child of one path, method, method response,
+    usage plan key or usage plan stage. Only while a lifecycle is installed."""
+    from moto.apigateway.exceptions import ConflictException
+    from moto.apigateway.models import APIGatewayBackend
+
+    backend: Any = APIGatewayBackend
+    original_create_resource = backend.create_resource
+    original_put_method = backend.put_method
+    original_put_method_response = backend.put_method_response
+    original_create_usage_plan_key = backend.create_usage_plan_key
+    original_update_usage_plan = backend.update_usage_plan
+
+    def create_resource(self: Any, function_id: str, parent_resource_id: str, path_part: str) -> Any:
+        if active() is not None and path_part:
+            siblings = self.get_rest_api(function_id).resources.values()
+            if any(r.parent_id == parent_resource_id and r.path_part == path_part for r in siblings):
+                raise ConflictException(
+                    f"Another resource with the same parent already has this name: {path_part}"
+                )
+        return original_create_resource(self, function_id, parent_resource_id, path_part)
+
+    def put_method(
+        self: Any, function_id: str, resource_id: str, method_type: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        resource = self.get_resource(function_id, resource_id)
+        if active() is not None and method_type in resource.resource_methods:
+            raise ConflictException("Method already exists for this resource")
+        return original_put_method(self, function_id, resource_id, method_type, *args, **kwargs)
+
+    def put_method_response(
+        self: Any, function_id: str, resource_id: str, method_type: str, response_code: str, *args: Any
+    ) -> Any:
+        method = self.get_method(function_id, resource_id, method_type)
+        if active() is not None and str(response_code) in method.method_responses:
+            raise ConflictException("Response already exists for this resource")
+        return original_put_method_response(self, function_id, resource_id, method_type, response_code, *args)
+
+    def create_usage_plan_key(self: Any, usage_plan_id: str, payload: dict[str, Any]) -> Any:
+        if active() is not None and payload.get("keyId") in self.usage_plan_keys.get(usage_plan_id, {}):
+            raise ConflictException(f"Usage plan {usage_plan_id} already has API key {payload.get('keyId')}")
+        return original_create_usage_plan_key(self, usage_plan_id, payload)
+
+    def update_usage_plan(self: Any, usage_plan_id: str, patch_operations: Any) -> Any:
+        plan = self.usage_plans.get(usage_plan_id)
+        if active() is not None and plan is not None:
+            named = {f"{s['apiId']}:{s['stage']}" for s in plan.api_stages or []}
+            for op in patch_operations or []:
+                if op.get("op") == "add" and op.get("path") == "/apiStages" and op.get("value") in named:
+                    raise ConflictException(
+                        f"API stage {op['value']} is already in usage plan {usage_plan_id}"
+                    )
+        return original_update_usage_plan(self, usage_plan_id, patch_operations)
+
+    backend.create_resource = create_resource
+    backend.put_method = put_method
+    backend.put_method_response = put_method_response
+    backend.create_usage_plan_key = create_usage_plan_key
+    backend.update_usage_plan = update_usage_plan
+
+
+@cache
+def _moto_app() -> Callable[..., Any]:
+    """A WSGI app of moto's server over the same (process-wide) backends the local AWS serves."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return DomainDispatcherApplication(create_backend_app)
 
 
 # --- identifying the operation of a raw request ----------------------------------------------------
@@ -612,7 +756,9 @@ def identify_operation(environ: dict[str, Any]) -> tuple[str, str, str]:
         return service, action, protocol
     if model is None:
         return service, "Unknown", protocol
-    method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+    # The path as sent: a label holding a "/" (TagResource's ARN) arrives as %2F, which PATH_INFO decodes.
+    raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+    method, path = environ.get("REQUEST_METHOD", ""), raw or environ.get("PATH_INFO", "")
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     if service == "s3" and environ.get("HTTP_HOST", "").count(".") >= 1 and not path.startswith("/"):
         path = "/" + path
@@ -671,11 +817,38 @@ def _reset_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 def count_resources(aws: LocalAws, account: str) -> dict[str, int]:
     """How many of each resource a run leaves in ``account``: what must not change on retries."""
     sm = aws.client("sagemaker", account)
+    apigateway = aws.client("apigateway", account)
+    apis = apigateway.get_rest_apis(limit=500)["items"]
+    plans = apigateway.get_usage_plans(limit=500)["items"]
     return {
         "training_jobs": len(sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]),
         "models": len(sm.list_models(MaxResults=100)["Models"]),
         "endpoint_configs": len(sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]),
         "endpoints": len(sm.list_endpoints(MaxResults=100)["Endpoints"]),
-        "rest_apis": len(aws.client("apigateway", account).get_rest_apis(limit=500)["items"]),
+        "rest_apis": len(apis),
+        "api_resources": sum(
+            len(apigateway.get_resources(restApiId=a["id"], limit=500)["items"]) for a in apis
+        ),
+        "api_stages": sum(len(apigateway.get_stages(restApiId=a["id"])["item"]) for a in apis),
+        "usage_plans": len(plans),
+        "usage_plan_stages": sum(len(p.get("apiStages") or []) for p in plans),
+        "usage_plan_keys": sum(
+            len(apigateway.get_usage_plan_keys(usagePlanId=p["id"], limit=500)["items"]) for p in plans
+        ),
+        "api_keys": len(apigateway.get_api_keys(limit=500)["items"]),
         "ecr_repositories": len(aws.client("ecr", account).describe_repositories()["repositories"]),
     }
+
+
+def deployments_per_run(aws: LocalAws, account: str) -> dict[str, int]:
+    """API Gateway deployments by description (sagelift names the run in it): one per run is expected.
+
+    Kept apart from ``count_resources``: clearing expose_api deploys again, by design.
+    """
+    apigateway = aws.client("apigateway", account)
+    counts: dict[str, int] = {}
+    for api in apigateway.get_rest_apis(limit=500)["items"]:
+        for deployment in apigateway.get_deployments(restApiId=api["id"], limit=500)["items"]:
+            description = str(deployment.get("description", ""))
+            counts[description] = counts.get(description, 0) + 1
+    return counts

@@ -7,7 +7,9 @@ them stay data) and which give the task its upstream edges. ``StepInputs`` store
 and reads each back as its type once per execute.
 
 ``step_errors`` maps the core's outcomes (sagelift.steps.errors) onto Airflow's: a refusal or a final
-outcome fails the task without retries, a transient state fails this try so the task's retries run.
+outcome fails the task without retries, a transient state fails this try so the task's retries run. An
+AWS error a step lets through is classified the same way (``classify``): throttling, 5xx and dropped
+connections are retried, refusals are final.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.plan import Plan, SessionFacts
-from sagelift.steps.errors import StepFailed, StepRetry
+from sagelift.steps.errors import StepFailed, StepRetry, classify
 
 INPUT_FIELDS = ("plan", "session", "tags", "images")
 
@@ -34,6 +37,10 @@ def step_errors(prefix: str = "") -> Iterator[None]:
         raise AirflowFailException(f"{prefix}{err}") from None
     except StepRetry as err:
         raise AirflowException(f"{prefix}{err}") from None
+    except (ClientError, BotoCoreError) as err:
+        if classify(err) == "transient":
+            raise AirflowException(f"{prefix}{err} (transient; the task is retried)") from err
+        raise AirflowFailException(f"{prefix}{err}") from err
 
 
 class StepInputs:

@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from kubernetes.client import models as k8s
 
 from sagelift.domain.plan import Plan
 from sagelift.operators.base import StepInputs
 from sagelift.pod import program_source
-from sagelift.steps.pvc import PROGRAM, claim_spec, derive_pod_name
+from sagelift.steps.pvc import FINAL_EXIT_CODES, PROGRAM, claim_spec, derive_pod_name
 
 
 class KubernetesEnsurePvcOperator(StepInputs, KubernetesPodOperator):
@@ -71,6 +71,18 @@ class KubernetesEnsurePvcOperator(StepInputs, KubernetesPodOperator):
         )
         return super().execute(context)
 
+    def cleanup(
+        self, pod: k8s.V1Pod, remote_pod: k8s.V1Pod, xcom_result: dict | None = None, context: Any = None
+    ) -> None:
+        """The provider fails any failed pod as retryable; the program's refusals (RBAC, a claim of the
+        name with other settings, bad arguments: sagelift.steps.pvc.FINAL_EXIT_CODES) are final."""
+        try:
+            super().cleanup(pod, remote_pod, xcom_result, context)
+        except AirflowException as err:
+            if _exit_code(remote_pod, self.base_container_name) in FINAL_EXIT_CODES:
+                raise AirflowFailException(str(err)) from None
+            raise
+
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
         # A resumed deferral runs on a fresh operator: connect to the cluster the same way again.
         self._configure(self.read_plan(), context)
@@ -100,3 +112,12 @@ class KubernetesEnsurePvcOperator(StepInputs, KubernetesPodOperator):
         self.cmds = ["python3", "-c", program_source(PROGRAM)]
         self.arguments = spec.arguments()
         return spec
+
+
+def _exit_code(remote_pod: Any, container: str) -> int | None:
+    statuses = getattr(getattr(remote_pod, "status", None), "container_statuses", None) or []
+    for status in statuses:
+        terminated = getattr(getattr(status, "state", None), "terminated", None)
+        if status.name == container and terminated is not None:
+            return int(terminated.exit_code)
+    return None

@@ -51,8 +51,10 @@ class StsAssumeRoleChainOperator(StepInputs, BaseOperator):
                 f"platform's master pipeline role is {platform.master_role_arn}; re-render the connection "
                 "with `make onboard` (README 'Onboarding a scientist account')."
             )
-        client: Any = StsHook(aws_conn_id=conn_id, region_name=platform.region).conn
         with step_errors("assume_role_chain: "):
+            # Making the client performs the chain's AssumeRole hops: a refused hop is final, STS not
+            # answering now is retried (sagelift.steps.role_chain).
+            client: Any = StsHook(aws_conn_id=conn_id, region_name=platform.region).conn
             facts = check_identity(client, platform, account_id)
         session = SessionFacts(**facts, aws_conn_id=conn_id, expiration=_expiry(client))
         self.log.info(

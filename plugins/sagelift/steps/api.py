@@ -5,16 +5,32 @@ model's API. Nothing here imports Airflow, so both engines share it: the Airflow
 (sagelift.hooks.apigateway) is this class on the connection's client, and the Kubeflow Pipelines
 component (include/kfp) wraps its own chained boto3 client. Request bodies come from
 ``sagelift.domain.apigateway`` and are sent unchanged.
+
+Lost answers. botocore sends a request again when the connection drops before the answer, even if API
+Gateway had already acted. So every create and update here is written to meet its own earlier copy:
+
+- CreateRestApi, CreateUsagePlan, CreateApiKey and CreateDeployment make another item each time. After
+  each (and after one that ended in a transient error) the model's items are listed again by name and
+  owner tag (deployments: those this call made, by the run's description) and converge to one: the
+  oldest, then the lowest id (usage plans, which have no date: the one naming the API's stage, then the
+  lowest id), so every try and every later run keeps the same API, invoke URL and key; the others are
+  deleted (a usage plan first loses its stages and keys, as API Gateway requires).
+- CreateResource, PutMethod, PutMethodResponse, CreateStage and CreateUsagePlanKey answer
+  ``ConflictException`` when repeated, and UpdateUsagePlan refuses to add a stage the plan names: such a
+  refusal is accepted once a read shows the thing in place, as this run wants it.
+- PutIntegration, PutIntegrationResponse, TagResource and the ``replace`` patches of UpdateRestApi and
+  UpdateStage are idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelift.domain.apigateway import (
     HTTP_METHOD,
@@ -43,7 +59,7 @@ from sagelift.domain.apigateway import (
     select_owned,
 )
 from sagelift.domain.plan import Plan
-from sagelift.steps.errors import StepFailed, is_not_found
+from sagelift.steps.errors import StepFailed, classify, error_code, is_not_found
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +126,11 @@ class ApiGatewayClient:
         """The model's APIs (name and owner tag both match), oldest first; normally zero or one."""
         return [dict(item) for item in select_owned(self.list_rest_apis(), name, model_name)]
 
-    def find_api(self, name: str, model_name: str) -> dict[str, Any] | None:
+    def keep_one_api(self, name: str, model_name: str) -> dict[str, Any] | None:
         """The model's API; extras (a create whose answer was lost and was sent again) are deleted.
 
         The one kept is the oldest (then the lowest id), so every run converges on the same API and its
-        invoke URL. An API of that name that is not the model's is refused, never adopted.
+        invoke URL.
         """
         found = self.find_apis(name, model_name)
         for extra in found[1:]:
@@ -126,7 +142,12 @@ class ApiGatewayClient:
                 model_name,
             )
             self.delete_rest_api(extra["id"])
-        if not found:
+        return found[0] if found else None
+
+    def find_api(self, name: str, model_name: str) -> dict[str, Any] | None:
+        """``keep_one_api``; an API of that name that is not the model's is refused, never adopted."""
+        kept = self.keep_one_api(name, model_name)
+        if kept is None:
             strangers = [a["id"] for a in self.list_rest_apis() if a.get("name") == name]
             if strangers:
                 raise StepFailed(
@@ -134,7 +155,7 @@ class ApiGatewayClient:
                     f"{model_name}'s; sagelift will not change it. Choose another model_name, or delete or "
                     "re-tag that API."
                 )
-        return found[0] if found else None
+        return kept
 
     # --- resources, methods, integrations --------------------------------------------------------
     def list_resources(self, api_id: str) -> list[dict[str, Any]]:
@@ -179,6 +200,12 @@ class ApiGatewayClient:
     def create_deployment(self, request: Mapping[str, Any]) -> str:
         return self.client.create_deployment(**request)["id"]
 
+    def list_deployments(self, api_id: str) -> list[dict[str, Any]]:
+        return self._all("get_deployments", restApiId=api_id)
+
+    def delete_deployment(self, api_id: str, deployment_id: str) -> None:
+        self.client.delete_deployment(restApiId=api_id, deploymentId=deployment_id)
+
     def get_stage(self, api_id: str, stage_name: str) -> dict[str, Any] | None:
         try:
             return _strip_metadata(self.client.get_stage(restApiId=api_id, stageName=stage_name))
@@ -199,6 +226,9 @@ class ApiGatewayClient:
 
     def create_usage_plan(self, request: Mapping[str, Any]) -> str:
         return self.client.create_usage_plan(**request)["id"]
+
+    def get_usage_plan(self, plan_id: str) -> dict[str, Any]:
+        return _strip_metadata(self.client.get_usage_plan(usagePlanId=plan_id))
 
     def update_usage_plan(self, plan_id: str, patch_operations: list[dict[str, str]]) -> None:
         self.client.update_usage_plan(usagePlanId=plan_id, patchOperations=patch_operations)
@@ -225,6 +255,40 @@ class ApiGatewayClient:
 
     def delete_api_key(self, key_id: str) -> None:
         self.client.delete_api_key(apiKey=key_id)
+
+    def delete_usage_plan_fully(self, plan: Mapping[str, Any]) -> None:
+        """Detach the plan's stages, remove its keys, then delete it (API Gateway's required order)."""
+        stages = [f"{s['apiId']}:{s['stage']}" for s in plan.get("apiStages") or []]
+        if stages:
+            self.update_usage_plan(
+                plan["id"], [{"op": "remove", "path": "/apiStages", "value": stage} for stage in stages]
+            )
+        for key_id in self.list_usage_plan_key_ids(plan["id"]):
+            self.delete_usage_plan_key(plan["id"], key_id)
+        self.delete_usage_plan(plan["id"])
+
+    def keep_one_usage_plan(self, name: str, model_name: str, stage: str) -> dict[str, Any] | None:
+        """The model's usage plan; extras are deleted. API Gateway gives plans no creation date, so the one
+        kept is the one naming ``stage`` (``apiId:stageName``: the plan in use), then the lowest id."""
+        plans = sorted(
+            select_owned(self.list_usage_plans(), name, model_name),
+            key=lambda plan: stage not in api_stages_of(plan, [stage.split(":", 1)[0]]),
+        )
+        for extra in plans[1:]:
+            log.warning("Usage plan %s (%s) duplicates %s; deleting it", name, extra["id"], plans[0]["id"])
+            self.delete_usage_plan_fully(extra)
+        return dict(plans[0]) if plans else None
+
+    def keep_one_api_key(self, name: str, model_name: str, plan_id: str | None) -> dict[str, Any] | None:
+        """The model's API key, the oldest (then lowest id); extras leave ``plan_id`` and are deleted."""
+        keys = select_owned(self.list_api_keys(name), name, model_name)
+        in_plan = set(self.list_usage_plan_key_ids(plan_id)) if plan_id and len(keys) > 1 else set()
+        for extra in keys[1:]:
+            log.warning("API key %s (%s) duplicates %s; deleting it", name, extra["id"], keys[0]["id"])
+            if plan_id and extra["id"] in in_plan:
+                self.delete_usage_plan_key(plan_id, extra["id"])
+            self.delete_api_key(extra["id"])
+        return dict(keys[0]) if keys else None
 
     # --- removal ---------------------------------------------------------------------------------
     def remove_model_api(self, api_name: str, model_name: str) -> ApiRemoval:
@@ -294,7 +358,11 @@ def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
     api = hook.find_api(spec.api_name, spec.model_name)
     created = api is None
     if api is None:
-        api = hook.create_rest_api(build_create_rest_api_request(spec))
+        api = _create_one(
+            lambda: hook.create_rest_api(build_create_rest_api_request(spec)),
+            lambda: hook.keep_one_api(spec.api_name, spec.model_name),
+            f"API {spec.api_name}",
+        )
     else:
         patch = build_update_rest_api_patch(api, spec)
         if patch:
@@ -309,10 +377,13 @@ def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
     for request in build_put_integration_response_requests(api_id, resource_id):
         hook.put_integration_response(request)
 
-    deployment_id = hook.create_deployment(build_create_deployment_request(api_id, spec))
+    deployment_id = _deploy(hook, api_id, spec)
     stage = hook.get_stage(api_id, spec.stage_name)
     if stage is None:
-        hook.create_stage(build_create_stage_request(api_id, deployment_id, spec))
+        _accept_repeat(
+            lambda: hook.create_stage(build_create_stage_request(api_id, deployment_id, spec)),
+            lambda: hook.get_stage(api_id, spec.stage_name) is not None,
+        )
         hook.update_stage(api_id, spec.stage_name, build_stage_patch_operations(spec, deployment_id=None))
     else:
         hook.update_stage(
@@ -339,11 +410,91 @@ def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
     )
 
 
+def _create_one(
+    create: Callable[[], Any], keep_one: Callable[[], Mapping[str, Any] | None], what: str
+) -> dict[str, Any]:
+    """Create an item that API Gateway would duplicate, then converge the model's items on one.
+
+    botocore may have sent the create twice (its first answer lost), and a create that ended in a
+    transient error may still have been performed: either way the listing by name and owner tag decides
+    which one this run uses (``keep_one`` keeps the oldest and deletes the others).
+    """
+    failure: ClientError | BotoCoreError | None = None
+    created: Any = None
+    try:
+        created = create()
+    except (ClientError, BotoCoreError) as err:
+        if classify(err) != "transient":
+            raise
+        failure = err
+    kept = keep_one()
+    if kept is not None:
+        if failure is not None:
+            log.info("%s: the create failed (%s), but AWS had made it; using %s", what, failure, kept["id"])
+        return dict(kept)
+    if failure is not None:
+        raise failure
+    # Not listed yet (a listing can lag a create): the created item itself.
+    return dict(created)
+
+
+def _accept_repeat(
+    put: Callable[[], Any], in_place: Callable[[], bool], codes: tuple[str, ...] = ("ConflictException",)
+) -> None:
+    """A write API Gateway refuses to repeat: its refusal means an earlier copy (whose answer was lost)
+    was performed, which a read confirms; any other refusal stands."""
+    try:
+        put()
+    except ClientError as err:
+        if error_code(err) not in codes or not in_place():
+            raise
+        log.info("%s was already done by an earlier attempt whose answer was lost.", err.operation_name)
+
+
+def _deploy(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> str:
+    """Create this try's deployment; copies made by a repeated request converge on the oldest."""
+
+    def mine() -> dict[str, dict[str, Any]]:
+        return {
+            d["id"]: d
+            for d in hook.list_deployments(api_id)
+            if d.get("description") == spec.deployment_description
+        }
+
+    before = set(mine())
+
+    def keep_one() -> dict[str, Any] | None:
+        new = sorted(
+            (d for i, d in mine().items() if i not in before),
+            key=lambda d: (str(d.get("createdDate") or ""), str(d["id"])),
+        )
+        for extra in new[1:]:
+            log.warning("Deployment %s duplicates %s; deleting it", extra["id"], new[0]["id"])
+            hook.delete_deployment(api_id, extra["id"])
+        return new[0] if new else None
+
+    def create() -> dict[str, str]:
+        return {"id": hook.create_deployment(build_create_deployment_request(api_id, spec))}
+
+    return str(_create_one(create, keep_one, f"deployment of API {api_id}")["id"])
+
+
 def _ensure_invocations_resource(hook: ApiGatewayClient, api_id: str) -> str:
     by_path = {r["path"]: r["id"] for r in hook.list_resources(api_id)}
     if RESOURCE_PATH in by_path:
         return by_path[RESOURCE_PATH]
-    return hook.create_resource(build_create_resource_request(api_id, by_path["/"]))["id"]
+
+    def in_place() -> bool:
+        by_path.update({r["path"]: r["id"] for r in hook.list_resources(api_id)})
+        return RESOURCE_PATH in by_path
+
+    try:
+        return str(hook.create_resource(build_create_resource_request(api_id, by_path["/"]))["id"])
+    except ClientError as err:
+        if error_code(err) != "ConflictException" or not in_place():
+            raise
+    log.info("Resource %s was created by an earlier attempt whose answer was lost.", RESOURCE_PATH)
+    return by_path[RESOURCE_PATH]
 
 
 def _ensure_method(hook: ApiGatewayClient, api_id: str, resource_id: str, spec: ApiSpec) -> None:
@@ -354,7 +505,12 @@ def _ensure_method(hook: ApiGatewayClient, api_id: str, resource_id: str, spec: 
         hook.delete_method(api_id, resource_id, HTTP_METHOD)
         existing = None
     if existing is None:
-        hook.put_method(wanted)
+
+        def method_in_place() -> bool:
+            method = hook.get_method(api_id, resource_id, HTTP_METHOD)
+            return method is not None and method_matches(method, wanted)
+
+        _accept_repeat(lambda: hook.put_method(wanted), method_in_place)
     responses: Mapping[str, Any] = (existing or {}).get("methodResponses") or {}
     for request in build_put_method_response_requests(api_id, resource_id):
         current = responses.get(request["statusCode"])
@@ -362,20 +518,50 @@ def _ensure_method(hook: ApiGatewayClient, api_id: str, resource_id: str, spec: 
             continue
         if current is not None:
             hook.delete_method_response(api_id, resource_id, HTTP_METHOD, request["statusCode"])
-        hook.put_method_response(request)
+        _accept_repeat(
+            partial(hook.put_method_response, request),
+            partial(_method_response_in_place, hook, api_id, resource_id, request),
+        )
+
+
+def _method_response_in_place(
+    hook: ApiGatewayClient, api_id: str, resource_id: str, request: Mapping[str, Any]
+) -> bool:
+    method = hook.get_method(api_id, resource_id, HTTP_METHOD) or {}
+    current = (method.get("methodResponses") or {}).get(request["statusCode"])
+    return method_response_matches(current, request)
 
 
 def _ensure_usage_plan_and_key(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> tuple[str, str]:
-    plans = select_owned(hook.list_usage_plans(), spec.api_name, spec.model_name)
-    if plans:
-        plan_id = str(plans[0]["id"])
-        patch = build_usage_plan_patch(plans[0], api_id, spec)
-        if patch:
-            hook.update_usage_plan(plan_id, patch)
-    else:
-        plan_id = hook.create_usage_plan(build_create_usage_plan_request(api_id, spec))
-    keys = select_owned(hook.list_api_keys(spec.api_name), spec.api_name, spec.model_name)
-    key_id = str(keys[0]["id"]) if keys else hook.create_api_key(build_create_api_key_request(spec))
+    """The model's one usage plan and one API key (the oldest of each), the key in the plan."""
+    name, model, stage = spec.api_name, spec.model_name, f"{api_id}:{spec.stage_name}"
+    plan = hook.keep_one_usage_plan(name, model, stage)
+    if plan is None:
+        plan = _create_one(
+            lambda: {"id": hook.create_usage_plan(build_create_usage_plan_request(api_id, spec))},
+            lambda: hook.keep_one_usage_plan(name, model, stage),
+            f"usage plan {name}",
+        )
+    plan_id = str(plan["id"])
+    patch = build_usage_plan_patch(plan, api_id, spec)
+    if patch:
+        # A repeated "add" of a stage is refused; the plan read back says whether anything is left.
+        _accept_repeat(
+            lambda: hook.update_usage_plan(plan_id, patch),
+            lambda: not build_usage_plan_patch(hook.get_usage_plan(plan_id), api_id, spec),
+            codes=("ConflictException", "BadRequestException"),
+        )
+    key = hook.keep_one_api_key(name, model, plan_id)
+    if key is None:
+        key = _create_one(
+            lambda: {"id": hook.create_api_key(build_create_api_key_request(spec))},
+            lambda: hook.keep_one_api_key(name, model, plan_id),
+            f"API key {name}",
+        )
+    key_id = str(key["id"])
     if key_id not in hook.list_usage_plan_key_ids(plan_id):
-        hook.create_usage_plan_key(plan_id, key_id)
+        _accept_repeat(
+            lambda: hook.create_usage_plan_key(plan_id, key_id),
+            lambda: key_id in hook.list_usage_plan_key_ids(plan_id),
+        )
     return plan_id, key_id

@@ -4,15 +4,43 @@ A step ends in one of three ways besides success, and each engine maps them the 
 
 | kind | raised as | examples | Airflow | KFP |
 |---|---|---|---|---|
-| refusal | ``StepFailed`` | AccessDenied, a trust policy or ExternalId that does not allow a hop, a validation error, a training job Failed or Stopped, an endpoint Failed or rolled back, a resource sagelift does not own | the task fails without retries | the component fails |
-| transient | ``StepRetry``, or the botocore error itself once botocore's own retries are spent | throttling, HTTP 5xx, timeouts, dropped connections, an endpoint another deploy is changing, a run of the same model holding the lock | the task is retried (its ``retries`` with exponential backoff) | the component fails; KFP's retry policy reruns it |
+| refusal | ``StepFailed`` | AccessDenied, a trust policy or ExternalId that does not allow a hop, a validation error, a training job Failed or Stopped, an endpoint Failed or rolled back, a resource sagelift does not own | the task fails without retries | the component fails (KFP's retry policy, 2 retries 30 s apart, reruns any failed component: KFP cannot tell the kinds apart) |
+| transient | ``StepRetry``, or the botocore error itself once botocore's own retries are spent | throttling, HTTP 5xx, timeouts, dropped connections, an endpoint another deploy is changing, a run of the same model holding the lock | the task is retried (its ``retries`` with exponential backoff) | the component fails and is rerun |
 | not found | the step's own decision (create, adopt or skip) | ``ValidationException: Could not find ...``, ``ResourceNotFound``, ``NotFoundException``, ``NoSuchKey`` | - | - |
 
-Every client the steps use comes from a session with botocore's ``standard`` retry mode (10 attempts
-with jittered exponential backoff), so a throttle or a 500 is retried inside the call first; only when
-those attempts are spent does a transient error reach the step, which re-raises it for the engine's
-task-level retry. ``classify`` is the one function that decides refusal versus transient for an AWS
-error; ``is_not_found`` the one that recognises a missing resource.
+``classify`` is the one function that decides refusal versus transient for an AWS error;
+``is_not_found`` the one that recognises a missing resource. On Airflow, ``step_errors``
+(sagelift.operators.base) wraps every step: ``StepFailed`` and validation errors become
+``AirflowFailException`` (no retries), ``StepRetry`` an ``AirflowException`` (retried), and an AWS error a
+step lets through is sent the same way by ``classify`` (a not-found the step did not expect is final).
+
+Per step (what is final, what is retried, and what a repeated request meets):
+
+| step | final (refusal) | retried (transient) | repeated after a lost answer |
+|---|---|---|---|
+| validate | every broken rule, named with its field (``SageliftValidationError``); no remote call | - | - |
+| ensure_pvc | the in-pod program's refusals, with its one-line reason: RBAC refusal or a rejected token (exit 4), a claim of the name with other settings (3), bad arguments (2) (``FINAL_EXIT_CODES``, sagelift.steps.pvc) | the API server unreachable or answering any other error (exit 1), the claim not bound in time (5), pod start-up timeouts | POST answered 409: the claim is read and checked |
+| assume_role_chain | a hop AWS refuses (``RoleChainError``: AccessDenied, trust policy or ExternalId, naming the hop and the role); a connection that is missing, chains through another master role, or ends as another role | STS throttled, 5xx or unreachable once botocore's 10 attempts are spent (``RoleChainUnavailable``); the same for every later task whose client assumes the chain again | AssumeRole and GetCallerIdentity are reads: safe |
+| acquire_model_lock | a lock object sagelift did not write; the wait budget spent while another run holds it | S3 throttled or 5xx; the lock changing under it | (sagelift.steps.lock) |
+| resolve_tags | the document missing, not readable (AccessDenied), over 256 KB or malformed | S3 ``SlowDown``, 5xx, timeouts | GetObject: a read |
+| copy_images | an image not found, registry credentials or TLS refused, a source or token realm outside the allow-list, a bad reference | registry or ECR 5xx, throttling, network errors (one generic message per source), a hung copy past its time bound | CreateRepository answered ``RepositoryAlreadyExistsException``: used as it is |
+| train_model | CreateTrainingJob refused (AccessDenied, ValidationException); the job ``Failed`` or ``Stopped``; the wait budget spent | throttling, 5xx, timeouts, a deferred wait that ended in an error | ``ResourceInUse``: the run's job exists and is followed |
+| create_model | CreateModel refused | throttling, 5xx, timeouts | ``Cannot create already existing model``: the model just requested |
+| deploy_endpoint | an endpoint or config not tagged as the model's; ``Failed``; rolled back; the wait budget spent | throttling, 5xx, timeouts; the endpoint being changed by another deploy (``StepRetry``) | ``Cannot create already existing endpoint [configuration]``: done; ``Cannot update in-progress endpoint`` while Updating to this run's config (``PendingDeploymentSummary``): done, and waited for |
+| expose_api | an API of the name not tagged as the model's; API settings the platform refuses | ``TooManyRequestsException``, 5xx, timeouts, ``ConflictException`` left after the checks | CreateRestApi, CreateUsagePlan, CreateApiKey, CreateDeployment: listed again by name and owner tag, extras deleted, the oldest (then lowest id; a usage plan: the one naming the API's stage) kept; ``ConflictException`` on CreateResource, PutMethod, PutMethodResponse, CreateStage, CreateUsagePlanKey, UpdateUsagePlan: accepted once a read shows it in place |
+| summarize_run | - (reads XCom only) | - | - |
+| teardown tasks | its validate's refusals; AWS refusals (AccessDenied) | throttling, 5xx, timeouts | deletes of something already gone: nothing to do (resources not tagged as the model's are left alone) |
+
+Retry budget. Every client the steps use comes from a session with botocore's ``standard`` retry mode
+(10 attempts, jittered exponential backoff of up to 1, 2, 4, 8, 16, then 20 s between attempts: up to
+about 110 s, half that on average), so a throttle, a 500 or a dropped connection is retried inside the call
+first. Only when those attempts are spent does a transient error reach the step, which raises it for the
+engine's task-level retry: sagemaker_deploy's tasks have ``retries=2``, ``retry_delay`` 30 s and
+exponential backoff (Airflow waits between d and 2d: 30-60 s, then 60-120 s), so the third try starts at
+least 90 s after the first ended, and an outage of STS or any AWS API shorter than about 90 s (the ~50 s
+of STS 500s seen in the field included) is absorbed however botocore's jitter falls
+(tests/reliability/test_transient_errors.py checks the DAG's settings against this). A longer outage
+fails the task with the transient error, never with a message blaming configuration.
 """
 
 from __future__ import annotations

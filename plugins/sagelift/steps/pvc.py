@@ -14,9 +14,13 @@ import re
 from dataclasses import dataclass
 
 from sagelift.domain.plan import Plan
-from sagelift.steps.errors import StepFailed
+from sagelift.pod.ensure_pvc import EXIT_FORBIDDEN, EXIT_MISMATCH, EXIT_USAGE
+from sagelift.steps.errors import StepFailed, StepRetry
 
 PROGRAM = "ensure_pvc"
+# The program's refusals; its other failures (the API server unreachable or answering 5xx, a claim not
+# bound in time) may pass on a later try.
+FINAL_EXIT_CODES = (EXIT_USAGE, EXIT_MISMATCH, EXIT_FORBIDDEN)
 MODEL_LABEL = "sagelift/model-name"
 MAX_LABEL_LEN = 63
 
@@ -105,9 +109,8 @@ def ensure_claim_here(spec: ClaimSpec) -> str:
 
     code = program.main(spec.arguments())
     if code != 0:
-        raise StepFailed(
-            f"ensure_pvc: claim {spec.name} could not be ensured (exit code {code}; see the log)"
-        )
+        message = f"ensure_pvc: claim {spec.name} could not be ensured (exit code {code}; see the log)"
+        raise StepFailed(message) if code in FINAL_EXIT_CODES else StepRetry(message)
     return spec.name
 
 
