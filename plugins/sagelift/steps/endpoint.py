@@ -9,6 +9,10 @@ The endpoint's name is stable per model (``<model_name>``), so a new run updates
 - an endpoint not tagged as this model's (another team's of the same name) is refused, never updated;
 - a ``Failed`` endpoint is deleted (waiting until it is gone) and created again;
 - an endpoint another deploy is changing (Creating, Updating, ...) is a transient state: retried later;
+  one already moving to this run's config (an earlier try, or a request whose answer was lost, got that
+  far; ``PendingDeploymentSummary`` names the config an update deploys) is waited for instead;
+- a create or update sent again by botocore after its answer was lost meets what the first one did
+  (``Cannot create already existing ...``, ``Cannot update in-progress endpoint``), which counts as done;
 - an endpoint already serving this run's config is left as it is (nothing to wait for);
 - otherwise it is updated (UpdateEndpoint, its tags refreshed first) or created;
 - after the wait, ``Failed`` is final with SageMaker's reason; an endpoint found on another config is
@@ -116,6 +120,16 @@ def reconcile_endpoint(client: Any, plan: Plan, tags: list[dict[str, str]]) -> R
         )
         current = None
     if current is not None and current["EndpointStatus"] in CHANGING:
+        if changing_to(current) == names.endpoint_config:
+            # This run's own create or update, from an earlier try or a request whose answer was lost.
+            log.info(
+                "Endpoint %s is already %s to this run's %s; waiting for it.",
+                names.endpoint,
+                current["EndpointStatus"],
+                names.endpoint_config,
+            )
+            operation: Operation = "create" if current["EndpointStatus"] == "Creating" else "update"
+            return Reconciled(operation, names.endpoint, names.endpoint_config)
         raise StepRetry(
             f"Endpoint {names.endpoint} is {current['EndpointStatus']} (another deploy is changing it); "
             "this step is retried and deploys once it is settled."
@@ -133,7 +147,7 @@ def reconcile_endpoint(client: Any, plan: Plan, tags: list[dict[str, str]]) -> R
             current["EndpointConfigName"],
             names.endpoint_config,
         )
-        client.update_endpoint(**build_update_endpoint_request(names))
+        _update_endpoint(client, build_update_endpoint_request(names))
         return Reconciled("update", names.endpoint, names.endpoint_config)
     log.info("Creating endpoint %s on config %s.", names.endpoint, names.endpoint_config)
     try:
@@ -142,6 +156,35 @@ def reconcile_endpoint(client: Any, plan: Plan, tags: list[dict[str, str]]) -> R
         if error_code(err) != "ValidationException" or "already exist" not in str(err):
             raise
     return Reconciled("create", names.endpoint, names.endpoint_config)
+
+
+def changing_to(endpoint: Mapping[str, Any]) -> str | None:
+    """The config a Creating or Updating endpoint is being moved to (Updating still reports the old one
+    as ``EndpointConfigName`` and the new one in ``PendingDeploymentSummary``); None otherwise."""
+    if endpoint.get("EndpointStatus") == "Creating":
+        return str(endpoint.get("EndpointConfigName") or "") or None
+    if endpoint.get("EndpointStatus") in ("Updating", "SystemUpdating"):
+        pending = endpoint.get("PendingDeploymentSummary") or {}
+        return str(pending.get("EndpointConfigName") or "") or None
+    return None
+
+
+def _update_endpoint(client: Any, request: Mapping[str, Any]) -> None:
+    """UpdateEndpoint; sent again after its answer was lost, SageMaker refuses it ("Cannot update
+    in-progress endpoint"): that refusal is this update itself when the endpoint is Updating to the
+    requested config."""
+    endpoint_name, config_name = request["EndpointName"], request["EndpointConfigName"]
+    try:
+        client.update_endpoint(**request)
+    except ClientError as err:
+        if error_code(err) != "ValidationException":
+            raise
+        now = describe_or_none(client.describe_endpoint, EndpointName=endpoint_name)
+        if now is None or changing_to(now) != config_name:
+            raise
+        log.info(
+            "Endpoint %s was already being updated to %s by the retried request.", endpoint_name, config_name
+        )
 
 
 def delete_endpoint(client: Any, name: str, settings: SageMakerSettings) -> bool:
