@@ -77,6 +77,54 @@ def assume_role_chain(plan: str) -> dict:
     return facts
 
 
+def acquire_model_lock(plan: str, identity: dict) -> dict:
+    """Take the model's lock so runs of one model take turns; waits within the platform's budget."""
+    import json
+
+    from sagelift_kfp import steps
+
+    taken = steps.acquire_lock(json.loads(plan))
+    print(f"Model lock: {taken}")
+    return taken
+
+
+def release_model_lock(
+    model_name: str,
+    account_id: str,
+    model_docker_image: str,
+    model_artifact_s3_path: str,
+    environment: dict,
+    training_algorithm_name: str,
+    training_docker_image: str,
+    training_hyperparameters: dict,
+    training_instance_count: int,
+    training_instance_type: str,
+    endpoint_instance_type: str,
+    training_channels: list,
+    training_s3_output_path: str,
+    pipeline_name: str,
+    run_id: str,
+) -> bool:
+    """The exit handler: give the model's lock back whatever the run's outcome.
+
+    An exit task takes only the run's parameters, so it validates them again for the plan; a run whose
+    parameters do not validate never took the lock.
+    """
+    conf = dict(locals())  # first statement: the 13 run parameters and the two run facts
+    from sagelift_kfp import steps
+
+    from sagelift.domain.errors import SageliftValidationError
+
+    dag_id, run_id = conf.pop("pipeline_name"), conf.pop("run_id")
+    try:
+        released = steps.release_lock(conf, dag_id, run_id)
+    except SageliftValidationError:
+        print("The run did not validate, so it took no lock: nothing to give back.")
+        return False
+    print(f"Model lock given back: {released}")
+    return released
+
+
 def resolve_tags(plan: str, identity: dict) -> list:
     """The organisation's standard tags plus the run's own."""
     import json
@@ -134,12 +182,14 @@ def expose_api(plan: str, tags: list, endpoint: dict) -> dict:
 STEPS = (
     ensure_pvc,
     assume_role_chain,
+    acquire_model_lock,
     resolve_tags,
     copy_images,
     train_model,
     create_model,
     deploy_endpoint,
     expose_api,
+    release_model_lock,
 )
 
 
@@ -165,10 +215,10 @@ def build_pipeline(
         for step in STEPS
     }
 
-    def configure(task: dsl.PipelineTask, name: str) -> dsl.PipelineTask:
-        task.set_display_name(name).set_caching_options(False).set_retry(
-            num_retries=2, backoff_duration="30s"
-        )
+    def configure(task: dsl.PipelineTask, name: str, retries: int = 2) -> dsl.PipelineTask:
+        task.set_display_name(name).set_caching_options(False)
+        if retries:
+            task.set_retry(num_retries=retries, backoff_duration="30s")
         kubernetes.use_config_map_as_env(
             task,
             config_map_name=platform_configmap,
@@ -178,23 +228,32 @@ def build_pipeline(
 
     def sagemaker_deploy(*args):
         run = dict(zip(ORIGINAL_PARAMETER_NAMES, args, strict=True))
-        pvc = configure(
-            c["ensure_pvc"](**run, pipeline_name=PIPELINE_NAME, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER),
-            "ensure_pvc",
-        )
-        plan = pvc.output
-        role = configure(c["assume_role_chain"](plan=plan), "assume_role_chain")
-        tags = configure(c["resolve_tags"](plan=plan, identity=role.output), "resolve_tags")
-        images = configure(c["copy_images"](plan=plan, tags=tags.output), "copy_images")
-        train = configure(c["train_model"](plan=plan, tags=tags.output, images=images.output), "train_model")
-        model = configure(
-            c["create_model"](plan=plan, tags=tags.output, images=images.output, model_data_url=train.output),
-            "create_model",
-        )
-        endpoint = configure(
-            c["deploy_endpoint"](plan=plan, tags=tags.output, model_name=model.output), "deploy_endpoint"
-        )
-        configure(c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api")
+        facts = {"pipeline_name": PIPELINE_NAME, "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER}
+        # Runs of one model take turns: the lock taken after assume_role_chain is given back by the exit
+        # handler, which runs after the steps whatever their outcome.
+        release = configure(c["release_model_lock"](**run, **facts), "release_model_lock")
+        with dsl.ExitHandler(release, name="model-lock-held"):
+            plan = configure(c["ensure_pvc"](**run, **facts), "ensure_pvc").output
+            role = configure(c["assume_role_chain"](plan=plan), "assume_role_chain")
+            # Not retried by KFP: its wait is bounded by the platform, and its S3 errors are retried inside.
+            lock = configure(
+                c["acquire_model_lock"](plan=plan, identity=role.output), "acquire_model_lock", 0
+            )
+            tags = configure(c["resolve_tags"](plan=plan, identity=role.output).after(lock), "resolve_tags")
+            images = configure(c["copy_images"](plan=plan, tags=tags.output), "copy_images")
+            train = configure(
+                c["train_model"](plan=plan, tags=tags.output, images=images.output), "train_model"
+            )
+            model = configure(
+                c["create_model"](
+                    plan=plan, tags=tags.output, images=images.output, model_data_url=train.output
+                ),
+                "create_model",
+            )
+            endpoint = configure(
+                c["deploy_endpoint"](plan=plan, tags=tags.output, model_name=model.output), "deploy_endpoint"
+            )
+            configure(c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api")
 
     # The parameters are the 13 original ones of the one definition, sagelift.domain.params, with their
     # defaults: KFP reads them from this signature and calls the body with them in this order.

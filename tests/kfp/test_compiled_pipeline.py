@@ -19,6 +19,7 @@ PACKAGE = ROOT / "include" / "kfp" / "sagemaker_deploy.yaml"
 STEPS = [
     "ensure_pvc",
     "assume_role_chain",
+    "acquire_model_lock",
     "resolve_tags",
     "copy_images",
     "train_model",
@@ -53,17 +54,22 @@ def test_the_13_original_parameters_with_their_defaults(spec):
 
 
 def test_the_eight_steps_in_order(spec):
-    tasks = spec["root"]["dag"]["tasks"]
+    # The steps run inside an exit handler whose exit task gives the model's lock back.
+    root = spec["root"]["dag"]["tasks"]
+    assert sorted(root) == ["exit-handler-1", "release-model-lock"]
+    assert root["release-model-lock"]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    tasks = spec["components"][root["exit-handler-1"]["componentRef"]["name"]]["dag"]["tasks"]
     by_step = {task["taskInfo"]["name"]: key for key, task in tasks.items()}
     assert sorted(by_step) == sorted(STEPS)
     for before, after in itertools.pairwise(STEPS):
         assert by_step[before] in tasks[by_step[after]].get("dependentTasks", []), (before, after)
     assert "dependentTasks" not in tasks[by_step["ensure_pvc"]]
+    assert "retryPolicy" not in tasks[by_step["acquire_model_lock"]]  # its wait is bounded once
 
 
 def test_every_step_runs_sagelift_code_with_the_platform_configuration(spec):
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == len(STEPS)
+    assert len(executors) == len(STEPS) + 1  # and the exit handler's release_model_lock
     for executor in executors.values():
         container = executor["container"]
         assert "from sagelift_kfp import steps" in "\n".join(container["command"])

@@ -18,6 +18,7 @@ TASKS = [
     "validate",
     "ensure_pvc",
     "assume_role_chain",
+    "acquire_model_lock",
     "resolve_tags",
     "copy_images",
     "train_model",
@@ -25,6 +26,7 @@ TASKS = [
     "deploy_endpoint",
     "expose_api",
     "summarize_run",
+    "release_model_lock",
 ]
 DIGEST = r"sha256:[0-9a-f]{64}"
 

@@ -4,7 +4,8 @@
   standing in for the worker's IRSA or instance role in production);
 - 222222222222, the ML support account: the master pipeline role, trusting the runner;
 - 333333333333, the scientist account: the pipeline execution role (trusting the master role), the
-  training, model and API Gateway invoke roles, and the bucket with training data and the tag document.
+  training, model and API Gateway invoke roles, the bucket with training data and the tag document,
+  and the bucket where runs of one model take turns (``locks_s3_uri``).
 
 ``airflow_env()`` returns the environment that configures Airflow for it: the platform Variable and the
 scientist account's AWS connection, exactly as an ML engineer would onboard a real account, except for
@@ -47,6 +48,8 @@ SCIENTIST_ROLES = (
     "sagelift-apigateway-invoke",
 )
 DATA_BUCKET = "scientist-ml-data"
+LOCKS_S3_URI = "s3://sagelift-state-{account_id}/locks/"
+LOCKS_BUCKET = f"sagelift-state-{SCIENTIST_ACCOUNT}"
 # The triggering user Airflow records for a dag.test() run: the scientist account's deployer here.
 DAG_TEST_USER = "dag_test"
 TAGS_KEY = "platform/standard-tags.json"
@@ -114,6 +117,7 @@ class Scenario:
             iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_policy(principal))
         s3 = self.aws.client("s3", SCIENTIST_ACCOUNT)
         s3.create_bucket(Bucket=DATA_BUCKET)
+        s3.create_bucket(Bucket=LOCKS_BUCKET)  # where runs of one model take turns (platform.locks_s3_uri)
         s3.put_object(Bucket=DATA_BUCKET, Key="churn/train/part-0.csv", Body=b"1,0.5,0.25\n0,0.1,0.9\n")
         s3.put_object(Bucket=DATA_BUCKET, Key="churn/validation/part-0.csv", Body=b"1,0.4,0.3\n")
         s3.put_object(Bucket=DATA_BUCKET, Key="models/churn/model.tar.gz", Body=b"not really a tarball")
@@ -133,6 +137,8 @@ class Scenario:
             "accounts": {SCIENTIST_ACCOUNT: {"deployers": {"users": [DAG_TEST_USER]}}},
             "tags_s3_uri": f"s3://{DATA_BUCKET}/{TAGS_KEY}",
             "sagemaker": {"check_interval_seconds": 1},
+            "locks_s3_uri": LOCKS_S3_URI,
+            "locks": {"check_interval_seconds": 1},
         }
         config.update(self.platform_overrides)
         return config

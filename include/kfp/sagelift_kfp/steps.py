@@ -20,7 +20,7 @@ from sagelift.domain.kfp import parse_run_parameters
 from sagelift.domain.params import default_conf
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import parse_platform_variable
-from sagelift.steps import api, endpoint, model, pvc, tags, training
+from sagelift.steps import api, endpoint, lock, model, pvc, tags, training
 from sagelift.steps.clients import session_clients
 from sagelift.steps.images import publish_images
 from sagelift.steps.role_chain import chained_session, check_identity, derive_session_name
@@ -68,6 +68,16 @@ def assume_role_chain(plan: Mapping[str, Any]) -> dict[str, Any]:
     return check_identity(_session(p).client("sts"), p.platform, p.account_id)
 
 
+def acquire_lock(plan: Mapping[str, Any]) -> dict[str, Any]:
+    p = Plan.from_xcom(plan)
+    return lock.acquire_waiting(_session(p).client("s3"), p)
+
+
+def release_lock(conf: Mapping[str, Any], dag_id: str, run_id: str) -> bool:
+    p = Plan.from_xcom(plan_run(conf, dag_id, run_id))
+    return lock.release_run(_session(p).client("s3"), p)
+
+
 def resolve_tags(plan: Mapping[str, Any]) -> list[dict[str, str]]:
     p = Plan.from_xcom(plan)
     return tags.resolve_tags(p, _session(p).client("s3"))
@@ -111,17 +121,15 @@ def deploy_endpoint(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], model_name: str
 ) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
-    client = _session(p).client("sagemaker")
+    client, s3 = (session := _session(p)).client("sagemaker"), session.client("s3")
+    lock.verify_held(s3, p)
     change = endpoint.reconcile_endpoint(client, p, run_tags)
     described = (
         endpoint.wait_for_endpoint(client, p)
         if change.wait
         else client.describe_endpoint(EndpointName=p.names.endpoint)
     )
-    endpoint.endpoint_outcome(described, p.names.endpoint_config)
-    endpoint.prune_revisions(
-        client, p.model_name, p.names.endpoint_config, p.platform.sagemaker.keep_endpoint_configs
-    )
+    endpoint.conclude_deploy(client, p, described, lock.runs_in_progress(s3, p))
     return {
         "endpoint_name": p.names.endpoint,
         "endpoint_arn": described["EndpointArn"],

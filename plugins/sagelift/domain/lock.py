@@ -51,15 +51,25 @@ class ModelLock:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def model_lock(platform: PlatformConfig, account_id: str, model_name: str) -> ModelLock | None:
-    """The model's lock in the account, or None when the platform does not serialize runs."""
+def account_locks(platform: PlatformConfig, account_id: str) -> tuple[str, str] | None:
+    """(bucket, key prefix) of the account's model locks, or None when runs are not serialized."""
     base = platform.locks_uri(account_id)
     if base is None:
         return None
     bucket, _, prefix = base.removeprefix("s3://").partition("/")
     prefix = prefix.strip("/")
-    key = f"{prefix}/{account_id}/{model_name}.json" if prefix else f"{account_id}/{model_name}.json"
-    return ModelLock(bucket=bucket, key=key, model_name=model_name, account_id=account_id)
+    return bucket, f"{prefix}/{account_id}/" if prefix else f"{account_id}/"
+
+
+def model_lock(platform: PlatformConfig, account_id: str, model_name: str) -> ModelLock | None:
+    """The model's lock in the account, or None when the platform does not serialize runs."""
+    where = account_locks(platform, account_id)
+    if where is None:
+        return None
+    bucket, prefix = where
+    return ModelLock(
+        bucket=bucket, key=f"{prefix}{model_name}.json", model_name=model_name, account_id=account_id
+    )
 
 
 def plan_lock(plan: Plan) -> ModelLock | None:

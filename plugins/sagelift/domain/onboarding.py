@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from sagelift.domain.lock import account_locks
 from sagelift.domain.platform import PlatformConfig
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "iam"
@@ -60,6 +61,7 @@ def render_policies(
     if platform.master_role_arn is None:
         raise ValueError("platform.master_role_arn: required to onboard an account")
     read_uris = list(data_uris) + ([platform.tags_s3_uri] if platform.tags_s3_uri else [])
+    locks = account_locks(platform, account_id)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates),
         undefined=jinja2.StrictUndefined,
@@ -82,6 +84,9 @@ def render_policies(
         "api_invoke_role_name": account.api_invoke_role_name or platform.api_invoke_role_name,
         "s3_read_arns": _s3_arns(read_uris, buckets=True),
         "s3_write_arns": _s3_arns(output_uris, buckets=False),
+        # the account's model locks (sagelift.steps.lock), when the platform serializes runs
+        "lock_bucket_arn": f"arn:aws:s3:::{locks[0]}" if locks else None,
+        "lock_objects_arn": f"arn:aws:s3:::{locks[0]}/{locks[1]}*" if locks else None,
     }
     return {name: json.loads(env.get_template(template).render(**values)) for name, template, _ in POLICIES}
 

@@ -238,12 +238,6 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
             "EndpointConfig": serialize(self.hook.describe_endpoint_config(names.endpoint_config)),
             "Endpoint": serialize(self.hook.describe_endpoint(names.endpoint)),
         }
-        endpoints.endpoint_outcome(result["Endpoint"], names.endpoint_config, _client(self))
-        endpoints.prune_revisions(
-            _client(self),
-            plan.model_name,
-            names.endpoint_config,
-            plan.platform.sagemaker.keep_endpoint_configs,
-            locks.runs_in_progress(connection_clients(self.read_session())("s3"), plan),
-        )
+        in_progress = locks.runs_in_progress(connection_clients(self.read_session())("s3"), plan)
+        endpoints.conclude_deploy(_client(self), plan, result["Endpoint"], in_progress)
         return result

@@ -253,6 +253,20 @@ def _replacing_run(client: Any, endpoint: Mapping[str, Any], expected_config: st
     return f"run {run_id} of {dag_id}" if run_id and dag_id else "another run of this model"
 
 
+def conclude_deploy(
+    client: Any, plan: Plan, described: Mapping[str, Any], in_progress: Collection[str] | None
+) -> None:
+    """After the wait, on both engines: judge the outcome, then prune, sparing the runs in progress."""
+    endpoint_outcome(described, plan.names.endpoint_config, client)
+    prune_revisions(
+        client,
+        plan.model_name,
+        plan.names.endpoint_config,
+        plan.platform.sagemaker.keep_endpoint_configs,
+        in_progress,
+    )
+
+
 def attempts(budget_seconds: int, interval_seconds: int) -> int:
     """How many polls of ``interval_seconds`` fit a wall-clock budget (at least one)."""
     return max(1, -(-budget_seconds // interval_seconds))
