@@ -131,6 +131,7 @@ def test_every_operation_under_every_fault_leaves_what_a_fault_free_deploy_leave
         f"{answered} (operation, run, fault) cells of {'/'.join(ANSWERED_FAULTS)} + {lost} of lost "
         f"({len(set(writes[0]) | set(writes[1]))} distinct creates and updates) = {answered + lost}"
     )
+    print("creates and updates:", ", ".join(sorted(set(writes[0]) | set(writes[1]))))
 
     def answered_faults(run: int) -> None:
         lifecycle.rules.clear()

@@ -43,7 +43,7 @@ def _tries(result) -> dict[str, int]:
 def test_sts_500s_beyond_botocores_retries_fail_one_try_and_the_next_succeeds(
     run_deploy, lifecycle, fast_retries, capfd
 ):
-    attempts = DEFAULT_RETRIES["max_attempts"]
+    attempts = DEFAULT_RETRIES["max_attempts"] + 1  # botocore's max_attempts counts the retries
     lifecycle.fault("sts:AssumeRole", "internal", count=attempts + BEYOND_BOTOCORE)
 
     result = run_deploy(demo_conf())
@@ -136,3 +136,42 @@ def test_ensure_pvc_refusals_are_final_and_an_unbound_claim_is_retried(monkeypat
         denied = make_context(pvc_name="another-claim")
         with pytest.raises(AirflowFailException, match="cannot create persistentvolumeclaims"):
             operator(denied).execute(denied)
+
+
+# --- a later step assumes the chain again in its own process: the same classification ---------------
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    from botocore.retries.standard import ExponentialBackoff
+
+    original = ExponentialBackoff.delay_amount
+    monkeypatch.setattr(
+        ExponentialBackoff, "delay_amount", lambda self, context: original(self, context) / 10
+    )
+
+
+def test_a_later_step_whose_chain_sts_cannot_answer_is_retried_and_a_refused_hop_is_final(
+    scenario, local_aws, lifecycle, fast_backoff
+):
+    """resolve_tags in a fresh process (no chain cached yet): making its S3 client performs the chain."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from sagelift.operators.tags import S3ResolveTagsOperator
+    from tests.support.task_context import FakeTaskInstance, step_plan, step_session
+
+    def resolve_tags() -> None:
+        plan = step_plan(platform=scenario.platform())
+        session = step_session(f"sagelift_aws_{SCIENTIST_ACCOUNT}")
+        operator = S3ResolveTagsOperator(task_id="resolve_tags", plan=plan, session=session)
+        operator.execute({"ti": FakeTaskInstance({})})
+
+    lifecycle.fault("sts:AssumeRole", "internal", count=DEFAULT_RETRIES["max_attempts"] + 1)
+    with pytest.raises(AirflowException, match="STS did not answer") as outage:
+        resolve_tags()
+    assert not isinstance(outage.value, AirflowFailException)
+
+    # The failed hop left nothing cached: the next try assumes it again, and now AWS refuses it.
+    local_aws.client("iam", MASTER_ACCOUNT).update_assume_role_policy(
+        RoleName=MASTER_ROLE, PolicyDocument=trust_policy("arn:aws:iam::999999999999:root")
+    )
+    with pytest.raises(AirflowFailException, match=r"hop 1 of 2 .* AccessDenied"):
+        resolve_tags()

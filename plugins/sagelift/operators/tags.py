@@ -28,6 +28,7 @@ class S3ResolveTagsOperator(StepInputs, BaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, str]]:
         plan, session = self.read_plan(), self.read_session()
-        s3: Any = S3Hook(aws_conn_id=session.aws_conn_id, region_name=session.region).get_conn()
         with step_errors():
+            # Making the client assumes the role chain in this process: a refused hop is final.
+            s3: Any = S3Hook(aws_conn_id=session.aws_conn_id, region_name=session.region).get_conn()
             return resolve_tags(plan, s3)

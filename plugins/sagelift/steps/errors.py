@@ -20,7 +20,7 @@ Per step (what is final, what is retried, and what a repeated request meets):
 |---|---|---|---|
 | validate | every broken rule, named with its field (``SageliftValidationError``); no remote call | - | - |
 | ensure_pvc | the in-pod program's refusals, with its one-line reason: RBAC refusal or a rejected token (exit 4), a claim of the name with other settings (3), bad arguments (2) (``FINAL_EXIT_CODES``, sagelift.steps.pvc) | the API server unreachable or answering any other error (exit 1), the claim not bound in time (5), pod start-up timeouts | POST answered 409: the claim is read and checked |
-| assume_role_chain | a hop AWS refuses (``RoleChainError``: AccessDenied, trust policy or ExternalId, naming the hop and the role); a connection that is missing, chains through another master role, or ends as another role | STS throttled, 5xx or unreachable once botocore's 10 attempts are spent (``RoleChainUnavailable``); the same for every later task whose client assumes the chain again | AssumeRole and GetCallerIdentity are reads: safe |
+| assume_role_chain | a hop AWS refuses (``RoleChainError``: AccessDenied, trust policy or ExternalId, naming the hop and the role); a connection that is missing, chains through another master role, or ends as another role | STS throttled, 5xx or unreachable once botocore's 11 attempts are spent (``RoleChainUnavailable``); the same for every later task whose client assumes the chain again | AssumeRole and GetCallerIdentity are reads: safe |
 | acquire_model_lock | a lock object sagelift did not write; the wait budget spent while another run holds it (a held lock itself is waited for, deferred: neither a failure nor a retry) | S3 throttled or 5xx; the lock changing hands 5 times in a row | PutObject ``If-None-Match`` answered 412 after its own write: the lock names this run, rewritten with ``If-Match`` (sagelift.steps.lock) |
 | resolve_tags | the document missing, not readable (AccessDenied), over 256 KB or malformed | S3 ``SlowDown``, 5xx, timeouts | GetObject: a read |
 | copy_images | an image not found, registry credentials or TLS refused, a source or token realm outside the allow-list, a bad reference | registry or ECR 5xx, throttling, network errors (one generic message per source), a hung copy past its time bound | CreateRepository answered ``RepositoryAlreadyExistsException``: used as it is |
@@ -33,8 +33,8 @@ Per step (what is final, what is retried, and what a repeated request meets):
 | teardown tasks | its validate's refusals; AWS refusals (AccessDenied) | throttling, 5xx, timeouts | deletes of something already gone: nothing to do (resources not tagged as the model's are left alone) |
 
 Retry budget. Every client the steps use comes from a session with botocore's ``standard`` retry mode
-(10 attempts, jittered exponential backoff of up to 1, 2, 4, 8, 16, then 20 s between attempts: up to
-about 110 s, half that on average), so a throttle, a 500 or a dropped connection is retried inside the call
+(the first attempt and 10 retries, with jittered exponential backoff of up to 1, 2, 4, 8, 16, then 20 s
+between attempts: up to about 130 s, half that on average), so a throttle, a 500 or a dropped connection is retried inside the call
 first. Only when those attempts are spent does a transient error reach the step, which raises it for the
 engine's task-level retry: sagemaker_deploy's tasks have ``retries=2``, ``retry_delay`` 30 s and
 exponential backoff (Airflow waits between d and 2d: 30-60 s, then 60-120 s), so the third try starts at

@@ -28,8 +28,9 @@ now (throttling, 5xx, timeouts, once botocore's own retries are spent) raises ``
 which the engines retry.
 
 Retries: every client made from these sessions defaults to botocore's ``standard`` retry mode with
-``DEFAULT_RETRIES["max_attempts"]`` attempts, so throttling, 5xx answers and dropped connections are
-retried with jittered exponential backoff. A connection's own ``config_kwargs.retries`` takes precedence.
+``DEFAULT_RETRIES["max_attempts"]`` retries after the first attempt (botocore's ``max_attempts`` counts
+retries: 11 attempts in all), so throttling, 5xx answers and dropped connections are retried with
+jittered exponential backoff. A connection's own ``config_kwargs.retries`` takes precedence.
 """
 
 from __future__ import annotations
