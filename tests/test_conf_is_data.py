@@ -86,7 +86,9 @@ def hostile_registration(tmp_path_factory) -> dict[str, Any]:
         training_hyperparameters={"note": PAYLOADS[1]},
     )
     folder = tmp_path_factory.mktemp("retrain")
-    (folder / "hostile-model.json").write_text(json.dumps({"schedule": "0 3 * * 1", "conf": conf}))
+    (folder / "hostile-model.json").write_text(
+        json.dumps({"owner": "priya.shah", "schedule": "0 3 * * 1", "conf": conf})
+    )
     return conf
 
 
@@ -102,7 +104,10 @@ def every_task(airflow_db, hostile_registration) -> list[tuple[Any, Any]]:
     dags = list(bag.dags.values())
     dags.append(
         build_retrain_dag(
-            parse_retrain_model("hostile-model", {"schedule": "0 3 * * 1", "conf": hostile_registration})
+            parse_retrain_model(
+                "hostile-model",
+                {"owner": "priya.shah", "schedule": "0 3 * * 1", "conf": hostile_registration},
+            )
         )
     )
     return [(dag, task) for dag in dags for task in dag.tasks]
