@@ -17,7 +17,7 @@ failures and reports the job's ``FailureReason``; its events and messages are ke
   CloudWatch Logs streams (sagelift.triggers.logs) and logs every new line, so it lands in the task's
   log. The tail learns from the waiter's own DescribeTrainingJob answers whether the job's container
   has started and how many instances it has, so the job is described once per poll interval and no
-  more. When the waiter reaches its outcome, the log is read to its end (within
+  more, and a job still launching costs no log call (the tail starts with its container). When the waiter reaches its outcome, the log is read to its end (within
   ``FINAL_DRAIN_TIMEOUT_SECONDS``) before the event fires; the events fired are the waiter's, unchanged.
 
 The trigger carries only the job name, the connection id, the region, the wait settings, whether to
@@ -141,15 +141,27 @@ class SageMakerTrainingCompleteTrigger(_SharedClientWaitTrigger):
                 list_backoff=float(self.waiter_delay),
             )
             finished = asyncio.Event()
-            streaming = asyncio.create_task(self._stream_training_log(tail, finished))
+            streaming: list[asyncio.Task[None]] = []
+
+            def stream() -> None:
+                if not streaming:
+                    streaming.append(asyncio.create_task(self._stream_training_log(tail, finished)))
+
+            def observe(description: dict[str, Any]) -> None:
+                tail.observe(description)
+                if tail.started:  # no log to read before the container starts: no task until then
+                    stream()
+
             try:
-                async for event in self._wait(sagemaker, observe=tail.observe):
+                async for event in self._wait(sagemaker, observe=observe):
+                    stream()  # a job that ended before it was seen started: its log is read now
                     finished.set()
-                    await asyncio.wait({streaming}, timeout=FINAL_DRAIN_TIMEOUT_SECONDS)
-                    self._report_streaming_end(streaming)
+                    await asyncio.wait(streaming, timeout=FINAL_DRAIN_TIMEOUT_SECONDS)
+                    self._report_streaming_end(streaming[0])
                     yield event
             finally:
-                streaming.cancel()
+                for task in streaming:
+                    task.cancel()
 
     async def _stream_training_log(self, tail: TrainingLogTail, finished: asyncio.Event) -> None:
         async with self._client("logs") as logs:
