@@ -84,3 +84,22 @@ def pytest_xdist_make_scheduler(config, log):
             super()._assign_work_unit(node)
 
     return LiveTierTogether(config, log)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Tables tests leave for the end of the run: a ``summary_table`` user property ``[title, header,
+    rows]`` (tests/scenarios: the scenarios by engine). The reports carry it from xdist workers, whose own
+    output is not shown; rows print in test order under one header per title."""
+    tables: dict[str, tuple[str, list[tuple[str, list[str]]]]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "summary_table" and getattr(report, "when", "") == "call":
+                    title, header, rows = value
+                    tables.setdefault(title, (header, []))[1].append((report.nodeid, rows))
+    for title, (header, blocks) in tables.items():
+        terminalreporter.write_sep("=", title)
+        terminalreporter.write_line(header)
+        for _, rows in sorted(blocks, key=lambda block: block[0]):
+            for row in rows:
+                terminalreporter.write_line(row)

@@ -84,8 +84,10 @@ def resolve_tags(plan: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def copy_images(plan: Mapping[str, Any], run_tags: list[dict[str, str]]) -> dict[str, Any]:
+    """The pinned images; a KFP struct holds no nulls, so an unset image (no training) is left out."""
     p = Plan.from_xcom(plan)
-    return publish_images(p, session_clients(_session(p)), run_tags, source_credentials=None)
+    images = publish_images(p, session_clients(_session(p)), run_tags, source_credentials=None)
+    return {k: {f: v for f, v in e.items() if v is not None} for k, e in images.items() if e is not None}
 
 
 def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any]) -> str:

@@ -1,0 +1,316 @@
+"""The behavioural scenarios both engines run (issue 15): what each does, and what it must end with.
+
+Pure data over the standard library, importable from either environment. tests/scenarios/
+test_both_engines.py runs every scenario once per engine, each time against a fresh local AWS (the
+three-account world of tests/support/scenario.py) with the SageMaker lifecycle emulation installed:
+
+1. it changes the fresh world as the scenario's ``world`` says (a refused trust policy, an endpoint an
+   earlier deploy left, images in a source registry);
+2. it runs the scenario's deploys one after another, each with ``demo_conf()`` plus the run's ``conf``,
+   after scripting the emulated SageMaker with the run's ``lifecycle``; a run with ``again`` is that
+   earlier run run again with the same run id (Airflow: its DAG run cleared and run again; KFP: a retry
+   of the same run); a run with ``cancel`` is stopped while its training job trains (Airflow: the task
+   is killed in the worker; KFP: the run is terminated, its pods get SIGTERM);
+3. after each deploy it reads the scientist account's end state and the run's outcome, normalized
+   (run keys, run ids, the engine's pipeline name, random API ids), checks ``expect`` and compares the
+   two engines;
+4. it tears the model down with the ``sagemaker_teardown`` DAG and checks that nothing of sagelift's is
+   left but what ``TEARDOWN_KEEPS`` names.
+
+Normalized names: ``<run N>`` is the run key of the scenario's N-th distinct run (so the training job of
+the first run is ``churn-predictor-<run 1>``), ``<run N id>`` its run id, ``<pipeline>`` the engine's
+dag id or pipeline name, ``<api>`` the model's API id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL = "churn-predictor"
+PER_RUN = MODEL + "-<run {}>"
+# The object tests/support/scenario.Scenario.build() puts in the scientist account's bucket.
+EXISTING_ARTIFACT = "s3://scientist-ml-data/models/churn/model.tar.gz"
+# The endpoint an earlier deploy left (world "endpoint_from_earlier_deploy"), on this config and model.
+EARLIER_CONFIG = f"{MODEL}-0badc0de"
+
+# What a teardown leaves: training jobs (SageMaker cannot delete them), ECR repositories (teardown deletes
+# the images sagelift copied, not the repositories), the images of the local registry, which the local
+# ECR API that teardown deletes through does not see (tests/support/oci_registry.py), and S3 (the
+# scientist's data; a run gives its model lock back itself).
+TEARDOWN_KEEPS = ("training_jobs", "ecr", "registry", "s3")
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """What the emulated SageMaker does during one run, in emulated seconds (see
+    tests/support/sagemaker_lifecycle.py; the test runs it 60 times faster than real time). Jobs and
+    endpoints end at once unless a run needs the waits: the first deploy and the update wait for a minute."""
+
+    training_seconds: float = 0.0
+    training_outcome: str = "Completed"
+    stop_seconds: float = 60.0
+    create_seconds: float = 0.0
+    create_outcome: str = "InService"
+    create_failure: str = ""
+    update_seconds: float = 0.0
+    update_outcome: str = "InService"
+    update_failure: str = ""
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The outcome a run must have on both engines, and facts its end state must show.
+
+    ``message`` is the start of the normalized message the failed step surfaces (the core's StepFailed
+    text); None where the engines end the step their own way (a cancelled run). ``state`` maps a path in
+    the normalized end state (its keys and list indexes, ``("count", "models")`` for how many there
+    are, ``("outcome", "invoke_url")`` for the URL the run reported) to the value it must have.
+    """
+
+    outcome: str = "success"
+    failed_step: str | None = None
+    message: str | None = None
+    state: Mapping[tuple[Any, ...], Any] = field(default_factory=dict)
+    same_api_as_run: int | None = None  # the API id must be the one this earlier run (1-based) exposed
+
+
+@dataclass(frozen=True)
+class Run:
+    number: int  # the issue's scenario number this run proves
+    title: str
+    expect: Expect
+    conf: Mapping[str, Any] = field(default_factory=dict)
+    lifecycle: Lifecycle = Lifecycle()
+    again: int | None = None  # run the scenario's run of this number (1-based) again, same run id
+    cancel: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    runs: tuple[Run, ...]
+    world: tuple[str, ...] = ()
+    sagemaker: Mapping[str, Any] = field(default_factory=dict)  # platform.sagemaker overrides
+    teardown: Expect = Expect()
+
+
+def _endpoint(status: str, config: str, failure: str | None = None) -> dict[tuple[Any, ...], Any]:
+    return {
+        ("endpoints", MODEL, "EndpointStatus"): status,
+        ("endpoints", MODEL, "EndpointConfigName"): config,
+        ("endpoints", MODEL, "FailureReason"): failure,
+    }
+
+
+INVOKE_URL = "https://<api>.execute-api.us-east-1.amazonaws.com/prod/invocations"
+HEALTH_CHECK = "The primary container did not pass the ping health check."
+ROLLED_BACK = "Instance ping health check failed; rolled back."
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "deploy, re-run, update",
+        sagemaker={"keep_endpoint_configs": 1},
+        runs=(
+            Run(
+                1,
+                "first deploy",
+                lifecycle=Lifecycle(training_seconds=60, create_seconds=60),
+                expect=Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("training_jobs", PER_RUN.format(1), "TrainingJobStatus"): "Completed",
+                        ("outcome", "invoke_url"): INVOKE_URL,
+                        (
+                            "endpoint_configs",
+                            PER_RUN.format(1),
+                            "ProductionVariants",
+                            0,
+                            "InstanceType",
+                        ): "ml.m5.large",
+                    }
+                ),
+            ),
+            Run(
+                2,
+                "the same conf re-run (same run id)",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("count", "training_jobs"): 1,
+                        ("count", "endpoint_configs"): 1,
+                    },
+                    same_api_as_run=1,
+                ),
+                again=1,
+            ),
+            Run(
+                3,
+                "a new run that updates the endpoint",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(2)),
+                        (
+                            "endpoint_configs",
+                            PER_RUN.format(2),
+                            "ProductionVariants",
+                            0,
+                            "InstanceType",
+                        ): "ml.m5.xlarge",
+                        # keep_endpoint_configs 1: the first run's config and model are pruned
+                        ("count", "endpoint_configs"): 1,
+                        ("count", "models"): 1,
+                        ("count", "training_jobs"): 2,
+                    },
+                    same_api_as_run=1,
+                ),
+                conf={"endpoint_instance_type": "ml.m5.xlarge", "training_hyperparameters": {"max_depth": 6}},
+                lifecycle=Lifecycle(update_seconds=60),
+            ),
+        ),
+    ),
+    Scenario(
+        "existing artifact",
+        runs=(
+            Run(
+                4,
+                "an existing artifact, no training",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("count", "training_jobs"): 0,
+                        ("models", PER_RUN.format(1), "PrimaryContainer", "ModelDataUrl"): EXISTING_ARTIFACT,
+                    }
+                ),
+                conf={
+                    "model_artifact_s3_path": EXISTING_ARTIFACT,
+                    "training_docker_image": "",
+                    "training_channels": [],
+                    "training_s3_output_path": "",
+                    "training_hyperparameters": {},
+                },
+            ),
+        ),
+    ),
+    Scenario(
+        "image copy",
+        world=("source_registry",),
+        runs=(
+            Run(
+                5,
+                "image copy from a local source registry",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("registry", "sagelift/team/churn-trainer", "2.0"): "<trainer digest>",
+                        ("registry", "sagelift/team/churn-server", "2.0"): "<server digest>",
+                        ("training_jobs", PER_RUN.format(1), "AlgorithmSpecification", "TrainingImage"): (
+                            "333333333333.dkr.ecr.us-east-1.amazonaws.com/sagelift/team/churn-trainer"
+                            "@<trainer digest>"
+                        ),
+                    }
+                ),
+            ),
+        ),
+    ),
+    Scenario(
+        "failed endpoint recovered",
+        runs=(
+            Run(
+                6,
+                "first create ends Failed",
+                Expect(
+                    outcome="failed",
+                    failed_step="deploy_endpoint",
+                    message=f"Endpoint {MODEL} failed: {HEALTH_CHECK}",
+                    state=_endpoint("Failed", PER_RUN.format(1), HEALTH_CHECK),
+                ),
+                lifecycle=Lifecycle(create_outcome="Failed", create_failure=HEALTH_CHECK),
+            ),
+            Run(
+                6,
+                "the next run recovers the Failed endpoint",
+                Expect(
+                    state={**_endpoint("InService", PER_RUN.format(2)), ("outcome", "invoke_url"): INVOKE_URL}
+                ),
+            ),
+        ),
+    ),
+    Scenario(
+        "rolled-back update",
+        world=("endpoint_from_earlier_deploy",),
+        runs=(
+            Run(
+                7,
+                "a rolled-back update reported as failure",
+                Expect(
+                    outcome="failed",
+                    failed_step="deploy_endpoint",
+                    message=(
+                        f"Endpoint {MODEL} is serving config {EARLIER_CONFIG}, not this run's "
+                        f"{PER_RUN.format(1)}: SageMaker rolled the update back. {ROLLED_BACK}"
+                    ),
+                    state={
+                        **_endpoint("InService", EARLIER_CONFIG, ROLLED_BACK),
+                        # nothing is pruned after a failed deploy: the config rolled back to stays
+                        ("endpoint_configs", EARLIER_CONFIG, "EndpointConfigName"): EARLIER_CONFIG,
+                        ("count", "apis"): 0,
+                    },
+                ),
+                lifecycle=Lifecycle(update_outcome="RolledBack", update_failure=ROLLED_BACK),
+            ),
+        ),
+    ),
+    Scenario(
+        "cancel during training",
+        # Airflow's wait in the worker is what a kill interrupts in one process (dag.test); a deferred
+        # wait is stopped by the trigger's on_kill in the triggerer (tests/reliability, tests/live). Without
+        # the log stream, the wait is botocore's waiter: the provider's log tail reads the job's status
+        # only every 30 s.
+        sagemaker={"deferrable": False, "stream_training_logs": False},
+        runs=(
+            Run(
+                8,
+                "cancel during training: the job is Stopped",
+                Expect(
+                    outcome="failed",
+                    failed_step="train_model",
+                    state={
+                        ("training_jobs", PER_RUN.format(1), "TrainingJobStatus"): "Stopped",
+                        ("count", "models"): 0,
+                        ("count", "endpoints"): 0,
+                    },
+                ),
+                # ten minutes: the run is killed as soon as the job is InProgress, long before it would end
+                lifecycle=Lifecycle(training_seconds=600, stop_seconds=60),
+                cancel=True,
+            ),
+        ),
+    ),
+    Scenario(
+        "refused hop",
+        world=("refuse_second_hop",),
+        runs=(
+            Run(
+                9,
+                "a refused hop in the role chain",
+                Expect(
+                    outcome="failed",
+                    failed_step="assume_role_chain",
+                    message=(
+                        "hop 2 of 2 (arn:aws:iam::222222222222:role/sagelift-master-pipeline -> "
+                        "arn:aws:iam::333333333333:role/sagelift-pipeline-execution): AccessDenied"
+                    ),
+                    state={("count", "training_jobs"): 0, ("count", "endpoints"): 0, ("count", "apis"): 0},
+                ),
+            ),
+        ),
+        # The teardown goes through the same chain, so it is refused the same way, before any delete.
+        teardown=Expect(
+            outcome="failed",
+            failed_step="assume_role_chain",
+            message="hop 2 of 2 (arn:aws:iam::222222222222:role/sagelift-master-pipeline -> ",
+        ),
+    ),
+)
