@@ -820,7 +820,7 @@ def oci_images(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Images]
 
 
 @pytest.mark.parametrize(
-    "scenario", d.SCENARIOS, ids=[f"{s.runs[0].number}-{s.name.replace(' ', '-')}" for s in d.SCENARIOS]
+    "scenario", d.SCENARIOS, ids=[f"{s.runs[0].number}-" + re.sub(r"\W+", "-", s.name) for s in d.SCENARIOS]
 )
 def test_scenario_ends_the_same_on_both_engines(
     scenario: d.Scenario,
