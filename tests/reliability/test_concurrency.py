@@ -167,6 +167,8 @@ def _run_one_model_twice(children) -> tuple[dict, dict]:
     first, second = sorted(
         (child.result() for child in runs), key=lambda r: len(r["acquire_model_lock"]["waited_for"])
     )
+    waited = second["acquire_model_lock"]["waited_seconds"]
+    print(f"figure: the later run waited {waited} s for {first['run_id']}")  # shown with pytest -s
     return first, second
 
 
