@@ -236,10 +236,10 @@ class SharedAwsClient:
             self._waiters[name] = self.hook.get_waiter(name, deferrable=True, client=self.client)
         return self._waiters[name]
 
-    def pace(self, operation: str, per_second: int) -> Pace:
-        """The one pace of ``operation`` for every lease of this client (its first caller sets the rate)."""
+    def pace(self, operation: str, per_second: Callable[[], int]) -> Pace:
+        """The one pace of ``operation`` for every lease of this client, made at its first use."""
         if operation not in self._paces:
-            self._paces[operation] = Pace(per_second)
+            self._paces[operation] = Pace(per_second())
         return self._paces[operation]
 
 

@@ -20,10 +20,13 @@ GetLogEvents: 25), shared with everyone else reading logs in the account. So a t
 - while streams are still missing, looks again after a backoff that doubles from ``list_backoff``
   seconds up to ``LIST_BACKOFF_MAX_SECONDS``;
 - makes its calls through a ``PacedLogsClient``: every trigger of the triggerer that reads the same
-  connection and region waits its turn in one pace per operation, at most
-  ``DESCRIBE_LOG_STREAMS_PER_SECOND`` and ``GET_LOG_EVENTS_PER_SECOND`` calls in any second (40% of the
-  default quotas: two triggerers, Airflow's usual pair, stay within them with room for the console).
-  The final read of a job that has ended goes before the routine reads of the others.
+  connection and region waits its turn in one pace per operation, at most 2 DescribeLogStreams and 10
+  GetLogEvents calls in any second by default (40% of the lower default quotas: two triggerers,
+  Airflow's usual pair, stay within them with room for the console). An account with higher quotas
+  can raise them in the Airflow configuration of the triggerer: ``[sagelift]
+  describe_log_streams_per_second`` and ``get_log_events_per_second``
+  (``AIRFLOW__SAGELIFT__DESCRIBE_LOG_STREAMS_PER_SECOND``, ...). The final read of a job that has
+  ended goes before the routine reads of the others.
 
 A standalone tail (no ``wait_for_start``, no ``list_backoff``, a plain client) looks at every poll.
 """
@@ -253,11 +256,25 @@ class PacedLogsClient:
         self._unless = unless
 
     async def describe_log_streams(self, **kwargs: Any) -> Any:
-        pace = self._shared.pace("DescribeLogStreams", DESCRIBE_LOG_STREAMS_PER_SECOND)
+        pace = self._shared.pace("DescribeLogStreams", lambda: calls_per_second("DescribeLogStreams"))
         async with pace.call(urgent=self._urgent, unless=self._unless):
             return await self._shared.client.describe_log_streams(**kwargs)
 
     async def get_log_events(self, **kwargs: Any) -> Any:
-        pace = self._shared.pace("GetLogEvents", GET_LOG_EVENTS_PER_SECOND)
+        pace = self._shared.pace("GetLogEvents", lambda: calls_per_second("GetLogEvents"))
         async with pace.call(urgent=self._urgent, unless=self._unless):
             return await self._shared.client.get_log_events(**kwargs)
+
+
+def calls_per_second(operation: str) -> int:
+    """The pace of ``operation`` for one triggerer: its ``[sagelift]`` option, else the default."""
+    from airflow.providers.common.compat.sdk import conf
+
+    option, default = {
+        "DescribeLogStreams": ("describe_log_streams_per_second", DESCRIBE_LOG_STREAMS_PER_SECOND),
+        "GetLogEvents": ("get_log_events_per_second", GET_LOG_EVENTS_PER_SECOND),
+    }[operation]
+    value = conf.getint("sagelift", option, fallback=default)
+    if value < 1:
+        raise ValueError(f"[sagelift] {option} must be a whole number of calls per second, at least 1")
+    return value
