@@ -215,10 +215,10 @@ def build_pipeline(
         for step in STEPS
     }
 
-    def configure(task: dsl.PipelineTask, name: str, retries: int = 2) -> dsl.PipelineTask:
+    def configure(task: dsl.PipelineTask, name: str) -> dsl.PipelineTask:
+        # No KFP retry policy: it would rerun a step after a refusal too. Each step runs itself again
+        # after a transient error only (sagelift_kfp.steps.retried), as Airflow retries its tasks.
         task.set_display_name(name).set_caching_options(False)
-        if retries:
-            task.set_retry(num_retries=retries, backoff_duration="30s")
         kubernetes.use_config_map_as_env(
             task,
             config_map_name=platform_configmap,
@@ -235,10 +235,8 @@ def build_pipeline(
         with dsl.ExitHandler(release, name="model-lock-held"):
             plan = configure(c["ensure_pvc"](**run, **facts), "ensure_pvc").output
             role = configure(c["assume_role_chain"](plan=plan), "assume_role_chain")
-            # Not retried by KFP: its wait is bounded by the platform, and its S3 errors are retried inside.
-            lock = configure(
-                c["acquire_model_lock"](plan=plan, identity=role.output), "acquire_model_lock", 0
-            )
+            # Its wait is bounded by the platform, and its S3 errors are retried inside.
+            lock = configure(c["acquire_model_lock"](plan=plan, identity=role.output), "acquire_model_lock")
             tags = configure(c["resolve_tags"](plan=plan, identity=role.output).after(lock), "resolve_tags")
             images = configure(c["copy_images"](plan=plan, tags=tags.output), "copy_images")
             train = configure(

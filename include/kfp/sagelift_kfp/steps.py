@@ -2,16 +2,15 @@
 
 Each component of include/kfp/pipeline.py calls one function here; each function builds the chained
 session from the pod's own identity and calls the same workflow the Airflow operators call, waiting with
-botocore's waiters where Airflow would defer. ``dag_id`` on this engine is the pipeline's name and
+botocore's waiters where Airflow would defer, and running a step again after a transient error
+(``retried``) where Airflow would retry the task. ``dag_id`` on this engine is the pipeline's name and
 ``run_id`` the KFP run id, so names, tags and role session names follow the same rules as on Airflow.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -22,12 +21,14 @@ from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import parse_platform_variable
 from sagelift.steps import api, endpoint, lock, model, pvc, tags, training
 from sagelift.steps.clients import session_clients
+from sagelift.steps.errors import retry_transient, stop_on_sigterm
 from sagelift.steps.images import publish_images
 from sagelift.steps.role_chain import chained_session, check_identity, derive_session_name
 
 # The platform configuration (the document of the Airflow Variable sagelift_platform), mapped from a
 # ConfigMap by the compiled pipeline.
 PLATFORM_ENV = "SAGELIFT_PLATFORM"
+retried = retry_transient(tries=3, first_delay=float(os.environ.get("SAGELIFT_KFP_RETRY_DELAY", "30")))
 
 
 def plan_run(conf: Mapping[str, Any], dag_id: str, run_id: str) -> dict[str, Any]:
@@ -41,21 +42,7 @@ def _session(plan: Plan) -> boto3.session.Session:
     return chained_session(plan.platform, plan.account_id, name)
 
 
-@contextmanager
-def _stop_on_terminate(stop: Callable[[], Any]) -> Iterator[None]:
-    """KFP terminates a run by sending its pods SIGTERM: stop what is running in AWS, then exit."""
-
-    def handler(signum: int, frame: Any) -> None:
-        stop()
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
+@retried
 def ensure_pvc(plan: Mapping[str, Any]) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
     if not p.platform.kubernetes.enabled:
@@ -63,6 +50,7 @@ def ensure_pvc(plan: Mapping[str, Any]) -> dict[str, Any]:
     return {"skipped": False, "claim_name": pvc.ensure_claim_here(pvc.claim_spec(p))}
 
 
+@retried
 def assume_role_chain(plan: Mapping[str, Any]) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
     return check_identity(_session(p).client("sts"), p.platform, p.account_id)
@@ -73,16 +61,19 @@ def acquire_lock(plan: Mapping[str, Any]) -> dict[str, Any]:
     return lock.acquire_waiting(_session(p).client("s3"), p)
 
 
+@retried
 def release_lock(conf: Mapping[str, Any], dag_id: str, run_id: str) -> bool:
     p = Plan.from_xcom(plan_run(conf, dag_id, run_id))
     return lock.release_run(_session(p).client("s3"), p)
 
 
+@retried
 def resolve_tags(plan: Mapping[str, Any]) -> list[dict[str, str]]:
     p = Plan.from_xcom(plan)
     return tags.resolve_tags(p, _session(p).client("s3"))
 
 
+@retried
 def copy_images(plan: Mapping[str, Any], run_tags: list[dict[str, str]]) -> dict[str, Any]:
     """The pinned images; a KFP struct holds no nulls, so an unset image (no training) is left out."""
     p = Plan.from_xcom(plan)
@@ -90,6 +81,7 @@ def copy_images(plan: Mapping[str, Any], run_tags: list[dict[str, str]]) -> dict
     return {k: {f: v for f, v in e.items() if v is not None} for k, e in images.items() if e is not None}
 
 
+@retried
 def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any]) -> str:
     """Train (or follow this run's job) and return the artifact to deploy."""
     p = Plan.from_xcom(plan)
@@ -100,7 +92,7 @@ def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images:
     name = str(request["TrainingJobName"])
     description = training.start_training(client, request)
     settings = p.platform.sagemaker
-    with _stop_on_terminate(lambda: training.stop_training(client, name)):
+    with stop_on_sigterm(lambda: training.stop_training(client, name)):
         description = training.wait_for_training(
             client,
             name,
@@ -111,6 +103,7 @@ def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images:
     return training.model_artifact(p, description)
 
 
+@retried
 def create_model(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any], model_data_url: str
 ) -> str:
@@ -119,6 +112,7 @@ def create_model(
     return str(model.replace_model(_session(p).client("sagemaker"), request)["ModelName"])
 
 
+@retried
 def deploy_endpoint(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], model_name: str
 ) -> dict[str, Any]:
@@ -141,6 +135,7 @@ def deploy_endpoint(
     }
 
 
+@retried
 def expose_api(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], deployed: Mapping[str, Any]
 ) -> dict[str, Any]:

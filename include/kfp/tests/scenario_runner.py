@@ -19,8 +19,8 @@ subprocess of this environment, as in the component image. The answer is one JSO
 Where kfp.local differs from a KFP cluster, the runner makes it behave like one:
 - the run id: kfp.local draws a random number per run; the request's ``run_id`` is used instead, so a
   retry of a run can keep its id as KFP's retry does;
-- retries: the compiled retry policy is kept (two retries of a failed step), its 30 s backoff is cut to
-  0 s so the scenarios stay short;
+- retries: each step runs itself again after a transient error (sagelift_kfp.steps.retried); its 30 s
+  backoff is cut to 0 s (SAGELIFT_KFP_RETRY_DELAY) so the scenarios stay short;
 - terminating a run: SIGTERM to this process is KFP's "terminate run": every running component process
   gets SIGTERM (train_model then stops its training job) and no further step or retry starts but the
   exit handler, which KFP still runs after a terminate.
@@ -151,6 +151,7 @@ class Runner:
         from kfp.local import placeholder_utils
 
         _terminated = False
+        os.environ["SAGELIFT_KFP_RETRY_DELAY"] = "0"
         os.environ.update(request.get("env", {}))
         self.attempts = []
         random_id = placeholder_utils.make_random_id

@@ -4,8 +4,8 @@ A step ends in one of three ways besides success, and each engine maps them the 
 
 | kind | raised as | examples | Airflow | KFP |
 |---|---|---|---|---|
-| refusal | ``StepFailed`` | AccessDenied, a trust policy or ExternalId that does not allow a hop, a validation error, a training job Failed or Stopped, an endpoint Failed or rolled back, a resource sagelift does not own | the task fails without retries | the component fails (KFP's retry policy, 2 retries 30 s apart, reruns any failed component: KFP cannot tell the kinds apart) |
-| transient | ``StepRetry``, or the botocore error itself once botocore's own retries are spent | throttling, HTTP 5xx, timeouts, dropped connections, an endpoint another deploy is changing | the task is retried (its ``retries`` with exponential backoff) | the component fails and is rerun |
+| refusal | ``StepFailed`` | AccessDenied, a trust policy or ExternalId that does not allow a hop, a validation error, a training job Failed or Stopped, an endpoint Failed or rolled back, a resource sagelift does not own | the task fails without retries | the component fails without retries |
+| transient | ``StepRetry``, or the botocore error itself once botocore's own retries are spent | throttling, HTTP 5xx, timeouts, dropped connections, an endpoint another deploy is changing | the task is retried (its ``retries`` with exponential backoff) | the component runs the step again inside its pod (``retry_transient``: the same 3 tries and backoff as Airflow's); KFP's own retry policy is off, because it cannot tell a refusal from a transient error |
 | not found | the step's own decision (create, adopt or skip) | ``ValidationException: Could not find ...``, ``ResourceNotFound``, ``NotFoundException``, ``NoSuchKey`` | - | - |
 
 ``classify`` is the one function that decides refusal versus transient for an AWS error;
@@ -46,8 +46,12 @@ fails the task with the transient error, never with a message blaming configurat
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, TypeVar
 
+import tenacity
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -162,3 +166,43 @@ def delete_if_exists(call: Any, **kwargs: Any) -> bool:
             return False
         raise
     return True
+
+
+def is_transient(err: BaseException) -> bool:
+    """Worth running the step again later: ``StepRetry``, or an AWS error ``classify`` calls transient."""
+    if isinstance(err, StepFailed):
+        return False
+    return isinstance(err, StepRetry) or (
+        isinstance(err, ClientError | BotoCoreError) and classify(err) == "transient"
+    )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def retry_transient(tries: int = 3, first_delay: float = 30.0, max_delay: float = 600.0) -> Callable[[F], F]:
+    """Run a step again on a transient error (Airflow's task retries, for an engine without them).
+
+    ``tries`` in all, waiting ``first_delay`` then doubling, up to ``max_delay``; a refusal is raised at once.
+    """
+    return tenacity.retry(  # type: ignore[return-value]
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=tenacity.stop_after_attempt(tries),
+        wait=tenacity.wait_exponential(multiplier=first_delay, max=max_delay),
+        reraise=True,
+    )
+
+
+@contextmanager
+def stop_on_sigterm(stop: Callable[[], Any]) -> Iterator[None]:
+    """For an engine that cancels by SIGTERM (KFP terminating a run): stop what runs in AWS, then exit."""
+
+    def handler(signum: int, frame: Any) -> None:
+        stop()
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
