@@ -92,6 +92,41 @@ def test_teardown_deletes_everything_of_the_model_then_finds_nothing(run_deploy,
     assert [report[k] for k in ("api", "endpoint", "endpoint_configs", "models", "images", "pvc")] == [[]] * 6
 
 
+def test_a_teardown_waits_for_a_deploy_of_the_model_in_progress(
+    run_deploy, scenario, teardown_dag, local_aws, monkeypatch, capfd
+):
+    """A teardown takes the model's lock too: it never deletes under a deploy that holds it."""
+    import json
+
+    from sagelift.domain.lock import plan_lock, run_holder
+    from sagelift.domain.plan import Plan
+    from sagelift.steps import lock as locks
+    from tests.support.task_context import step_plan
+
+    assert run_deploy(demo_conf()).state == "success"
+    before = _model_resources(local_aws)
+    scenario.platform_overrides["locks"] = {"check_interval_seconds": 1, "wait_budget_seconds": 3}
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(scenario.platform()))
+    deploying = Plan.from_xcom(step_plan(None, scenario.platform(), run_id="manual__deploying"))
+    s3 = local_aws.client("s3", SCIENTIST_ACCOUNT)
+    assert locks.try_acquire(s3, plan_lock(deploying), run_holder(deploying)).acquired
+
+    dag_run, states, _ = _teardown(
+        teardown_dag, {"model_name": MODEL, "account_id": SCIENTIST_ACCOUNT, "confirm": MODEL}
+    )
+
+    assert states["acquire_model_lock"] == "failed"
+    assert states["delete_sagemaker_resources"] == "upstream_failed"
+    assert "is locked by run manual__deploying of sagemaker_deploy" in capfd.readouterr().out
+    assert _model_resources(local_aws) == before  # nothing deleted under the deploy
+    locks.release(s3, plan_lock(deploying), run_holder(deploying).run_key)
+    dag_run, states, _ = _teardown(
+        teardown_dag, {"model_name": MODEL, "account_id": SCIENTIST_ACCOUNT, "confirm": MODEL}
+    )
+    assert str(dag_run.state) == "success", states
+    assert _model_resources(local_aws) == {"endpoints": [], "endpoint_configs": [], "models": [], "apis": []}
+
+
 def test_wrong_confirm_is_refused_before_any_aws_call(scenario, teardown_dag, local_aws):
     requests_before = local_aws.request_count()
 

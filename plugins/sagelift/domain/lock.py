@@ -25,8 +25,9 @@ from typing import Any
 from sagelift.domain.bounded_json import JsonLimits, parse_json_text
 from sagelift.domain.errors import clip, kind
 from sagelift.domain.ownership import RUN_KEY_LEN
-from sagelift.domain.plan import Plan
+from sagelift.domain.plan import Plan, derive_run_key
 from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.teardown import TeardownPlan
 
 # A lock body is a flat object of a few short strings and one number.
 LOCK_RECORD_LIMITS = JsonLimits(max_chars=4096, max_depth=2, max_nodes=32, max_string=512)
@@ -72,7 +73,7 @@ def model_lock(platform: PlatformConfig, account_id: str, model_name: str) -> Mo
     )
 
 
-def plan_lock(plan: Plan) -> ModelLock | None:
+def plan_lock(plan: Plan | TeardownPlan) -> ModelLock | None:
     return model_lock(plan.platform, plan.account_id, plan.model_name)
 
 
@@ -129,24 +130,27 @@ class LockHolder:
         )
 
 
-def lease_seconds_for(plan: Plan) -> int:
+def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
     """The platform's lease, or one as long as this run may take: its copies, its training (if it
-    trains), the endpoint (a Failed one is deleted, then created: twice its budget), plus slack."""
+    trains), the endpoint (a Failed one is deleted, then created: twice its budget), plus slack. A
+    teardown waits for at most one endpoint deletion."""
     platform = plan.platform
     if platform.locks.lease_seconds is not None:
         return platform.locks.lease_seconds
     sagemaker = platform.sagemaker
+    if isinstance(plan, TeardownPlan):
+        return sagemaker.endpoint_wait_budget_seconds + LEASE_SLACK_SECONDS
     copying = 2 * int(platform.ecr.copy_timeout_max_minutes * 60)
     training = sagemaker.training_wait_budget_seconds if plan.params.trains else 0
     return copying + training + 2 * sagemaker.endpoint_wait_budget_seconds + LEASE_SLACK_SECONDS
 
 
-def run_holder(plan: Plan) -> LockHolder:
-    """This run, as its lock names it."""
+def run_holder(plan: Plan | TeardownPlan) -> LockHolder:
+    """This run (a deploy or a teardown of the model), as its lock names it."""
     return LockHolder(
         dag_id=plan.dag_id,
         run_id=plan.run_id,
-        run_key=plan.names.run_key,
+        run_key=derive_run_key(plan.dag_id, plan.run_id),
         lease_seconds=lease_seconds_for(plan),
     )
 

@@ -36,19 +36,27 @@ from sagelift.domain.lock import (
     wait_expired_message,
 )
 from sagelift.domain.plan import Plan
+from sagelift.domain.teardown import TeardownPlan, read_any_plan
 from sagelift.operators.base import StepInputs, connection_clients, step_errors
 from sagelift.steps import lock as locks
 from sagelift.triggers.lock import S3ModelLockAvailableTrigger
 
 
-def _unserialized(plan: Plan) -> str:
+def _unserialized(plan: Plan | TeardownPlan) -> str:
     return (
         f"platform.locks_s3_uri is not set: runs of model {plan.model_name} in account {plan.account_id} "
         "are not serialized, and two at once can fail each other (README 'Runs of one model take turns')."
     )
 
 
-class S3AcquireModelLockOperator(StepInputs, BaseOperator):
+class _LockStep(StepInputs):
+    def _read_plan(self) -> Plan | TeardownPlan:
+        """A deploy's or a teardown's plan: both take the model's lock."""
+        with step_errors():
+            return read_any_plan(self.plan)
+
+
+class S3AcquireModelLockOperator(_LockStep, BaseOperator):
     """Take the model's lock, waiting (deferred) for the run that holds it; returns ``lock_outcome``."""
 
     template_fields: Sequence[str] = ("plan", "session")
@@ -59,7 +67,7 @@ class S3AcquireModelLockOperator(StepInputs, BaseOperator):
         self._store_inputs(plan=plan, session=session)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        plan = self.read_plan()
+        plan = self._read_plan()
         lock = plan_lock(plan)
         if lock is None:
             self.log.warning("%s", _unserialized(plan))
@@ -67,7 +75,7 @@ class S3AcquireModelLockOperator(StepInputs, BaseOperator):
         return self._take(plan, lock, datetime.datetime.now(UTC), [])
 
     def _take(
-        self, plan: Plan, lock: ModelLock, started: datetime.datetime, waited_for: list[str]
+        self, plan: Plan | TeardownPlan, lock: ModelLock, started: datetime.datetime, waited_for: list[str]
     ) -> dict[str, Any]:
         session = self.read_session()
         me = run_holder(plan)
@@ -122,7 +130,7 @@ class S3AcquireModelLockOperator(StepInputs, BaseOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        plan = self.read_plan()
+        plan = self._read_plan()
         lock = plan_lock(plan)
         event = event or {}
         if lock is None:  # the platform changed while this run waited: its plan still names a lock
@@ -145,7 +153,7 @@ class S3AcquireModelLockOperator(StepInputs, BaseOperator):
         )
 
 
-class S3ReleaseModelLockOperator(StepInputs, BaseOperator):
+class S3ReleaseModelLockOperator(_LockStep, BaseOperator):
     """Give the model's lock back if it still names this run (the run's teardown task)."""
 
     template_fields: Sequence[str] = ("plan", "session")
@@ -156,10 +164,12 @@ class S3ReleaseModelLockOperator(StepInputs, BaseOperator):
         self._store_inputs(plan=plan, session=session)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        plan = self.read_plan()
+        plan = self._read_plan()
         lock = plan_lock(plan)
         if lock is None:
             return {"lock_uri": None, "released": False}
         with step_errors():
-            released = locks.release(connection_clients(self.read_session())("s3"), lock, plan.names.run_key)
+            released = locks.release(
+                connection_clients(self.read_session())("s3"), lock, run_holder(plan).run_key
+            )
         return {"lock_uri": lock.uri, "released": released}
