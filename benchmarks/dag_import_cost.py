@@ -18,7 +18,7 @@ RUNS = int(os.environ.get("RUNS", "7"))
 
 OPERATORS = """
 import sagelift.operators.apigateway, sagelift.operators.ecr, sagelift.operators.kubernetes
-import sagelift.operators.params, sagelift.operators.sagemaker, sagelift.operators.sts
+import sagelift.dags.params, sagelift.operators.sagemaker, sagelift.operators.sts
 import sagelift.operators.tags, sagelift.operators.validate
 import airflow.sdk
 """

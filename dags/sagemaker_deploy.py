@@ -33,12 +33,12 @@ from datetime import timedelta
 
 from airflow.sdk import DAG
 
+from sagelift.dags.params import airflow_params
 from sagelift.notifications import SageliftNotifier
 from sagelift.operators.apigateway import ApiGatewayExposeOperator
 from sagelift.operators.ecr import EcrCopyImagesOperator
 from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
 from sagelift.operators.lock import S3AcquireModelLockOperator, S3ReleaseModelLockOperator
-from sagelift.operators.params import airflow_params
 from sagelift.operators.sagemaker import (
     SageMakerCreateModelOperator,
     SageMakerDeployEndpointOperator,

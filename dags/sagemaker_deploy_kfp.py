@@ -22,8 +22,8 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, chain
 
+from sagelift.dags.params import airflow_params
 from sagelift.operators.kfp import KubeflowPipelinesRunOperator
-from sagelift.operators.params import airflow_params
 from sagelift.operators.validate import ValidateRunOperator
 
 with DAG(

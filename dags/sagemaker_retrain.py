@@ -9,11 +9,8 @@ sagemaker_deploy with the stored conf and waits for it. Adding a retrain is addi
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sagelift.operators.retrain import build_retrain_dag, load_retrain_models
-
-REGISTRY = Path(__file__).resolve().parents[1] / "include" / "retrain"
+from sagelift.config import REGISTRY, load_retrain_models
+from sagelift.dags.retrain import build_retrain_dag
 
 for _model in load_retrain_models(REGISTRY):
     globals()[_model.dag_id] = build_retrain_dag(_model)

@@ -96,8 +96,8 @@ def hostile_registration(tmp_path_factory) -> dict[str, Any]:
 def every_task(airflow_db, hostile_registration) -> list[tuple[Any, Any]]:
     from airflow.dag_processing.dagbag import DagBag
 
+    from sagelift.dags.retrain import build_retrain_dag
     from sagelift.domain.retrain import parse_retrain_model
-    from sagelift.operators.retrain import build_retrain_dag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}

@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 
+from sagelift.dags.params import airflow_params
 from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES, PARAMETERS, builtin_algorithms, instance_types
-from sagelift.operators.params import airflow_params
 
 ORIGINAL_13 = [
     "model_name",

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from sagelift.config import load_retrain_models
+from sagelift.dags.retrain import build_retrain_dag
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.plan import derive_run_key
 from sagelift.domain.retrain import parse_retrain_model
-from sagelift.operators.retrain import build_retrain_dag, load_retrain_models
 from tests.conftest import ROOT
 from tests.support.local_aws import SCIENTIST_ACCOUNT
 from tests.support.scenario import demo_conf
@@ -260,7 +261,7 @@ def test_every_shipped_registration_has_an_owner_and_its_dag_says_who(dagbag):
 
 
 def test_the_deploy_run_of_a_retrain_is_recognised_from_its_registration_file(tmp_path):
-    from sagelift.operators.retrain import registered_retrain
+    from sagelift.config import registered_retrain
 
     registration = _register(tmp_path, demo_conf())
     (model,) = load_retrain_models(tmp_path)

@@ -6,7 +6,7 @@ training_channels) may arrive as JSON-encoded strings and its counts as strings 
 objects, arrays and integers work too. A few optional parameters narrow platform settings where the
 platform allows it (the tag document, the PVC); nothing here can override platform configuration.
 
-``PARAMETERS`` feeds the Airflow trigger form (see sagelift.operators.params) and the KFP pipeline;
+``PARAMETERS`` feeds the Airflow trigger form (see sagelift.dags.params) and the KFP pipeline;
 ``parse_params`` turns a raw conf into ``RunParams`` or raises one SageliftValidationError listing every
 broken rule with its field.
 """

@@ -1,7 +1,7 @@
 """Platform configuration: the values the ML platform team owns, never the person triggering a run.
 
 One home: the Airflow Variable ``sagelift_platform`` (JSON), read at task run time by
-``sagelift.hooks.platform`` and parsed here. A run's conf can never override these values; the few
+``sagelift.config`` and parsed here. A run's conf can never override these values; the few
 settings a conf may narrow (the PVC's name, size and class, the tag document) are declared as
 separate, validated run parameters.
 

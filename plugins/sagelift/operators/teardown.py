@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from sagelift.config import load_platform_config_raw
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE, TEAR_DOWN, PlatformConfig
 from sagelift.domain.teardown import (
@@ -24,7 +25,6 @@ from sagelift.domain.teardown import (
     parse_teardown_conf,
 )
 from sagelift.hooks.ecr import EcrHook
-from sagelift.hooks.platform import load_platform_config_raw
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.operators.base import StepInputs, step_errors
 from sagelift.operators.validate import triggering_user

@@ -13,12 +13,11 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from sagelift.config import load_platform_config_raw, registered_retrain
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.params import default_conf
 from sagelift.domain.plan import build_plan
 from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE
-from sagelift.hooks.platform import load_platform_config_raw
-from sagelift.operators.retrain import registered_retrain
 
 
 def triggering_user(dag_run: Any) -> str | None:

@@ -21,68 +21,16 @@ deploy run's conf, the model's environment and the logs; ``TriggerDeployRunOpera
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, ClassVar
-
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable
 
-from sagelift.domain.params import MODEL_NAME_MAX, SAGEMAKER_NAME_RE
 from sagelift.domain.retrain import (
-    OPERATOR_TRIGGERED,
     RetrainModel,
     derive_retrain_run_id_prefix,
-    is_retrain_run,
-    parse_retrain_file,
 )
+from sagelift.operators.trigger_dagrun import TriggerDeployRunOperator
 
 DEPLOY_DAG_ID = "sagemaker_deploy"
 TIMEZONE = "UTC"
-# plugins/sagelift/operators/retrain.py -> the project root, where include/ lives.
-REGISTRY = Path(__file__).resolve().parents[3] / "include" / "retrain"
-
-
-class TriggerDeployRunOperator(TriggerDagRunOperator):
-    """TriggerDagRunOperator that passes ``conf`` through verbatim: never rendered, never augmented.
-
-    ``conf`` is left out of the templated fields (so it is neither rendered nor stored as a rendered
-    field), and OpenLineage's parent-run keys are not injected (sagemaker_deploy refuses unknown keys).
-    """
-
-    template_fields: Sequence[str] = tuple(f for f in TriggerDagRunOperator.template_fields if f != "conf")
-    template_fields_renderers: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, *, conf: dict[str, Any], **kwargs: Any) -> None:
-        super().__init__(conf=conf, openlineage_inject_parent_info=False, **kwargs)
-
-
-def load_retrain_models(directory: Path) -> list[RetrainModel]:
-    """Every registration in ``directory``; an invalid one fails the DAG file's import, naming it."""
-    return [
-        parse_retrain_file(path.stem, path.read_text(), source=str(path))
-        for path in sorted(directory.glob("*.json"))
-    ]
-
-
-def registered_retrain(
-    run_type: str, run_id: str, conf: Mapping[str, Any], directory: Path = REGISTRY
-) -> RetrainModel | None:
-    """The registration a sagemaker_deploy run is the retrain of (see ``is_retrain_run``), else None.
-
-    The file is found by the conf's model_name, read only when that is a valid model name (so a conf can
-    name no other path), and parsed with the same rules as the retrain DAGs'.
-    """
-    name = conf.get("model_name")
-    if str(run_type) != OPERATOR_TRIGGERED or not isinstance(name, str):
-        return None
-    if len(name) > MODEL_NAME_MAX or not SAGEMAKER_NAME_RE.match(name):
-        return None
-    path = directory / f"{name}.json"
-    if not path.is_file():
-        return None
-    model = parse_retrain_file(name, path.read_text(), source=str(path))
-    return model if is_retrain_run(model, run_type, run_id, conf) else None
 
 
 def retrain_schedule(model: RetrainModel) -> object:
