@@ -37,7 +37,7 @@ Printed per N, for each variant:
   blocked for more than 0.2 s, and the longest block;
 - DescribeLogStreams and GetLogEvents: the most calls the local CloudWatch Logs answered in any
   one-second window, and the total (AWS's default quotas per account and region: DescribeLogStreams 5
-  or 25 per second depending on the account's age, GetLogEvents 25);
+  a second in the quota tables, 25 in the current API reference; GetLogEvents 25);
 
 and per kind of wait: how many were read at least once and the seconds from the hand-over until all
 were ("-" if some never were: how long the last wait took to start working); the time between two

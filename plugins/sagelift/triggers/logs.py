@@ -10,8 +10,9 @@ skipped. A job with several instances gets each line prefixed with its stream's 
 log to its end after the job has ended. A log that cannot be read is a warning, never an error.
 
 At a thousand waits the read calls meet CloudWatch Logs' per-account, per-region quotas
-(DescribeLogStreams: 5 calls per second by default in older accounts, 25 in the current API reference;
-GetLogEvents: 25), shared with everyone else reading logs in the account. So a trigger's tail:
+(DescribeLogStreams: 5 calls per second by default in the quota tables, 25 in the current API
+reference; GetLogEvents: 25), shared with everyone else reading logs in the account. So a trigger's
+tail:
 
 - looks for streams only once the job's container can have started: the training trigger passes it
   every DescribeTrainingJob answer its waiter gets (``observe``), and streams are not looked for while
