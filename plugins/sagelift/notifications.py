@@ -34,9 +34,8 @@ from sagelift.domain.notify import (
     render_sns,
     resolve_notification_target,
 )
-
-VALIDATE_TASK_ID = "validate"
-EXPOSE_TASK_ID = "expose_api"
+from sagelift.operators.apigateway import ApiGatewayExposeOperator
+from sagelift.operators.validate import ValidateRunOperator
 
 
 class SageliftNotifier(BaseNotifier):
@@ -48,7 +47,7 @@ class SageliftNotifier(BaseNotifier):
 
     def notify(self, context: Any) -> None:
         dag_run, ti = context.get("dag_run"), context.get("ti")
-        model_name = _validated_model_name(ti)
+        model_name = _validated_model_name(ti, _task_of(context, ValidateRunOperator))
         try:
             target = resolve_notification_target(
                 Variable.get(VARIABLE_KEY, default=None, deserialize_json=True), model_name
@@ -60,8 +59,9 @@ class SageliftNotifier(BaseNotifier):
             return
         exception = context.get("exception")
         invoke_url = None
-        if self.event == "success" and ti is not None:
-            facts = ti.xcom_pull(task_ids=EXPOSE_TASK_ID)
+        expose = _task_of(context, ApiGatewayExposeOperator)
+        if self.event == "success" and ti is not None and expose is not None:
+            facts = ti.xcom_pull(task_ids=expose)
             invoke_url = facts.get("invoke_url") if isinstance(facts, Mapping) else None
         alert = build_alert(
             self.event,
@@ -112,11 +112,19 @@ class SageliftNotifier(BaseNotifier):
                 return
 
 
-def _validated_model_name(ti: Any) -> str | None:
-    """The model name of the plan validate pushed; None when the run has none (validate failed)."""
-    if ti is None:
+def _task_of(context: Any, operator_class: Any) -> str | None:
+    """The task of the run's DAG that is an ``operator_class`` (the DAG wires them; no id is assumed)."""
+    ti = context.get("ti")
+    dag = context.get("dag") or getattr(getattr(ti, "task", None), "dag", None)
+    tasks: list[Any] = list(getattr(dag, "tasks", ()))
+    return next((str(t.task_id) for t in tasks if isinstance(t, operator_class)), None)
+
+
+def _validated_model_name(ti: Any, validate_task_id: str | None) -> str | None:
+    """The model name of the plan validate returned; None when the run has none (validate failed)."""
+    if ti is None or validate_task_id is None:
         return None
-    plan = ti.xcom_pull(task_ids=VALIDATE_TASK_ID)
+    plan = ti.xcom_pull(task_ids=validate_task_id)
     params = plan.get("params") if isinstance(plan, Mapping) else None
     name = params.get("model_name") if isinstance(params, Mapping) else None
     return name if isinstance(name, str) else None

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.sdk import DAG
 
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.notify import (
@@ -20,6 +21,8 @@ from sagelift.domain.notify import (
     resolve_notification_target,
 )
 from sagelift.notifications import SageliftNotifier
+from sagelift.operators.apigateway import ApiGatewayExposeOperator
+from sagelift.operators.validate import ValidateRunOperator
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
 
 CONN = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
@@ -61,7 +64,11 @@ def _context(
     ti = SimpleNamespace(
         task_id=task_id, log_url=LOG_URL, xcom_pull=lambda task_ids, **_: pushed.get(task_ids)
     )
-    return {"dag_run": dag_run, "ti": ti, "exception": RuntimeError(error) if error else None}
+    # The notifier finds validate's and expose_api's tasks in the run's DAG by their operator.
+    with DAG(dag_id="sagemaker_deploy", schedule=None) as dag:
+        ValidateRunOperator(task_id="validate")
+        ApiGatewayExposeOperator(task_id="expose_api")
+    return {"dag_run": dag_run, "ti": ti, "dag": dag, "exception": RuntimeError(error) if error else None}
 
 
 @pytest.fixture
