@@ -1766,9 +1766,10 @@ class _Handler(BaseHTTPRequestHandler):
             user, groups = self.api.authenticate(self.headers.get("Authorization"))
             self._route(method, parts.path, query, user, groups)
         except ApiError as exc:
-            if method in ("POST", "PATCH", "PUT") and self.headers.get("Content-Length"):
-                self.close_connection = True
-            self._send_json(exc.code, exc.status())
+            # The body may be unread: close the connection, and say so, so the client does not reuse it
+            # (as Go's HTTP server does when it cannot drain a request body).
+            closing = method in ("POST", "PATCH", "PUT") and bool(self.headers.get("Content-Length"))
+            self._send_json(exc.code, exc.status(), headers={"Connection": "close"} if closing else None)
         finally:
             self.api.requests.append(
                 LoggedRequest(
