@@ -42,11 +42,12 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy plugins dags
 
-# Two workers, whole modules each (module-scoped Airflow and registries stay in one process): the e2e
-# tiers wait on subprocesses as much as they compute, so this roughly halves the wall time on 2 cores.
-# tests/live/ (one shared Airflow) is a single unit, handed out first (tests/conftest.py).
+# Three workers, whole modules each (module-scoped Airflow and registries stay in one process): the e2e
+# tiers wait on subprocesses (Airflow, moto, registries, kfp.local) as much as they compute, so a third
+# worker fills the waits on 2 cores. tests/live/ (one shared Airflow) is a single unit; it and the other
+# long modules are handed out first (tests/conftest.py).
 pytest: env system-deps kfp-env
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=15
+	$(VENV)/bin/python -m pytest -n 3 --dist loadfile --durations=15
 
 test: lint typecheck kfp-check pytest kfp-test
 

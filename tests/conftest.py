@@ -62,6 +62,15 @@ def local_aws(local_aws_server):
 
 
 LIVE_TIER = "tests/live/"
+# The modules that take minutes (measured with --durations), handed out right after the live tier.
+LONG_UNITS = (
+    "tests/scenarios/test_both_engines.py",
+    "tests/reliability/test_concurrency.py",
+    "tests/reliability/test_faults.py",
+    "tests/reliability/test_outcomes.py",
+    "tests/ops/test_retrain.py",
+    "tests/ops/test_teardown.py",
+)
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -79,8 +88,10 @@ def pytest_xdist_make_scheduler(config, log):
             return LIVE_TIER if path.startswith(LIVE_TIER) else path
 
         def _assign_work_unit(self, node) -> None:
-            if LIVE_TIER in self.workqueue:
-                self.workqueue.move_to_end(LIVE_TIER, last=False)
+            # Longest first, so that the last units to finish are short ones.
+            for unit in reversed((LIVE_TIER, *LONG_UNITS)):
+                if unit in self.workqueue:
+                    self.workqueue.move_to_end(unit, last=False)
             super()._assign_work_unit(node)
 
     return LiveTierTogether(config, log)
