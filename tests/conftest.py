@@ -63,8 +63,11 @@ def local_aws(local_aws_server):
 
 LIVE_TIER = "tests/live/"
 # The modules that take minutes (measured with --durations), handed out right after the live tier.
+# Modules whose tests are independent runs, split round-robin into this many units so that several
+# workers share them (each unit sets up the module's fixtures once).
+SPLIT_MODULES = {"tests/scenarios/test_both_engines.py": 3}
 LONG_UNITS = (
-    "tests/scenarios/test_both_engines.py",
+    *(f"{path}#{i}" for path, parts in SPLIT_MODULES.items() for i in range(parts)),
     "tests/reliability/test_concurrency.py",
     "tests/reliability/test_faults.py",
     "tests/reliability/test_outcomes.py",
@@ -74,18 +77,29 @@ LONG_UNITS = (
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadfile``, except that tests/live/ is one unit of work, handed out first: its modules
-    share one running Airflow (tests/live/conftest.py), so they must run on the same worker, one after
-    another, and as the longest unit it goes first so that the other worker fills in around it (xdist
-    otherwise orders units by their number of tests)."""
+    """``--dist loadfile``, except that tests/live/ is one unit of work and the modules in SPLIT_MODULES
+    are several. tests/live/'s modules share one running Airflow (tests/live/conftest.py), so they must
+    run on the same worker, one after another; as the longest unit it goes first, then the other long
+    units, so that the other workers fill in around them (xdist otherwise orders units by their number of
+    tests). The scenarios are the next longest and independent, so three workers share them."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     class LiveTierTogether(LoadFileScheduling):
+        split: dict[str, str] = {}
+
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return LIVE_TIER if path.startswith(LIVE_TIER) else path
+            if path.startswith(LIVE_TIER):
+                return LIVE_TIER
+            parts = SPLIT_MODULES.get(path)
+            if parts:
+                if nodeid not in self.split:
+                    done = sum(1 for seen in self.split if seen.startswith(path))
+                    self.split[nodeid] = f"{path}#{done % parts}"
+                return self.split[nodeid]
+            return path
 
         def _assign_work_unit(self, node) -> None:
             # Longest first, so that the last units to finish are short ones.
