@@ -6,7 +6,7 @@ For teams that keep Kubeflow Pipelines as the executor. Trigger it with exactly 
 
 1. **validate** checks every parameter against the platform configuration and fails naming the field
    and the rule, before anything is submitted;
-2. **run_kfp_pipeline** uploads the compiled pipeline `include/kfp/sagemaker_deploy.yaml` (once per
+2. **run_kfp_pipeline** uploads the compiled pipeline `sagelift/assets/kfp/sagemaker_deploy.yaml` (package data) (once per
    content change), submits one KFP run with the validated parameters and follows it; the task's
    "KFP run" link opens it in the KFP UI. The KFP run performs the eight steps of `sagemaker_deploy`
    (ensure_pvc ... expose_api) with the same request builders, so it creates the same resources.

@@ -4,7 +4,8 @@
 # machine's python3 (UV_PYTHON / UV_PYTHON_DOWNLOADS come from the project Makefile).
 KFP_DIR := include/kfp
 KFP_VENV := $(KFP_DIR)/.venv
-KFP_PACKAGE := $(KFP_DIR)/sagemaker_deploy.yaml
+# The compiled package is package data of sagelift (the operator and the wheel read it from there).
+KFP_PACKAGE := plugins/sagelift/assets/kfp/sagemaker_deploy.yaml
 # sagelift.domain (pure) and sagelift_kfp are imported from the work tree, as the component image has them.
 KFP_PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/$(KFP_DIR):$(CURDIR)
 KFP_RUN := env -u UV_PROJECT_ENVIRONMENT PYTHONPATH=$(KFP_PYTHONPATH) $(KFP_VENV)/bin/python

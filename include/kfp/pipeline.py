@@ -1,7 +1,7 @@
 """sagelift's pipeline on the Kubeflow Pipelines v2 DSL: the 13 original parameters, the eight steps.
 
-Compile with ``make kfp-compile`` (writes include/kfp/sagemaker_deploy.yaml, which is committed and
-checked by ``make test``). Each step is a lightweight Python component that calls the matching
+Compile with ``make kfp-compile`` (writes plugins/sagelift/assets/kfp/sagemaker_deploy.yaml, package
+data of sagelift, committed and checked by ``make test``). Each step is a lightweight Python component that calls the matching
 function of ``sagelift_kfp.steps``, which builds its requests with ``sagelift.domain``: the same
 builders as the Airflow DAG.
 
@@ -29,7 +29,8 @@ PIPELINE_NAME = "sagemaker-deploy"
 DEFAULT_BASE_IMAGE = "sagelift-kfp:0.1.0"
 DEFAULT_PLATFORM_CONFIGMAP = "sagelift-platform"
 PLATFORM_KEY = "platform.json"
-PACKAGE = Path(__file__).resolve().parent / "sagemaker_deploy.yaml"
+# package data of sagelift, read by the operator from the installed package
+PACKAGE = Path(__file__).resolve().parents[2] / "plugins/sagelift/assets/kfp/sagemaker_deploy.yaml"
 
 
 # --- the step bodies, as components ------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sagelift.operators.kfp import DEFAULT_PACKAGE
 from tests.conftest import ROOT
 
 
@@ -30,6 +31,7 @@ def test_kfp_dag_validates_then_runs_the_compiled_pipeline(dags):
     assert [t.task_id for t in dag.topological_sort()] == ["validate", "run_kfp_pipeline"]
     assert dag.get_task("run_kfp_pipeline").upstream_task_ids == {"validate"}
     run = dag.get_task("run_kfp_pipeline")
-    assert (ROOT / run.pipeline_package_path).is_file()
+    assert run.pipeline_package_path is None  # the compiled pipeline shipped in the package
+    assert DEFAULT_PACKAGE.is_file()
     assert dag.schedule is None and dag.catchup is False
     assert all(t.retries >= 1 for t in dag.tasks)

@@ -1,4 +1,4 @@
-"""The committed KFP package (include/kfp/sagemaker_deploy.yaml) against the one parameter definition.
+"""The committed KFP package (plugins/sagelift/assets/kfp/sagemaker_deploy.yaml) against the one parameter definition.
 
 Read with PyYAML in the main environment: the kfp SDK itself lives in include/kfp/.venv, where
 `make kfp-check` recompiles the package and fails when the committed file differs.
@@ -15,7 +15,7 @@ import yaml
 from sagelift.domain.params import PARAMETERS
 from tests.conftest import ROOT
 
-PACKAGE = ROOT / "include" / "kfp" / "sagemaker_deploy.yaml"
+PACKAGE = ROOT / "plugins/sagelift/assets/kfp/sagemaker_deploy.yaml"
 STEPS = [
     "ensure_pvc",
     "assume_role_chain",

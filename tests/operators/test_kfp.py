@@ -146,7 +146,7 @@ def test_parameters_default_to_the_validated_plan(kfp):
 
 
 def test_the_runs_pods_use_the_platforms_pipeline_service_account(kfp):
-    """ensure_pvc's claim is made with the same identity on both engines (include/k8s/rbac.yaml)."""
+    """ensure_pvc's claim is made with the same identity on both engines (plugins/sagelift/assets/k8s/rbac.yaml)."""
     platform = {
         "region": "us-east-1",
         "accounts": {"333333333333": {}},

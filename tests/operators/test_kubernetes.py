@@ -24,7 +24,7 @@ NS = "sagelift"
 CONN_ID = "sagelift_k8s_test"
 DAG_ID = "sagemaker_deploy"
 RUN_ID = "manual__2025-06-01T10:00:00+00:00"
-RBAC = Path(__file__).resolve().parents[2] / "include" / "k8s" / "rbac.yaml"
+RBAC = Path(__file__).resolve().parents[2] / "plugins/sagelift/assets/k8s/rbac.yaml"
 
 
 class FakeDag:
@@ -123,7 +123,7 @@ def test_missing_permission_fails_the_task_naming_it(k8s: KubernetesApiDouble) -
         run(make_context())
 
     assert "cannot create persistentvolumeclaims" in str(failure.value)
-    assert "include/k8s/rbac.yaml" in str(failure.value)
+    assert "sagelift/assets/k8s/rbac.yaml" in str(failure.value)
     assert k8s.pvcs(NS) == []
     assert k8s.pods(NS) == []
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 NS = "sagelift"
 SA = "sagelift-pipeline"
-RBAC = Path(__file__).resolve().parents[2] / "include" / "k8s" / "rbac.yaml"
+RBAC = Path(__file__).resolve().parents[2] / "plugins/sagelift/assets/k8s/rbac.yaml"
 SA_USER = f"system:serviceaccount:{NS}:{SA}"
 
 
@@ -103,7 +103,7 @@ def test_missing_create_permission_fails_naming_the_permission(k8s: KubernetesAp
     assert pod["status"]["phase"] == "Failed"
     assert exit_code(pod) == 4
     message = termination_message(pod)
-    for fact in ("create", "persistentvolumeclaims", SA, NS, "include/k8s/rbac.yaml"):
+    for fact in ("create", "persistentvolumeclaims", SA, NS, "sagelift/assets/k8s/rbac.yaml"):
         assert fact in message
     assert k8s.pvcs(NS) == []
 

@@ -1,7 +1,7 @@
 """The behavioural scenarios (tests/scenarios/definitions.py) on both engines, end states compared.
 
 Each scenario runs once on Airflow (``sagemaker_deploy`` with ``dag.test``: the real operators, deferred
-waits run inline) and once on Kubeflow Pipelines (the committed ``include/kfp/sagemaker_deploy.yaml``
+waits run inline) and once on Kubeflow Pipelines (the committed ``plugins/sagelift/assets/kfp/sagemaker_deploy.yaml``
 under ``kfp.local``, its components as subprocesses of include/kfp/.venv, driven by
 include/kfp/tests/scenario_runner.py), each time against a fresh local AWS: the moto server of this
 process with the SageMaker lifecycle emulation installed here, which the KFP components reach over HTTP

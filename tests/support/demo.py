@@ -4,7 +4,7 @@ It starts what the end-to-end tests start (tests/e2e/conftest.py, tests/e2e/test
 the same builders in tests/support/scenario.py:
 
 - the local AWS (moto server on 127.0.0.1) with the three-account world of the tests;
-- the Kubernetes API double, onboarded with include/k8s/rbac.yaml, so step 1's pod really runs;
+- the Kubernetes API double, onboarded with plugins/sagelift/assets/k8s/rbac.yaml, so step 1's pod really runs;
 - two OCI registries: a team's *source* registry and the scientist account's ECR registry.
 
 A training and a serving image (small OCI images written on the spot) are pushed to the source registry
@@ -214,7 +214,7 @@ def main(conf_path: str) -> int:
         if can_run_pods():
             k8s = stack.enter_context(onboarded_cluster())
             world.use_kubernetes(k8s)
-            print(f"  Kubernetes API   {k8s.url} (namespace {K8S_NAMESPACE}, include/k8s/rbac.yaml applied)")
+            print(f"  Kubernetes API   {k8s.url} (namespace {K8S_NAMESPACE}, plugins/sagelift/assets/k8s/rbac.yaml applied)")
         else:
             print("  Kubernetes API   not started: its kubelet needs root and unshare, so ensure_pvc skips")
         registries = RegistryPair(home / "registries", ecr_password=ecr_registry_password())

@@ -175,11 +175,11 @@ def ecr_registry_password(account: str = SCIENTIST_ACCOUNT) -> str:
 @contextlib.contextmanager
 def onboarded_cluster() -> Iterator[KubernetesApiDouble]:
     """The Kubernetes API double as onboarding leaves a cluster: namespaces default and sagelift,
-    include/k8s/rbac.yaml applied, and RBAC enforced for the pipeline's service account."""
+    sagelift/assets/k8s/rbac.yaml applied, and RBAC enforced for the pipeline's service account."""
     from tests.support.k8s_api import KubernetesApiDouble
 
     with KubernetesApiDouble(namespaces=("default", K8S_NAMESPACE), enforce_rbac=True) as k8s:
-        k8s.apply_manifest(ROOT / "include/k8s/rbac.yaml")
+        k8s.apply_manifest(ROOT / "plugins/sagelift/assets/k8s/rbac.yaml")
         yield k8s
 
 

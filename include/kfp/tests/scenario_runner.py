@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 KFP_DIR = Path(__file__).resolve().parents[1]
-PACKAGE = KFP_DIR / "sagemaker_deploy.yaml"
+PACKAGE = KFP_DIR.parents[1] / "plugins/sagelift/assets/kfp/sagemaker_deploy.yaml"
 # The last line of a Python traceback: the exception's (qualified) class and its message.
 EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Failed|Retry)): (.+)$")
 TRACEBACK = "Traceback (most recent call last):"

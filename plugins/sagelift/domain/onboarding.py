@@ -1,6 +1,6 @@
 """Onboarding a scientist account: the IAM policies of the three roles and the account's connection.
 
-Rendered from the jinja2 templates in include/iam/ and the platform configuration, so the trust chain
+Rendered from the jinja2 templates in the package's assets/iam/ and the platform configuration, so the trust chain
 (runner -> master pipeline role -> pipeline execution role) and the connection that performs it can
 never drift apart. ``scripts/onboard.py`` (``make onboard``) writes them out for an ML engineer to apply
 with their usual tooling (Terraform, CloudFormation, the console) and to add the connection to Airflow.
@@ -9,7 +9,8 @@ with their usual tooling (Terraform, CloudFormation, the console) and to add the
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import jinja2
@@ -17,7 +18,8 @@ import jinja2
 from sagelift.domain.lock import account_locks
 from sagelift.domain.platform import PlatformConfig
 
-TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "iam"
+# package data, so an installed wheel renders the same policies as the work tree
+TEMPLATES = resources.files("sagelift").joinpath("assets", "iam")
 
 # (output name, template, which account it belongs in)
 POLICIES = (
@@ -54,7 +56,7 @@ def render_policies(
     runner_principal_arn: str,
     data_uris: list[str],
     output_uris: list[str],
-    templates: Path = TEMPLATES,
+    templates: Traversable = TEMPLATES,
 ) -> dict[str, dict[str, Any]]:
     """Every policy document for onboarding ``account_id``, parsed; raises on an unknown account."""
     account = platform.account(account_id)
@@ -63,7 +65,7 @@ def render_policies(
     read_uris = list(data_uris) + ([platform.tags_s3_uri] if platform.tags_s3_uri else [])
     locks = account_locks(platform, account_id)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates),
+        loader=jinja2.FunctionLoader(lambda name: templates.joinpath(name).read_text(encoding="utf-8")),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -22,9 +22,8 @@ from sagelift.hooks.kfp import KubeflowPipelinesError, KubeflowPipelinesHook
 from sagelift.links.kfp import KubeflowPipelinesRunLink
 from sagelift.triggers.kfp import KubeflowPipelinesRunCompleteTrigger
 
-# plugins/sagelift/operators/kfp.py -> the project root, where include/ lives.
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_PACKAGE_PATH = "include/kfp/sagemaker_deploy.yaml"
+# The compiled pipeline is package data (``make kfp-compile`` writes it there).
+DEFAULT_PACKAGE = resources.files("sagelift").joinpath("assets", "kfp", "sagemaker_deploy.yaml")
 
 
 class KubeflowPipelinesRunOperator(BaseOperator):
@@ -39,7 +38,7 @@ class KubeflowPipelinesRunOperator(BaseOperator):
 
     :param kfp_conn_id: Airflow connection of the KFP API (see ``KubeflowPipelinesHook``).
     :param pipeline_name: name of the pipeline in KFP.
-    :param pipeline_package_path: compiled pipeline YAML; a relative path is read from the project root.
+    :param pipeline_package_path: compiled pipeline YAML; default: the one shipped in the package.
     :param experiment_name: KFP experiment the run belongs to.
     :param parameters: runtime parameters; default: the ``params`` of ``plan``.
     :param plan: the run's plan (``validate.output``), whose validated parameters are sent.
@@ -65,7 +64,7 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         pipeline_name: str,
         experiment_name: str,
         kfp_conn_id: str = KubeflowPipelinesHook.default_conn_name,
-        pipeline_package_path: str = DEFAULT_PACKAGE_PATH,
+        pipeline_package_path: str | None = None,
         parameters: dict[str, Any] | None = None,
         plan: Any = None,
         deferrable: bool = True,
@@ -105,11 +104,9 @@ class KubeflowPipelinesRunOperator(BaseOperator):
             raise SageliftValidationError.single(
                 "parameters", "must be a mapping of pipeline parameter names to values"
             )
-        package = Path(self.pipeline_package_path)
-        if not package.is_absolute():
-            package = PROJECT_ROOT / package
-
-        pipeline = self.hook.ensure_pipeline_version(self.pipeline_name, str(package))
+        with resources.as_file(DEFAULT_PACKAGE) as default:  # a real path unless installed zipped
+            package = self.pipeline_package_path or str(default)
+            pipeline = self.hook.ensure_pipeline_version(self.pipeline_name, package)
         self.log.info(
             "Pipeline '%s' version %s (%s)", self.pipeline_name, pipeline.pipeline_version_id, pipeline.action
         )

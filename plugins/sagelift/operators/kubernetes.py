@@ -1,7 +1,7 @@
 """Step 1, ``ensure_pvc``: a KubernetesPodOperator that makes sure the pipeline's claim exists.
 
 The work happens inside the cluster, with the pipeline's own service account, so the claim is created
-with exactly the permissions the pipeline has (``include/k8s/rbac.yaml``) and in the namespace its pods
+with exactly the permissions the pipeline has (``sagelift/assets/k8s/rbac.yaml``) and in the namespace its pods
 run in. The pod runs ``sagelift/pod/ensure_pvc.py`` on a stock ``python`` image (``python3 -c
 <source>``): no image to build or scan, nothing installed at pod start, and the program is versioned
 with the DAG that uses it.

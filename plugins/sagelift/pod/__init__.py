@@ -7,14 +7,12 @@ pip-installed at pod start. Nothing in this package may import a third-party mod
 
 from __future__ import annotations
 
-from pathlib import Path
-
-_HERE = Path(__file__).resolve().parent
+from importlib import resources
 
 
 def program_source(name: str) -> str:
     """The source text of the in-pod program ``name`` (a module in this package, e.g. ``ensure_pvc``)."""
-    path = _HERE / f"{name}.py"
-    if path.parent != _HERE or not path.is_file():
-        raise FileNotFoundError(f"no in-pod program named {name!r} in {_HERE}")
+    path = resources.files(__name__).joinpath(f"{name}.py")
+    if not name.isidentifier() or not path.is_file():
+        raise FileNotFoundError(f"no in-pod program named {name!r} in {__name__}")
     return path.read_text(encoding="utf-8")

@@ -42,7 +42,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-RBAC_FILE = "include/k8s/rbac.yaml"
+RBAC_FILE = "sagelift/assets/k8s/rbac.yaml"
 BOUND_POLL_SECONDS = 2.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 
