@@ -40,7 +40,8 @@ with DAG(
         "max_retry_delay": timedelta(minutes=10),
     },
 ):
-    validate = ValidateRunOperator(task_id="validate")
+    # The KFP components reach the account from the platform configuration, not an Airflow connection.
+    validate = ValidateRunOperator(task_id="validate", require_aws_connection=False)
     run_kfp_pipeline = KubeflowPipelinesRunOperator(
         task_id="run_kfp_pipeline",
         pipeline_name="sagemaker-deploy",

@@ -185,7 +185,7 @@ def test_validate_refuses_platform_api_settings_that_would_fail_at_expose_api(
         ValidateRunOperator(task_id="validate").execute(_context(demo_conf()))
     first_line = str(raised.value).splitlines()[0]
     assert first_line.startswith(
-        "Invalid run configuration. platform.api.quota_limit: quotas are enforced per API key"
+        "Platform configuration error. platform.api.quota_limit: quotas are enforced per API key"
     )
     assert len(first_line) <= 200
     assert local_aws.request_count() == before
@@ -220,5 +220,5 @@ def test_a_broken_platform_variable_fails_validate_with_a_field_error(scenario, 
     with pytest.raises(AirflowFailException) as raised:
         ValidateRunOperator(task_id="validate").execute(_context(demo_conf()))
     assert str(raised.value).startswith(
-        "Invalid run configuration. platform: the Variable 'sagelift_platform' nests"
+        "Platform configuration error. platform: the Variable 'sagelift_platform' nests"
     )

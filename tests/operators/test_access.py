@@ -40,6 +40,8 @@ RETRAIN_RUN = "retrain__sagemaker_retrain_fraud_scorer__scheduled__2026-03-02T02
 @pytest.fixture(autouse=True)
 def platform(monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(PLATFORM))
+    for account in (B_ACCOUNT, A_ACCOUNT):  # validate checks the onboarded account's connection exists
+        monkeypatch.setenv(f"AIRFLOW_CONN_SAGELIFT_AWS_{account}", json.dumps({"conn_type": "aws"}))
 
 
 def _run(conf: dict[str, Any], user: str | None, run_type: str = "manual", run_id: str = "manual__1"):

@@ -116,6 +116,35 @@ class SageliftValidationError(ValueError):
         return "\n".join(lines)
 
 
+PLATFORM_FIELD = "platform"
+RUN_HEADING = "Invalid run configuration."
+PLATFORM_HEADING = "Platform configuration error."
+PLATFORM_OWNER = (
+    "An ML engineer fixes the Airflow Variable 'sagelift_platform' (README 'Platform configuration'); "
+    "the run's conf is not at fault."
+)
+
+
+def is_platform_field(field: str) -> bool:
+    """Whether a problem's field is in the platform configuration (the ML engineer's), not the conf."""
+    return field == PLATFORM_FIELD or field.startswith((PLATFORM_FIELD + ".", PLATFORM_FIELD + "["))
+
+
+def headed_message(error: SageliftValidationError) -> str:
+    """validate's message, headed by whose mistake it is.
+
+    A broken platform configuration is the ML engineer's to fix, whatever the conf holds: its problems
+    lead under a platform heading and the line after says who fixes it; the conf's problems follow. A
+    conf alone is "Invalid run configuration." Both headings fit the room ``FIRST_LINE_MAX`` leaves.
+    """
+    platform = [p for p in error.problems if is_platform_field(p[0])]
+    if not platform:
+        return f"{RUN_HEADING} {error}"
+    ordered = SageliftValidationError(platform + [p for p in error.problems if not is_platform_field(p[0])])
+    first, _, rest = str(ordered).partition("\n")
+    return "\n".join(line for line in (f"{PLATFORM_HEADING} {first}", PLATFORM_OWNER, rest) if line)
+
+
 class Problems:
     """Collects problems so a user sees every broken rule at once, not one per attempt."""
 

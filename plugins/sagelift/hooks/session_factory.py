@@ -133,3 +133,29 @@ class RoleChainSessionFactory(BaseSessionFactory):
         session = super().create_session(deferrable=deferrable)
         _default_retries(session._session if isinstance(session, boto3.session.Session) else session)
         return session
+
+
+FACTORY_SETTING = "[aws] session_factory"
+FACTORY_PATH = "sagelift.hooks.session_factory.RoleChainSessionFactory"
+
+
+def role_chain_factory_problem(extra: dict[str, Any]) -> str | None:
+    """Why a connection with a ``role_chain`` cannot work in this process, else None.
+
+    The provider picks its session factory once, from ``[aws] session_factory``; without ours, the stock
+    factory ignores ``role_chain`` and assumes the execution role straight from the runner's identity,
+    which the role does not trust: a raw AccessDenied, retried three times over minutes. So the first
+    AWS task asks first, and fails at once naming the setting.
+    """
+    from airflow.providers.amazon.aws.hooks import base_aws
+
+    if not extra.get("role_chain"):
+        return None
+    factory = base_aws.SessionFactory
+    if isinstance(factory, type) and issubclass(factory, RoleChainSessionFactory):
+        return None
+    return (
+        f"{FACTORY_SETTING} is not sagelift's RoleChainSessionFactory (found {factory.__name__}), so the "
+        f"connection's role_chain cannot be performed\nAn ML engineer sets {FACTORY_SETTING} = {FACTORY_PATH} (or "
+        "AIRFLOW__AWS__SESSION_FACTORY) on every worker and triggerer (README 'Pointing sagelift at real AWS')."
+    )

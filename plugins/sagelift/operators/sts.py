@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from sagelift.domain.plan import SessionFacts
 from sagelift.domain.teardown import read_any_plan
+from sagelift.hooks.session_factory import role_chain_factory_problem
 from sagelift.operators.base import StepInputs, step_errors
 from sagelift.steps.role_chain import check_identity
 
@@ -44,6 +45,9 @@ class StsAssumeRoleChainOperator(StepInputs, BaseOperator):
                 f"account_id: account {account_id} is onboarded but its AWS connection {conn_id!r} does not "
                 "exist; an ML engineer creates it (README 'Onboarding a scientist account')."
             ) from None
+        factory_problem = role_chain_factory_problem(connection.extra_dejson)
+        if factory_problem is not None:
+            raise AirflowFailException(f"Platform configuration error. {factory_problem}")
         chain = [hop.get("role_arn") for hop in (connection.extra_dejson.get("role_chain") or [])]
         if platform.master_role_arn and chain != [platform.master_role_arn]:
             raise AirflowFailException(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from sagelift.config import load_platform_config_raw, registered_retrain
-from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.errors import PLATFORM_HEADING, SageliftValidationError, headed_message
 from sagelift.domain.params import default_conf
-from sagelift.domain.plan import build_plan
+from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE
 
 
@@ -44,13 +44,34 @@ def acting_user(dag_run: Any, conf: dict[str, Any]) -> tuple[str, str]:
     raise SageliftValidationError.single(NO_USER_FIELD, NO_USER_RULE)
 
 
+def check_account_connection(account_id: str, conn_id: str) -> None:
+    """Refuse a run whose onboarded account has no AWS connection, before any step needs it.
+
+    Called after the deployer check, so only a user who may deploy there learns the connection is missing.
+    """
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise AirflowFailException(
+            f"{PLATFORM_HEADING} account_id: account {account_id} is onboarded but its AWS connection "
+            f"{conn_id!r} does not exist\nAn ML engineer creates it with `make onboard` (README 'Onboarding "
+            "a scientist account'); the run's conf is not at fault."
+        ) from None
+
+
 class ValidateRunOperator(BaseOperator):
     """Build the run's plan from its conf and the platform configuration, or fail naming field and rule.
 
     A validation failure is final (AirflowFailException): retrying the same conf cannot succeed.
+    ``require_aws_connection``: whether the account's Airflow AWS connection must exist (the Airflow
+    engine's steps act through it; the KFP engine's components chain from the platform configuration).
     """
 
     ui_color = "#e8f4fd"
+
+    def __init__(self, *, require_aws_connection: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.require_aws_connection = require_aws_connection
 
     def execute(self, context: Any) -> dict[str, Any]:
         dag_run = context["dag_run"]
@@ -65,7 +86,10 @@ class ValidateRunOperator(BaseOperator):
                 raw, load_platform_config_raw(), dag_run.dag_id, dag_run.run_id, triggered_by=user
             )
         except SageliftValidationError as err:
-            raise AirflowFailException(f"Invalid run configuration. {err}") from None
+            raise AirflowFailException(headed_message(err)) from None
+        if self.require_aws_connection:
+            typed = Plan.from_xcom(plan)
+            check_account_connection(typed.account_id, typed.platform.aws_conn_id(typed.account_id))
         names = plan["names"]
         self.log.info(
             "Run plan for model %s in account %s, acting for %s (%s): training job %s, model %s, "
