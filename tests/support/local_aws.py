@@ -6,6 +6,8 @@ role-assumption calls never leave the machine).
 
 Added on top of moto 5.2.5:
 - ``UpdateEndpoint`` (moto lacks it): the endpoint switches to the new config and is InService.
+- Application Auto Scaling of SageMaker variants as AWS does it (tests/support/local_aws_autoscaling.py)
+  and InvokeEndpoint answers per endpoint (tests/support/sagemaker_runtime.py).
 - AssumeRole honours trust policies (tests/support/local_aws_sts.py) and API Gateway REST API tagging
   (tests/support/local_aws_apigateway.py).
 - S3 conditional writes made atomic: moto 5.2.5 answers ``If-None-Match: *`` and ``If-Match`` on
@@ -85,7 +87,7 @@ def _patch_moto() -> None:
 
     from moto.s3.responses import S3Response
 
-    from tests.support import local_aws_apigateway, local_aws_sts
+    from tests.support import local_aws_apigateway, local_aws_autoscaling, local_aws_sts, sagemaker_runtime
 
     def serialized(original: Callable[..., Any]) -> Callable[..., Any]:
         def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -100,6 +102,8 @@ def _patch_moto() -> None:
     local_aws_sts.install()
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
+    local_aws_autoscaling.install()  # wraps the UpdateEndpoint just set
+    sagemaker_runtime.install()
     SageMakerModelBackend._sagelift_patched = True  # type: ignore[attr-defined]
 
 
@@ -181,6 +185,9 @@ class LocalAws:
         import urllib.request
 
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")).read()
+        from tests.support import sagemaker_runtime
+
+        sagemaker_runtime.clear()
         with self._lock:
             self.requests.clear()
 

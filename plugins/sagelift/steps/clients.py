@@ -22,3 +22,13 @@ def session_clients(session: boto3.session.Session) -> Clients:
         return session.client(service, region_name=region)  # type: ignore[call-overload]
 
     return client
+
+
+def autoscaling_client(clients: Clients) -> Any:
+    """Application Auto Scaling in the run's account and region (the endpoint variant's scaling)."""
+    return clients("application-autoscaling")
+
+
+def runtime_client(clients: Clients) -> Any:
+    """SageMaker Runtime in the run's account and region (the smoke test's InvokeEndpoint)."""
+    return clients("sagemaker-runtime")
