@@ -206,18 +206,32 @@ def diff_tags(wanted: Any, current: Any, path: str = "Tags") -> list[FieldChange
 
 def diff_patch(operations: Iterable[Mapping[str, str]], current: Mapping[str, Any]) -> list[FieldChange]:
     """An API Gateway patch (``replace``/``add``/``remove`` operations) as field changes, old values read
-    from ``current`` by the operation's path where the path names a field of it."""
+    from ``current`` by the operation's path where the path names a field of it.
+
+    Paths are JSON pointers (``~1`` is ``/``); an ``add`` or ``remove`` of a list item names the item in
+    its path (``/binaryMediaTypes/image~1*``), shown as the list gaining or losing it."""
     changes = []
     for op in operations:
-        path = str(op["path"])
-        old = _at_path(current, path)
+        parts = [_unescape(p) for p in str(op["path"]).strip("/").split("/")]
+        old = _at_path(current, parts)
         new = None if op["op"] == "remove" else op.get("value")
-        if op["op"] == "add":
+        path = ".".join(parts)
+        parent = _at_path(current, parts[:-1]) if len(parts) > 1 else None
+        if op["op"] in ("add", "remove") and (
+            isinstance(parent, list) or (op["op"] == "add" and new is None)
+        ):
+            path = ".".join(parts[:-1])
+            old, new = (None, parts[-1]) if op["op"] == "add" else (parts[-1], None)
+        elif op["op"] == "add":
             old = None
         if old is not None and new is not None and _same_text(old, new):
             continue
-        changes.append(FieldChange(path.lstrip("/").replace("/", "."), old, new))
+        changes.append(FieldChange(path, old, new))
     return changes
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
 
 
 def _same_text(old: Any, new: Any) -> bool:
@@ -230,9 +244,9 @@ def _same_text(old: Any, new: Any) -> bool:
         return False
 
 
-def _at_path(current: Mapping[str, Any], path: str) -> Any:
+def _at_path(current: Mapping[str, Any], parts: Sequence[str]) -> Any:
     node: Any = current
-    for part in path.strip("/").split("/"):
+    for part in parts:
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
