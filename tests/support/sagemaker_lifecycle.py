@@ -28,6 +28,19 @@ Emulated, computed at each Describe* from the emulated time since the resource w
 - endpoints: CreateEndpoint -> ``Creating`` for ``seconds`` -> ``InService`` or ``Failed`` with
   ``FailureReason``; UpdateEndpoint -> ``Updating`` (still on the old config) -> ``InService`` on the new
   config, or ``RolledBack``: ``InService`` on the old ``EndpointConfigName`` with a ``FailureReason``;
+- guarded updates (UpdateEndpoint with a blue/green ``DeploymentConfig``; ``LastDeploymentConfig``
+  then shows it): the new fleet is provisioned for ``seconds``, then traffic shifts as the
+  TrafficRoutingConfiguration says, the endpoint ``Updating`` throughout: ALL_AT_ONCE 100% then one
+  baking period (WaitIntervalInSeconds); CANARY the canary's CAPACITY_PERCENT, a baking period, then
+  100%; LINEAR one step of LinearStepSize after another, each followed by a baking period; then
+  TerminationWaitInSeconds before ``InService`` on the new config. ``traffic(endpoint)`` is the share on
+  the new fleet now, ``deployment_events`` what each deployment did, in emulated seconds. Alarms of the
+  AutoRollbackConfiguration are watched from the first shift to the end: one in ``ALARM`` in moto's
+  CloudWatch then (a test's SetAlarmState, or ``endpoint_update(alarm_fires_after=...)``, which puts the
+  deployment's first alarm, or ``alarm_name``, in ALARM at that emulated second as CloudWatch would)
+  rolls the update back: ``RollingBack`` for ``rollback_seconds``, then ``InService`` on the old config
+  with a ``FailureReason`` naming the alarm (its wording is assumed; SageMaker's is not documented). An
+  UpdateEndpoint naming an alarm that does not exist is refused (ValidationException; also assumed);
 - faults per operation (``"<service>:<Operation>"`` as in botocore, or ``"*"``): ``throttle``
   (ThrottlingException, HTTP 400; S3: SlowDown, HTTP 503), ``internal`` (InternalFailure, HTTP 500), ``reset`` (the TCP
   connection is closed without an answer), ``latency`` (``latency_seconds`` added before the answer),
@@ -52,7 +65,9 @@ Emulated, computed at each Describe* from the emulated time since the resource w
 What it does not emulate: billing or instance capacity, CloudWatch metrics of a job, a training log's
 real content or size, CloudWatch's ingestion delay (a line is readable as soon as it is due),
 ``MaxRuntimeInSeconds`` (a job never times out by itself), warm pools, managed spot interruptions,
-endpoint ``SystemUpdating``/``RollingBack``/``OutOfService``, auto-scaling, the real order in which
+endpoint ``SystemUpdating``/``OutOfService``/``UpdateRollbackFailed``, auto-scaling, alarms evaluating
+metrics (an alarm changes state only when a test or the script sets it), INSTANCE_COUNT capacity sizes
+(read as percentages), rolling updates (RollingUpdatePolicy), MaximumExecutionTimeoutInSeconds, the real order in which
 SageMaker fills SecondaryStatusTransitions, per-account or per-region throttling quotas (a fault hits
 whichever caller makes the call), and faults inside a response stream (a fault is the whole response).
 Without an installed lifecycle the local AWS keeps moto's instant behaviour.
@@ -61,6 +76,7 @@ Without an installed lifecycle the local AWS keeps moto's instant behaviour.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import json
 import random
@@ -101,6 +117,10 @@ class EndpointScript:
     seconds: float = 0.0
     outcome: str = "InService"
     failure_reason: str = ""
+    # A guarded update's alarm goes into ALARM this many emulated seconds after UpdateEndpoint.
+    alarm_fires_after: float | None = None
+    alarm_name: str | None = None  # None: the deployment's first alarm
+    rollback_seconds: float = 0.0
 
 
 @dataclass
@@ -182,6 +202,38 @@ class _EndpointChange:
     old_variants: Any = None
     new_config: str | None = None
     new_variants: Any = None
+    deployment: dict[str, Any] | None = None  # a guarded update's DeploymentConfig
+    wall_started: float = field(default_factory=time.time)
+    account: str = ""
+    region: str = ""
+    fired: bool = False
+    rolled_back_at: float | None = None
+    tripped: list[str] = field(default_factory=list)
+
+
+def deployment_timeline(
+    provision_seconds: float, deployment: dict[str, Any]
+) -> tuple[list[tuple[float, int]], float]:
+    """A guarded update's traffic shifts (emulated second, percent on the new fleet) and when it ends."""
+    policy = deployment["BlueGreenUpdatePolicy"]
+    routing = policy["TrafficRoutingConfiguration"]
+    bake = float(routing["WaitIntervalInSeconds"])
+    end_wait = float(policy.get("TerminationWaitInSeconds", 0))
+    start = provision_seconds
+    if routing["Type"] == "CANARY":
+        share = int(routing["CanarySize"]["Value"])
+        return [(start, share), (start + bake, 100)], start + bake + end_wait
+    if routing["Type"] == "LINEAR":
+        step = int(routing["LinearStepSize"]["Value"])
+        steps = -(-100 // step)
+        shifts = [(start + i * bake, min(100, (i + 1) * step)) for i in range(steps)]
+        return shifts, start + steps * bake + end_wait
+    return [(start, 100)], start + bake + end_wait
+
+
+def rollback_alarm_names(deployment: dict[str, Any] | None) -> list[str]:
+    alarms = ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+    return [str(a["AlarmName"]) for a in alarms]
 
 
 @dataclass
@@ -198,6 +250,8 @@ class SageMakerLifecycle:
     lost_answers: list[tuple[str, int]] = field(default_factory=list)
     jobs: dict[str, _Job] = field(default_factory=dict)
     endpoints: dict[str, _EndpointChange] = field(default_factory=dict)
+    # (endpoint, emulated seconds since its UpdateEndpoint, what happened) of each guarded update
+    deployment_events: list[tuple[str, float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -225,12 +279,33 @@ class SageMakerLifecycle:
         return self
 
     def endpoint_update(
-        self, seconds: float = 0.0, outcome: str = "InService", failure_reason: str = ""
+        self,
+        seconds: float = 0.0,
+        outcome: str = "InService",
+        failure_reason: str = "",
+        *,
+        alarm_fires_after: float | None = None,
+        alarm_name: str | None = None,
+        rollback_seconds: float = 0.0,
     ) -> SageMakerLifecycle:
         if outcome not in ENDPOINT_OUTCOMES:
             raise ValueError(f"outcome must be one of {ENDPOINT_OUTCOMES}")
-        self.update_script = EndpointScript(seconds, outcome, failure_reason)
+        self.update_script = EndpointScript(
+            seconds, outcome, failure_reason, alarm_fires_after, alarm_name, rollback_seconds
+        )
         return self
+
+    def traffic(self, endpoint_name: str) -> int | None:
+        """The percent of traffic on the new fleet of a guarded update in progress now (None: none is)."""
+        with _LOCK:
+            change = self.endpoints.get(endpoint_name)
+            if change is None or change.deployment is None:
+                return None
+            elapsed = self.now() - change.started
+            if change.rolled_back_at is not None and elapsed >= change.rolled_back_at:
+                return 0
+            shifts, _ = deployment_timeline(change.script.seconds, change.deployment)
+            return max((share for at, share in shifts if at <= elapsed), default=0)
 
     def fault(
         self,
@@ -449,6 +524,9 @@ class SageMakerLifecycle:
         change = self.endpoints.get(endpoint.endpoint_name)
         if change is None:
             return
+        if change.deployment is not None:
+            self._advance_guarded(endpoint, change)
+            return
         done = self.now() - change.started >= change.script.seconds
         if not done:
             endpoint.endpoint_status = "Creating" if change.kind == "create" else "Updating"
@@ -464,6 +542,80 @@ class SageMakerLifecycle:
                 endpoint.production_variants = change.new_variants
         endpoint.failure_reason = change.script.failure_reason if outcome != "InService" else None
         del self.endpoints[endpoint.endpoint_name]
+
+    def _advance_guarded(self, endpoint: Any, change: _EndpointChange) -> None:
+        """A blue/green update with traffic shifting and alarm rollback (see the module docstring)."""
+        assert change.deployment is not None
+        elapsed = self.now() - change.started
+        shifts, ends = deployment_timeline(change.script.seconds, change.deployment)
+        if change.rolled_back_at is None and elapsed >= change.script.seconds:
+            tripped = self._tripped(change, min(elapsed, ends))
+            if tripped is not None:
+                change.rolled_back_at, change.tripped = tripped
+        name = endpoint.endpoint_name
+        if change.rolled_back_at is not None:
+            if elapsed < change.rolled_back_at + change.script.rollback_seconds:
+                endpoint.endpoint_status = "RollingBack"
+                return
+            for at, share in shifts:
+                if at <= change.rolled_back_at:
+                    self.deployment_events.append((name, at, f"{share}% on the new fleet"))
+            self.deployment_events.append(
+                (name, change.rolled_back_at, f"rolled back: {', '.join(change.tripped)} in ALARM")
+            )
+            endpoint.endpoint_status = "InService"
+            endpoint.pending_deployment_summary = None
+            endpoint.failure_reason = (
+                f"Deployment rolled back: CloudWatch alarm(s) {', '.join(change.tripped)} went into ALARM "
+                "state while the new fleet was baking."
+            )
+            del self.endpoints[name]
+            return
+        if elapsed < ends:
+            endpoint.endpoint_status = "Updating"
+            return
+        self.deployment_events += [(name, at, f"{share}% on the new fleet") for at, share in shifts]
+        self.deployment_events.append((name, ends, "old fleet terminated"))
+        endpoint.pending_deployment_summary = None
+        endpoint.endpoint_status = "InService"
+        endpoint.endpoint_config_name = change.new_config
+        endpoint.production_variants = change.new_variants
+        endpoint.failure_reason = None
+        del self.endpoints[name]
+
+    def _tripped(self, change: _EndpointChange, until: float) -> tuple[float, list[str]] | None:
+        """(when, which alarms) the first of the deployment's alarms went into ALARM between the first
+        shift and ``until`` (emulated seconds since UpdateEndpoint), or None."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        names = rollback_alarm_names(change.deployment)
+        if not names:
+            return None
+        alarms = cloudwatch_backends[change.account][change.region].alarms
+        script = change.script
+        fires = script.alarm_fires_after
+        if fires is not None and not change.fired and fires <= until:
+            change.fired = True
+            scripted = script.alarm_name or names[0]
+            if scripted in alarms:
+                alarms[scripted].update_state(
+                    "Threshold Crossed: emulated by the test's lifecycle", "{}", "ALARM"
+                )
+                if scripted in names:
+                    return max(fires, script.seconds), [scripted]
+        found: list[tuple[float, str]] = []
+        for name in names:
+            alarm = alarms.get(name)
+            if alarm is None or alarm.state_value != "ALARM":
+                continue
+            wall = alarm.state_updated_timestamp.replace(tzinfo=datetime.UTC).timestamp()
+            at = max(script.seconds, (wall - change.wall_started) * self.time_scale)
+            if at <= until:
+                found.append((at, name))
+        if not found:
+            return None
+        first = min(at for at, _ in found)
+        return first, [name for at, name in found if at == first]
 
 
 def _order(secondary: str) -> int:
@@ -563,15 +715,26 @@ def _patch_moto() -> None:
                 life.advance_endpoint(endpoint)
         return endpoint
 
-    def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> Any:
+    def update_endpoint(
+        self: Any, endpoint_name: str, endpoint_config_name: str, deployment_config: Any = None
+    ) -> Any:
+        from moto.cloudwatch.models import cloudwatch_backends
+
         existing = self.endpoints.get(endpoint_name)
         if existing is not None and existing.endpoint_status != "InService":
             raise ValidationError(
                 message=f"Cannot update in-progress endpoint "
                 f'"arn:aws:sagemaker:{self.region_name}:{self.account_id}:endpoint/{endpoint_name}".'
             )
+        if active() is not None and deployment_config:
+            alarms = cloudwatch_backends[self.account_id][self.region_name].alarms
+            missing = [n for n in rollback_alarm_names(deployment_config) if n not in alarms]
+            if missing:
+                raise ValidationError(message=f"The CloudWatch alarm(s) {', '.join(missing)} do not exist.")
         old = (existing.endpoint_config_name, existing.production_variants) if existing else (None, None)
         endpoint = original_update_endpoint(self, endpoint_name, endpoint_config_name)
+        if deployment_config:
+            endpoint.last_deployment_config = deployment_config
         life = active()
         if life is not None:
             with _LOCK:
@@ -583,6 +746,9 @@ def _patch_moto() -> None:
                     old_variants=old[1],
                     new_config=endpoint_config_name,
                     new_variants=endpoint.production_variants,
+                    deployment=deployment_config or None,
+                    account=self.account_id,
+                    region=self.region_name,
                 )
                 # While Updating, SageMaker still reports the config being replaced, and the one being
                 # deployed in PendingDeploymentSummary.
@@ -625,6 +791,16 @@ def _patch_moto() -> None:
     _patch_apigateway()
     backend.update_endpoint = update_endpoint
     backend.describe_endpoint = describe_endpoint
+
+    def update_endpoint_response(self: Any) -> Any:
+        endpoint = self.sagemaker_backend.update_endpoint(
+            endpoint_name=self._get_param("EndpointName"),
+            endpoint_config_name=self._get_param("EndpointConfigName"),
+            deployment_config=self._get_param("DeploymentConfig"),
+        )
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
     SageMakerResponse.stop_training_job = stop_training_job_response  # type: ignore[attr-defined]
     _PATCHED = True
 

@@ -15,9 +15,14 @@ The endpoint's name is stable per model (``<model_name>``), so a new run updates
   (``Cannot create already existing ...``, ``Cannot update in-progress endpoint``), which counts as done;
 - an endpoint already serving this run's config is left as it is (nothing to wait for);
 - otherwise it is updated (UpdateEndpoint, its tags refreshed first) or created;
+- a guarded deploy (``endpoint.deployment``: canary, linear, or alarms named) first puts its alarms in
+  place (sagelift.steps.alarms: the conf's must exist, sagelift's per-model defaults are created or
+  updated), then updates with a blue/green DeploymentConfig whose AutoRollbackConfiguration names them
+  (sagelift.domain.deployment); the wait's budget grows by the strategy's baking time;
 - after the wait, ``Failed`` is final with SageMaker's reason; an endpoint found on another config is
   final too: the config of another run of the model that changed the endpoint after this one (its
-  tags name that run) is reported as such, anything else means SageMaker rolled the update back;
+  tags name that run) is reported as such, anything else means SageMaker rolled the update back, and
+  for a guarded deploy the message names the deployment's alarms in ALARM;
 - after a successful deploy, the model's endpoint configs and models beyond ``keep_endpoint_configs``
   are deleted, only those named and tagged as this model's, never one newer than the config in
   service and never one of a run in progress (the runs holding the model's lock, sagelift.steps.lock).
@@ -32,19 +37,29 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError, WaiterError
 
+from sagelift.domain.deployment import (
+    build_guarded_update_endpoint_request,
+    deployment_alarm_names,
+    deployment_seconds,
+    is_guarded,
+)
+from sagelift.domain.endpoint_settings import EndpointSettings
 from sagelift.domain.ownership import TAG_PREFIX, is_owned, owner_of, per_run_name_re
 from sagelift.domain.plan import Plan
 from sagelift.domain.platform import SageMakerSettings
 from sagelift.domain.sagemaker import (
+    VARIANT_NAME,
     build_endpoint_config_request,
     build_endpoint_request,
-    build_update_endpoint_request,
 )
+from sagelift.steps.alarms import alarms_in_alarm, ensure_deployment_alarms
 from sagelift.steps.errors import StepFailed, StepRetry, delete_if_exists, describe_or_none, error_code
 
 log = logging.getLogger(__name__)
 
 CHANGING = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+# Final states a wait ends in besides InService: the endpoint failed, or its rollback did.
+FAILED = ("Failed", "UpdateRollbackFailed")
 
 Operation = Literal["create", "update", "unchanged"]
 
@@ -60,6 +75,38 @@ class Reconciled:
     @property
     def wait(self) -> bool:
         return self.operation != "unchanged"
+
+
+def endpoint_settings(plan: Plan) -> EndpointSettings:
+    """The run's ``endpoint`` settings (the defaults when the conf gives none)."""
+    return getattr(plan.params, "endpoint", None) or EndpointSettings()
+
+
+def rollback_alarms(plan: Plan) -> tuple[str, ...]:
+    """The alarms that roll this run's update back (none for an unguarded deploy)."""
+    return deployment_alarm_names(plan.model_name, endpoint_settings(plan).deployment)
+
+
+def ensure_alarms(cloudwatch: Any, plan: Plan, tags: list[dict[str, str]]) -> tuple[str, ...]:
+    """Put the guarded deploy's alarms in place (see sagelift.steps.alarms); returns their names."""
+    strategy = endpoint_settings(plan).deployment
+    names = rollback_alarms(plan)
+    if not names:
+        return ()
+    if cloudwatch is None:
+        raise StepFailed(f"deploy_endpoint: a {strategy.type} deploy with alarms needs a CloudWatch client")
+    ensure_deployment_alarms(
+        cloudwatch,
+        model_name=plan.model_name,
+        endpoint_name=plan.names.endpoint,
+        variant_name=VARIANT_NAME,
+        alarm_names=names,
+        conf_named=bool(strategy.alarms),
+        tags=tags,
+        account_id=plan.account_id,
+        region=plan.region,
+    )
+    return names
 
 
 def list_tags(client: Any, arn: str) -> list[dict[str, str]]:
@@ -98,8 +145,11 @@ def ensure_endpoint_config(client: Any, plan: Plan, tags: list[dict[str, str]]) 
     log.info("Created endpoint config %s.", names.endpoint_config)
 
 
-def reconcile_endpoint(client: Any, plan: Plan, tags: list[dict[str, str]]) -> Reconciled:
-    """Make the model's endpoint serve this run's config (see the module docstring); no waiting."""
+def reconcile_endpoint(
+    client: Any, plan: Plan, tags: list[dict[str, str]], cloudwatch: Any = None
+) -> Reconciled:
+    """Make the model's endpoint serve this run's config (see the module docstring); no waiting.
+    ``cloudwatch`` (the account's CloudWatch client) is needed by guarded deploys only."""
     names = plan.names
     ensure_endpoint_config(client, plan, tags)
     current = describe_or_none(client.describe_endpoint, EndpointName=names.endpoint)
@@ -138,6 +188,7 @@ def reconcile_endpoint(client: Any, plan: Plan, tags: list[dict[str, str]]) -> R
     if current is not None and current["EndpointConfigName"] == names.endpoint_config:
         log.info("Endpoint %s already serves %s.", names.endpoint, names.endpoint_config)
         return done
+    alarms = ensure_alarms(cloudwatch, plan, tags)
     if current is not None:
         if tags:  # UpdateEndpoint takes no tags: keep the endpoint's current
             client.add_tags(ResourceArn=current["EndpointArn"], Tags=tags)
@@ -147,7 +198,10 @@ def reconcile_endpoint(client: Any, plan: Plan, tags: list[dict[str, str]]) -> R
             current["EndpointConfigName"],
             names.endpoint_config,
         )
-        _update_endpoint(client, build_update_endpoint_request(names))
+        strategy = endpoint_settings(plan).deployment
+        if is_guarded(strategy):
+            log.info("Guarded %s update; alarms that roll it back: %s.", strategy.type, ", ".join(alarms))
+        _update_endpoint(client, build_guarded_update_endpoint_request(names, strategy, alarms))
         return Reconciled("update", names.endpoint, names.endpoint_config)
     log.info("Creating endpoint %s on config %s.", names.endpoint, names.endpoint_config)
     try:
@@ -202,11 +256,12 @@ def delete_endpoint(client: Any, name: str, settings: SageMakerSettings) -> bool
 
 
 def endpoint_outcome(
-    endpoint: Mapping[str, Any], expected_config: str, client: Any = None
+    endpoint: Mapping[str, Any], expected_config: str, client: Any = None, cloudwatch: Any = None
 ) -> Mapping[str, Any]:
     """The endpoint's description when it serves ``expected_config``; Failed, rolled back or replaced by
-    another run's config is final. ``client`` reads the config in service to tell the last two apart."""
-    if endpoint.get("EndpointStatus") == "Failed":
+    another run's config is final. ``client`` reads the config in service to tell the last two apart;
+    ``cloudwatch``, when given, tells which of a guarded update's alarms are in ALARM."""
+    if endpoint.get("EndpointStatus") in FAILED:
         raise StepFailed(
             f"Endpoint {endpoint['EndpointName']} failed: "
             f"{endpoint.get('FailureReason') or 'SageMaker gave no reason'}"
@@ -223,9 +278,27 @@ def endpoint_outcome(
         )
     raise StepFailed(
         f"Endpoint {endpoint['EndpointName']} is serving config {serving}, "
-        f"not this run's {expected_config}: SageMaker rolled the update back. "
-        f"{endpoint.get('FailureReason') or ''}".strip()
+        f"not this run's {expected_config}: SageMaker rolled the update back"
+        f"{_tripped_alarms(endpoint, cloudwatch)}. {endpoint.get('FailureReason') or ''}".strip()
     )
+
+
+def guarding_alarms(endpoint: Mapping[str, Any]) -> list[str]:
+    """The alarms of the endpoint's last deployment (DescribeEndpoint's LastDeploymentConfig)."""
+    config = endpoint.get("LastDeploymentConfig") or {}
+    alarms = (config.get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+    return [str(a["AlarmName"]) for a in alarms if a.get("AlarmName")]
+
+
+def _tripped_alarms(endpoint: Mapping[str, Any], cloudwatch: Any) -> str:
+    """`` after CloudWatch alarm X went into ALARM`` for a guarded update, naming what is known."""
+    guards = guarding_alarms(endpoint)
+    if not guards:
+        return ""
+    tripped = alarms_in_alarm(cloudwatch, guards) if cloudwatch is not None else []
+    if tripped:
+        return f" after CloudWatch alarm {', '.join(tripped)} went into ALARM"
+    return f" (the update was guarded by CloudWatch alarm {', '.join(guards)})"
 
 
 def _replacing_run(client: Any, endpoint: Mapping[str, Any], expected_config: str) -> str | None:
@@ -254,10 +327,14 @@ def _replacing_run(client: Any, endpoint: Mapping[str, Any], expected_config: st
 
 
 def conclude_deploy(
-    client: Any, plan: Plan, described: Mapping[str, Any], in_progress: Collection[str] | None
+    client: Any,
+    plan: Plan,
+    described: Mapping[str, Any],
+    in_progress: Collection[str] | None,
+    cloudwatch: Any = None,
 ) -> None:
     """After the wait, on both engines: judge the outcome, then prune, sparing the runs in progress."""
-    endpoint_outcome(described, plan.names.endpoint_config, client)
+    endpoint_outcome(described, plan.names.endpoint_config, client, cloudwatch)
     prune_revisions(
         client,
         plan.model_name,
@@ -272,6 +349,13 @@ def attempts(budget_seconds: int, interval_seconds: int) -> int:
     return max(1, -(-budget_seconds // interval_seconds))
 
 
+def endpoint_wait_budget(plan: Plan) -> int:
+    """Seconds to wait for the endpoint: the platform's budget, plus a guarded update's shifting and
+    baking (canary or linear bakes, the wait before the old fleet goes)."""
+    extra = deployment_seconds(endpoint_settings(plan).deployment)
+    return plan.platform.sagemaker.endpoint_wait_budget_seconds + extra
+
+
 def wait_for_endpoint(client: Any, plan: Plan) -> dict[str, Any]:
     """Wait (botocore's waiter) until the endpoint is InService or Failed; returns its description."""
     settings = plan.platform.sagemaker
@@ -281,14 +365,12 @@ def wait_for_endpoint(client: Any, plan: Plan) -> dict[str, Any]:
             EndpointName=name,
             WaiterConfig={
                 "Delay": settings.check_interval_seconds,
-                "MaxAttempts": attempts(
-                    settings.endpoint_wait_budget_seconds, settings.check_interval_seconds
-                ),
+                "MaxAttempts": attempts(endpoint_wait_budget(plan), settings.check_interval_seconds),
             },
         )
     except WaiterError as err:
         described = dict(client.describe_endpoint(EndpointName=name))
-        if described.get("EndpointStatus") != "Failed":
+        if described.get("EndpointStatus") not in FAILED:
             raise StepFailed(
                 f"Endpoint {name} did not become InService within the wait budget: {err}"
             ) from None
