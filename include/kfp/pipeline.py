@@ -1,4 +1,5 @@
-"""sagelift's pipeline on the Kubeflow Pipelines v2 DSL: the 13 original parameters, the eight steps.
+"""sagelift's pipeline on the Kubeflow Pipelines v2 DSL: the 13 original parameters (and the serving
+settings), the eight steps.
 
 Compile with ``make kfp-compile`` (writes plugins/sagelift/assets/kfp/sagemaker_deploy.yaml, package
 data of sagelift, committed and checked by ``make test``). Each step is a lightweight Python component that calls the matching
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
 
-from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES, PARAMETERS, ParamSpec
+from sagelift.domain.kfp import PIPELINE_PARAMETER_NAMES
+from sagelift.domain.params import PARAMETERS, ParamSpec
 
 PIPELINE_NAME = "sagemaker-deploy"
 DEFAULT_BASE_IMAGE = "sagelift-kfp:0.1.0"
@@ -49,6 +51,7 @@ def ensure_pvc(
     endpoint_instance_type: str,
     training_channels: list,
     training_s3_output_path: str,
+    endpoint: dict,
     pipeline_name: str,
     run_id: str,
 ) -> str:
@@ -56,7 +59,7 @@ def ensure_pvc(
 
     The plan travels as JSON text: a KFP struct would turn its integers into floats and refuse nulls.
     """
-    conf = dict(locals())  # first statement: the 13 run parameters and the two run facts
+    conf = dict(locals())  # first statement: the run parameters and the two run facts
     import json
 
     from sagelift_kfp import steps
@@ -103,6 +106,7 @@ def release_model_lock(
     endpoint_instance_type: str,
     training_channels: list,
     training_s3_output_path: str,
+    endpoint: dict,
     pipeline_name: str,
     run_id: str,
 ) -> bool:
@@ -111,7 +115,7 @@ def release_model_lock(
     An exit task takes only the run's parameters, so it validates them again for the plan; a run whose
     parameters do not validate never took the lock.
     """
-    conf = dict(locals())  # first statement: the 13 run parameters and the two run facts
+    conf = dict(locals())  # first statement: the run parameters and the two run facts
     from sagelift_kfp import steps
 
     from sagelift.domain.errors import SageliftValidationError
@@ -228,7 +232,7 @@ def build_pipeline(
         return task
 
     def sagemaker_deploy(*args):
-        run = dict(zip(ORIGINAL_PARAMETER_NAMES, args, strict=True))
+        run = dict(zip(PIPELINE_PARAMETER_NAMES, args, strict=True))
         facts = {"pipeline_name": PIPELINE_NAME, "run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER}
         # Runs of one model take turns: the lock taken after assume_role_chain is given back by the exit
         # handler, which runs after the steps whatever their outcome.
@@ -254,15 +258,16 @@ def build_pipeline(
             )
             configure(c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api")
 
-    # The parameters are the 13 original ones of the one definition, sagelift.domain.params, with their
-    # defaults: KFP reads them from this signature and calls the body with them in this order.
+    # The parameters are the 13 original ones and the serving settings of the one definition,
+    # sagelift.domain.params, with their defaults: KFP reads them from this signature and calls the
+    # body with them in this order.
     sagemaker_deploy.__signature__ = inspect.Signature(
         [
             inspect.Parameter(
                 p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default, annotation=_kfp_type(p)
             )
             for p in PARAMETERS
-            if p.original
+            if p.name in PIPELINE_PARAMETER_NAMES
         ]
     )
     return dsl.pipeline(

@@ -49,9 +49,26 @@ def test_run_parameters_are_the_thirteen_pipeline_parameters():
 
     params = parse_params(demo_conf()).to_dict()
     run = build_run_parameters(params)
-    assert list(run) == list(ORIGINAL_PARAMETER_NAMES)
+    assert list(run) == [*ORIGINAL_PARAMETER_NAMES, "endpoint"]
     assert run["model_artifact_s3_path"] == ""  # unset -> the pipeline default, never None
     assert run["training_instance_count"] == 2
+    assert run["endpoint"] == {}  # no serving settings: the pipeline's default
+
+
+def test_the_serving_settings_travel_as_the_conf_that_gives_them():
+    from sagelift.domain.kfp import build_run_parameters, parse_run_parameters
+    from sagelift.domain.params import parse_params
+    from tests.support.scenario import demo_conf
+
+    endpoint = {"mode": "serverless", "serverless": {"memory_size_mb": 3072, "max_concurrency": 7}}
+    params = parse_params(demo_conf(endpoint=endpoint))
+    sent = build_run_parameters(params.to_dict())["endpoint"]
+    assert sent == endpoint
+    # a KFP struct hands numbers back as doubles: the component reads the same settings
+    received = {
+        "endpoint": {"mode": "serverless", "serverless": {"memory_size_mb": 3072.0, "max_concurrency": 7.0}}
+    }
+    assert parse_params(demo_conf(**parse_run_parameters(received))).endpoint == params.endpoint
 
 
 def test_run_parameters_refuse_overrides_the_pipeline_cannot_take():

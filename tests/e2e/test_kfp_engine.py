@@ -43,7 +43,7 @@ def test_same_conf_runs_as_one_kfp_run_with_the_thirteen_parameters(scenario, kf
     assert calls == []  # the Airflow side touches no AWS API: KFP does the work
     [run] = kfp_api.runs.values()
     parameters = run["runtime_config"]["parameters"]
-    assert list(parameters) == list(ORIGINAL_PARAMETER_NAMES)
+    assert list(parameters) == [*ORIGINAL_PARAMETER_NAMES, "endpoint"]
     assert parameters["model_name"] == "churn-predictor"
     assert parameters["training_instance_count"] == 2
     assert "pipeline_spec" not in run or not run.get("pipeline_spec")

@@ -33,9 +33,10 @@ def test_default_settings_install_nothing_at_start(tmp_path: Path) -> None:
     assert images == {DEFAULT_BASE_IMAGE}
 
 
-def test_the_first_step_takes_the_13_parameters_and_the_run_facts() -> None:
+def test_the_first_step_takes_the_run_parameters_and_the_run_facts() -> None:
     assert list(ensure_pvc.__code__.co_varnames[: ensure_pvc.__code__.co_argcount]) == [
         *ORIGINAL_PARAMETER_NAMES,
+        "endpoint",
         "pipeline_name",
         "run_id",
     ]

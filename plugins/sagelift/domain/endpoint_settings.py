@@ -13,9 +13,17 @@ carry no AWS client, no credential and nothing rendered.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import difflib
+import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
+
+from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
+from sagelift.domain.errors import Problems, kind, show, subfield
 
 Mode = Literal["realtime", "serverless", "async"]
 StrategyType = Literal["all_at_once", "canary", "linear"]
@@ -107,6 +115,30 @@ class EndpointSettings:
         data["deployment"]["alarms"] = list(self.deployment.alarms)
         return data
 
+    def to_conf(self) -> dict[str, Any]:
+        """The settings as a conf's ``endpoint`` object that parses back to them: defaults and nulls left
+        out (a KFP struct parameter holds no nulls), an empty object for the defaults."""
+        defaults = {
+            "deployment": asdict(DeploymentStrategy()),
+            "data_capture": asdict(DataCapture()),
+        }
+        conf: dict[str, Any] = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                value = {
+                    k: v
+                    for k, v in value.items()
+                    if v is not None and v != () and v != [] and defaults.get(key, {}).get(k, object()) != v
+                }
+                if key == "data_capture" and self.data_capture.enabled:
+                    value["enabled"] = True
+                if not value:
+                    continue
+            elif value is None or (key == "mode" and value == "realtime"):
+                continue
+            conf[key] = value
+        return conf
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> EndpointSettings:
         if not data:
@@ -140,3 +172,457 @@ class EndpointCaps:
     # s3:// prefixes data capture and async output may write under; empty means capture is refused.
     capture_prefixes: tuple[str, ...] = ()
     allowed_strategies: tuple[str, ...] = STRATEGIES
+
+    def allows_capture_to(self, uri: str) -> bool:
+        """Whether data capture or async output may write to ``uri`` (under one of ``capture_prefixes``)."""
+        return any(_under(uri, prefix) for prefix in self.capture_prefixes)
+
+
+def _under(uri: str, prefix: str) -> bool:
+    base = prefix if prefix.endswith("/") else prefix + "/"
+    return uri == prefix or uri.rstrip("/") == prefix.rstrip("/") or uri.startswith(base)
+
+
+# --- parsing the conf's ``endpoint`` object ------------------------------------------------------------
+FIELD = "endpoint"
+# The object is read within these bounds before any rule looks at it (a smoke-test image is the largest
+# thing it holds): 256 KiB of JSON text, 6 levels, 2,000 values, strings of 96 KiB.
+ENDPOINT_LIMITS = JsonLimits(max_chars=256 * 1024, max_depth=6, max_nodes=2_000, max_string=96 * 1024)
+# The smoke test's request body, as bytes sent (after base64 decoding when body_base64).
+SMOKE_BODY_MAX = 64 * 1024
+MAX_INSTANCES = 1000  # SageMaker's InitialInstanceCount / MaxCapacity ceiling, before the account's caps
+MAX_ALARMS = 10  # AutoRollbackConfiguration.Alarms
+SERVERLESS_MEMORY = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_DEFAULTS = {"memory_size_mb": 2048, "max_concurrency": 5}
+DEFAULT_CANARY_PERCENT = 10
+DEFAULT_LINEAR_STEP_PERCENT = 20
+# The instance type the trigger form shows: a conf that leaves it there has not asked for an instance.
+DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+
+_S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?\Z")
+_SNS_TOPIC_RE = re.compile(
+    r"^arn:aws[a-z-]*:sns:[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?\Z"
+)
+_ALARM_NAME_RE = re.compile(r"^[^\x00-\x1f]{1,255}\Z")
+_CONTENT_TYPE_RE = re.compile(
+    r"^[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+*-]{1,127}(\s*;[ -~]{0,512})?\Z"
+)
+
+_SECTIONS: dict[str, type] = {
+    "autoscaling": Autoscaling,
+    "deployment": DeploymentStrategy,
+    "data_capture": DataCapture,
+    "serverless": Serverless,
+    "async_inference": AsyncInference,
+    "smoke_test": SmokeTest,
+}
+_TOP_KEYS = ("mode", "instance_count", *_SECTIONS)
+
+
+class _Reader:
+    """One object of the ``endpoint`` conf read key by key; every problem names its dotted field."""
+
+    def __init__(self, raw: Mapping[str, Any], prefix: str, known: tuple[str, ...], problems: Problems):
+        self.raw, self.prefix, self.problems = raw, prefix, problems
+        for key in sorted((k for k in raw if k not in known), key=str)[:10]:
+            close = difflib.get_close_matches(str(key)[:64], known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(known)
+            problems.add(subfield(prefix, key), f"unknown setting; {hint}")
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}.{key}"
+
+    def given(self, key: str) -> bool:
+        return self.raw.get(key) is not None
+
+    def whole(self, key: str, default: Any, low: int, high: int) -> Any:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        number = _whole_number(value)
+        if number is None or not low <= number <= high:
+            self.problems.add(
+                self.name(key), f"must be a whole number from {low} to {high}, got {show(value, 24)}"
+            )
+            return default
+        return number
+
+    def number(self, key: str, default: Any, low: float, high: float) -> Any:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value) if len(value) <= 24 else value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
+            self.problems.add(
+                self.name(key), f"must be a number above {low:g} and at most {high:g}, got {show(value, 24)}"
+            )
+            return default
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problems.add(self.name(key), f"must be true or false, got {show(value, 24)}")
+            return default
+        return value
+
+    def text(self, key: str, default: Any, max_len: int) -> Any:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.problems.add(self.name(key), f"must be a string, got {kind(value)}")
+            return default
+        if len(value) > max_len:
+            self.problems.add(self.name(key), f"at most {max_len} characters, got {len(value)}")
+            return default
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if value not in choices:
+            self.problems.add(self.name(key), f"must be one of {', '.join(choices)}; got {show(value, 24)}")
+            return default
+        return str(value)
+
+    def s3_uri(self, key: str) -> str | None:
+        value = self.text(key, None, 1024)
+        if value is not None and not _S3_URI_RE.match(value):
+            self.problems.add(
+                self.name(key), f"must be an S3 URI like s3://bucket/prefix/, got {show(value)}"
+            )
+            return None
+        if value is not None and any(s in (".", "..") for s in value[5:].split("/")[1:]):
+            self.problems.add(self.name(key), "must not have '.' or '..' path segments")
+            return None
+        return value
+
+    def section(self, key: str) -> _Reader | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            self.problems.add(self.name(key), f"must be an object, got {kind(value)}")
+            return None
+        known = tuple(f.name for f in fields(_SECTIONS[key]))
+        return _Reader(value, self.name(key), known, self.problems)
+
+
+def _whole_number(value: Any) -> int | None:
+    """An int from an int, a whole float or a string of at most 9 digits (as a form sends it)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 1e9 else None
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,9}\s*", value):
+        return int(value)
+    return None
+
+
+def _read_raw(raw: Any, problems: Problems) -> Mapping[str, Any] | None:
+    """The conf's ``endpoint`` as an object within ENDPOINT_LIMITS (native, or its JSON text), else None."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, str):
+        raw, problem = parse_json_text(raw, ENDPOINT_LIMITS)
+        if problem:
+            problems.add(FIELD, f"is a string but {problem}" if "JSON" in problem else problem)
+            return None
+    else:
+        found = find_json_problem(raw, ENDPOINT_LIMITS, FIELD)
+        if found:
+            problems.add(*found)
+            return None
+    if not isinstance(raw, Mapping):
+        problems.add(FIELD, f"must be a JSON object (or its JSON text), got {kind(raw)}")
+        return None
+    return raw
+
+
+def parse_endpoint(raw: Any, problems: Problems) -> EndpointSettings:
+    """The conf's optional ``endpoint`` object (native or its JSON text) as EndpointSettings.
+
+    Adds a problem naming the dotted field (``endpoint.autoscaling.max_capacity``) for every rule broken;
+    returns the defaults for what could not be read. The account's caps are checked separately
+    (``check_endpoint_against_caps``), once the platform is known.
+    """
+    data = _read_raw(raw, problems)
+    if data is None:
+        return EndpointSettings()
+    top = _Reader(data, FIELD, _TOP_KEYS, problems)
+    mode = top.choice("mode", "realtime", MODES)
+    settings = EndpointSettings(
+        mode=mode,  # type: ignore[arg-type]
+        instance_count=top.whole("instance_count", None, 1, MAX_INSTANCES),
+        autoscaling=_parse_autoscaling(top),
+        deployment=_parse_deployment(top),
+        data_capture=_parse_data_capture(top),
+        serverless=_parse_serverless(top, mode),
+        async_inference=_parse_async(top),
+        smoke_test=_parse_smoke_test(top),
+    )
+    _check_mode_fields(settings, top)
+    return settings
+
+
+def _parse_autoscaling(top: _Reader) -> Autoscaling | None:
+    r = top.section("autoscaling")
+    if r is None:
+        return None
+    for key in ("min_capacity", "max_capacity", "target_invocations_per_instance"):
+        if not r.given(key):
+            r.problems.add(r.name(key), "required when autoscaling is given")
+    low = r.whole("min_capacity", 1, 1, MAX_INSTANCES)
+    high = r.whole("max_capacity", low, 1, MAX_INSTANCES)
+    if low > high:
+        r.problems.add(r.name("min_capacity"), f"must be at most max_capacity ({high}), got {low}")
+    return Autoscaling(
+        min_capacity=low,
+        max_capacity=high,
+        target_invocations_per_instance=r.number("target_invocations_per_instance", 1.0, 0, 1_000_000),
+        scale_in_cooldown_seconds=r.whole("scale_in_cooldown_seconds", 300, 0, 3600),
+        scale_out_cooldown_seconds=r.whole("scale_out_cooldown_seconds", 60, 0, 3600),
+    )
+
+
+def _parse_deployment(top: _Reader) -> DeploymentStrategy:
+    r = top.section("deployment")
+    if r is None:
+        return DeploymentStrategy()
+    kind_ = r.choice("type", "all_at_once", STRATEGIES)
+    # SageMaker's CapacitySize of type CAPACITY_PERCENT: a share of the fleet, never all or none of it.
+    canary = r.whole("canary_percent", None, 1, 99)
+    linear = r.whole("linear_step_percent", None, 1, 99)
+    if canary is not None and kind_ != "canary":
+        r.problems.add(r.name("canary_percent"), f"applies to type canary only; type is {kind_}")
+    if linear is not None and kind_ != "linear":
+        r.problems.add(r.name("linear_step_percent"), f"applies to type linear only; type is {kind_}")
+    alarms = _parse_alarms(r)
+    if kind_ == "all_at_once" and (r.given("bake_seconds") or alarms):
+        r.problems.add(
+            r.name("type"), "bake_seconds and alarms need type canary or linear (all_at_once shifts at once)"
+        )
+    return DeploymentStrategy(
+        type=kind_,  # type: ignore[arg-type]
+        canary_percent=(canary or DEFAULT_CANARY_PERCENT) if kind_ == "canary" else None,
+        linear_step_percent=(linear or DEFAULT_LINEAR_STEP_PERCENT) if kind_ == "linear" else None,
+        bake_seconds=r.whole("bake_seconds", 600, 0, 3600),
+        termination_wait_seconds=r.whole("termination_wait_seconds", 0, 0, 3600),
+        max_execution_timeout_seconds=r.whole("max_execution_timeout_seconds", None, 600, 14400),
+        alarms=alarms,
+    )
+
+
+def _parse_alarms(r: _Reader) -> tuple[str, ...]:
+    value = r.raw.get("alarms")
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or len(value) > MAX_ALARMS:
+        r.problems.add(r.name("alarms"), f"must be a list of at most {MAX_ALARMS} CloudWatch alarm names")
+        return ()
+    names: list[str] = []
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not _ALARM_NAME_RE.match(name):
+            r.problems.add(
+                f"{r.name('alarms')}[{i}]",
+                "must be a CloudWatch alarm name: 1-255 characters, no control characters",
+            )
+        elif name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _parse_data_capture(top: _Reader) -> DataCapture:
+    r = top.section("data_capture")
+    if r is None:
+        return DataCapture()
+    enabled = r.flag("enabled", True)
+    capture = DataCapture(
+        enabled=enabled,
+        sampling_percent=r.whole("sampling_percent", 100, 0, 100),
+        destination_s3_uri=r.s3_uri("destination_s3_uri"),
+    )
+    if not enabled and (r.given("destination_s3_uri") or r.given("sampling_percent")):
+        r.problems.add(r.name("enabled"), "is false, yet sampling_percent or destination_s3_uri is given")
+    return capture
+
+
+def _parse_serverless(top: _Reader, mode: str) -> Serverless | None:
+    r = top.section("serverless")
+    if r is None:
+        return Serverless(**SERVERLESS_DEFAULTS) if mode == "serverless" else None
+    memory = r.whole("memory_size_mb", SERVERLESS_DEFAULTS["memory_size_mb"], 1024, 6144)
+    if memory not in SERVERLESS_MEMORY:
+        r.problems.add(
+            r.name("memory_size_mb"), f"must be 1024, 2048, 3072, 4096, 5120 or 6144 (MB), got {memory}"
+        )
+    return Serverless(
+        memory_size_mb=memory,
+        max_concurrency=r.whole("max_concurrency", SERVERLESS_DEFAULTS["max_concurrency"], 1, 200),
+    )
+
+
+def _parse_async(top: _Reader) -> AsyncInference | None:
+    r = top.section("async_inference")
+    if r is None:
+        return None
+    output = r.s3_uri("output_s3_uri")
+    if output is None and not r.problems.has(r.name("output_s3_uri")):
+        r.problems.add(r.name("output_s3_uri"), "required: the S3 prefix where async results are written")
+    topics = {}
+    for key in ("success_topic_arn", "error_topic_arn"):
+        topic = r.text(key, None, 1024)
+        if topic is not None and not _SNS_TOPIC_RE.match(topic):
+            r.problems.add(
+                r.name(key),
+                f"must be an SNS topic ARN like arn:aws:sns:<region>:<account>:<topic>, got {show(topic)}",
+            )
+            topic = None
+        topics[key] = topic
+    return AsyncInference(
+        output_s3_uri=output or "",
+        max_concurrent_invocations_per_instance=r.whole(
+            "max_concurrent_invocations_per_instance", None, 1, 1000
+        ),
+        **topics,
+    )
+
+
+def _parse_smoke_test(top: _Reader) -> SmokeTest | None:
+    r = top.section("smoke_test")
+    if r is None:
+        return None
+    body_base64 = r.flag("body_base64", False)
+    body = r.text("body", None, ENDPOINT_LIMITS.max_string)
+    if body is None and not r.problems.has(r.name("body")):
+        r.problems.add(
+            r.name("body"), "required: the request body sent to the endpoint after it is InService"
+        )
+    size = len(body.encode()) if body is not None else 0
+    if body is not None and body_base64:
+        try:
+            size = len(base64.b64decode(body, validate=True))
+        except (binascii.Error, ValueError):
+            r.problems.add(r.name("body"), "is not valid base64 (body_base64 is true)")
+    if size > SMOKE_BODY_MAX:
+        r.problems.add(r.name("body"), f"at most {SMOKE_BODY_MAX} bytes, got {size}")
+    content_type = r.text("content_type", "application/json", 1024)
+    if not _CONTENT_TYPE_RE.match(content_type):
+        r.problems.add(
+            r.name("content_type"), f"must be a media type like application/json, got {show(content_type)}"
+        )
+    return SmokeTest(
+        body=body or "",
+        content_type=content_type,
+        body_base64=body_base64,
+        expected_status=r.whole("expected_status", 200, 100, 599),
+    )
+
+
+def _check_mode_fields(settings: EndpointSettings, top: _Reader) -> None:
+    """Settings that do not apply to the chosen mode are refused, not silently dropped."""
+    mode, add = settings.mode, top.problems.add
+    if mode != "serverless" and top.given("serverless"):
+        add(top.name("serverless"), f"applies to mode serverless only; mode is {mode}")
+    if mode != "async" and top.given("async_inference"):
+        add(top.name("async_inference"), f"applies to mode async only; mode is {mode}")
+    if mode == "async" and not top.given("async_inference"):
+        add(top.name("async_inference"), "required with mode async: at least output_s3_uri")
+    if mode == "serverless":
+        for key, why in (
+            ("instance_count", "serverless endpoints have no instances (set serverless.max_concurrency)"),
+            ("autoscaling", "serverless endpoints scale by themselves (set serverless.max_concurrency)"),
+            ("data_capture", "SageMaker does not capture data on serverless endpoints"),
+        ):
+            if top.given(key):
+                add(top.name(key), f"does not apply to mode serverless: {why}")
+        if settings.deployment.type != "all_at_once":
+            add(
+                top.name("deployment.type"),
+                "canary and linear do not apply to mode serverless: its updates shift all traffic at once",
+            )
+    if mode == "async" and top.given("smoke_test"):
+        add(
+            top.name("smoke_test"),
+            "does not apply to mode async: its endpoint answers InvokeEndpointAsync, not a direct request",
+        )
+    scaling = settings.autoscaling
+    count = settings.instance_count
+    if (
+        scaling is not None
+        and count is not None
+        and not scaling.min_capacity <= count <= scaling.max_capacity
+    ):
+        add(
+            top.name("instance_count"),
+            f"must be within autoscaling's min_capacity and max_capacity ({scaling.min_capacity}-"
+            f"{scaling.max_capacity}), got {count}",
+        )
+
+
+def check_instance_type_applies(settings: EndpointSettings, instance_type: str, problems: Problems) -> None:
+    """endpoint_instance_type names the instances of a realtime or async endpoint; a serverless endpoint
+    has none, so a conf that changes it from the form's default asked for something that cannot happen."""
+    if settings.mode == "serverless" and instance_type != DEFAULT_INSTANCE_TYPE:
+        problems.add(
+            "endpoint_instance_type",
+            f"does not apply to serverless endpoints (endpoint.mode); leave it at {DEFAULT_INSTANCE_TYPE} "
+            "and size with endpoint.serverless.memory_size_mb",
+        )
+
+
+def check_endpoint_against_caps(settings: EndpointSettings, caps: EndpointCaps, problems: Problems) -> None:
+    """The account's caps (platform ``accounts.<id>.endpoint``): every value in the run's ``endpoint``."""
+    if settings.mode not in caps.allowed_modes:
+        problems.add(
+            f"{FIELD}.mode",
+            f"{settings.mode} is not allowed in this account (allowed: {', '.join(caps.allowed_modes)})",
+        )
+    most = caps.max_instances
+    counts = (
+        ("instance_count", settings.instance_count),
+        ("autoscaling.max_capacity", settings.autoscaling.max_capacity if settings.autoscaling else None),
+        ("autoscaling.min_capacity", settings.autoscaling.min_capacity if settings.autoscaling else None),
+    )
+    for name, count in counts:
+        if count is not None and count > most:
+            problems.add(f"{FIELD}.{name}", f"at most {most} instances in this account, got {count}")
+    if settings.deployment.type not in caps.allowed_strategies:
+        problems.add(
+            f"{FIELD}.deployment.type",
+            f"{settings.deployment.type} is not allowed in this account "
+            f"(allowed: {', '.join(caps.allowed_strategies)})",
+        )
+    writes = []
+    if settings.data_capture.enabled:
+        writes.append(("data_capture.destination_s3_uri", settings.data_capture.destination_s3_uri))
+    if settings.async_inference is not None and settings.async_inference.output_s3_uri:
+        writes.append(("async_inference.output_s3_uri", settings.async_inference.output_s3_uri))
+    for name, uri in writes:
+        if not caps.capture_prefixes:
+            problems.add(
+                f"{FIELD}.{name}", "this account has no capture_prefixes: captures and async output are off"
+            )
+        elif uri is not None and not caps.allows_capture_to(uri):
+            problems.add(
+                f"{FIELD}.{name}",
+                f"{show(uri, 48)} is not under the account's capture_prefixes ({', '.join(caps.capture_prefixes)[:60]})",
+            )
+
+
+def resolve_endpoint(settings: EndpointSettings, caps: EndpointCaps, model_name: str) -> EndpointSettings:
+    """The settings as the plan carries them: a capture without a destination lands under the account's
+    first capture prefix, in a folder named after the model."""
+    capture = settings.data_capture
+    if not capture.enabled or capture.destination_s3_uri is not None or not caps.capture_prefixes:
+        return settings
+    base = caps.capture_prefixes[0].rstrip("/")
+    return replace(settings, data_capture=replace(capture, destination_s3_uri=f"{base}/{model_name}/"))

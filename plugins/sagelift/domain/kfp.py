@@ -11,8 +11,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sagelift.domain.endpoint_settings import EndpointSettings
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.params import PARAMETERS
+
+# The pipeline's parameters: the 13 original ones, then the serving settings (issue 16), in the order
+# of PARAMETERS.
+PIPELINE_EXTRA_PARAMETERS = ("endpoint",)
+PIPELINE_PARAMETER_NAMES = tuple(
+    spec.name for spec in PARAMETERS if spec.original or spec.name in PIPELINE_EXTRA_PARAMETERS
+)
 
 # KFP v2beta1 RuntimeState values. CANCELING and PAUSED are not final: the run can still move on.
 SUCCEEDED = "SUCCEEDED"
@@ -73,21 +81,28 @@ def is_terminal(state: str | None) -> bool:
 
 
 def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's validated params as the compiled pipeline's 13 runtime parameters (unset -> the default).
+    """A run's validated params as the compiled pipeline's runtime parameters (unset -> the default).
 
     The optional platform overrides (tag document, PVC) have no pipeline parameter: a run that sets one
-    is refused rather than silently run without it.
+    is refused rather than silently run without it. The serving settings go as the conf object that
+    gives them, without nulls (a KFP struct refuses them).
     """
-    extra = [spec.name for spec in PARAMETERS if not spec.original and params.get(spec.name) is not None]
+    extra = [
+        spec.name
+        for spec in PARAMETERS
+        if spec.name not in PIPELINE_PARAMETER_NAMES and params.get(spec.name) is not None
+    ]
     if extra:
         raise SageliftValidationError.single(
             extra[0], "not available on the KFP engine (no pipeline parameter)"
         )
-    return {
+    run = {
         spec.name: spec.default if params.get(spec.name) is None else params[spec.name]
         for spec in PARAMETERS
-        if spec.original
+        if spec.name in PIPELINE_PARAMETER_NAMES
     }
+    run["endpoint"] = EndpointSettings.from_dict(params.get("endpoint")).to_conf()
+    return run
 
 
 def _whole_numbers_as_ints(value: Any) -> Any:
@@ -108,7 +123,7 @@ def parse_run_parameters(received: Mapping[str, Any]) -> dict[str, Any]:
     conf gives the request it gives on Airflow (a hyperparameter 5 is sent as "5", not "5.0").
     """
     conf = dict(received)
-    for name in ("environment", "training_hyperparameters", "training_channels"):
+    for name in ("environment", "training_hyperparameters", "training_channels", "endpoint"):
         if name in conf:
             conf[name] = _whole_numbers_as_ints(conf[name])
     return conf

@@ -17,13 +17,18 @@ import difflib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
 from sagelift.domain.channels import parse_training_channels
+from sagelift.domain.endpoint_settings import (
+    EndpointSettings,
+    check_instance_type_applies,
+    parse_endpoint,
+)
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import parse_image_reference
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
@@ -287,6 +292,32 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         ("standard",),
         original=False,
     ),
+    ParamSpec(
+        "endpoint",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Serving settings",
+        "Optional, as a JSON object (or its JSON text); empty serves as before: realtime, the platform's "
+        "instance count, all traffic at once, no capture. Keys: mode (realtime, serverless, async); "
+        "instance_count; autoscaling {min_capacity, max_capacity, target_invocations_per_instance, "
+        "scale_in_cooldown_seconds, scale_out_cooldown_seconds}; deployment {type: all_at_once, canary or "
+        "linear, canary_percent or linear_step_percent 1-99, bake_seconds 0-3600, alarms}; data_capture "
+        "{enabled, sampling_percent 0-100, destination_s3_uri}; serverless {memory_size_mb 1024-6144 in "
+        "steps of 1024, max_concurrency 1-200}; async_inference {output_s3_uri, success_topic_arn, "
+        "error_topic_arn}; smoke_test {body, content_type, body_base64, expected_status}. Your account's "
+        "caps bound them (README: Serving settings).",
+        SECTION_DEPLOYMENT,
+        (
+            {
+                "instance_count": 2,
+                "autoscaling": {"min_capacity": 2, "max_capacity": 4, "target_invocations_per_instance": 100},
+                "deployment": {"type": "canary", "canary_percent": 25, "bake_seconds": 300},
+                "data_capture": {"enabled": True, "sampling_percent": 20},
+                "smoke_test": {"body": '{"instances": [[1, 2, 3]]}', "expected_status": 200},
+            },
+        ),
+        original=False,
+    ),
 )
 
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
@@ -314,17 +345,30 @@ class RunParams:
     pvc_name: str | None = None
     pvc_size: str | None = None
     pvc_storage_class: str | None = None
+    # How the endpoint serves (mode, instances, autoscaling, deployment, capture, smoke test).
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
 
     @property
     def trains(self) -> bool:
         return self.model_artifact_s3_path is None
 
+    @property
+    def deploys(self) -> bool:
+        """False for a train-only run: it trains, and names neither a serving image nor a built-in
+        algorithm (whose image serves), so create_model, deploy_endpoint and expose_api skip."""
+        return not (self.trains and self.model_docker_image is None and self.training_algorithm_name is None)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["endpoint"] = self.endpoint.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunParams:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if not isinstance(values.get("endpoint"), EndpointSettings):
+            values["endpoint"] = EndpointSettings.from_dict(values.get("endpoint"))
+        return cls(**values)
 
 
 # --- parsing -------------------------------------------------------------------------------------------
@@ -336,7 +380,7 @@ class _Conf:
     """A raw conf read field by field. A value outside the read bounds is reported once, with its field,
     and then reads as unset, so no later rule (nor json.loads, int() or a message) sees it."""
 
-    JSON_FIELDS = ("environment", "training_hyperparameters", "training_channels")
+    JSON_FIELDS = ("environment", "training_hyperparameters", "training_channels", "endpoint")
 
     def __init__(self, raw: Mapping[str, Any], problems: Problems):
         self.problems = problems
@@ -547,10 +591,12 @@ def _parse_sources(conf: _Conf) -> _Sources:
     if src.algorithm is not None:
         _check_algorithm(src.algorithm, problems)
     _check_training_mode(src, conf)
-    if src.model_image is None and src.algorithm is None and not conf.has_problem("model_docker_image"):
+    # Training with neither a serving image nor a built-in algorithm is a train-only run; deploying an
+    # existing artifact needs the image that serves it.
+    if not src.trains and src.model_image is None and not conf.has_problem("model_docker_image"):
         problems.add(
             "model_docker_image",
-            "required: the image that serves the model (only a built-in algorithm brings its own)",
+            "required with model_artifact_s3_path: the image that serves the existing artifact",
         )
     return src
 
@@ -687,6 +733,22 @@ def _parse_overrides(conf: _Conf) -> dict[str, str | None]:
     return overrides
 
 
+def _parse_endpoint(conf: _Conf, src: _Sources, endpoint_type: str) -> EndpointSettings:
+    """The optional serving settings; a train-only run deploys nothing, so it takes none."""
+    raw = conf.values.get("endpoint")
+    settings = parse_endpoint(raw, conf.problems)
+    train_only = src.trains and src.model_image is None and src.algorithm is None
+    if train_only and settings != EndpointSettings() and not conf.has_problem("endpoint"):
+        conf.problems.add(
+            "endpoint",
+            "a train-only run (no model_docker_image, no training_algorithm_name) deploys nothing; "
+            "give model_docker_image or leave endpoint empty",
+        )
+    if not conf.has_problem("endpoint_instance_type"):
+        check_instance_type_applies(settings, endpoint_type, conf.problems)
+    return settings
+
+
 def parse_params(raw: Mapping[str, Any]) -> RunParams:
     """Validate a run's raw parameters (conf merged over defaults) and normalize them.
 
@@ -710,6 +772,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         given, sources.trains and not problems.has("training_channels"), problems
     )
     overrides = _parse_overrides(conf)
+    endpoint = _parse_endpoint(conf, sources, endpoint_type)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
@@ -725,6 +788,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         endpoint_instance_type=endpoint_type,
         training_channels=channels,
         training_s3_output_path=sources.output_path,
+        endpoint=endpoint,
         **overrides,
     )
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sagelift.domain.endpoint_settings import resolve_endpoint
 from sagelift.domain.errors import Problems, SageliftValidationError
 from sagelift.domain.ownership import RUN_KEY_LEN
 from sagelift.domain.params import ACCOUNT_ID_RE, RunParams, parse_params
@@ -101,6 +102,9 @@ def build_plan(
     problems.raise_if_any()
     if params is None:  # unreachable: a conf that does not parse leaves a problem
         raise SageliftValidationError.single("conf", "could not be read")
+    if platform is not None:  # a capture without a destination lands under the account's caps
+        caps = platform.account(params.account_id).endpoint
+        params = replace(params, endpoint=resolve_endpoint(params.endpoint, caps, params.model_name))
     names = derive_names(params.model_name, dag_id, run_id)
     return {
         "params": params.to_dict(),

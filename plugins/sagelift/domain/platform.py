@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
+from sagelift.domain.endpoint_settings import MAX_INSTANCES, MODES, STRATEGIES, EndpointCaps
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import host_pattern_problem
 
@@ -254,16 +255,19 @@ class AccountSettings:
     deployers: Deployers = field(default_factory=Deployers)
     # where this account's model locks live, instead of the platform's locks_s3_uri
     locks_s3_uri: str | None = None
+    # what a run's ``endpoint`` settings may use in this account (README "Serving settings")
+    endpoint: EndpointCaps = field(default_factory=EndpointCaps)
 
     @classmethod
     def from_dict(cls, account_id: str, raw: Mapping[str, Any] | None, problems: Problems) -> AccountSettings:
         prefix = subfield("platform.accounts", account_id)
         raw = _section(raw, prefix, problems)
         _check(problems, bool(ACCOUNT_ID_RE.match(account_id)), prefix, "account ids are twelve digits")
-        known = {f.name for f in fields(cls)} - {"account_id", "deployers"}
-        _unknown_keys(problems, prefix, raw, known | {"deployers"})
+        known = {f.name for f in fields(cls)} - {"account_id", "deployers", "endpoint"}
+        _unknown_keys(problems, prefix, raw, known | {"deployers", "endpoint"})
         values: dict[str, Any] = {k: raw.get(k) for k in known}
         values["deployers"] = Deployers.from_dict(raw.get("deployers"), f"{prefix}.deployers", problems)
+        values["endpoint"] = endpoint_caps_from_dict(raw.get("endpoint"), f"{prefix}.endpoint", problems)
         for key in ("execution_role_name", "training_role_name", "model_role_name", "api_invoke_role_name"):
             if values[key] is not None and not _is_name(values[key], ROLE_NAME_RE):
                 problems.add(
@@ -280,6 +284,36 @@ class AccountSettings:
             problems.add(f"{prefix}.locks_s3_uri", LOCKS_URI_RULE)
             values["locks_s3_uri"] = None
         return cls(account_id=account_id, **values)
+
+
+CAPTURE_PREFIXES_MAX = 50
+
+
+def endpoint_caps_from_dict(raw: Any, prefix: str, problems: Problems) -> EndpointCaps:
+    """An account's caps on its runs' ``endpoint`` settings; unknown keys and bad values are refused."""
+    values = _known(EndpointCaps, _section(raw, prefix, problems), prefix, problems)
+    for key in ("allowed_modes", "capture_prefixes", "allowed_strategies"):
+        _as_tuple(values, key, prefix, problems)
+    if "max_instances" in values and not _is_int(values["max_instances"], 1, MAX_INSTANCES):
+        problems.add(f"{prefix}.max_instances", f"a whole number from 1 to {MAX_INSTANCES}")
+        del values["max_instances"]
+    for key, choices in (("allowed_modes", MODES), ("allowed_strategies", STRATEGIES)):
+        if key in values and (not values[key] or not set(values[key]) <= set(choices)):
+            problems.add(f"{prefix}.{key}", f"a non-empty list of: {', '.join(choices)}")
+            del values[key]
+    prefixes = values.get("capture_prefixes", ())
+    if len(prefixes) > CAPTURE_PREFIXES_MAX:
+        problems.add(f"{prefix}.capture_prefixes", f"at most {CAPTURE_PREFIXES_MAX} S3 prefixes")
+        values["capture_prefixes"] = ()
+    for i, uri in enumerate(values.get("capture_prefixes", ())):
+        if not is_s3_uri(uri) or len(uri) > 512 or s3_key_segments_problem(uri) is not None:
+            problems.add(
+                f"{prefix}.capture_prefixes[{i}]",
+                "an S3 prefix such as s3://bucket/captures/ (at most 512 characters, no empty, '.' or '..' "
+                "segments)",
+            )
+            values["capture_prefixes"] = ()
+    return EndpointCaps(**values)
 
 
 @dataclass(frozen=True)

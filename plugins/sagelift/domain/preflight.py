@@ -7,6 +7,7 @@ hours later (the step is named next to each check). ``build_plan`` runs them all
 
 from __future__ import annotations
 
+from sagelift.domain.endpoint_settings import check_endpoint_against_caps
 from sagelift.domain.errors import Problems, SageliftValidationError, show
 from sagelift.domain.images import (
     check_image_sources,
@@ -26,9 +27,12 @@ def check_against_platform(
 ) -> None:
     """Add a problem for every rule between ``params`` and ``platform`` that they break."""
     try:
-        platform.account(params.account_id)  # assume_role_chain: only onboarded accounts
+        account = platform.account(params.account_id)  # assume_role_chain: only onboarded accounts
     except SageliftValidationError as err:
         problems.extend(err)
+    else:  # deploy_endpoint: the account's caps on the serving settings
+        if params.deploys:
+            check_endpoint_against_caps(params.endpoint, account.endpoint, problems)
     _check_algorithm_region(params, platform, problems)
     _check_images(params, platform, problems)
     if params.tags_s3_path is not None:  # resolve_tags: only documents the platform allows
