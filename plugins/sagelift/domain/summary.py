@@ -87,6 +87,7 @@ def build_run_summary(
     return {
         "model_name": params["model_name"],
         "account_id": params["account_id"],
+        "region": _get(plan, "platform", "region"),
         "dag_id": plan.get("dag_id"),
         "run_id": plan.get("run_id"),
         "run_key": names["run_key"],
