@@ -63,6 +63,29 @@ CASES = {
         training_hyperparameters={},
         model_artifact_s3_path="s3://scientist-ml-data/models/churn/model.tar.gz",
     ),
+    # issue 16: the serving settings shape the endpoint config
+    "realtime_capture": demo_conf(
+        endpoint={
+            "instance_count": 3,
+            "data_capture": {"sampling_percent": 25, "destination_s3_uri": "s3://captures-1/churn/"},
+        }
+    ),
+    "serverless": demo_conf(
+        endpoint={"mode": "serverless", "serverless": {"memory_size_mb": 3072, "max_concurrency": 12}}
+    ),
+    "async": demo_conf(
+        endpoint={
+            "mode": "async",
+            "instance_count": 2,
+            "async_inference": {
+                "output_s3_uri": "s3://captures-1/async/churn/",
+                "success_topic_arn": "arn:aws:sns:us-east-1:333333333333:churn-ok",
+                "error_topic_arn": "arn:aws:sns:us-east-1:333333333333:churn-failed",
+                "max_concurrent_invocations_per_instance": 4,
+            },
+            "data_capture": {"destination_s3_uri": "s3://captures-1/churn/"},
+        }
+    ),
 }
 
 
@@ -115,3 +138,26 @@ def test_copied_images_replace_the_given_ones():
     )
     assert training["AlgorithmSpecification"]["TrainingImage"] == train
     assert model["PrimaryContainer"]["Image"] == serve
+
+
+def test_the_endpoint_config_carries_the_run_s_serving_settings():
+    """What each mode means for CreateEndpointConfig, read off the golden bodies above."""
+    default = _bodies(CASES["byo_image"])["CreateEndpointConfig"]
+    [variant] = default["ProductionVariants"]
+    assert variant["InitialInstanceCount"] == SageMakerSettings().endpoint_initial_instance_count
+    assert "DataCaptureConfig" not in default and "AsyncInferenceConfig" not in default
+
+    capture = _bodies(CASES["realtime_capture"])["CreateEndpointConfig"]
+    assert capture["ProductionVariants"][0]["InitialInstanceCount"] == 3  # the run's, not the platform's
+    assert capture["DataCaptureConfig"]["DestinationS3Uri"] == "s3://captures-1/churn/"
+    assert capture["DataCaptureConfig"]["InitialSamplingPercentage"] == 25
+
+    [serverless] = _bodies(CASES["serverless"])["CreateEndpointConfig"]["ProductionVariants"]
+    assert serverless["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 12}
+    assert "InstanceType" not in serverless and "InitialInstanceCount" not in serverless
+
+    asynchronous = _bodies(CASES["async"])["CreateEndpointConfig"]
+    output = asynchronous["AsyncInferenceConfig"]["OutputConfig"]
+    assert output["S3OutputPath"] == "s3://captures-1/async/churn/"
+    assert set(output["NotificationConfig"]) == {"SuccessTopic", "ErrorTopic"}
+    assert asynchronous["ProductionVariants"][0]["InitialInstanceCount"] == 2

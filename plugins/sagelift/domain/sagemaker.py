@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sagelift.domain.endpoint_settings import SERVERLESS_DEFAULTS, AsyncInference, Serverless
 from sagelift.domain.images import pinned_image
 from sagelift.domain.params import RunParams, builtin_algorithm_image
 from sagelift.domain.plan import RunNames
@@ -127,19 +128,61 @@ def build_model_request(
 def build_endpoint_config_request(
     params: RunParams, names: RunNames, *, tags: Tags, settings: SageMakerSettings
 ) -> dict[str, Any]:
-    return {
-        "EndpointConfigName": names.endpoint_config,
-        "ProductionVariants": [
-            {
-                "VariantName": VARIANT_NAME,
-                "ModelName": names.model,
-                "InitialInstanceCount": settings.endpoint_initial_instance_count,
-                "InstanceType": params.endpoint_instance_type,
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-        "Tags": [dict(tag) for tag in tags],
+    """CreateEndpointConfig's body from the run's serving settings (``params.endpoint``).
+
+    Every run builds a new config from its plan, so data capture is on every config of a run that asks
+    for it (an update never drops it). Serverless variants name no instances; async configs add where
+    results go and whom SNS tells.
+    """
+    serving = params.endpoint
+    variant: dict[str, Any] = {"VariantName": VARIANT_NAME, "ModelName": names.model}
+    if serving.mode == "serverless":
+        sizes = serving.serverless or Serverless(**SERVERLESS_DEFAULTS)
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": sizes.memory_size_mb,
+            "MaxConcurrency": sizes.max_concurrency,
+        }
+    else:
+        variant["InitialInstanceCount"] = (
+            serving.instance_count
+            if serving.instance_count is not None
+            else settings.endpoint_initial_instance_count
+        )
+        variant["InstanceType"] = params.endpoint_instance_type
+    variant["InitialVariantWeight"] = 1.0
+    request: dict[str, Any] = {"EndpointConfigName": names.endpoint_config, "ProductionVariants": [variant]}
+    capture = serving.data_capture
+    if capture.enabled and capture.destination_s3_uri:
+        request["DataCaptureConfig"] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": capture.sampling_percent,
+            "DestinationS3Uri": capture.destination_s3_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        }
+    if serving.mode == "async" and serving.async_inference is not None:
+        request["AsyncInferenceConfig"] = build_async_inference_config(serving.async_inference)
+    request["Tags"] = [dict(tag) for tag in tags]
+    return request
+
+
+def build_async_inference_config(settings: AsyncInference) -> dict[str, Any]:
+    output: dict[str, Any] = {"S3OutputPath": settings.output_s3_uri}
+    notify = {
+        key: value
+        for key, value in (
+            ("SuccessTopic", settings.success_topic_arn),
+            ("ErrorTopic", settings.error_topic_arn),
+        )
+        if value
     }
+    if notify:
+        output["NotificationConfig"] = notify
+    config: dict[str, Any] = {"OutputConfig": output}
+    if settings.max_concurrent_invocations_per_instance is not None:
+        config["ClientConfig"] = {
+            "MaxConcurrentInvocationsPerInstance": settings.max_concurrent_invocations_per_instance
+        }
+    return config
 
 
 def build_endpoint_request(names: RunNames, *, tags: Tags) -> dict[str, Any]:
