@@ -81,6 +81,7 @@ def test_create_rest_api_default() -> None:
         "endpointConfiguration": {"types": ["REGIONAL"]},
         "disableExecuteApiEndpoint": False,
         "tags": ALL_TAGS,
+        "binaryMediaTypes": ["image/*", "application/x-image"],
     }
 
 
@@ -103,14 +104,14 @@ def test_create_rest_api_private_with_policy() -> None:
                 "Effect": "Allow",
                 "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
                 "Action": "execute-api:Invoke",
-                "Resource": "execute-api:/*",
+                "Resource": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:*/prod/POST/invocations",
             },
             {
                 "Sid": "DenyOutsideVpcEndpoints",
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "execute-api:Invoke",
-                "Resource": "execute-api:/*",
+                "Resource": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:*/*",
                 "Condition": {"StringNotEquals": {"aws:SourceVpce": ["vpce-0123456789abcdef0"]}},
             },
         ],
@@ -303,12 +304,16 @@ def test_update_rest_api_patch_sets_and_removes_the_policy() -> None:
     existing = {
         "policy": created["policy"].replace('"', '\\"'),
         "endpointConfiguration": {"types": ["REGIONAL"]},
+        "binaryMediaTypes": ["image/*", "application/x-image"],
     }
     assert build_update_rest_api_patch(existing, org) == []
     assert build_update_rest_api_patch(existing, spec()) == [
         {"op": "replace", "path": "/policy", "value": ""}
     ]
-    ops = build_update_rest_api_patch({"endpointConfiguration": {"types": ["EDGE"]}}, org)
+    ops = build_update_rest_api_patch(
+        {"endpointConfiguration": {"types": ["EDGE"]}, "binaryMediaTypes": ["image/*", "application/x-image"]},
+        org,
+    )
     assert parse_policy(ops[0]["value"]) == build_resource_policy(org)
     assert ops[1] == {"op": "replace", "path": "/endpointConfiguration/types/EDGE", "value": "REGIONAL"}
     valid("UpdateRestApi", {"restApiId": "a1", "patchOperations": ops})

@@ -6,11 +6,17 @@ second API with a new invoke URL. Everything here is a pure function of the run'
 ``api`` settings; the hook sends these bodies as they are, and the tests validate them against botocore's
 service model.
 
-Shape of the API::
+Shape of the API (one of the two resources, by the run's endpoint mode)::
 
-    /invocations  POST  --AWS integration-->  runtime.sagemaker  /endpoints/{endpoint}/invocations
-                        credentials: the account's invoke role; Content-Type and Accept passed through;
-                        SageMaker's status codes mapped to the method responses in RESPONSES.
+    /invocations        POST  --AWS integration-->  runtime.sagemaker  /endpoints/{endpoint}/invocations
+    /async-invocations  POST  --AWS integration-->  runtime.sagemaker  /endpoints/{endpoint}/async-invocations
+                        credentials: the account's invoke role; the headers of the Invocation passed through;
+                        the body passed through untouched (no mapping template, no content conversion;
+                        binaryMediaTypes on the API keep image bytes bytes); SageMaker's status codes mapped
+                        to the method responses of the Invocation.
+
+Who may call: the account itself, plus the callers the platform lists for the account
+(``accounts.<id>.api_callers``), admitted by the API's resource policy and nobody else.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ from typing import Any
 
 from sagelift.domain.errors import Problems
 from sagelift.domain.ownership import OWNER_TAG_KEY
-from sagelift.domain.platform import ApiSettings, validate_api_settings  # the rules live with the settings
+from sagelift.domain.platform import (  # the rules live with the settings
+    ApiCallers,
+    ApiSettings,
+    validate_api_settings,
+)
 
 # The run tag naming the model; on an API, usage plan or key it marks the ones sagelift owns for that model.
 RESOURCE_PATH_PART = "invocations"
@@ -86,6 +96,59 @@ RESPONSES: tuple[ResponseRule, ...] = (
     ResponseRule("503", r"503", "SageMaker is unavailable; retry later"),
     ResponseRule("502", None, "the gateway could not invoke the endpoint (role, endpoint or dependency)"),
 )
+# InvokeEndpointAsync answers 202 (queued) with the InferenceId in the body; its errors are the same.
+ASYNC_RESPONSES: tuple[ResponseRule, ...] = (
+    ResponseRule("202", r"2\d{2}", "queued; the result lands at X-Amzn-SageMaker-OutputLocation"),
+    *RESPONSES[1:],
+)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One way to call the endpoint through the API: a resource and the SageMaker runtime action behind it.
+
+    ``request_headers`` pairs the header a caller sends with the header SageMaker reads (botocore's
+    sagemaker-runtime model names them; a test checks the pairs against it). Everything else of the
+    caller's request except the body is dropped.
+    """
+
+    path_part: str
+    operation_name: str
+    request_headers: tuple[tuple[str, str], ...]
+    response_headers: tuple[str, ...]
+    responses: tuple[ResponseRule, ...]
+
+    @property
+    def path(self) -> str:
+        return "/" + self.path_part
+
+
+REALTIME_INVOCATION = Invocation(
+    path_part=RESOURCE_PATH_PART,
+    operation_name="InvokeModel",
+    request_headers=tuple((h, h) for h in PASSED_REQUEST_HEADERS),
+    response_headers=PASSED_RESPONSE_HEADERS,
+    responses=RESPONSES,
+)
+# InvokeEndpointAsync: the payload inline (the body, up to 128,000 bytes) or in S3 (the caller's
+# X-Amzn-SageMaker-InputLocation, read by the model's execution role); the answer names where the result
+# and a failure will land. The caller's Content-Type and Accept describe the payload and the result, as
+# they do on /invocations; SageMaker reads them from its own header names.
+ASYNC_INVOCATION = Invocation(
+    path_part="async-invocations",
+    operation_name="InvokeModelAsync",
+    request_headers=(
+        ("Content-Type", "X-Amzn-SageMaker-Content-Type"),
+        ("Accept", "X-Amzn-SageMaker-Accept"),
+        ("X-Amzn-SageMaker-InputLocation", "X-Amzn-SageMaker-InputLocation"),
+        ("X-Amzn-SageMaker-Inference-Id", "X-Amzn-SageMaker-Inference-Id"),
+        ("X-Amzn-SageMaker-RequestTTLSeconds", "X-Amzn-SageMaker-RequestTTLSeconds"),
+        ("X-Amzn-SageMaker-InvocationTimeoutSeconds", "X-Amzn-SageMaker-InvocationTimeoutSeconds"),
+    ),
+    response_headers=("Content-Type", "X-Amzn-SageMaker-OutputLocation", "X-Amzn-SageMaker-FailureLocation"),
+    responses=ASYNC_RESPONSES,
+)
+INVOCATIONS = (REALTIME_INVOCATION, ASYNC_INVOCATION)
 
 
 @dataclass(frozen=True)
@@ -111,6 +174,10 @@ class ApiSpec:
     endpoint_type: str
     run_tags: Mapping[str, str]
     deployment_description: str
+    binary_media_types: tuple[str, ...] = ()
+    caller_account_ids: tuple[str, ...] = ()
+    caller_org_id: str | None = None
+    invocation: Invocation = REALTIME_INVOCATION
 
     @property
     def uses_api_key(self) -> bool:
@@ -138,8 +205,15 @@ def derive_api_spec(
     tags: Iterable[Mapping[str, str]],
     dag_id: str,
     run_id: str,
+    callers: ApiCallers | None = None,
+    asynchronous: bool = False,
 ) -> ApiSpec:
-    """Check the settings step 8 depends on together and freeze them into one spec."""
+    """Check the settings step 8 depends on together and freeze them into one spec.
+
+    ``callers``: the account's ``api_callers``; ``asynchronous``: the endpoint serves asynchronously, so
+    the API exposes InvokeEndpointAsync instead of InvokeEndpoint.
+    """
+    callers = callers or ApiCallers()
     problems = Problems()
     if not api_name or len(api_name) > 1024:
         problems.add("names.api", "a non-empty API name of at most 1024 characters")
@@ -167,6 +241,10 @@ def derive_api_spec(
         endpoint_type=settings.endpoint_type,
         run_tags={t["Key"]: t["Value"] for t in tags},
         deployment_description=f"sagelift {dag_id} run {run_id}: endpoint {endpoint_name}",
+        binary_media_types=tuple(settings.binary_media_types),
+        caller_account_ids=tuple(sorted(set(callers.accounts) - {account_id})),
+        caller_org_id=callers.org_id,
+        invocation=ASYNC_INVOCATION if asynchronous else REALTIME_INVOCATION,
     )
 
 
@@ -183,16 +261,22 @@ def _dns_suffix(region: str) -> str:
     return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
 
 
-def derive_integration_uri(region: str, endpoint_name: str) -> str:
+def derive_integration_uri(region: str, endpoint_name: str, action: str = RESOURCE_PATH_PART) -> str:
     """The SageMaker runtime action behind the method (the double slash is part of the path form)."""
     return (
         f"arn:{derive_partition(region)}:apigateway:{region}:runtime.sagemaker:"
-        f"path//endpoints/{endpoint_name}/invocations"
+        f"path//endpoints/{endpoint_name}/{action}"
     )
 
 
-def derive_invoke_url(api_id: str, region: str, stage_name: str) -> str:
-    return f"https://{api_id}.execute-api.{region}.{_dns_suffix(region)}/{stage_name}{RESOURCE_PATH}"
+def derive_invoke_url(api_id: str, region: str, stage_name: str, path: str = RESOURCE_PATH) -> str:
+    return f"https://{api_id}.execute-api.{region}.{_dns_suffix(region)}/{stage_name}{path}"
+
+
+def derive_execute_api_arn(spec: ApiSpec, route: str = "*") -> str:
+    """``arn:...:execute-api:<region>:<account>:*/<route>``. The API id is '*': the policy is the API's own,
+    so it names no other API, and the ARN is the same before the API exists (CreateRestApi carries it)."""
+    return f"arn:{spec.partition}:execute-api:{spec.region}:{spec.account_id}:*/{route}"
 
 
 def derive_rest_api_arn(region: str, api_id: str) -> str:
@@ -216,30 +300,54 @@ def select_owned(items: Iterable[Mapping[str, Any]], name: str, model_name: str)
 
 
 # --- the API itself ------------------------------------------------------------------------------
-def build_resource_policy(spec: ApiSpec) -> dict[str, Any] | None:
-    """Who may call the API beyond its authorization; None when the platform restricts nobody.
+def _root(spec: ApiSpec, account_id: str) -> str:
+    return f"arn:{spec.partition}:iam::{account_id}:root"
 
-    Each configured restriction is an explicit Deny, so it holds even for callers whose own IAM policy
-    would allow the call. The Allow names the account itself unless the API is meant for anonymous
-    API-key callers or for a whole organization.
+
+def build_resource_policy(spec: ApiSpec) -> dict[str, Any] | None:
+    """Who may call the API beyond its authorization; None when only the account itself may (API Gateway's
+    rule without a policy: an AWS_IAM caller of the same account whose IAM policy allows the call).
+
+    The Allow admits the account itself and the account's ``api_callers``, nothing wider, and only to
+    POST the API's one resource on its stage: other accounts by their root (each account's own IAM
+    policies then decide which of its roles may call; AWS needs both sides to allow a cross-account
+    call) and an organization by aws:PrincipalOrgID. Anonymous API-key callers and the platform-wide
+    ``allowed_org_id`` need Principal '*'. Each platform restriction (VPC endpoints, organization) is an
+    explicit Deny on every route, so it holds even for a caller whose own IAM policy allows the call.
     """
-    if not spec.allowed_vpc_endpoint_ids and not spec.allowed_org_id:
+    callers = bool(spec.caller_account_ids or spec.caller_org_id)
+    if not spec.allowed_vpc_endpoint_ids and not spec.allowed_org_id and not callers:
         return None
-    invoke = {"Action": "execute-api:Invoke", "Resource": "execute-api:/*"}
+    route = f"{spec.stage_name}/{HTTP_METHOD}/{spec.invocation.path_part}"
+    invoke = {"Action": "execute-api:Invoke", "Resource": derive_execute_api_arn(spec, route)}
+    everything = {"Action": "execute-api:Invoke", "Resource": derive_execute_api_arn(spec)}
     if spec.uses_api_key or spec.allowed_org_id:
         principal: Any = "*"
+    elif spec.caller_account_ids:
+        accounts = [spec.account_id, *spec.caller_account_ids]
+        principal = {"AWS": [_root(spec, account) for account in accounts]}
     else:
-        principal = {"AWS": f"arn:{spec.partition}:iam::{spec.account_id}:root"}
+        principal = {"AWS": _root(spec, spec.account_id)}
     statements: list[dict[str, Any]] = [
         {"Sid": "AllowInvoke", "Effect": "Allow", "Principal": principal, **invoke}
     ]
+    if spec.caller_org_id and principal != "*":
+        statements.append(
+            {
+                "Sid": "AllowCallerOrganization",
+                "Effect": "Allow",
+                "Principal": "*",
+                **invoke,
+                "Condition": {"StringEquals": {"aws:PrincipalOrgID": spec.caller_org_id}},
+            }
+        )
     if spec.allowed_vpc_endpoint_ids:
         statements.append(
             {
                 "Sid": "DenyOutsideVpcEndpoints",
                 "Effect": "Deny",
                 "Principal": "*",
-                **invoke,
+                **everything,
                 "Condition": {"StringNotEquals": {"aws:SourceVpce": list(spec.allowed_vpc_endpoint_ids)}},
             }
         )
@@ -249,7 +357,7 @@ def build_resource_policy(spec: ApiSpec) -> dict[str, Any] | None:
                 "Sid": "DenyOutsideOrganization",
                 "Effect": "Deny",
                 "Principal": "*",
-                **invoke,
+                **everything,
                 "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": spec.allowed_org_id}},
             }
         )
@@ -270,6 +378,27 @@ def parse_policy(text: str | None) -> dict[str, Any] | None:
     return None
 
 
+def _normalized(value: Any) -> Any:
+    """A policy as IAM compares it: a one-item list is its item, and list order does not matter."""
+    if isinstance(value, Mapping):
+        return {k: _normalized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_normalized(v) for v in value]
+        if len(items) == 1:
+            return items[0]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    return value
+
+
+def same_policy(current: Mapping[str, Any] | None, wanted: Mapping[str, Any] | None) -> bool:
+    return _normalized(current) == _normalized(wanted)
+
+
+def _escape_pointer(value: str) -> str:
+    """A JSON-pointer path segment: API Gateway names a binary media type in a patch path this way."""
+    return value.replace("~", "~0").replace("/", "~1")
+
+
 def _endpoint_configuration(spec: ApiSpec) -> dict[str, Any]:
     config: dict[str, Any] = {"types": [spec.endpoint_type]}
     if spec.endpoint_type == "PRIVATE":
@@ -286,6 +415,8 @@ def build_create_rest_api_request(spec: ApiSpec) -> dict[str, Any]:
         "disableExecuteApiEndpoint": False,
         "tags": spec.tags,
     }
+    if spec.binary_media_types:
+        request["binaryMediaTypes"] = list(spec.binary_media_types)
     policy = build_resource_policy(spec)
     if policy is not None:
         request["policy"] = json.dumps(policy, separators=(",", ":"))
@@ -293,10 +424,11 @@ def build_create_rest_api_request(spec: ApiSpec) -> dict[str, Any]:
 
 
 def build_update_rest_api_patch(existing: Mapping[str, Any], spec: ApiSpec) -> list[dict[str, str]]:
-    """Patch operations that bring an existing API's policy and endpoint type to the spec; [] when equal."""
+    """Patch operations that bring an existing API's policy, binary media types and endpoint type to the
+    spec; [] when equal."""
     ops: list[dict[str, str]] = []
     wanted = build_resource_policy(spec)
-    if parse_policy(existing.get("policy")) != wanted:
+    if not same_policy(parse_policy(existing.get("policy")), wanted):
         # A replace with an empty value is how API Gateway removes a resource policy.
         ops.append(
             {
@@ -314,12 +446,25 @@ def build_update_rest_api_patch(existing: Mapping[str, Any], spec: ApiSpec) -> l
                 "value": spec.endpoint_type,
             }
         )
+    current_media = list(existing.get("binaryMediaTypes") or [])
+    ops += [
+        {"op": "remove", "path": f"/binaryMediaTypes/{_escape_pointer(t)}"}
+        for t in current_media
+        if t not in spec.binary_media_types
+    ]
+    ops += [
+        {"op": "add", "path": f"/binaryMediaTypes/{_escape_pointer(t)}"}
+        for t in spec.binary_media_types
+        if t not in current_media
+    ]
     return ops
 
 
 # --- resource, method, integration, responses ----------------------------------------------------
-def build_create_resource_request(api_id: str, root_resource_id: str) -> dict[str, Any]:
-    return {"restApiId": api_id, "parentId": root_resource_id, "pathPart": RESOURCE_PATH_PART}
+def build_create_resource_request(
+    api_id: str, root_resource_id: str, path_part: str = RESOURCE_PATH_PART
+) -> dict[str, Any]:
+    return {"restApiId": api_id, "parentId": root_resource_id, "pathPart": path_part}
 
 
 def build_put_method_request(api_id: str, resource_id: str, spec: ApiSpec) -> dict[str, Any]:
@@ -329,8 +474,10 @@ def build_put_method_request(api_id: str, resource_id: str, spec: ApiSpec) -> di
         "httpMethod": HTTP_METHOD,
         "authorizationType": "AWS_IAM" if spec.authorization == "AWS_IAM" else "NONE",
         "apiKeyRequired": spec.uses_api_key,
-        "operationName": "InvokeModel",
-        "requestParameters": {f"method.request.header.{h}": False for h in PASSED_REQUEST_HEADERS},
+        "operationName": spec.invocation.operation_name,
+        "requestParameters": {
+            f"method.request.header.{caller}": False for caller, _ in spec.invocation.request_headers
+        },
     }
 
 
@@ -350,27 +497,41 @@ def build_put_integration_request(api_id: str, resource_id: str, spec: ApiSpec) 
         "httpMethod": HTTP_METHOD,
         "type": "AWS",
         "integrationHttpMethod": "POST",
-        "uri": derive_integration_uri(spec.region, spec.endpoint_name),
+        "uri": derive_integration_uri(spec.region, spec.endpoint_name, spec.invocation.path_part),
         "credentials": spec.invoke_role_arn,
         "requestParameters": {
-            f"integration.request.header.{h}": f"method.request.header.{h}" for h in PASSED_REQUEST_HEADERS
+            f"integration.request.header.{sagemaker}": f"method.request.header.{caller}"
+            for caller, sagemaker in spec.invocation.request_headers
         },
-        # No request templates: the body goes to SageMaker exactly as the caller sent it.
+        # No request templates, and no contentHandling: the body goes to SageMaker exactly as the caller
+        # sent it. A body whose Content-Type is one of the API's binaryMediaTypes passes as bytes; any
+        # other (JSON, CSV) as the text it is. CONVERT_TO_BINARY would base64-decode a JSON body and
+        # CONVERT_TO_TEXT base64-encode an image (API Gateway's content type conversion table).
         "passthroughBehavior": "WHEN_NO_MATCH",
         "timeoutInMillis": spec.integration_timeout_ms,
     }
 
 
-def build_put_method_response_requests(api_id: str, resource_id: str) -> list[dict[str, Any]]:
+def _response_headers(spec: ApiSpec | None) -> tuple[str, ...]:
+    return spec.invocation.response_headers if spec else PASSED_RESPONSE_HEADERS
+
+
+def _responses(spec: ApiSpec | None) -> tuple[ResponseRule, ...]:
+    return spec.invocation.responses if spec else RESPONSES
+
+
+def build_put_method_response_requests(
+    api_id: str, resource_id: str, spec: ApiSpec | None = None
+) -> list[dict[str, Any]]:
     return [
         {
             "restApiId": api_id,
             "resourceId": resource_id,
             "httpMethod": HTTP_METHOD,
             "statusCode": rule.status_code,
-            "responseParameters": {f"method.response.header.{h}": False for h in PASSED_RESPONSE_HEADERS},
+            "responseParameters": {f"method.response.header.{h}": False for h in _response_headers(spec)},
         }
-        for rule in RESPONSES
+        for rule in _responses(spec)
     ]
 
 
@@ -378,9 +539,13 @@ def method_response_matches(existing: Mapping[str, Any] | None, wanted: Mapping[
     return existing is not None and (existing.get("responseParameters") or {}) == wanted["responseParameters"]
 
 
-def build_put_integration_response_requests(api_id: str, resource_id: str) -> list[dict[str, Any]]:
+def build_put_integration_response_requests(
+    api_id: str, resource_id: str, spec: ApiSpec | None = None
+) -> list[dict[str, Any]]:
+    """The mapping of SageMaker's answers; no contentHandling either way, so a prediction passes as
+    SageMaker sent it (bytes when the caller's Accept is one of the binaryMediaTypes, text otherwise)."""
     requests = []
-    for rule in RESPONSES:
+    for rule in _responses(spec):
         request: dict[str, Any] = {
             "restApiId": api_id,
             "resourceId": resource_id,
@@ -388,7 +553,7 @@ def build_put_integration_response_requests(api_id: str, resource_id: str) -> li
             "statusCode": rule.status_code,
             "responseParameters": {
                 f"method.response.header.{h}": f"integration.response.header.{h}"
-                for h in PASSED_RESPONSE_HEADERS
+                for h in _response_headers(spec)
             },
         }
         if rule.selection_pattern is not None:

@@ -252,6 +252,8 @@ class AccountSettings:
     training_role_name: str | None = None
     model_role_name: str | None = None
     api_invoke_role_name: str | None = None
+    # who besides the account itself may call its models' APIs (README "Callers from other accounts")
+    api_callers: ApiCallers = field(default_factory=lambda: ApiCallers())
     deployers: Deployers = field(default_factory=Deployers)
     # where this account's model locks live, instead of the platform's locks_s3_uri
     locks_s3_uri: str | None = None
@@ -283,6 +285,7 @@ class AccountSettings:
         if values["locks_s3_uri"] is not None and not is_locks_uri(values["locks_s3_uri"]):
             problems.add(f"{prefix}.locks_s3_uri", LOCKS_URI_RULE)
             values["locks_s3_uri"] = None
+        values["api_callers"] = ApiCallers.from_dict(values["api_callers"], f"{prefix}.api_callers", problems)
         return cls(account_id=account_id, **values)
 
 
@@ -604,6 +607,8 @@ class ApiSettings:
     allowed_vpc_endpoint_ids: tuple[str, ...] = ()
     allowed_org_id: str | None = None
     endpoint_type: str = "REGIONAL"
+    # Content types API Gateway passes as bytes (README "Binary payloads"); any other body is text.
+    binary_media_types: tuple[str, ...] = ("image/*", "application/x-image")
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> ApiSettings:
@@ -611,6 +616,7 @@ class ApiSettings:
         at expose_api after hours of training."""
         values = _known(cls, _section(raw, "platform.api", problems), "platform.api", problems)
         _as_tuple(values, "allowed_vpc_endpoint_ids", "platform.api", problems)
+        _as_tuple(values, "binary_media_types", "platform.api", problems)
         settings = cls(**values)
         validate_api_settings(settings, problems)
         return settings
@@ -716,6 +722,81 @@ def _check_api_access(settings: ApiSettings, problems: Problems) -> None:
             f"{p}.allowed_vpc_endpoint_ids",
             "a PRIVATE API is reachable only through VPC endpoints: list at least one",
         )
+    _check_binary_media_types(settings.binary_media_types, problems)
+
+
+# A media type as API Gateway matches it against Content-Type and Accept: type/subtype, either part '*'.
+MEDIA_TYPE_RE = re.compile(
+    r"^(\*|[A-Za-z0-9][\w!#$&^.+-]{0,126})/(\*|[A-Za-z0-9][\w!#$&^.+-]{0,126})\Z", re.ASCII
+)
+BINARY_MEDIA_TYPES_MAX = 50
+
+
+def _check_binary_media_types(types: Any, problems: Problems) -> None:
+    p = "platform.api.binary_media_types"
+    if len(types) > BINARY_MEDIA_TYPES_MAX:
+        problems.add(p, f"at most {BINARY_MEDIA_TYPES_MAX} media types")
+        return
+    for i, media_type in enumerate(types):
+        if not _is_name(media_type, MEDIA_TYPE_RE) or (media_type.startswith("*/") and media_type != "*/*"):
+            problems.add(
+                f"{p}[{i}]", f"a media type such as image/* or application/x-image, got {show(media_type)}"
+            )
+    named = [t for t in types if isinstance(t, str)]
+    if len(set(named)) != len(named):
+        problems.add(p, "lists a media type twice")
+
+
+CALLER_ACCOUNTS_MAX = 100
+
+
+@dataclass(frozen=True)
+class ApiCallers:
+    """Who may call the account's model APIs besides the account itself (``accounts.<id>.api_callers``):
+    other AWS accounts and/or every account of one AWS Organization. The API's resource policy admits
+    exactly these (sagelift.domain.apigateway.build_resource_policy); each caller's own IAM policy must
+    also allow execute-api:Invoke. Empty: only the account itself."""
+
+    accounts: tuple[str, ...] = ()
+    org_id: str | None = None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.accounts or self.org_id)
+
+    @classmethod
+    def from_dict(cls, raw: Any, prefix: str, problems: Problems) -> ApiCallers:
+        values = _known(cls, _section(raw, prefix, problems), prefix, problems)
+        accounts = _name_list(
+            values.get("accounts"),
+            f"{prefix}.accounts",
+            lambda v: _is_name(v, ACCOUNT_ID_RE),
+            "a twelve-digit AWS account id",
+            problems,
+        )
+        if len(accounts) > CALLER_ACCOUNTS_MAX:
+            problems.add(f"{prefix}.accounts", f"at most {CALLER_ACCOUNTS_MAX} accounts; use org_id for more")
+            accounts = ()
+        if len(set(accounts)) != len(accounts):
+            problems.add(f"{prefix}.accounts", "lists an account twice")
+        org_id = values.get("org_id")
+        if org_id is not None and not _is_name(org_id, ORG_ID_RE):
+            problems.add(f"{prefix}.org_id", "an AWS Organizations id such as o-a1b2c3d4e5")
+            org_id = None
+        return cls(accounts=tuple(sorted(set(accounts))), org_id=org_id)
+
+
+def check_api_callers(accounts: Mapping[str, AccountSettings], api: ApiSettings, problems: Problems) -> None:
+    """Callers from other accounts are AWS identities: they need AWS_IAM authorization (an API-key caller
+    carries no account to check)."""
+    if api.authorization == "AWS_IAM":
+        return
+    for account_id, account in accounts.items():
+        if account.api_callers.any:
+            problems.add(
+                f"{subfield('platform.accounts', account_id)}.api_callers",
+                "callers from other accounts need platform.api.authorization AWS_IAM",
+            )
 
 
 @dataclass(frozen=True)
@@ -840,6 +921,7 @@ class PlatformConfig:
         kubernetes = KubernetesSettings.from_dict(raw.get("kubernetes"), problems)
         ecr = EcrSettings.from_dict(raw.get("ecr"), problems)
         api = ApiSettings.from_dict(raw.get("api"), problems)
+        check_api_callers(accounts, api, problems)
         sagemaker = SageMakerSettings.from_dict(raw.get("sagemaker"), problems)
         locks = LockSettings.from_dict(raw.get("locks"), problems)
         problems.raise_if_any()

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelift.domain.apigateway import (
     HTTP_METHOD,
-    RESOURCE_PATH,
+    INVOCATIONS,
     ApiSpec,
     api_stages_of,
     build_create_api_key_request,
@@ -163,6 +163,16 @@ class ApiGatewayClient:
 
     def create_resource(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return _strip_metadata(self.client.create_resource(**request))
+
+    def delete_resource(self, api_id: str, resource_id: str) -> bool:
+        """Delete a resource with its methods; False when it was already gone."""
+        try:
+            self.client.delete_resource(restApiId=api_id, resourceId=resource_id)
+        except ClientError as error:
+            if is_not_found(error):
+                return False
+            raise
+        return True
 
     def get_method(self, api_id: str, resource_id: str, http_method: str) -> dict[str, Any] | None:
         try:
@@ -337,7 +347,8 @@ class ExposedApi:
 
 
 def api_spec(plan: Plan, tags: list[dict[str, str]]) -> ApiSpec:
-    """What the model's API must look like for this run (validated against the platform's API settings)."""
+    """What the model's API must look like for this run (validated against the platform's API settings):
+    the account's callers from other accounts, and the asynchronous invocation for an async endpoint."""
     platform = plan.platform
     return derive_api_spec(
         api_name=plan.names.api,
@@ -350,7 +361,16 @@ def api_spec(plan: Plan, tags: list[dict[str, str]]) -> ApiSpec:
         tags=tags,
         dag_id=plan.dag_id,
         run_id=plan.run_id,
+        callers=platform.account(plan.account_id).api_callers,
+        asynchronous=_serves_async(plan),
     )
+
+
+def _serves_async(plan: Plan) -> bool:
+    # RunParams.endpoint (issue 16) is landing alongside this step: a params type without it serves
+    # in realtime, as every run did before.
+    endpoint = getattr(plan.params, "endpoint", None)
+    return getattr(endpoint, "mode", "realtime") == "async"
 
 
 def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
@@ -370,12 +390,14 @@ def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
         hook.tag_resource(derive_rest_api_arn(spec.region, api["id"]), spec.tags)
     api_id = api["id"]
 
-    resource_id = _ensure_invocations_resource(hook, api_id)
+    resource_id = _ensure_invocations_resource(hook, api_id, spec)
     _ensure_method(hook, api_id, resource_id, spec)
-    # PutIntegration replaces the integration, which is how a re-run points it at the current endpoint.
+    # PutIntegration replaces the integration (content handling and templates included), which is how a
+    # re-run points it at the current endpoint and undoes a hand edit.
     hook.put_integration(build_put_integration_request(api_id, resource_id, spec))
-    for request in build_put_integration_response_requests(api_id, resource_id):
+    for request in build_put_integration_response_requests(api_id, resource_id, spec):
         hook.put_integration_response(request)
+    _remove_other_invocations(hook, api_id, spec)
 
     deployment_id = _deploy(hook, api_id, spec)
     stage = hook.get_stage(api_id, spec.stage_name)
@@ -401,7 +423,7 @@ def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
         api_id=api_id,
         api_name=spec.api_name,
         stage=spec.stage_name,
-        invoke_url=derive_invoke_url(api_id, spec.region, spec.stage_name),
+        invoke_url=derive_invoke_url(api_id, spec.region, spec.stage_name, spec.invocation.path),
         deployment_id=deployment_id,
         authorization=spec.authorization,
         created=created,
@@ -479,22 +501,38 @@ def _deploy(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> str:
     return str(_create_one(create, keep_one, f"deployment of API {api_id}")["id"])
 
 
-def _ensure_invocations_resource(hook: ApiGatewayClient, api_id: str) -> str:
+def _ensure_invocations_resource(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> str:
+    path = spec.invocation.path
     by_path = {r["path"]: r["id"] for r in hook.list_resources(api_id)}
-    if RESOURCE_PATH in by_path:
-        return by_path[RESOURCE_PATH]
+    if path in by_path:
+        return by_path[path]
 
     def in_place() -> bool:
         by_path.update({r["path"]: r["id"] for r in hook.list_resources(api_id)})
-        return RESOURCE_PATH in by_path
+        return path in by_path
 
+    request = build_create_resource_request(api_id, by_path["/"], spec.invocation.path_part)
     try:
-        return str(hook.create_resource(build_create_resource_request(api_id, by_path["/"]))["id"])
+        return str(hook.create_resource(request)["id"])
     except ClientError as err:
         if error_code(err) != "ConflictException" or not in_place():
             raise
-    log.info("Resource %s was created by an earlier attempt whose answer was lost.", RESOURCE_PATH)
-    return by_path[RESOURCE_PATH]
+    log.info("Resource %s was created by an earlier attempt whose answer was lost.", path)
+    return by_path[path]
+
+
+def _remove_other_invocations(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> None:
+    """A run that changed the endpoint's mode (realtime <-> async) drops the invocation path the endpoint
+    no longer answers, so the next deployment does not publish it."""
+    others = {i.path for i in INVOCATIONS if i != spec.invocation}
+    for resource in hook.list_resources(api_id):
+        if resource["path"] in others and hook.delete_resource(api_id, resource["id"]):
+            log.info(
+                "Removed %s from API %s: the endpoint now serves %s.",
+                resource["path"],
+                api_id,
+                spec.invocation.path,
+            )
 
 
 def _ensure_method(hook: ApiGatewayClient, api_id: str, resource_id: str, spec: ApiSpec) -> None:
@@ -512,7 +550,7 @@ def _ensure_method(hook: ApiGatewayClient, api_id: str, resource_id: str, spec: 
 
         _accept_repeat(lambda: hook.put_method(wanted), method_in_place)
     responses: Mapping[str, Any] = (existing or {}).get("methodResponses") or {}
-    for request in build_put_method_response_requests(api_id, resource_id):
+    for request in build_put_method_response_requests(api_id, resource_id, spec):
         current = responses.get(request["statusCode"])
         if method_response_matches(current, request):
             continue
