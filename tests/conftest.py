@@ -23,6 +23,8 @@ os.environ.update(
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_HOME / "logs"),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.session_factory.RoleChainSessionFactory",
+        # The example retrain registrations are active in tests (and the demo) only because this names them.
+        "AIRFLOW__SAGELIFT__RETRAIN_REGISTRY": str(ROOT / "include/examples/retrain"),
         # No test may reach real AWS: without credentials or endpoints in a connection, calls fail fast.
         "AWS_ACCESS_KEY_ID": "FAKE-NOT-USED",
         "AWS_SECRET_ACCESS_KEY": "FAKE-NOT-USED",

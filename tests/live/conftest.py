@@ -32,7 +32,7 @@ DAG_ID = "sagemaker_deploy"
 ALICE, BOB = "alice", "bob"
 ALICE_ACCOUNT = "444444444444"
 RETRAIN_OWNERS = sorted(
-    {json.loads(path.read_text())["owner"] for path in (ROOT / "include/retrain").glob("*.json")}
+    {json.loads(path.read_text())["owner"] for path in (ROOT / "include/examples/retrain").glob("*.json")}
 )
 
 

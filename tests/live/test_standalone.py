@@ -68,7 +68,7 @@ def test_clearing_each_task_in_turn_converges(world):
 
 
 # --- submission from code and data-triggered retraining, on the same running Airflow -------------------
-DEMAND = json.loads((ROOT / "include/retrain/demand-forecast.json").read_text())
+DEMAND = json.loads((ROOT / "include/examples/retrain/demand-forecast.json").read_text())
 
 
 def test_submit_script_sends_a_conf_file_waits_and_prints_the_summary(world, tmp_path: Path):

@@ -33,7 +33,8 @@ PLATFORM = {
         A_ACCOUNT: {"deployers": {"users": ["alice"]}},
     },
 }
-FRAUD = json.loads((ROOT / "include/retrain/fraud-scorer.json").read_text())  # owner marco.rossi, in B
+# owner marco.rossi, in B
+FRAUD = json.loads((ROOT / "include/examples/retrain/fraud-scorer.json").read_text())
 RETRAIN_RUN = "retrain__sagemaker_retrain_fraud_scorer__scheduled__2026-03-02T02:30:00+00:00"
 
 

@@ -20,7 +20,7 @@ from tests.support.local_aws import SCIENTIST_ACCOUNT
 from tests.support.scenario import demo_conf
 from tests.support.task_context import FakeTaskInstance
 
-REGISTRY = ROOT / "include/retrain"
+REGISTRY = ROOT / "include/examples/retrain"
 CONN_ID = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
 # What an attacker with write access to a registration (or a careless copy-paste) could store: each is
 # rendered to a secret, the platform configuration, 1337 or XYZ by anything that renders the conf.
@@ -285,3 +285,44 @@ def test_the_deploy_run_of_a_retrain_is_recognised_from_its_registration_file(tm
         registered_retrain("operator_triggered", run_id, {**conf, "model_name": "../elsewhere"}, tmp_path)
         is None
     )
+
+
+def _retrain_dag_ids() -> set[str]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "sagemaker_retrain.py"))
+    assert bag.import_errors == {}
+    return set(bag.dag_ids)
+
+
+def test_without_a_retrain_registry_no_example_is_active(airflow_db, monkeypatch):
+    monkeypatch.delenv("AIRFLOW__SAGELIFT__RETRAIN_REGISTRY", raising=False)
+    assert _retrain_dag_ids() == set()
+
+
+def test_the_registry_is_the_folder_the_setting_names(airflow_db, monkeypatch, tmp_path):
+    _register(tmp_path, demo_conf())
+    monkeypatch.setenv("AIRFLOW__SAGELIFT__RETRAIN_REGISTRY", str(tmp_path))
+    (model,) = load_retrain_models(tmp_path)
+    assert _retrain_dag_ids() == {model.dag_id}
+
+
+def test_a_registry_folder_that_is_not_there_is_a_warning(airflow_db, monkeypatch, tmp_path, caplog):
+    missing = tmp_path / "retrain-typo"
+    monkeypatch.setenv("AIRFLOW__SAGELIFT__RETRAIN_REGISTRY", str(missing))
+    with caplog.at_level("WARNING", logger="sagelift.config"):
+        assert _retrain_dag_ids() == set()
+    (warning,) = [r for r in caplog.records if r.name == "sagelift.config"]
+    assert warning.levelname == "WARNING" and str(missing) in warning.getMessage()
+
+
+def test_a_deploy_run_finds_its_registration_in_the_folder_the_setting_names(monkeypatch, tmp_path):
+    from sagelift.config import registered_retrain
+
+    conf = _register(tmp_path, demo_conf())["conf"]
+    (model,) = load_retrain_models(tmp_path)
+    run_id = f"retrain__{model.dag_id}__scheduled__2026-03-02T03:00:00+00:00"
+    monkeypatch.setenv("AIRFLOW__SAGELIFT__RETRAIN_REGISTRY", str(tmp_path))
+    assert registered_retrain("operator_triggered", run_id, conf) == model
+    monkeypatch.delenv("AIRFLOW__SAGELIFT__RETRAIN_REGISTRY")
+    assert registered_retrain("operator_triggered", run_id, conf) is None

@@ -171,6 +171,7 @@ class AirflowStandalone:
                 "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__AWS__SESSION_FACTORY": "sagelift.hooks.session_factory.RoleChainSessionFactory",
+                "AIRFLOW__SAGELIFT__RETRAIN_REGISTRY": str(ROOT / "include/examples/retrain"),
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
                 # standalone starts its components as `airflow ...` found on PATH: this venv's.

@@ -1,4 +1,5 @@
-"""Registered retrain models turned into Airflow DAGs: one small DAG per file in include/retrain/.
+"""Registered retrain models turned into Airflow DAGs: one small DAG per file in the retrain registry
+(the folder ``[sagelift] retrain_registry`` names, see sagelift.config).
 
 Each generated DAG has a single task that starts ``sagemaker_deploy`` with the model's stored conf and
 waits (deferred, in the triggerer) for its outcome. So a retrain is the main pipeline itself, never a
@@ -53,7 +54,8 @@ def _doc(model: RetrainModel) -> str:
         when.append(f"when an asset event is posted for `{model.training_data_prefix}` (new training data)")
     return (
         f"### Retrain `{model.model_name}`\n\n{model.description}\n\n"
-        f"Starts `sagemaker_deploy` with the conf registered in `include/retrain/{model.model_name}.json` "
+        f"Starts `sagemaker_deploy` with the conf registered in `{model.model_name}.json` (in the folder "
+        "named by `[sagelift] retrain_registry`) "
         f"{' or '.join(when)}, and waits for its outcome. Edit that file to change the conf or the schedule.\n\n"
         f"Scheduled and data-triggered runs act for the registration's owner, `{model.owner}`, who must be "
         "one of the account's deployers; a run you trigger here acts for you."

@@ -1,4 +1,5 @@
-"""Registered retrain models: one JSON file per model in include/retrain/, validated like any run's conf.
+"""Registered retrain models: one JSON file per model in the retrain registry folder (sagelift.config),
+validated like any run's conf.
 
 A registration names when sagemaker_deploy runs again for a model, and with which conf:
 
