@@ -64,7 +64,8 @@ def clear() -> None:
 
 
 def _error(code: str, status: int, message: str, **members: Any) -> tuple[int, dict[str, str], str]:
-    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
+    # moto takes a handler's status from its headers' "status"
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "status": str(status)}
     return status, headers, json.dumps({"__type": code, "message": message, "Message": message, **members})
 
 

@@ -2,8 +2,8 @@
 reported.
 
 The body the endpoint answers is the model's, so it is untrusted text: the failure message carries only
-its first ``EXCERPT_BYTES`` bytes, decoded leniently and escaped (control characters, quotes and
-non-ASCII as Python escapes), so neither a huge nor a hostile answer reaches the task log or a
+its first ``EXCERPT_BYTES`` bytes, decoded leniently and escaped (control characters and non-ASCII as
+Python escapes, in single quotes), so neither a huge nor a hostile answer reaches the task log or a
 notification as it is.
 """
 
@@ -45,7 +45,7 @@ def body_excerpt(body: bytes | str | None, limit: int = EXCERPT_BYTES) -> str:
     text = raw[:limit].decode("utf-8", "replace")
     escaped = text.encode("ascii", "backslashreplace").decode("ascii")
     escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in escaped)
-    return repr(escaped + ("..." if len(raw) > limit else ""))
+    return "'" + escaped + ("..." if len(raw) > limit else "") + "'"
 
 
 def describe_answer(status: int | None, body: bytes | str | None, error: str | None = None) -> str:
