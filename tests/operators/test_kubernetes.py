@@ -147,9 +147,9 @@ def test_skips_when_the_platform_has_no_cluster(k8s: KubernetesApiDouble) -> Non
 def test_the_pod_spec_sent_passes_schema_validation(k8s: KubernetesApiDouble) -> None:
     context = make_context()
     op = operator(context)
-    op._configure(op.read_plan(), context)
+    pod = op._pod_operator(op.read_plan(), context)
 
-    body = ApiClient().sanitize_for_serialization(op.build_pod_request_obj(context))
+    body = ApiClient().sanitize_for_serialization(pod.build_pod_request_obj(context))
 
     validate_object(body)  # raises the API server's 422 on a malformed pod
     assert body["spec"]["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
@@ -182,5 +182,13 @@ def test_deferrable_run_resumes_and_finishes(
         assert line in task_log
 
 
-def test_is_a_kubernetes_pod_operator() -> None:
-    assert issubclass(KubernetesEnsurePvcOperator, KubernetesPodOperator)
+def test_runs_the_providers_pod_operator_built_at_execute() -> None:
+    # The DAG file holds a plain operator (no kubernetes client imported at parse); the pod is the
+    # provider's KubernetesPodOperator, made when the task executes.
+    context = make_context()
+    op = operator(context)
+
+    assert not issubclass(KubernetesEnsurePvcOperator, KubernetesPodOperator)
+    pod = op._pod_operator(op.read_plan(), context)
+    assert isinstance(pod, KubernetesPodOperator)
+    assert (pod.task_id, pod.poll_interval, pod.on_finish_action.value) == ("ensure_pvc", 0.2, "delete_pod")

@@ -1,5 +1,8 @@
 """Kubeflow Pipelines API (v2beta1) through the kfp-server-api client, which installs next to Airflow.
 
+The client (~0.15 s of imports) is imported by the methods that call the API, not with this module, which
+the DAG file imports: a parse of the DAG needs none of it.
+
 The Airflow connection (conn_type ``kubeflow_pipelines``; ``http`` works the same):
 
 - ``host``: the KFP API base URL, e.g. ``https://kubeflow.example.com/pipeline`` (``/apis/v2beta1/...``
@@ -35,14 +38,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import kfp_server_api
 import requests
 import urllib3
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException
-from kfp_server_api.exceptions import ApiException, OpenApiException
+
+if TYPE_CHECKING:
+    import kfp_server_api
+    from kfp_server_api.exceptions import ApiException
 
 from sagelift.domain.kfp import (
     derive_package_digest,
@@ -305,6 +310,8 @@ class KubeflowPipelinesHook(BaseHook):
 
     @cached_property
     def _api_client(self) -> kfp_server_api.ApiClient:
+        import kfp_server_api
+
         configuration = kfp_server_api.Configuration(host=self.base_url)
         extras = self._extras
         if "verify_ssl" in extras:
@@ -345,6 +352,8 @@ class KubeflowPipelinesHook(BaseHook):
     @contextmanager
     def _calling(self, action: str) -> Iterator[None]:
         """Turn client errors into one message naming the call, the server and the reason."""
+        from kfp_server_api.exceptions import ApiException, OpenApiException
+
         try:
             yield
         except ApiException as err:
@@ -376,6 +385,8 @@ class KubeflowPipelinesHook(BaseHook):
         return True, "Kubeflow Pipelines API is reachable and accepted the credentials"
 
     def check_health(self) -> None:
+        import kfp_server_api
+
         with self._calling("checking health"):
             kfp_server_api.HealthzServiceApi(self._api_client).healthz_service_get_healthz(
                 _request_timeout=REQUEST_TIMEOUT
@@ -385,6 +396,8 @@ class KubeflowPipelinesHook(BaseHook):
 
     def find_pipeline(self, name: str) -> kfp_server_api.V2beta1Pipeline | None:
         """The pipeline with this name, looked for on every page (not only the first)."""
+        import kfp_server_api
+
         api = kfp_server_api.PipelineServiceApi(self._api_client)
         for pipeline in self._list(
             f"listing pipelines to find '{name}'",
@@ -402,6 +415,8 @@ class KubeflowPipelinesHook(BaseHook):
         return None
 
     def list_pipeline_versions(self, pipeline_id: str) -> Iterator[kfp_server_api.V2beta1PipelineVersion]:
+        import kfp_server_api
+
         api = kfp_server_api.PipelineServiceApi(self._api_client)
         yield from self._list(
             f"listing versions of pipeline {pipeline_id}",
@@ -419,6 +434,8 @@ class KubeflowPipelinesHook(BaseHook):
     def upload_pipeline(
         self, name: str, package_path: str, description: str
     ) -> kfp_server_api.V2beta1Pipeline:
+        import kfp_server_api
+
         api = kfp_server_api.PipelineUploadServiceApi(self._api_client)
         with self._calling(f"uploading pipeline '{name}'"):
             return api.upload_pipeline(
@@ -433,6 +450,8 @@ class KubeflowPipelinesHook(BaseHook):
     def upload_pipeline_version(
         self, pipeline_id: str, version_name: str, package_path: str, description: str
     ) -> kfp_server_api.V2beta1PipelineVersion:
+        import kfp_server_api
+
         api = kfp_server_api.PipelineUploadServiceApi(self._api_client)
         with self._calling(f"uploading version '{version_name}' of pipeline {pipeline_id}"):
             return api.upload_pipeline_version(
@@ -479,6 +498,8 @@ class KubeflowPipelinesHook(BaseHook):
 
     def get_or_create_experiment(self, name: str) -> str:
         """The id of the experiment with this name, created if absent."""
+        import kfp_server_api
+
         api = kfp_server_api.ExperimentServiceApi(self._api_client)
         for experiment in self._list(
             f"listing experiments to find '{name}'",
@@ -505,6 +526,8 @@ class KubeflowPipelinesHook(BaseHook):
 
     def find_runs(self, experiment_id: str, display_name: str) -> list[kfp_server_api.V2beta1Run]:
         """Runs in the experiment with this display name, newest first."""
+        import kfp_server_api
+
         api = kfp_server_api.RunServiceApi(self._api_client)
         return [
             run
@@ -537,6 +560,8 @@ class KubeflowPipelinesHook(BaseHook):
 
         ``service_account``: the Kubernetes service account the run's pods use (None: KFP's default).
         """
+        import kfp_server_api
+
         body = kfp_server_api.V2beta1Run(
             display_name=display_name,
             service_account=service_account,
@@ -551,11 +576,15 @@ class KubeflowPipelinesHook(BaseHook):
             return api.run_service_create_run(body, _request_timeout=REQUEST_TIMEOUT)
 
     def get_run(self, run_id: str) -> kfp_server_api.V2beta1Run:
+        import kfp_server_api
+
         api = kfp_server_api.RunServiceApi(self._api_client)
         with self._calling(f"reading run {run_id}"):
             return api.run_service_get_run(run_id, _request_timeout=REQUEST_TIMEOUT)
 
     def terminate_run(self, run_id: str) -> None:
+        import kfp_server_api
+
         api = kfp_server_api.RunServiceApi(self._api_client)
         with self._calling(f"terminating run {run_id}"):
             api.run_service_terminate_run(run_id, _request_timeout=REQUEST_TIMEOUT)

@@ -1,0 +1,114 @@
+"""How long Airflow's own DAG processor takes to parse each DAG file, against an empty DAG's file.
+
+Runs the real ``airflow dag-processor`` (one pass, ``--num-runs 1``, one parsing process so files do not
+share the 2 cores) over a folder holding copies of ``dags/*.py`` and an empty DAG, and reads the parse
+time the processor itself records for each DAG (``dag.last_parse_duration``: from the fork of the
+parsing process to its result, i.e. what each parse costs once the manager has pre-imported the
+``airflow.*`` modules the file names at its top, ``[dag_processor] parsing_pre_import_modules``).
+Each pass is a fresh processor; the median of ``RUNS`` passes is printed per file with its ratio to the
+empty DAG, with bytecode (the venv's ``.pyc``) and without (``PYTHONPYCACHEPREFIX`` pointed at an empty
+folder, so nothing compiled is found and nothing is written: the venv is left as it is).
+
+Usage: ``.venv/bin/python benchmarks/dag_parse.py`` (``RUNS=3``, ``MODES=pyc,nopyc``). Target: every
+file at most 0.35 s in both modes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = int(os.environ.get("RUNS", "3"))
+MODES = os.environ.get("MODES", "pyc,nopyc").split(",")
+TARGET = 0.35
+
+EMPTY_DAG = '''"""An empty DAG: the floor of a parse."""
+
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+with DAG(dag_id="empty_floor", schedule=None, catchup=False):
+    EmptyOperator(task_id="nothing")
+'''
+
+
+def environment(home: Path, dags: Path, bytecode: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_VAR_", "AIRFLOW_CONN_"))}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES="1",
+        AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="300",
+        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    if not bytecode:
+        env["PYTHONPYCACHEPREFIX"] = str(home / "no-pycache")
+    return env
+
+
+def parse_once(home: Path, dags: Path, bytecode: bool) -> dict[str, float]:
+    """One pass of a fresh DAG processor; seconds per DAG file (the file of each dag_id)."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    env = environment(home, dags, bytecode)
+    with (home / "dag-processor.log").open("ab") as log:
+        subprocess.run(
+            [airflow, "dag-processor", "--num-runs", "1"],
+            env=env,
+            cwd=home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=900,
+        )
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute("SELECT fileloc, last_parse_duration FROM dag").fetchall()
+    return {Path(fileloc).name: float(duration) for fileloc, duration in rows if duration is not None}
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="sagelift-parse-"))
+    dags = home / "dags"
+    dags.mkdir()
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        shutil.copy(path, dags / path.name)
+    (dags / "empty_floor.py").write_text(EMPTY_DAG)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run(
+        [airflow, "db", "migrate"],
+        env=environment(home, dags, True),
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
+    try:
+        for mode in MODES:
+            bytecode = mode == "pyc"
+            passes = [parse_once(home, dags, bytecode) for _ in range(RUNS)]
+            files = sorted({name for result in passes for name in result})
+            median = {name: statistics.median(p[name] for p in passes if name in p) for name in files}
+            floor = median.get("empty_floor.py", float("nan"))
+            label = "with bytecode" if bytecode else "without bytecode"
+            print(f"\nDAG processor parse time per file, {label} (median of {RUNS} passes)")
+            print(f"  {'file':28} {'seconds':>8} {'x empty':>8} {'target':>8}")
+            for name in files:
+                verdict = "" if name == "empty_floor.py" else ("ok" if median[name] <= TARGET else "OVER")
+                print(f"  {name:28} {median[name]:8.3f} {median[name] / floor:8.1f} {verdict:>8}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
