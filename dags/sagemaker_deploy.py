@@ -31,6 +31,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+# The DAG processor imports the airflow.* modules a DAG file names at its top once, in its manager, before
+# it forks each parse ([dag_processor] parsing_pre_import_modules): the provider modules the operators
+# below use are named here so that no parse imports them again (tests/dags/test_import_deny_list.py).
+import airflow.providers.amazon.aws.hooks.base_aws
+import airflow.providers.amazon.aws.hooks.s3
+import airflow.providers.amazon.aws.hooks.sagemaker
+import airflow.providers.amazon.aws.hooks.sts
+import airflow.providers.amazon.aws.links.base_aws
+import airflow.providers.amazon.aws.operators.sagemaker
+import airflow.providers.amazon.aws.triggers.sagemaker
+import airflow.providers.amazon.aws.utils.waiter_with_logging
+import airflow.providers.common.compat.sdk  # noqa: F401 (pre-imported, see above)
 from airflow.sdk import DAG
 
 from sagelift.dags.params import airflow_params

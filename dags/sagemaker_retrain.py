@@ -10,6 +10,12 @@ sagemaker_deploy with the stored conf and waits for it. Adding a retrain is addi
 
 from __future__ import annotations
 
+# The DAG processor imports the airflow.* modules a DAG file names at its top once, in its manager, before
+# it forks each parse ([dag_processor] parsing_pre_import_modules): the provider modules the operators
+# below use are named here so that no parse imports them again (tests/dags/test_import_deny_list.py).
+import airflow.providers.amazon.aws.assets.s3  # the s3:// Assets' handler, with boto3
+import airflow.providers.standard.operators.trigger_dagrun  # noqa: F401 (pre-imported, see above)
+
 from sagelift.config import load_retrain_models, retrain_registry
 from sagelift.dags.retrain import build_retrain_dag
 

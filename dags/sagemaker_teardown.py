@@ -17,6 +17,15 @@ progress, and no deploy starts while it deletes), it deletes:
 
 from __future__ import annotations
 
+# The DAG processor imports the airflow.* modules a DAG file names at its top once, in its manager, before
+# it forks each parse ([dag_processor] parsing_pre_import_modules): the provider modules the operators
+# below use are named here so that no parse imports them again (tests/dags/test_import_deny_list.py).
+import airflow.providers.amazon.aws.hooks.base_aws
+import airflow.providers.amazon.aws.hooks.ecr
+import airflow.providers.amazon.aws.hooks.s3
+import airflow.providers.amazon.aws.hooks.sagemaker
+import airflow.providers.amazon.aws.hooks.sts
+import airflow.providers.amazon.aws.links.base_aws  # noqa: F401 (pre-imported, see above)
 from airflow.sdk import DAG, chain
 
 from sagelift.operators.apigateway import ApiGatewayRemoveOperator
