@@ -105,8 +105,9 @@ def test_an_update_that_changes_the_instance_type_deregisters_first(local_aws: L
     client = local_aws.client("application-autoscaling")
     apply_scaling(client, ENDPOINT, VARIANT, SCALING)
     endpoint(local_aws, "cfg-2", "ml.m5.xlarge")
-    # What the emulation holds SageMaker to: no instance type change under a registered target.
-    with pytest.raises(ClientError, match="deregister the scalable target"):
+    # What the emulation holds SageMaker to: no instance type change under a registered target (with
+    # the lifecycle emulation installed too, as in the scenarios).
+    with SageMakerLifecycle().installed(local_aws), pytest.raises(ClientError, match="deregister the"):
         sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="cfg-2")
     current = sm.describe_endpoint_config(EndpointConfigName="cfg-1")["ProductionVariants"]
     new = sm.describe_endpoint_config(EndpointConfigName="cfg-2")["ProductionVariants"]

@@ -102,7 +102,7 @@ def _patch_moto() -> None:
     local_aws_sts.install()
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
-    local_aws_autoscaling.install()  # wraps the UpdateEndpoint just set
+    local_aws_autoscaling.install()  # wraps the backend's UpdateEndpoint just set
     sagemaker_runtime.install()
     SageMakerModelBackend._sagelift_patched = True  # type: ignore[attr-defined]
 

@@ -41,14 +41,14 @@ def install() -> None:
         applicationautoscaling_backends,
     )
     from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.models import sagemaker_backends
-    from moto.sagemaker.responses import SageMakerResponse
+    from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 
     if getattr(ApplicationAutoscalingBackend, "_sagelift_autoscaling_patched", False):
         return
     original_register = ApplicationAutoscalingBackend.register_scalable_target
     original_deregister = ApplicationAutoscalingBackend.deregister_scalable_target
-    original_update_endpoint = SageMakerResponse.update_endpoint
+    # The backend's, which the lifecycle emulation (tests/support/sagemaker_lifecycle.py) wraps in turn.
+    original_update_endpoint = SageMakerModelBackend.update_endpoint
 
     def register_scalable_target(self: Any, namespace: str, r_id: str, *args: Any, **kwargs: Any) -> Any:
         variant = _variant_of(r_id)
@@ -75,29 +75,29 @@ def install() -> None:
             ):
                 del self.policies[key]
 
-    def update_endpoint(self: Any) -> Any:
-        name, config_name = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
-        sagemaker = self.sagemaker_backend
-        endpoint = sagemaker.endpoints.get(name)
-        scaling = applicationautoscaling_backends[self.current_account][self.region]
-        new_config = sagemaker.endpoint_configs.get(config_name)
+    def update_endpoint(
+        self: Any, endpoint_name: str, endpoint_config_name: str, *args: Any, **kw: Any
+    ) -> Any:
+        endpoint = self.endpoints.get(endpoint_name)
+        scaling = applicationautoscaling_backends[self.account_id][self.region_name]
+        new_config = self.endpoint_configs.get(endpoint_config_name)
         if endpoint is not None and new_config is not None:
-            old_config = sagemaker.endpoint_configs.get(endpoint.endpoint_config_name)
+            old_config = self.endpoint_configs.get(endpoint.endpoint_config_name)
             new_variants = {v.get("VariantName"): v for v in new_config.production_variants}
             for old in old_config.production_variants if old_config else []:
-                r_id = f"endpoint/{name}/variant/{old.get('VariantName')}"
+                r_id = f"endpoint/{endpoint_name}/variant/{old.get('VariantName')}"
                 if r_id not in scaling.targets.get(SAGEMAKER_DIMENSION, {}):
                     continue
                 new = new_variants.get(old.get("VariantName")) or {}
                 if any(old.get(k) != new.get(k) for k in ("InstanceType", "ServerlessConfig")):
                     raise ValidationError(
-                        message=f"Variant {old.get('VariantName')} of endpoint {name} is registered with "
-                        "Application Auto Scaling, and this update changes its instance type: "
+                        message=f"Variant {old.get('VariantName')} of endpoint {endpoint_name} is registered "
+                        "with Application Auto Scaling, and this update changes its instance type: "
                         "deregister the scalable target before the update."
                     )
-        return original_update_endpoint(self)
+        return original_update_endpoint(self, endpoint_name, endpoint_config_name, *args, **kw)
 
     ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target  # type: ignore[method-assign]
     ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target  # type: ignore[method-assign]
-    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[method-assign]
+    SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     ApplicationAutoscalingBackend._sagelift_autoscaling_patched = True  # type: ignore[attr-defined]

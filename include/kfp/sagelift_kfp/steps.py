@@ -19,7 +19,7 @@ from sagelift.domain.kfp import parse_run_parameters
 from sagelift.domain.params import default_conf
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import parse_platform_variable
-from sagelift.steps import api, endpoint, lock, model, pvc, tags, training
+from sagelift.steps import api, endpoint, lock, model, pvc, serving, tags, training
 from sagelift.steps.clients import session_clients
 from sagelift.steps.errors import retry_transient, stop_on_sigterm
 from sagelift.steps.images import publish_images
@@ -119,12 +119,14 @@ def deploy_endpoint(
     p = Plan.from_xcom(plan)
     client, s3 = (session := _session(p)).client("sagemaker"), session.client("s3")
     lock.verify_held(s3, p)
+    serving.prepare_deploy(client, session_clients(session), p)
     change = endpoint.reconcile_endpoint(client, p, run_tags)
     described = (
         endpoint.wait_for_endpoint(client, p)
         if change.wait
         else client.describe_endpoint(EndpointName=p.names.endpoint)
     )
+    serving.finish_deploy(client, session_clients(session), p, described)
     endpoint.conclude_deploy(client, p, described, lock.runs_in_progress(s3, p))
     return {
         "endpoint_name": p.names.endpoint,

@@ -13,7 +13,9 @@ facets and extra links) and hands the work to the Airflow-free core, which the K
   ``steps.endpoint.reconcile_endpoint`` (create or update, Failed recovery, the
   Updating guard, takeover refusal), then a wait only when something changed, then
   ``endpoint_outcome`` (Failed, rolled back or replaced by another run is final) and
-  ``prune_revisions`` (sparing the runs that hold the model's lock).
+  ``prune_revisions`` (sparing the runs that hold the model's lock); ``steps.serving`` around them:
+  autoscaling (deregistered before an update that changes the variant, registered after) and the
+  smoke test with revert.
 
 Every wait's attempt count derives from the platform's wall-clock budget, and waits defer by default.
 The AWS connection and region come from assume_role_chain's session facts, so every call, the deferred
@@ -47,7 +49,7 @@ from sagelift.operators.base import (
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import lock as locks
 from sagelift.steps import model as models
-from sagelift.steps import training
+from sagelift.steps import serving, training
 from sagelift.triggers.sagemaker import SageMakerEndpointCompleteTrigger, SageMakerTrainingCompleteTrigger
 
 
@@ -198,6 +200,7 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
         settings = plan.platform.sagemaker
         with step_errors():
             locks.verify_held(connection_clients(self.read_session())("s3"), plan)
+            serving.prepare_deploy(_client(self), connection_clients(self.read_session()), plan)
             change = endpoints.reconcile_endpoint(_client(self), plan, self.read_tags())
             self.operation = change.operation
             if change.wait and settings.deferrable:
@@ -238,6 +241,9 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
             "EndpointConfig": serialize(self.hook.describe_endpoint_config(names.endpoint_config)),
             "Endpoint": serialize(self.hook.describe_endpoint(names.endpoint)),
         }
+        serving.finish_deploy(
+            _client(self), connection_clients(self.read_session()), plan, result["Endpoint"]
+        )
         in_progress = locks.runs_in_progress(connection_clients(self.read_session())("s3"), plan)
         endpoints.conclude_deploy(_client(self), plan, result["Endpoint"], in_progress)
         return result
