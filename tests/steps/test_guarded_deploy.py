@@ -287,3 +287,62 @@ def test_an_unguarded_update_creates_no_alarm_and_sends_no_deployment_config(lif
     update = next(c for c in calls if c.operation == "UpdateEndpoint")
     assert "DeploymentConfig" not in update.params
     assert [c.service for c in calls if c.service == "cloudwatch"] == []
+
+
+def test_teardown_deletes_the_endpoint_and_sagelifts_alarms(life, sm, cw):
+    from sagelift.domain.platform import SageMakerSettings
+    from sagelift.domain.teardown import TeardownReport
+    from sagelift.steps.teardown import delete_sagemaker_resources
+
+    _in_service(sm, life, _plan(1))
+    life.endpoint_update(seconds=0)
+    _deploy(sm, cw, _plan(2, {"type": "canary", "canary_percent": 10, "bake_seconds": 60}))
+
+    deleted = delete_sagemaker_resources(sm, MODEL, SageMakerSettings(check_interval_seconds=1), cw)
+
+    assert deleted["alarms"] == [ERRORS, LATENCY]
+    assert cw.describe_alarms()["MetricAlarms"] == []
+    report = TeardownReport(MODEL, SCIENTIST_ACCOUNT, alarms=deleted["alarms"])
+    assert f"CloudWatch alarms: {ERRORS}, {LATENCY}" in report.render()
+
+
+def test_the_execution_roles_cloudwatch_grant_is_the_calls_guarded_deploys_make(life, sm, cw):
+    from sagelift.domain.onboarding import render_policies
+    from sagelift.domain.platform import PlatformConfig, SageMakerSettings
+    from sagelift.steps.teardown import delete_sagemaker_resources
+
+    platform = PlatformConfig.from_dict(
+        {
+            "region": REGION,
+            "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master-pipeline",
+            "accounts": {SCIENTIST_ACCOUNT: {}},
+        }
+    )
+    policy = render_policies(
+        platform,
+        SCIENTIST_ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:root",
+        data_uris=["s3://scientist-ml-data/churn/"],
+        output_uris=["s3://scientist-ml-data/churn/output/"],
+    )
+    granted = {
+        action: statement["Resource"]
+        for statement in policy["execution-permissions"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        if action.startswith("cloudwatch:")
+    }
+    _in_service(sm, life, _plan(1))
+    life.endpoint_update(seconds=0)
+    with recording_aws_calls() as calls:
+        _deploy(sm, cw, _plan(2, {"type": "canary", "canary_percent": 10, "bake_seconds": 60}))
+        delete_sagemaker_resources(sm, MODEL, SageMakerSettings(check_interval_seconds=1), cw)
+    made = {f"cloudwatch:{c.operation}" for c in calls if c.service == "cloudwatch"}
+
+    # PutMetricAlarm with Tags needs cloudwatch:TagResource too
+    assert made | {"cloudwatch:TagResource"} == set(granted)
+    own = f"arn:aws:cloudwatch:{REGION}:{SCIENTIST_ACCOUNT}:alarm:sagelift-*"
+    writes = set(granted) - {"cloudwatch:DescribeAlarms"}
+    assert {action for action, resource in granted.items() if resource == own} == writes
+    for call in calls:
+        if call.operation == "PutMetricAlarm":
+            assert call.params["AlarmName"].startswith("sagelift-")

@@ -2,6 +2,7 @@
 
 sagemaker_teardown deletes what sagemaker_deploy created for a model_name in the scientist account:
 the API Gateway API (with usage plan and key), the endpoint, the per-run endpoint configs and models,
+the CloudWatch alarms sagelift created to guard the model's updates (never alarms a conf named),
 and optionally the images sagelift copied into ECR for the model (those carrying its copy record that no
 other model recorded or still uses) and the pipeline's volume claim. A resource is the model's only if its name has the shape sagemaker_deploy gives it (``<model_name>`` or
 ``<model_name>-<8 hex run key>``) and it carries the ``sagelift:model-name`` tag with the model's name,
@@ -184,6 +185,7 @@ class TeardownReport:
     endpoint: list[str] = field(default_factory=list)
     endpoint_configs: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     pvc: list[str] = field(default_factory=list)
     # copied images left in place: recorded for another model too, or still used by a SageMaker model
@@ -191,7 +193,9 @@ class TeardownReport:
 
     @property
     def nothing_deleted(self) -> bool:
-        return not any((self.api, self.endpoint, self.endpoint_configs, self.models, self.images, self.pvc))
+        return not any(
+            (self.api, self.endpoint, self.endpoint_configs, self.models, self.alarms, self.images, self.pvc)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,6 +210,7 @@ class TeardownReport:
             ("endpoint", self.endpoint),
             ("endpoint configs", self.endpoint_configs),
             ("models", self.models),
+            ("CloudWatch alarms", self.alarms),
             ("ECR images", self.images),
             ("volume claims", self.pvc),
         ):

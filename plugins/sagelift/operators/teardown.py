@@ -26,7 +26,7 @@ from sagelift.domain.teardown import (
 )
 from sagelift.hooks.ecr import EcrHook
 from sagelift.hooks.sagemaker import SageMakerHook
-from sagelift.operators.base import StepInputs, step_errors
+from sagelift.operators.base import StepInputs, connection_clients, step_errors
 from sagelift.operators.validate import triggering_user
 from sagelift.steps.pvc import claim_is_models
 from sagelift.steps.teardown import delete_copied_images, delete_sagemaker_resources
@@ -81,7 +81,8 @@ class _TeardownStep(StepInputs, BaseOperator):
 
 
 class SageMakerTeardownOperator(_TeardownStep):
-    """Delete the model's endpoint (and wait until it is gone), then its endpoint configs and models.
+    """Delete the model's endpoint (and wait until it is gone), then its endpoint configs and models, and
+    the CloudWatch alarms sagelift created to guard its updates.
 
     Returns what it deleted, by kind. Training jobs cannot be deleted in SageMaker; they stay in the
     account's history.
@@ -91,7 +92,12 @@ class SageMakerTeardownOperator(_TeardownStep):
         plan, session = self.read_teardown_plan(), self.read_session()
         hook = SageMakerHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
         with step_errors():
-            return delete_sagemaker_resources(hook.client, plan.model_name, plan.platform.sagemaker)
+            return delete_sagemaker_resources(
+                hook.client,
+                plan.model_name,
+                plan.platform.sagemaker,
+                connection_clients(session)("cloudwatch"),
+            )
 
 
 class EcrTeardownImagesOperator(_TeardownStep):
@@ -189,6 +195,7 @@ class TeardownReportOperator(_TeardownStep):
             endpoint=list(sagemaker.get("endpoint", [])),
             endpoint_configs=list(sagemaker.get("endpoint_configs", [])),
             models=list(sagemaker.get("models", [])),
+            alarms=list(sagemaker.get("alarms", [])),
             images=list(images.get("deleted", [])),
             images_kept=list(images.get("released", [])) + list(images.get("kept", [])),
             pvc=list(self.pvc or []),

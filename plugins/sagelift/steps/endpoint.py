@@ -31,6 +31,7 @@ The endpoint's name is stable per model (``<model_name>``), so a new run updates
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,6 +54,7 @@ from sagelift.domain.sagemaker import (
     build_endpoint_request,
 )
 from sagelift.steps.alarms import alarms_in_alarm, ensure_deployment_alarms
+from sagelift.steps.clients import Clients
 from sagelift.steps.errors import StepFailed, StepRetry, delete_if_exists, describe_or_none, error_code
 
 log = logging.getLogger(__name__)
@@ -79,12 +81,17 @@ class Reconciled:
 
 def endpoint_settings(plan: Plan) -> EndpointSettings:
     """The run's ``endpoint`` settings (the defaults when the conf gives none)."""
-    return getattr(plan.params, "endpoint", None) or EndpointSettings()
+    return plan.params.endpoint
 
 
 def rollback_alarms(plan: Plan) -> tuple[str, ...]:
     """The alarms that roll this run's update back (none for an unguarded deploy)."""
     return deployment_alarm_names(plan.model_name, endpoint_settings(plan).deployment)
+
+
+def cloudwatch_for(plan: Plan, clients: Clients) -> Any:
+    """The account's CloudWatch client when the run's update is guarded by alarms, else None."""
+    return clients("cloudwatch") if rollback_alarms(plan) else None
 
 
 def ensure_alarms(cloudwatch: Any, plan: Plan, tags: list[dict[str, str]]) -> tuple[str, ...]:
@@ -291,11 +298,14 @@ def guarding_alarms(endpoint: Mapping[str, Any]) -> list[str]:
 
 
 def _tripped_alarms(endpoint: Mapping[str, Any], cloudwatch: Any) -> str:
-    """`` after CloudWatch alarm X went into ALARM`` for a guarded update, naming what is known."""
+    """`` after CloudWatch alarm X went into ALARM`` for a guarded update, naming what is known: the
+    guarding alarms SageMaker's FailureReason names, and those CloudWatch shows in ALARM."""
     guards = guarding_alarms(endpoint)
     if not guards:
         return ""
-    tripped = alarms_in_alarm(cloudwatch, guards) if cloudwatch is not None else []
+    reason = str(endpoint.get("FailureReason") or "")
+    in_alarm = set(alarms_in_alarm(cloudwatch, guards)) if cloudwatch is not None else set()
+    tripped = [name for name in guards if name in in_alarm or _names(reason, name)]
     if tripped:
         return f" after CloudWatch alarm {', '.join(tripped)} went into ALARM"
     return f" (the update was guarded by CloudWatch alarm {', '.join(guards)})"
@@ -324,6 +334,11 @@ def _replacing_run(client: Any, endpoint: Mapping[str, Any], expected_config: st
     values = {t.get("Key"): t.get("Value") for t in tags}
     run_id, dag_id = values.get(f"{TAG_PREFIX}run-id"), values.get(f"{TAG_PREFIX}dag-id")
     return f"run {run_id} of {dag_id}" if run_id and dag_id else "another run of this model"
+
+
+def _names(text: str, name: str) -> bool:
+    """``text`` names ``name`` as a whole (not as part of a longer alarm name)."""
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) is not None
 
 
 def conclude_deploy(

@@ -28,6 +28,7 @@ from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.images import ecr_registry_host, parse_copy_record_tag, parse_image_reference
 from sagelift.domain.ownership import is_owned, is_per_run_name
 from sagelift.domain.platform import SageMakerSettings
+from sagelift.steps.alarms import delete_model_alarms
 from sagelift.steps.endpoint import delete_endpoint, list_tags
 from sagelift.steps.errors import StepFailed, delete_if_exists, describe_or_none
 
@@ -41,9 +42,12 @@ def _names(client: Any, operation: str, key: str, name_key: str, name_contains: 
     return names
 
 
-def delete_sagemaker_resources(client: Any, model_name: str, settings: SageMakerSettings) -> dict[str, Any]:
-    """Delete the model's endpoint (waiting until it is gone), then its endpoint configs and models;
-    returns the names deleted, by kind."""
+def delete_sagemaker_resources(
+    client: Any, model_name: str, settings: SageMakerSettings, cloudwatch: Any = None
+) -> dict[str, Any]:
+    """Delete the model's endpoint (waiting until it is gone), then its endpoint configs and models, and
+    with ``cloudwatch`` the alarms sagelift created to guard its updates; returns the names deleted, by
+    kind."""
     deleted: dict[str, list[str]] = {"endpoint": [], "endpoint_configs": [], "models": []}
     endpoint = describe_or_none(client.describe_endpoint, EndpointName=model_name)
     if (
@@ -72,6 +76,8 @@ def delete_sagemaker_resources(client: Any, model_name: str, settings: SageMaker
             deleted["models"].append(name)
     for kind, names in deleted.items():
         log.info("Deleted %s: %s", kind, ", ".join(names) or "none left")
+    if cloudwatch is not None:
+        deleted["alarms"] = delete_model_alarms(cloudwatch, model_name)
     return dict(deleted)
 
 
