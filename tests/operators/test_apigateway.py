@@ -15,6 +15,11 @@ from sagelift.domain.errors import SageliftValidationError
 from sagelift.links.apigateway import XCOM_KEY, ApiGatewayInvokeUrlLink, ApiGatewayStageLink
 from sagelift.operators.apigateway import ApiGatewayExposeOperator, ApiGatewayRemoveOperator
 from tests.support import local_aws_apigateway
+from tests.support.apigateway_payloads import (
+    integration_request_body,
+    integration_request_headers,
+    method_response_body,
+)
 from tests.support.botocore_validation import RecordedCall, recording_aws_calls
 from tests.support.local_aws import MASTER_ACCOUNT, REGION, RUNNER_ACCOUNT, SCIENTIST_ACCOUNT, LocalAws
 from tests.support.task_context import FakeTaskInstance, step_plan, step_session, use_scientist_keys
@@ -47,10 +52,18 @@ def make_context(
     endpoint: str | None = None,
     api: dict[str, Any] | None = None,
     run_id: str = "manual__1",
+    account: dict[str, Any] | None = None,
+    serving: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The inputs expose_api and remove_api are wired with: a real plan (and teardown plan), session, tags."""
-    platform = {"region": REGION, "accounts": {SCIENTIST_ACCOUNT: {}}, "api": api or {}}
-    plan = step_plan({"model_name": model_name}, platform, dag_id="sagelift_pipeline", run_id=run_id)
+    """The inputs expose_api and remove_api are wired with: a real plan (and teardown plan), session, tags.
+
+    ``account``: the scientist account's platform settings; ``serving``: the run's ``endpoint`` settings.
+    """
+    platform = {"region": REGION, "accounts": {SCIENTIST_ACCOUNT: account or {}}, "api": api or {}}
+    params = {"endpoint": serving} if serving else None
+    plan = step_plan(
+        {"model_name": model_name}, platform, dag_id="sagelift_pipeline", run_id=run_id, params=params
+    )
     if endpoint:
         plan["names"]["endpoint"] = endpoint
     teardown = {
@@ -389,3 +402,221 @@ def test_removing_a_models_api_leaves_nothing_and_removing_again_succeeds(
     assert again == {"api_name": "churn", "api_ids": [], "usage_plan_ids": [], "api_key_ids": []}
     assert not any(c.operation.startswith("Delete") for c in calls)
     assert [a["id"] for a in apis(aws)] == [other["api_id"]]
+
+
+# --- callers from other accounts (issue 16 item 6) -----------------------------------------------------
+CALLER_ACCOUNT = "444455556666"
+CALLER_ORG = "o-abcdefghij"
+
+
+def test_the_resource_policy_admits_exactly_the_accounts_callers(aws: LocalAws, scientist_conn: str) -> None:
+    callers = {"api_callers": {"accounts": [CALLER_ACCOUNT], "org_id": CALLER_ORG}}
+    _, calls = expose(make_context(account=callers))
+    assert_valid(calls)
+    [api] = apis(aws)
+    policy = parse_policy(api["policy"])
+    assert policy is not None
+    route = f"arn:aws:execute-api:{REGION}:{SCIENTIST_ACCOUNT}:*/prod/POST/invocations"
+    admitted = [(s["Principal"], s.get("Condition"), s["Resource"]) for s in policy["Statement"]]
+    assert admitted == [
+        (
+            {"AWS": [f"arn:aws:iam::{SCIENTIST_ACCOUNT}:root", f"arn:aws:iam::{CALLER_ACCOUNT}:root"]},
+            None,
+            route,
+        ),
+        ("*", {"StringEquals": {"aws:PrincipalOrgID": CALLER_ORG}}, route),
+    ]
+    assert {s["Effect"] for s in policy["Statement"]} == {"Allow"}
+
+    # Callers dropped from the platform lose their access on the next run; the API stays the same.
+    again, calls = expose(make_context(run_id="manual__2"))
+    assert_valid(calls)
+    [after] = apis(aws)
+    assert after["id"] == api["id"] and not after.get("policy")
+    assert again["invoke_url"].endswith("/prod/invocations")
+
+
+def test_callers_from_other_accounts_need_iam_authorization(aws: LocalAws, scientist_conn: str) -> None:
+    before = aws.request_count()
+    with pytest.raises(SageliftValidationError) as error:
+        make_context(
+            api={"authorization": "API_KEY"}, account={"api_callers": {"accounts": [CALLER_ACCOUNT]}}
+        )
+    assert error.value.fields == [f"platform.accounts.{SCIENTIST_ACCOUNT}.api_callers"]
+    assert aws.request_count() == before
+
+
+# --- binary payloads (issue 16 item 7) -------------------------------------------------------------------
+# A PNG header and every byte value: not UTF-8, so any text handling on the way changes it.
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+JSON_BODY = b'{"instances": [[0.5, 1.5]]}'
+
+
+def _sagemaker_headers(operation: str) -> dict[str, str]:
+    """botocore's sagemaker-runtime model: the header each input member of ``operation`` is read from."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model(operation)
+    return {
+        name: shape.serialization["name"]
+        for name, shape in model.input_shape.members.items()
+        if shape.serialization.get("location") == "header"
+    }
+
+
+def _deployed(aws: LocalAws, path: str = "/invocations") -> tuple[dict[str, Any], dict[str, Any]]:
+    client = aws.client("apigateway")
+    [api] = apis(aws)
+    by_path = {r["path"]: r["id"] for r in client.get_resources(restApiId=api["id"])["items"]}
+    method = client.get_method(restApiId=api["id"], resourceId=by_path[path], httpMethod="POST")
+    return client.get_rest_api(restApiId=api["id"]), method
+
+
+def _passes_bytes_unchanged(api: dict[str, Any], method: dict[str, Any]) -> bool:
+    integration = method["methodIntegration"]
+    ok = integration_request_body(api, integration, JSON_BODY, "application/json") == JSON_BODY
+    for content_type in ("image/png", "image/jpeg", "application/x-image"):
+        ok &= integration_request_body(api, integration, IMAGE, content_type) == IMAGE
+    return ok
+
+
+def test_the_deployed_api_passes_image_bytes_unchanged_to_invoke_endpoint(
+    aws: LocalAws, scientist_conn: str
+) -> None:
+    _, calls = expose(make_context())
+    assert_valid(calls)
+    api, method = _deployed(aws)
+    integration = method["methodIntegration"]
+    assert api["binaryMediaTypes"] == ["image/*", "application/x-image"]
+    assert integration.get("contentHandling") is None
+    assert integration["passthroughBehavior"] == "WHEN_NO_MATCH" and not integration.get("requestTemplates")
+    assert _passes_bytes_unchanged(api, method)
+
+    # The request SageMaker gets is InvokeEndpoint's: its path, and the caller's Content-Type and Accept
+    # in the headers botocore's model reads ContentType and Accept from.
+    assert integration["uri"].endswith(":runtime.sagemaker:path//endpoints/churn/invocations")
+    headers = integration_request_headers(
+        method, integration, {"Content-Type": "image/png", "Accept": "application/json", "Cookie": "x"}
+    )
+    wanted = _sagemaker_headers("InvokeEndpoint")
+    assert headers == {wanted["ContentType"]: "image/png", wanted["Accept"]: "application/json"}
+
+    # The answer: a JSON prediction to a JSON Accept, a mask image to an image Accept, both as sent.
+    for status, response in integration["integrationResponses"].items():
+        assert response.get("contentHandling") is None, status
+        body = method_response_body(api, response, JSON_BODY, "application/json", "application/json")
+        assert body == JSON_BODY, status
+        assert method_response_body(api, response, IMAGE, "image/png", "image/png") == IMAGE, status
+
+
+def test_a_rerun_restores_binary_handling_changed_by_hand(aws: LocalAws, scientist_conn: str) -> None:
+    first, _ = expose(make_context())
+    client = aws.client("apigateway")
+    api_id = first["api_id"]
+    client.update_rest_api(
+        restApiId=api_id,
+        patchOperations=[
+            {"op": "remove", "path": "/binaryMediaTypes/application~1x-image"},
+            {"op": "add", "path": "/binaryMediaTypes/text~1csv"},
+        ],
+    )
+    api, method = _deployed(aws)
+    resource_id = invocations_resource_id(client, api_id)
+    client.put_integration(
+        restApiId=api_id,
+        resourceId=resource_id,
+        httpMethod="POST",
+        type="AWS",
+        integrationHttpMethod="POST",
+        uri=method["methodIntegration"]["uri"],
+        contentHandling="CONVERT_TO_TEXT",
+    )
+    broken_api, broken_method = _deployed(aws)
+    assert broken_api["binaryMediaTypes"] == ["image/*", "text/csv"]
+    assert not _passes_bytes_unchanged(broken_api, broken_method)  # the model tells a broken API apart
+
+    again, calls = expose(make_context(run_id="manual__2"))
+    assert_valid(calls)
+    patch = [c.params["patchOperations"] for c in calls if c.operation == "UpdateRestApi"]
+    assert patch == [
+        [
+            {"op": "remove", "path": "/binaryMediaTypes/text~1csv"},
+            {"op": "add", "path": "/binaryMediaTypes/application~1x-image"},
+        ]
+    ]
+    api, method = _deployed(aws)
+    assert again["api_id"] == api_id == api["id"]
+    assert sorted(api["binaryMediaTypes"]) == ["application/x-image", "image/*"]
+    assert _passes_bytes_unchanged(api, method)
+
+
+def test_the_platform_chooses_the_binary_media_types(aws: LocalAws, scientist_conn: str) -> None:
+    expose(make_context(api={"binary_media_types": ["image/png"]}))
+    api, method = _deployed(aws)
+    assert api["binaryMediaTypes"] == ["image/png"]
+    integration = method["methodIntegration"]
+    assert integration_request_body(api, integration, IMAGE, "image/png") == IMAGE
+    assert integration_request_body(api, integration, IMAGE, "image/jpeg") != IMAGE  # not listed: text
+
+
+# --- asynchronous endpoints ----------------------------------------------------------------------------
+ASYNC_SERVING = {"mode": "async", "async_inference": {"output_s3_uri": "s3://sagelift-async/churn/"}}
+
+
+def test_an_async_endpoint_is_exposed_through_invoke_endpoint_async(
+    aws: LocalAws, scientist_conn: str
+) -> None:
+    callers = {"api_callers": {"accounts": [CALLER_ACCOUNT]}}
+    result, calls = expose(make_context(serving=ASYNC_SERVING, account=callers))
+    assert_valid(calls)
+    client = aws.client("apigateway")
+    [api] = apis(aws)
+    paths = {r["path"] for r in client.get_resources(restApiId=api["id"])["items"]}
+    assert paths == {"/", "/async-invocations"}  # InvokeEndpoint would fail on an async endpoint
+    assert result["invoke_url"].endswith("/prod/async-invocations")
+
+    api, method = _deployed(aws, "/async-invocations")
+    integration = method["methodIntegration"]
+    assert integration["uri"].endswith(":runtime.sagemaker:path//endpoints/churn/async-invocations")
+    assert integration["credentials"] == INVOKE_ROLE_ARN
+    wanted = _sagemaker_headers("InvokeEndpointAsync")
+    sent = integration_request_headers(
+        method,
+        integration,
+        {
+            "Content-Type": "image/jpeg",
+            "Accept": "application/json",
+            wanted["InputLocation"]: "s3://inputs/cat.jpg",
+            wanted["InferenceId"]: "req-1",
+            wanted["RequestTTLSeconds"]: "3600",
+            wanted["InvocationTimeoutSeconds"]: "600",
+            "Authorization": "not passed",
+        },
+    )
+    assert sent == {
+        wanted["ContentType"]: "image/jpeg",
+        wanted["Accept"]: "application/json",
+        wanted["InputLocation"]: "s3://inputs/cat.jpg",
+        wanted["InferenceId"]: "req-1",
+        wanted["RequestTTLSeconds"]: "3600",
+        wanted["InvocationTimeoutSeconds"]: "600",
+    }
+    # An inline payload (InvokeEndpointAsync's Body) passes as bytes, like a realtime one.
+    assert _passes_bytes_unchanged(api, method)
+    responses = method["methodIntegration"]["integrationResponses"]
+    assert responses["202"]["selectionPattern"] == r"2\d{2}" and "200" not in responses
+    assert responses["202"]["responseParameters"] == {
+        f"method.response.header.{h}": f"integration.response.header.{h}"
+        for h in ("Content-Type", "X-Amzn-SageMaker-OutputLocation", "X-Amzn-SageMaker-FailureLocation")
+    }
+    policy = parse_policy(api["policy"])
+    assert policy is not None
+    assert policy["Statement"][0]["Resource"].endswith(":*/prod/POST/async-invocations")
+
+    # Back to realtime: the async path goes, /invocations comes, on the same API.
+    again, calls = expose(make_context(run_id="manual__2", account=callers))
+    assert_valid(calls)
+    assert [c.operation for c in calls].count("DeleteResource") == 1
+    paths = {r["path"] for r in client.get_resources(restApiId=api["id"])["items"]}
+    assert paths == {"/", "/invocations"}
+    assert again["api_id"] == api["id"] and again["invoke_url"].endswith("/prod/invocations")

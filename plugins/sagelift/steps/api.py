@@ -362,15 +362,8 @@ def api_spec(plan: Plan, tags: list[dict[str, str]]) -> ApiSpec:
         dag_id=plan.dag_id,
         run_id=plan.run_id,
         callers=platform.account(plan.account_id).api_callers,
-        asynchronous=_serves_async(plan),
+        asynchronous=plan.params.endpoint.mode == "async",
     )
-
-
-def _serves_async(plan: Plan) -> bool:
-    # RunParams.endpoint (issue 16) is landing alongside this step: a params type without it serves
-    # in realtime, as every run did before.
-    endpoint = getattr(plan.params, "endpoint", None)
-    return getattr(endpoint, "mode", "realtime") == "async"
 
 
 def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
