@@ -13,12 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
-
-from sagelift.domain.errors import SageliftValidationError  # noqa: E402
-from sagelift.domain.onboarding import POLICIES, render_connection, render_policies  # noqa: E402
-from sagelift.domain.platform import PlatformConfig  # noqa: E402
+# sagelift is installed in the environment (the project's .venv, or the wheel): its templates are package data
+from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.onboarding import POLICIES, render_connection, render_policies
+from sagelift.domain.platform import PlatformConfig
 
 
 def main() -> int:
@@ -32,7 +30,7 @@ def main() -> int:
     )
     parser.add_argument("--data", action="append", default=[], help="S3 URI the account trains from (repeat)")
     parser.add_argument("--output", action="append", default=[], help="S3 URI training writes to (repeat)")
-    parser.add_argument("--out-dir", default=str(ROOT / "build" / "onboarding"))
+    parser.add_argument("--out-dir", default="build/onboarding")
     args = parser.parse_args()
     try:
         platform = PlatformConfig.from_dict(json.loads(Path(args.platform).read_text()))

@@ -12,12 +12,14 @@ Run after upgrading boto3/botocore in uv.lock; tests fail while the files differ
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import botocore.session
 
-DOMAIN = Path(__file__).resolve().parents[1] / "plugins/sagelift/domain"
+# The package's own folder: plugins/sagelift/domain in the work tree (the project's editable install).
+DOMAIN = Path(str(resources.files("sagelift.domain")))
 INSTANCE_TYPES = DOMAIN / "instance_types.json"
 TRAINING_CHANNELS = DOMAIN / "training_channels.json"
 # The constraints a shape can carry in the model; documentation and the like are left out.
