@@ -155,3 +155,22 @@ def test_lost_answers_converge(local_aws: LocalAws, operation: str) -> None:
         apply_scaling(client, ENDPOINT, VARIANT, None)
     assert life.injected == [(operation, "lost")]
     assert scaling_state(local_aws) == ([], [])
+
+
+def test_teardown_removes_the_scaling_of_the_models_endpoint_only(local_aws: LocalAws) -> None:
+    from sagelift.domain.platform import SageMakerSettings
+    from sagelift.steps.teardown import delete_sagemaker_resources
+
+    sm = endpoint(local_aws)
+    client = local_aws.client("application-autoscaling")
+    apply_scaling(client, ENDPOINT, VARIANT, SCALING)
+    settings = SageMakerSettings(check_interval_seconds=1)
+    # Not tagged as the model's: someone else's endpoint of that name keeps its scaling.
+    kept = delete_sagemaker_resources(sm, ENDPOINT, settings, autoscaling=client)
+    assert kept["scalable_targets"] == [] and len(scaling_state(local_aws)[0]) == 1
+    arn = sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "sagelift:model-name", "Value": ENDPOINT}])
+    deleted = delete_sagemaker_resources(sm, ENDPOINT, settings, autoscaling=client)
+    assert deleted["scalable_targets"] == [RESOURCE] and deleted["endpoint"] == [ENDPOINT]
+    assert scaling_state(local_aws) == ([], [])
+    assert delete_sagemaker_resources(sm, ENDPOINT, settings, autoscaling=client)["scalable_targets"] == []

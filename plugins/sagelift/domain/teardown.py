@@ -3,6 +3,7 @@
 sagemaker_teardown deletes what sagemaker_deploy created for a model_name in the scientist account:
 the API Gateway API (with usage plan and key), the endpoint, the per-run endpoint configs and models,
 the CloudWatch alarms sagelift created to guard the model's updates (never alarms a conf named),
+the endpoint variant's scalable target and scaling policy (Application Auto Scaling),
 and optionally the images sagelift copied into ECR for the model (those carrying its copy record that no
 other model recorded or still uses) and the pipeline's volume claim. A resource is the model's only if its name has the shape sagemaker_deploy gives it (``<model_name>`` or
 ``<model_name>-<8 hex run key>``) and it carries the ``sagelift:model-name`` tag with the model's name,
@@ -186,6 +187,8 @@ class TeardownReport:
     endpoint_configs: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
+    # Application Auto Scaling resource ids (their scaling policies go with them)
+    scalable_targets: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     pvc: list[str] = field(default_factory=list)
     # copied images left in place: recorded for another model too, or still used by a SageMaker model
@@ -194,7 +197,16 @@ class TeardownReport:
     @property
     def nothing_deleted(self) -> bool:
         return not any(
-            (self.api, self.endpoint, self.endpoint_configs, self.models, self.alarms, self.images, self.pvc)
+            (
+                self.api,
+                self.endpoint,
+                self.endpoint_configs,
+                self.models,
+                self.alarms,
+                self.scalable_targets,
+                self.images,
+                self.pvc,
+            )
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +223,7 @@ class TeardownReport:
             ("endpoint configs", self.endpoint_configs),
             ("models", self.models),
             ("CloudWatch alarms", self.alarms),
+            ("scalable targets (with their scaling policies)", self.scalable_targets),
             ("ECR images", self.images),
             ("volume claims", self.pvc),
         ):

@@ -81,8 +81,9 @@ class _TeardownStep(StepInputs, BaseOperator):
 
 
 class SageMakerTeardownOperator(_TeardownStep):
-    """Delete the model's endpoint (and wait until it is gone), then its endpoint configs and models, and
-    the CloudWatch alarms sagelift created to guard its updates.
+    """Delete the model's endpoint (and wait until it is gone; its variant's scalable target and scaling
+    policy first), then its endpoint configs and models, and the CloudWatch alarms sagelift created to
+    guard its updates.
 
     Returns what it deleted, by kind. Training jobs cannot be deleted in SageMaker; they stay in the
     account's history.
@@ -97,6 +98,7 @@ class SageMakerTeardownOperator(_TeardownStep):
                 plan.model_name,
                 plan.platform.sagemaker,
                 connection_clients(session)("cloudwatch"),
+                connection_clients(session)("application-autoscaling"),
             )
 
 
@@ -196,6 +198,7 @@ class TeardownReportOperator(_TeardownStep):
             endpoint_configs=list(sagemaker.get("endpoint_configs", [])),
             models=list(sagemaker.get("models", [])),
             alarms=list(sagemaker.get("alarms", [])),
+            scalable_targets=list(sagemaker.get("scalable_targets", [])),
             images=list(images.get("deleted", [])),
             images_kept=list(images.get("released", [])) + list(images.get("kept", [])),
             pvc=list(self.pvc or []),

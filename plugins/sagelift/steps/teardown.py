@@ -24,11 +24,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sagelift.domain.autoscaling import derive_resource_id
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.images import ecr_registry_host, parse_copy_record_tag, parse_image_reference
 from sagelift.domain.ownership import is_owned, is_per_run_name
 from sagelift.domain.platform import SageMakerSettings
+from sagelift.domain.sagemaker import VARIANT_NAME
 from sagelift.steps.alarms import delete_model_alarms
+from sagelift.steps.autoscaling import remove_scaling
 from sagelift.steps.endpoint import delete_endpoint, list_tags
 from sagelift.steps.errors import StepFailed, delete_if_exists, describe_or_none
 
@@ -43,13 +46,23 @@ def _names(client: Any, operation: str, key: str, name_key: str, name_contains: 
 
 
 def delete_sagemaker_resources(
-    client: Any, model_name: str, settings: SageMakerSettings, cloudwatch: Any = None
+    client: Any,
+    model_name: str,
+    settings: SageMakerSettings,
+    cloudwatch: Any = None,
+    autoscaling: Any = None,
 ) -> dict[str, Any]:
     """Delete the model's endpoint (waiting until it is gone), then its endpoint configs and models, and
     with ``cloudwatch`` the alarms sagelift created to guard its updates; returns the names deleted, by
-    kind."""
+    kind. With ``autoscaling``, the endpoint variant's scaling policy and scalable target go first
+    (when the endpoint is the model's, or gone: a target left on a deleted endpoint)."""
     deleted: dict[str, list[str]] = {"endpoint": [], "endpoint_configs": [], "models": []}
     endpoint = describe_or_none(client.describe_endpoint, EndpointName=model_name)
+    if autoscaling is not None:
+        deleted["scalable_targets"] = []
+        ours = endpoint is None or is_owned(list_tags(client, endpoint["EndpointArn"]), model_name)
+        if ours and remove_scaling(autoscaling, model_name, VARIANT_NAME):
+            deleted["scalable_targets"].append(derive_resource_id(model_name, VARIANT_NAME))
     if (
         endpoint is not None
         and is_owned(list_tags(client, endpoint["EndpointArn"]), model_name)
