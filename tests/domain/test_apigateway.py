@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sagelift.domain.apigateway import (
     ACCESS_LOG_FORMAT,
+    ASYNC_INVOCATION,
+    INVOCATIONS,
     OWNER_TAG_KEY,
     RESPONSES,
     ApiSpec,
@@ -33,10 +38,11 @@ from sagelift.domain.apigateway import (
     derive_stage_arn,
     method_matches,
     parse_policy,
+    same_policy,
     select_owned,
 )
 from sagelift.domain.errors import Problems, SageliftValidationError
-from sagelift.domain.platform import ApiSettings
+from sagelift.domain.platform import ApiCallers, ApiSettings, PlatformConfig
 from tests.support.botocore_validation import validate_request
 
 ACCOUNT = "333333333333"
@@ -52,7 +58,13 @@ def settings(**raw: Any) -> ApiSettings:
     return parsed
 
 
-def spec(region: str = "us-east-1", **raw: Any) -> ApiSpec:
+def spec(
+    region: str = "us-east-1",
+    *,
+    callers: ApiCallers | None = None,
+    asynchronous: bool = False,
+    **raw: Any,
+) -> ApiSpec:
     return derive_api_spec(
         api_name="sagelift-churn",
         model_name="churn",
@@ -64,6 +76,8 @@ def spec(region: str = "us-east-1", **raw: Any) -> ApiSpec:
         tags=TAGS,
         dag_id="sagelift_pipeline",
         run_id="manual__1",
+        callers=callers,
+        asynchronous=asynchronous,
     )
 
 
@@ -311,7 +325,10 @@ def test_update_rest_api_patch_sets_and_removes_the_policy() -> None:
         {"op": "replace", "path": "/policy", "value": ""}
     ]
     ops = build_update_rest_api_patch(
-        {"endpointConfiguration": {"types": ["EDGE"]}, "binaryMediaTypes": ["image/*", "application/x-image"]},
+        {
+            "endpointConfiguration": {"types": ["EDGE"]},
+            "binaryMediaTypes": ["image/*", "application/x-image"],
+        },
         org,
     )
     assert parse_policy(ops[0]["value"]) == build_resource_policy(org)
@@ -421,3 +438,259 @@ def test_bad_names_are_reported_together() -> None:
 def test_firehose_access_log_destination_is_accepted() -> None:
     arn = f"arn:aws:firehose:us-east-1:{ACCOUNT}:deliverystream/amazon-apigateway-access"
     assert spec(access_log_destination_arn=arn).access_log_destination_arn == arn
+
+
+# --- who may call: the resource policy (issue 16 item 6) -----------------------------------------------
+GOLDEN_POLICIES = Path(__file__).parent / "golden" / "apigateway_policies.json"
+CALLER = "444455556666"
+OTHER_CALLER = "111122223333"
+POLICY_CASES: dict[str, dict[str, Any]] = {
+    "same_account_only": {},
+    "caller_accounts": {"callers": ApiCallers(accounts=(CALLER, OTHER_CALLER))},
+    "caller_organization": {"callers": ApiCallers(org_id="o-callers1234")},
+    "caller_accounts_and_organization": {"callers": ApiCallers(accounts=(CALLER,), org_id="o-callers1234")},
+    "caller_accounts_async": {"callers": ApiCallers(accounts=(CALLER,)), "asynchronous": True},
+    # the account itself listed as a caller changes nothing
+    "own_account_listed": {"callers": ApiCallers(accounts=(ACCOUNT,))},
+    "private_with_callers": {
+        "callers": ApiCallers(accounts=(CALLER,)),
+        "endpoint_type": "PRIVATE",
+        "allowed_vpc_endpoint_ids": ["vpce-0123456789abcdef0"],
+    },
+    "platform_organization": {"allowed_org_id": "o-abcdefghij"},
+    "api_key_through_vpc_endpoint": {
+        "authorization": "API_KEY",
+        "allowed_vpc_endpoint_ids": ["vpce-0123456789abcdef0"],
+    },
+    "gov_cloud_callers": {"region": "us-gov-west-1", "callers": ApiCallers(accounts=(CALLER,))},
+}
+
+
+def _policies() -> dict[str, Any]:
+    return {case: build_resource_policy(spec(**kwargs)) for case, kwargs in POLICY_CASES.items()}
+
+
+def test_resource_policies_match_golden() -> None:
+    policies = _policies()
+    if os.environ.get("SAGELIFT_UPDATE_GOLDEN"):
+        GOLDEN_POLICIES.write_text(json.dumps(policies, indent=2, sort_keys=True) + "\n")
+    assert policies == json.loads(GOLDEN_POLICIES.read_text())
+
+
+def _principals(policy: dict[str, Any] | None, effect: str = "Allow") -> set[str]:
+    """Who the policy's statements of ``effect`` name: account roots, '*' or '*@<org>'."""
+    names: set[str] = set()
+    for statement in (policy or {}).get("Statement", []):
+        if statement["Effect"] != effect:
+            continue
+        principal = statement["Principal"]
+        if principal == "*":
+            org = (statement.get("Condition") or {}).get("StringEquals", {}).get("aws:PrincipalOrgID")
+            names.add(f"*@{org}" if org else "*")
+        else:
+            aws = principal["AWS"]
+            names.update([aws] if isinstance(aws, str) else aws)
+    return names
+
+
+def test_the_policy_admits_exactly_the_listed_callers_and_the_account() -> None:
+    policies = _policies()
+    root = "arn:aws:iam::{}:root".format
+    assert policies["same_account_only"] is None  # API Gateway's own rule: the account's IAM callers
+    assert _principals(policies["caller_accounts"]) == {root(ACCOUNT), root(CALLER), root(OTHER_CALLER)}
+    assert _principals(policies["caller_organization"]) == {root(ACCOUNT), "*@o-callers1234"}
+    assert _principals(policies["caller_accounts_and_organization"]) == {
+        root(ACCOUNT),
+        root(CALLER),
+        "*@o-callers1234",
+    }
+    assert policies["own_account_listed"] is None
+    assert _principals(policies["gov_cloud_callers"]) == {
+        "arn:aws-us-gov:iam::333333333333:root",
+        "arn:aws-us-gov:iam::444455556666:root",
+    }
+    # Only POST on the API's one path on its stage; the platform's restrictions deny every route.
+    for case, policy in policies.items():
+        for statement in (policy or {}).get("Statement", []):
+            resource = statement["Resource"]
+            if statement["Effect"] == "Allow":
+                path = "async-invocations" if case.endswith("_async") else "invocations"
+                assert resource.endswith(f":{ACCOUNT}:*/prod/POST/{path}"), case
+            else:
+                assert resource.endswith(f":{ACCOUNT}:*/*"), case
+
+
+def test_resource_policies_pass_the_parliament_linter() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from parliament import analyze_policy_string
+
+    findings = {}
+    for case, policy in _policies().items():
+        if policy is None:
+            continue
+        analyzed = analyze_policy_string(json.dumps(policy))
+        if analyzed.findings:
+            findings[case] = [f"{f.issue}: {f.detail}" for f in analyzed.findings]
+    assert findings == {}
+
+
+def test_parliament_catches_a_policy_with_a_malformed_resource() -> None:
+    from parliament import analyze_policy_string
+
+    policy = build_resource_policy(spec(callers=ApiCallers(accounts=(CALLER,))))
+    assert policy is not None
+    policy["Statement"][0]["Resource"] = "execute-api:/prod/POST/invocations"  # not an ARN
+    assert analyze_policy_string(json.dumps(policy)).findings
+
+
+def test_a_policy_read_back_in_another_order_is_the_same_policy() -> None:
+    wanted = build_resource_policy(spec(callers=ApiCallers(accounts=(CALLER, OTHER_CALLER))))
+    assert wanted is not None
+    returned = json.loads(json.dumps(wanted))
+    returned["Statement"][0]["Principal"]["AWS"].reverse()
+    assert same_policy(returned, wanted)
+    single = build_resource_policy(spec(callers=ApiCallers(org_id="o-callers1234")))
+    assert single is not None
+    as_list = json.loads(json.dumps(single))
+    as_list["Statement"][0]["Action"] = ["execute-api:Invoke"]
+    assert same_policy(as_list, single)
+    assert not same_policy(returned, single)
+    existing = {
+        "policy": json.dumps(returned).replace('"', '\\"'),
+        "endpointConfiguration": {"types": ["REGIONAL"]},
+        "binaryMediaTypes": ["image/*", "application/x-image"],
+    }
+    assert (
+        build_update_rest_api_patch(existing, spec(callers=ApiCallers(accounts=(CALLER, OTHER_CALLER)))) == []
+    )
+
+
+def platform_with(account: dict[str, Any], api: dict[str, Any] | None = None) -> PlatformConfig:
+    return PlatformConfig.from_dict({"region": "us-east-1", "accounts": {ACCOUNT: account}, "api": api or {}})
+
+
+def test_the_platform_lists_callers_per_account() -> None:
+    platform = platform_with({"api_callers": {"accounts": [OTHER_CALLER, CALLER], "org_id": "o-callers1234"}})
+    assert platform.account(ACCOUNT).api_callers == ApiCallers(
+        accounts=(OTHER_CALLER, CALLER), org_id="o-callers1234"
+    )
+    assert platform_with({}).account(ACCOUNT).api_callers == ApiCallers()
+
+
+@pytest.mark.parametrize(
+    ("account", "api", "field"),
+    [
+        (
+            {"api_callers": {"accounts": ["4444"]}},
+            None,
+            f"platform.accounts.{ACCOUNT}.api_callers.accounts[0]",
+        ),
+        (
+            {"api_callers": {"accounts": "444455556666"}},
+            None,
+            f"platform.accounts.{ACCOUNT}.api_callers.accounts",
+        ),
+        (
+            {"api_callers": {"accounts": [CALLER, CALLER]}},
+            None,
+            f"platform.accounts.{ACCOUNT}.api_callers.accounts",
+        ),
+        ({"api_callers": {"org_id": "my-org"}}, None, f"platform.accounts.{ACCOUNT}.api_callers.org_id"),
+        ({"api_callers": {"acounts": [CALLER]}}, None, f"platform.accounts.{ACCOUNT}.api_callers.acounts"),
+        (
+            {"api_callers": {"accounts": [CALLER]}},
+            {"authorization": "API_KEY"},
+            f"platform.accounts.{ACCOUNT}.api_callers",
+        ),
+        ({}, {"binary_media_types": ["image"]}, "platform.api.binary_media_types[0]"),
+        ({}, {"binary_media_types": ["*/png"]}, "platform.api.binary_media_types[0]"),
+        ({}, {"binary_media_types": ["image/png", "image/png"]}, "platform.api.binary_media_types"),
+        ({}, {"binary_media_types": "image/png"}, "platform.api.binary_media_types"),
+    ],
+)
+def test_bad_caller_and_media_type_settings_are_refused_naming_the_field(
+    account: dict[str, Any], api: dict[str, Any] | None, field: str
+) -> None:
+    with pytest.raises(SageliftValidationError) as error:
+        platform_with(account, api)
+    assert error.value.fields == [field]
+
+
+# --- binary payloads (issue 16 item 7) and the async path ----------------------------------------------
+def test_binary_media_types_are_created_and_patched_in_place() -> None:
+    wanted = spec(binary_media_types=["image/*", "application/x-image", "application/vnd.acme+octet"])
+    assert valid("CreateRestApi", build_create_rest_api_request(wanted))["binaryMediaTypes"] == [
+        "image/*",
+        "application/x-image",
+        "application/vnd.acme+octet",
+    ]
+    existing = {"endpointConfiguration": {"types": ["REGIONAL"]}, "binaryMediaTypes": ["image/*", "text/csv"]}
+    ops = build_update_rest_api_patch(existing, wanted)
+    assert ops == [
+        {"op": "remove", "path": "/binaryMediaTypes/text~1csv"},
+        {"op": "add", "path": "/binaryMediaTypes/application~1x-image"},
+        {"op": "add", "path": "/binaryMediaTypes/application~1vnd.acme+octet"},
+    ]
+    valid("UpdateRestApi", {"restApiId": "a1", "patchOperations": ops})
+    assert "binaryMediaTypes" not in build_create_rest_api_request(spec(binary_media_types=[]))
+
+
+def test_the_integration_passes_the_body_untouched() -> None:
+    for asynchronous in (False, True):
+        request = valid(
+            "PutIntegration", build_put_integration_request("a1", "r1", spec(asynchronous=asynchronous))
+        )
+        assert "contentHandling" not in request and "requestTemplates" not in request
+        assert request["passthroughBehavior"] == "WHEN_NO_MATCH"
+        for response in build_put_integration_response_requests("a1", "r1", spec(asynchronous=asynchronous)):
+            assert "contentHandling" not in valid("PutIntegrationResponse", response)
+
+
+def _sagemaker_runtime(operation: str) -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model(operation)
+
+
+def test_each_invocation_maps_to_its_sagemaker_runtime_operation() -> None:
+    """The integration URI is the operation's request URI, and every header a caller's value is mapped to
+    is one botocore's model reads an input member from."""
+    for invocation, operation in zip(INVOCATIONS, ("InvokeEndpoint", "InvokeEndpointAsync"), strict=True):
+        model = _sagemaker_runtime(operation)
+        asynchronous = invocation is ASYNC_INVOCATION
+        request = build_put_integration_request("a1", "r1", spec(asynchronous=asynchronous))
+        path = model.http["requestUri"].replace("{EndpointName}", "sagelift-churn")
+        assert request["uri"] == f"arn:aws:apigateway:us-east-1:runtime.sagemaker:path/{path}"
+        headers = {
+            s.serialization["name"]
+            for s in model.input_shape.members.values()
+            if s.serialization.get("location") == "header"
+        }
+        mapped = {k.removeprefix("integration.request.header.") for k in request["requestParameters"]}
+        assert mapped <= headers, operation
+        method = valid("PutMethod", build_put_method_request("a1", "r1", spec(asynchronous=asynchronous)))
+        assert set(method["requestParameters"]) == {v for v in request["requestParameters"].values()}
+        out = {
+            s.serialization["name"]
+            for s in model.output_shape.members.values()
+            if s.serialization.get("location") == "header"
+        }
+        # Content-Type: every HTTP answer has one (InvokeEndpointAsync's JSON), whether the model names it
+        assert set(invocation.response_headers) - {"Content-Type"} <= out, operation
+    assert _sagemaker_runtime("InvokeEndpointAsync").http["responseCode"] == 202
+    assert ASYNC_INVOCATION.responses[0].status_code == "202"
+
+
+def test_async_method_responses_carry_the_result_locations() -> None:
+    requests = build_put_method_response_requests("a1", "r1", spec(asynchronous=True))
+    for request in requests:
+        valid("PutMethodResponse", request)
+    accepted = next(r for r in requests if r["statusCode"] == "202")
+    assert accepted["responseParameters"] == {
+        "method.response.header.Content-Type": False,
+        "method.response.header.X-Amzn-SageMaker-OutputLocation": False,
+        "method.response.header.X-Amzn-SageMaker-FailureLocation": False,
+    }
+    assert "200" not in {r["statusCode"] for r in requests}
+    assert spec(asynchronous=True).invocation.path == "/async-invocations"
