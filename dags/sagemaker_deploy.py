@@ -17,6 +17,9 @@ The run:
 9. **expose_api** puts an API Gateway API in front of it for other applications;
 10. **summarize_run** prints what the run created or updated and the invoke URL.
 
+With `plan_only: true`, the run stops after **plan_changes** (after step 3): it prints what it would
+create, update (old -> new) or leave unchanged, and changes nothing.
+
 Runs of the same model in the same account take turns: **acquire_model_lock** (after step 3) waits while
 another run of the model holds its lock, and **release_model_lock** gives it back at the end, whatever
 the outcome. Runs of different models never wait for each other.
@@ -51,6 +54,7 @@ from sagelift.operators.apigateway import ApiGatewayExposeOperator
 from sagelift.operators.ecr import EcrCopyImagesOperator
 from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
 from sagelift.operators.lock import S3AcquireModelLockOperator, S3ReleaseModelLockOperator
+from sagelift.operators.plan import PlanChangesOperator
 from sagelift.operators.sagemaker import (
     SageMakerCreateModelOperator,
     SageMakerDeployEndpointOperator,
@@ -97,6 +101,14 @@ with DAG(
         "pipeline execution role) and checks who it acts as. Returns identifiers only, never credentials.",
     )
     session = assume_role_chain.output
+    plan_changes = PlanChangesOperator(
+        task_id="plan_changes",
+        plan=plan,
+        session=session,
+        doc_md="With plan_only: true, reads your account (Describe/List/Get calls only) and prints what the run "
+        "would create, update (old -> new for each field) or leave unchanged, then skips every later step: "
+        "nothing is changed. Otherwise it does nothing and the run goes on.",
+    )
     acquire_model_lock = S3AcquireModelLockOperator(
         task_id="acquire_model_lock",
         plan=plan,
@@ -183,5 +195,7 @@ with DAG(
     # so it is put first explicitly, as in the original pipeline.
     ensure_pvc >> assume_role_chain
     # The lock is held from before the first resource of the model is created to the end of the run.
+    # A plan-only run stops at plan_changes, before the lock is taken and before any write.
+    plan_changes >> acquire_model_lock
     acquire_model_lock >> resolve_tags
     summarize_run >> release_model_lock

@@ -52,6 +52,7 @@ def ensure_pvc(
     training_channels: list,
     training_s3_output_path: str,
     endpoint: dict,
+    plan_only: bool,
     pipeline_name: str,
     run_id: str,
 ) -> str:
@@ -81,6 +82,21 @@ def assume_role_chain(plan: str) -> dict:
     return facts
 
 
+def plan_changes(plan: str, identity: dict) -> str:
+    """With plan_only: print what the run would change (read-only calls) and stop it; "apply" otherwise."""
+    import json
+
+    from sagelift_kfp import steps
+
+    from sagelift.domain.changes import ChangeSet
+
+    changes = steps.plan_changes(json.loads(plan))
+    if changes is None:
+        return "apply"
+    print(ChangeSet.from_xcom(changes).render())
+    return "plan"
+
+
 def acquire_model_lock(plan: str, identity: dict) -> dict:
     """Take the model's lock so runs of one model take turns; waits within the platform's budget."""
     import json
@@ -107,6 +123,7 @@ def release_model_lock(
     training_channels: list,
     training_s3_output_path: str,
     endpoint: dict,
+    plan_only: bool,
     pipeline_name: str,
     run_id: str,
 ) -> bool:
@@ -187,6 +204,7 @@ def expose_api(plan: str, tags: list, endpoint: dict) -> dict:
 STEPS = (
     ensure_pvc,
     assume_role_chain,
+    plan_changes,
     acquire_model_lock,
     resolve_tags,
     copy_images,
@@ -240,23 +258,33 @@ def build_pipeline(
         with dsl.ExitHandler(release, name="model-lock-held"):
             plan = configure(c["ensure_pvc"](**run, **facts), "ensure_pvc").output
             role = configure(c["assume_role_chain"](plan=plan), "assume_role_chain")
-            # Its wait is bounded by the platform, and its S3 errors are retried inside.
-            lock = configure(c["acquire_model_lock"](plan=plan, identity=role.output), "acquire_model_lock")
-            tags = configure(c["resolve_tags"](plan=plan, identity=role.output).after(lock), "resolve_tags")
-            images = configure(c["copy_images"](plan=plan, tags=tags.output), "copy_images")
-            train = configure(
-                c["train_model"](plan=plan, tags=tags.output, images=images.output), "train_model"
-            )
-            model = configure(
-                c["create_model"](
-                    plan=plan, tags=tags.output, images=images.output, model_data_url=train.output
-                ),
-                "create_model",
-            )
-            endpoint = configure(
-                c["deploy_endpoint"](plan=plan, tags=tags.output, model_name=model.output), "deploy_endpoint"
-            )
-            configure(c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api")
+            # plan_only: plan_changes prints what the run would change, and nothing after it runs.
+            planned = configure(c["plan_changes"](plan=plan, identity=role.output), "plan_changes")
+            with dsl.If(planned.output == "apply", name="changes-allowed"):
+                # Its wait is bounded by the platform, and its S3 errors are retried inside.
+                lock = configure(
+                    c["acquire_model_lock"](plan=plan, identity=role.output), "acquire_model_lock"
+                )
+                tags = configure(
+                    c["resolve_tags"](plan=plan, identity=role.output).after(lock), "resolve_tags"
+                )
+                images = configure(c["copy_images"](plan=plan, tags=tags.output), "copy_images")
+                train = configure(
+                    c["train_model"](plan=plan, tags=tags.output, images=images.output), "train_model"
+                )
+                model = configure(
+                    c["create_model"](
+                        plan=plan, tags=tags.output, images=images.output, model_data_url=train.output
+                    ),
+                    "create_model",
+                )
+                endpoint = configure(
+                    c["deploy_endpoint"](plan=plan, tags=tags.output, model_name=model.output),
+                    "deploy_endpoint",
+                )
+                configure(
+                    c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api"
+                )
 
     # The parameters are the 13 original ones and the serving settings of the one definition,
     # sagelift.domain.params, with their defaults: KFP reads them from this signature and calls the

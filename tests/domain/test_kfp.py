@@ -49,7 +49,7 @@ def test_run_parameters_are_the_thirteen_pipeline_parameters():
 
     params = parse_params(demo_conf()).to_dict()
     run = build_run_parameters(params)
-    assert list(run) == [*ORIGINAL_PARAMETER_NAMES, "endpoint"]
+    assert list(run) == [*ORIGINAL_PARAMETER_NAMES, "plan_only", "endpoint"]
     assert run["model_artifact_s3_path"] == ""  # unset -> the pipeline default, never None
     assert run["training_instance_count"] == 2
     assert run["endpoint"] == {}  # no serving settings: the pipeline's default

@@ -19,6 +19,7 @@ PACKAGE = ROOT / "plugins/sagelift/assets/kfp/sagemaker_deploy.yaml"
 STEPS = [
     "ensure_pvc",
     "assume_role_chain",
+    "plan_changes",
     "acquire_model_lock",
     "resolve_tags",
     "copy_images",
@@ -28,7 +29,15 @@ STEPS = [
     "expose_api",
 ]
 # A KFP v2 parameter type per JSON-schema type of the parameter definitions.
-KFP_TYPES = {"string": "STRING", "object": "STRUCT", "array": "LIST", "integer": "NUMBER_INTEGER"}
+KFP_TYPES = {
+    "string": "STRING",
+    "object": "STRUCT",
+    "array": "LIST",
+    "integer": "NUMBER_INTEGER",
+    "boolean": "BOOLEAN",
+}
+# The steps a plan-only run skips: those after plan_changes, under its condition (issue 16 item 9).
+CHANGING_STEPS = STEPS[STEPS.index("plan_changes") + 1 :]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +56,8 @@ def test_the_13_original_parameters_with_their_defaults(spec):
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     originals = [p for p in PARAMETERS if p.original]
     assert len(originals) == 13
-    assert set(inputs) == {p.name for p in originals}
-    for p in originals:
+    assert {p.name for p in originals} <= set(inputs)
+    for p in [spec for spec in PARAMETERS if spec.name in inputs]:
         assert inputs[p.name]["parameterType"] == _kfp_type(p.schema), p.name
         assert inputs[p.name]["defaultValue"] == p.default, p.name
 
@@ -59,9 +68,17 @@ def test_the_eight_steps_in_order(spec):
     assert sorted(root) == ["exit-handler-1", "release-model-lock"]
     assert root["release-model-lock"]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
     tasks = spec["components"][root["exit-handler-1"]["componentRef"]["name"]]["dag"]["tasks"]
-    by_step = {task["taskInfo"]["name"]: key for key, task in tasks.items()}
+    # plan_only: the steps that change anything run under plan_changes' condition, in a sub-DAG
+    (condition,) = [t for t in tasks.values() if "triggerPolicy" in t and "condition" in t["triggerPolicy"]]
+    assert condition["triggerPolicy"]["condition"].endswith("== 'apply'")
+    assert "plan-changes" in condition["dependentTasks"]
+    inner = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    outer = {t["taskInfo"]["name"]: k for k, t in tasks.items() if t is not condition}
+    assert sorted(outer) == sorted(STEPS[: STEPS.index("plan_changes") + 1])
+    by_step = {**outer, **{task["taskInfo"]["name"]: key for key, task in inner.items()}}
+    tasks = {**tasks, **inner}
     assert sorted(by_step) == sorted(STEPS)
-    for before, after in itertools.pairwise(STEPS):
+    for before, after in itertools.pairwise(CHANGING_STEPS):
         assert by_step[before] in tasks[by_step[after]].get("dependentTasks", []), (before, after)
     assert "dependentTasks" not in tasks[by_step["ensure_pvc"]]
     assert "retryPolicy" not in tasks[by_step["acquire_model_lock"]]  # its wait is bounded once

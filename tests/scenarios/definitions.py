@@ -313,4 +313,29 @@ SCENARIOS: tuple[Scenario, ...] = (
             message="hop 2 of 2 (arn:aws:iam::222222222222:role/sagelift-master-pipeline -> ",
         ),
     ),
+    # --- issue 16: plan-only ---------------------------------------------------------------------------
+    # A plan-only run reads the account and stops, green: nothing is created and the lock is never taken
+    # (its bucket stays empty). That a real run then writes exactly what the plan listed is shown in
+    # tests/steps/test_plan_changes.py, at step level (one run more here would add a minute per engine).
+    Scenario(
+        "plan-only",
+        runs=(
+            Run(
+                19,
+                "plan-only: a green run that changes nothing",
+                Expect(
+                    state={
+                        ("count", "training_jobs"): 0,
+                        ("count", "models"): 0,
+                        ("count", "endpoint_configs"): 0,
+                        ("count", "endpoints"): 0,
+                        ("count", "apis"): 0,
+                        ("s3", "sagelift-state-333333333333"): [],
+                        ("outcome", "invoke_url"): None,
+                    }
+                ),
+                conf={"plan_only": True},
+            ),
+        ),
+    ),
 )

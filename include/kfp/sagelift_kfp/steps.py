@@ -23,6 +23,7 @@ from sagelift.steps import api, endpoint, lock, model, pvc, serving, tags, train
 from sagelift.steps.clients import session_clients
 from sagelift.steps.errors import retry_transient, stop_on_sigterm
 from sagelift.steps.images import publish_images
+from sagelift.steps.plan_changes import plan_changes as plan_changes_in
 from sagelift.steps.role_chain import chained_session, check_identity, derive_session_name
 
 # The platform configuration (the document of the Airflow Variable sagelift_platform), mapped from a
@@ -47,6 +48,8 @@ def ensure_pvc(plan: Mapping[str, Any]) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
     if not p.platform.kubernetes.enabled:
         return {"skipped": True, "reason": "platform kubernetes.enabled is false"}
+    if p.params.plan_only:
+        return {"skipped": True, "reason": "plan_only: the run changes nothing"}
     return {"skipped": False, "claim_name": pvc.ensure_claim_here(pvc.claim_spec(p))}
 
 
@@ -54,6 +57,15 @@ def ensure_pvc(plan: Mapping[str, Any]) -> dict[str, Any]:
 def assume_role_chain(plan: Mapping[str, Any]) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
     return check_identity(_session(p).client("sts"), p.platform, p.account_id)
+
+
+@retried
+def plan_changes(plan: Mapping[str, Any]) -> dict[str, Any] | None:
+    """With plan_only: the run's change set from read-only calls (sagelift.steps.plan_changes), else None."""
+    p = Plan.from_xcom(plan)
+    if not p.params.plan_only:
+        return None
+    return plan_changes_in(p, session_clients(_session(p))).to_xcom()
 
 
 def acquire_lock(plan: Mapping[str, Any]) -> dict[str, Any]:

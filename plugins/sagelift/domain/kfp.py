@@ -15,9 +15,9 @@ from sagelift.domain.endpoint_settings import EndpointSettings
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.params import PARAMETERS
 
-# The pipeline's parameters: the 13 original ones, then the serving settings (issue 16), in the order
+# The pipeline's parameters: the 13 original ones, then plan_only and the serving settings (issue 16), in the order
 # of PARAMETERS.
-PIPELINE_EXTRA_PARAMETERS = ("endpoint",)
+PIPELINE_EXTRA_PARAMETERS = ("plan_only", "endpoint")
 PIPELINE_PARAMETER_NAMES = tuple(
     spec.name for spec in PARAMETERS if spec.original or spec.name in PIPELINE_EXTRA_PARAMETERS
 )

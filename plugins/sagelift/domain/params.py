@@ -252,6 +252,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         ("s3://my-bucket/churn/output/",),
     ),
     ParamSpec(
+        "plan_only",
+        False,
+        {"type": ["boolean", "null"]},
+        "Plan only",
+        "When true, the run validates, reaches your account and reads it, then prints what it would create, "
+        "update or leave unchanged (old -> new for each changed field) and stops without changing anything.",
+        SECTION_DEPLOYMENT,
+        (True,),
+        original=False,
+    ),
+    ParamSpec(
         "tags_s3_path",
         "",
         _STRING_OR_EMPTY,
@@ -342,6 +353,7 @@ class RunParams:
     training_channels: list[dict[str, Any]]
     training_s3_output_path: str | None
     tags_s3_path: str | None = None
+    plan_only: bool = False  # read the account and report the changes; change nothing
     pvc_name: str | None = None
     pvc_size: str | None = None
     pvc_storage_class: str | None = None
@@ -456,6 +468,16 @@ def _whole_number(value: Any) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
         return int(value)
     return None
+
+
+def _parse_plan_only(conf: _Conf) -> bool:
+    value = conf.values.get("plan_only")
+    if _blank(value):
+        return False
+    if not isinstance(value, bool):
+        conf.problems.add("plan_only", f"must be true or false, got {show(value, 24)}")
+        return False
+    return value
 
 
 def _hyperparameter_value(value: Any) -> str:
@@ -777,6 +799,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     return RunParams(
         model_name=str(model_name),
         account_id=str(account_id),
+        plan_only=_parse_plan_only(conf),
         model_docker_image=sources.model_image,
         model_artifact_s3_path=sources.artifact,
         environment=environment,
