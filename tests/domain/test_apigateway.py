@@ -656,7 +656,8 @@ def _sagemaker_runtime(operation: str) -> Any:
 def test_each_invocation_maps_to_its_sagemaker_runtime_operation() -> None:
     """The integration URI is the operation's request URI, and every header a caller's value is mapped to
     is one botocore's model reads an input member from."""
-    for invocation, operation in zip(INVOCATIONS, ("InvokeEndpoint", "InvokeEndpointAsync"), strict=True):
+    for invocation in INVOCATIONS:
+        operation = invocation.sagemaker_operation
         model = _sagemaker_runtime(operation)
         asynchronous = invocation is ASYNC_INVOCATION
         request = build_put_integration_request("a1", "r1", spec(asynchronous=asynchronous))
@@ -694,3 +695,25 @@ def test_async_method_responses_carry_the_result_locations() -> None:
     }
     assert "200" not in {r["statusCode"] for r in requests}
     assert spec(asynchronous=True).invocation.path == "/async-invocations"
+
+
+def test_the_invoke_role_may_call_each_invocation_and_nothing_else() -> None:
+    from sagelift.domain.onboarding import render_policies
+
+    platform = PlatformConfig.from_dict(
+        {
+            "region": "us-east-1",
+            "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master-pipeline",
+            "accounts": {ACCOUNT: {}},
+        }
+    )
+    policies = render_policies(
+        platform,
+        ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:role/x",
+        data_uris=[],
+        output_uris=[],
+    )
+    [statement] = policies["apigateway-invoke-permissions"]["Statement"]
+    assert set(statement["Action"]) == {f"sagemaker:{i.sagemaker_operation}" for i in INVOCATIONS}
+    assert statement["Resource"] == f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/*"

@@ -114,6 +114,7 @@ class Invocation:
 
     path_part: str
     operation_name: str
+    sagemaker_operation: str  # what the invoke role must be allowed (sagemaker:<operation>)
     request_headers: tuple[tuple[str, str], ...]
     response_headers: tuple[str, ...]
     responses: tuple[ResponseRule, ...]
@@ -126,6 +127,7 @@ class Invocation:
 REALTIME_INVOCATION = Invocation(
     path_part=RESOURCE_PATH_PART,
     operation_name="InvokeModel",
+    sagemaker_operation="InvokeEndpoint",
     request_headers=tuple((h, h) for h in PASSED_REQUEST_HEADERS),
     response_headers=PASSED_RESPONSE_HEADERS,
     responses=RESPONSES,
@@ -137,6 +139,7 @@ REALTIME_INVOCATION = Invocation(
 ASYNC_INVOCATION = Invocation(
     path_part="async-invocations",
     operation_name="InvokeModelAsync",
+    sagemaker_operation="InvokeEndpointAsync",
     request_headers=(
         ("Content-Type", "X-Amzn-SageMaker-Content-Type"),
         ("Accept", "X-Amzn-SageMaker-Accept"),
