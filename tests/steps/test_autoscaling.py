@@ -174,3 +174,43 @@ def test_teardown_removes_the_scaling_of_the_models_endpoint_only(local_aws: Loc
     assert deleted["scalable_targets"] == [RESOURCE] and deleted["endpoint"] == [ENDPOINT]
     assert scaling_state(local_aws) == ([], [])
     assert delete_sagemaker_resources(sm, ENDPOINT, settings, autoscaling=client)["scalable_targets"] == []
+
+
+def test_the_execution_roles_autoscaling_grant_is_the_calls_the_steps_make(local_aws: LocalAws) -> None:
+    from sagelift.domain.onboarding import render_policies
+    from sagelift.domain.platform import PlatformConfig
+    from tests.support.botocore_validation import recording_aws_calls
+
+    platform = PlatformConfig.from_dict(
+        {
+            "region": REGION,
+            "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master-pipeline",
+            "accounts": {SCIENTIST_ACCOUNT: {}},
+        }
+    )
+    policy = render_policies(
+        platform,
+        SCIENTIST_ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:root",
+        data_uris=["s3://scientist-ml-data/churn/"],
+        output_uris=["s3://scientist-ml-data/churn/output/"],
+    )
+    granted: dict[str, list[str]] = {}
+    for statement in policy["execution-permissions"]["Statement"]:
+        actions = statement["Action"]
+        for action in [actions] if isinstance(actions, str) else actions:
+            granted.setdefault(action, []).append(statement["Resource"])
+    endpoint(local_aws)
+    client = local_aws.client("application-autoscaling")
+    with recording_aws_calls() as calls:
+        apply_scaling(client, ENDPOINT, VARIANT, SCALING)
+        apply_scaling(client, ENDPOINT, VARIANT, Autoscaling(2, 5, 10))
+        apply_scaling(client, ENDPOINT, VARIANT, None)
+    made = {f"application-autoscaling:{c.operation}" for c in calls if c.service == "application-autoscaling"}
+    assert all(c.errors == [] for c in calls)
+    assert made == {a for a in granted if a.startswith("application-autoscaling:")}
+    endpoints = f"arn:aws:sagemaker:{REGION}:{SCIENTIST_ACCOUNT}:endpoint/*"
+    assert endpoints in granted["sagemaker:InvokeEndpoint"]
+    assert endpoints in granted["sagemaker:UpdateEndpointWeightsAndCapacities"]
+    (role,) = granted["iam:CreateServiceLinkedRole"]
+    assert role.endswith("/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
