@@ -23,6 +23,7 @@ from sagelift.steps.registry import (
     RegistryAccess,
     RegistryAuthError,
     RegistryCredentials,
+    RegistryError,
     RegistryHook,
     RegistryPolicyError,
     RegistryTimeoutError,
@@ -563,3 +564,21 @@ def test_proxies_follow_the_environment_and_never_carry_loopback(monkeypatch: py
     assert https_proxy_for("registry.corp.example.com") is None
     assert https_proxy_for("127.0.0.1") is None
     assert https_proxy_for("localhost") is None
+
+
+def test_without_skopeo_a_copy_says_what_to_do_instead(tmp_path: Path) -> None:
+    """Amazon MWAA cannot install skopeo: the task names the image and the ways around the copy."""
+    hook = RegistryHook(skopeo=str(tmp_path / "skopeo"), retry_times=0, attempts=1)
+    source = "registry.example.com/team/trainer:v1"
+    with pytest.raises(RegistryError) as failure:
+        hook.copy(
+            source,
+            RegistryAccess("registry.example.com", None, None),
+            "333333333333.dkr.ecr.us-east-1.amazonaws.com/sagelift/team/trainer:v1",
+            RegistryAccess(
+                "333333333333.dkr.ecr.us-east-1.amazonaws.com", RegistryCredentials("AWS", "x"), None
+            ),
+        )
+    message = str(failure.value)
+    for fact in ("skopeo is not installed", source, "Amazon MWAA", "account's ECR", "AWS-owned"):
+        assert fact in message

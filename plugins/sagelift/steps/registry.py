@@ -447,6 +447,15 @@ class RegistryHook:
         )
         return retrying(self._run_once, args, image, accesses, ws, deadline)
 
+    def _skopeo_missing(self, image: str) -> RegistryError:
+        # Amazon MWAA cannot install Debian packages: its runs use images that need no copy.
+        return RegistryError(
+            f"skopeo is not installed on this worker ({self.skopeo!r}), which copying {image} needs: "
+            "install the Debian package 'skopeo' on the workers, or, where that is impossible "
+            "(Amazon MWAA), push the image to the scientist account's ECR first or use an AWS-owned "
+            "image; copy_images copies neither (README: Amazon MWAA)"
+        )
+
     def _run_once(
         self,
         args: list[str],
@@ -462,6 +471,8 @@ class RegistryHook:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise _timed_out(image, hosts, deadline)
+        if shutil.which(self.skopeo) is None:  # checked first: setpriv would only say it cannot run it
+            raise self._skopeo_missing(image)
         log.info("skopeo %s", " ".join(args[:1] + [a for a in args[1:] if a.startswith("docker://")]))
         command = [
             self.skopeo,
@@ -482,10 +493,7 @@ class RegistryHook:
                 check=False,
             )
         except FileNotFoundError as err:
-            raise RegistryError(
-                f"skopeo is not installed on this worker ({self.skopeo!r}); "
-                "install the Debian package 'skopeo'"
-            ) from err
+            raise self._skopeo_missing(image) from err
         except subprocess.TimeoutExpired:
             raise _timed_out(image, hosts, deadline) from None
         stderr = done.stderr.decode(errors="replace")
