@@ -144,6 +144,12 @@ def test_skips_when_the_platform_has_no_cluster(k8s: KubernetesApiDouble) -> Non
     assert k8s.requests == []
 
 
+def test_a_plan_only_run_ensures_no_claim(k8s: KubernetesApiDouble) -> None:
+    with pytest.raises(AirflowSkipException, match=r"^plan_only: "):
+        run(make_context(plan_only=True))
+    assert k8s.requests == [] and k8s.pvcs(NS) == []
+
+
 def test_the_pod_spec_sent_passes_schema_validation(k8s: KubernetesApiDouble) -> None:
     context = make_context()
     op = operator(context)

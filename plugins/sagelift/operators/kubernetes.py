@@ -75,6 +75,8 @@ class KubernetesEnsurePvcOperator(StepInputs, BaseOperator):
                 "platform.kubernetes.enabled is false: no cluster is configured for this platform, so there "
                 "is no claim to ensure; an ML engineer enables it in the sagelift_platform Variable"
             )
+        if plan.params.plan_only:
+            raise AirflowSkipException("plan_only: the run changes nothing, so no claim is ensured")
         pod = self._pod_operator(plan, context)
         spec = claim_spec(plan)
         self.log.info(
