@@ -36,11 +36,19 @@ SUMMARY = {
     "authorization": "AWS_IAM",
     "resources": [{"kind": "endpoint", "name": "churn-predictor", "status": "InService"}],
 }
+WAITER = "airflow.providers.amazon.aws.utils.waiter_with_logging"
 CREDENTIALS = Credentials("AKIDEXAMPLE", "secret-for-tests-only")
 
 
 def ev(text: str, **extra: Any) -> dict[str, Any]:
-    return {"timestamp": "2026-12-02T10:00:00Z", "event": text, "level": "info", **extra}
+    """A log event as Airflow 3 serves it; sagelift's own logger unless ``extra`` says otherwise."""
+    return {
+        "timestamp": "2026-12-02T10:00:00Z",
+        "event": text,
+        "level": "info",
+        "logger": "sagelift.steps.training",
+        **extra,
+    }
 
 
 class FakeAirflow:
@@ -154,11 +162,14 @@ def states(*done: str, current: str | None = None, current_state: str = "running
 
 def a_successful_run(fake: FakeAirflow) -> None:
     fake.logs["train_model"] = [
+        ev("Filling up the DagBag from dags/sagemaker_deploy.py", logger="airflow.dag_processing.dagbag"),
         ev("Started training job churn-predictor-1a2b3c4d."),
-        ev("Training job not done yet: InProgress"),
+        ev("Training job not done yet: InProgress", logger=WAITER),
         ev("epoch 1 loss 0.52"),
-        ev("Training job not done yet: InProgress"),
+        ev("Training job not done yet: InProgress", logger=WAITER),
         ev("epoch 2 loss 0.31"),
+        ev("Training job not done yet: Completed", logger=WAITER),  # logged after the last look
+        ev("instance algo-2 is slow", level="warning", logger="airflow.providers.amazon"),
     ]
     fake.timeline = [
         {"state": "queued", "tasks": states()},
@@ -166,11 +177,12 @@ def a_successful_run(fake: FakeAirflow) -> None:
         {
             "state": "running",
             "tasks": states("validate", "assume_role_chain", current="train_model", current_state="deferred"),
-            "log_upto": {"train_model": 3},
+            "log_upto": {"train_model": 4},
         },
         {
             "state": "running",
             "tasks": states("validate", "assume_role_chain", current="train_model", current_state="deferred"),
+            "log_upto": {"train_model": 6},
         },
         {"state": "success", "tasks": states(*TASKS)},
     ]
@@ -211,6 +223,7 @@ def test_submit_shows_task_states_training_status_and_new_log_lines_then_returns
         "deploy_endpoint: success",
         "summarize_run: success",
         "training job: Completed",
+        "  train_model | instance algo-2 is slow",  # read once more after it stopped running
         "run success",
     ]
 
@@ -297,7 +310,7 @@ def test_in_a_notebook_the_bar_counts_finished_tasks_and_names_the_training_stat
     (bar,) = bars
     assert bar.total == len(TASKS) and bar.n == len(TASKS) and bar.closed
     assert "train_model (InProgress)" in bar.descriptions
-    assert bar.postfixes[-1] == "epoch 2 loss 0.31"
+    assert bar.postfixes[-2:] == ["epoch 2 loss 0.31", "instance algo-2 is slow"]
     assert bar.descriptions[-1] == "run success"
 
 

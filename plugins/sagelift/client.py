@@ -107,7 +107,7 @@ class RunProgress:
     tasks: dict[str, str] = field(default_factory=dict)  # task_id -> state, in the DAG's order
     training_status: str | None = None
     current_task: str | None = None
-    new_log_lines: list[str] = field(default_factory=list)
+    new_log_lines: list[tuple[str, str]] = field(default_factory=list)  # (task_id, line)
 
     @property
     def done_count(self) -> int:
@@ -135,8 +135,8 @@ class LineProgress:
             self._training = progress.training_status
             self._say(f"training job: {progress.training_status}")
         lines = progress.new_log_lines[-self.max_log_lines :]
-        for line in lines:
-            self._say(f"  {progress.current_task} | {line}")
+        for task_id, line in lines:
+            self._say(f"  {task_id} | {line}")
 
     def close(self, state: str) -> None:
         self._say(f"run {state}")
@@ -160,7 +160,7 @@ class TqdmProgress:
             desc += f" ({progress.training_status})"
         self._bar.set_description_str(desc, refresh=False)
         if progress.new_log_lines:
-            self._bar.set_postfix_str(one_line(progress.new_log_lines[-1], 80), refresh=False)
+            self._bar.set_postfix_str(one_line(progress.new_log_lines[-1][1], 80), refresh=False)
         self._bar.refresh()
 
     def close(self, state: str) -> None:
@@ -501,6 +501,7 @@ class _RunWatcher:
         self.tasks: list[dict[str, Any]] = []
         self.training_status: str | None = None
         self._log_at: dict[tuple[str, int], str | None] = {}
+        self._followed: Mapping[str, Any] | None = None
 
     def look(self, state: str) -> RunProgress:
         self.tasks = self.client.task_instances(self.dag_id, self.run_id)
@@ -509,9 +510,14 @@ class _RunWatcher:
             t for t in self.tasks if t.get("state") in ("running", "deferred", "queued", "up_for_retry")
         ]
         current = running[0] if running else None
-        lines: list[str] = []
+        lines: list[tuple[str, str]] = []
+        followed = self._followed
+        if followed is not None and (current is None or current["task_id"] != followed["task_id"]):
+            lines += self._new_lines(followed)  # what it logged since the last look, e.g. its last status
+            self._followed = None
         if current is not None and current.get("state") in ("running", "deferred"):
-            lines = self._new_lines(current)
+            lines += self._new_lines(current)
+            self._followed = current
         if states.get("train_model") == "success":
             self.training_status = "Completed"
         return RunProgress(
@@ -523,7 +529,7 @@ class _RunWatcher:
             new_log_lines=lines,
         )
 
-    def _new_lines(self, task: Mapping[str, Any]) -> list[str]:
+    def _new_lines(self, task: Mapping[str, Any]) -> list[tuple[str, str]]:
         key = (str(task["task_id"]), int(task.get("try_number") or 1))
         try:
             events, token = self.client.task_log(self.dag_id, self.run_id, *key, self._log_at.get(key))
@@ -531,15 +537,17 @@ class _RunWatcher:
             return []  # the log is a convenience: a wait never fails for it
         if token is not None:
             self._log_at[key] = token
-        lines = [one_line(str(e.get("event", "")), LOG_LINE_MAX_CHARS) for e in events if e.get("event")]
+        lines = [one_line(str(e.get("event", "")), LOG_LINE_MAX_CHARS) for e in events if worth_showing(e)]
         if key[0] == "train_model":
-            for line in lines:
-                found = _TRAINING_STATUS_RE.match(line)
+            for event in events:
+                found = _TRAINING_STATUS_RE.match(str(event.get("event", "")))
                 if found:
                     self.training_status = found.group(1)
-                elif line.startswith("Started training job") and self.training_status is None:
-                    self.training_status = "Starting"
-        return [line for line in lines if not _TRAINING_STATUS_RE.match(line)]
+            if self.training_status is None and any(
+                line.startswith("Started training job") for line in lines
+            ):
+                self.training_status = "Starting"
+        return [(key[0], line) for line in lines]
 
     def failure(self) -> RunFailed:
         """The run's failure: its first failed task (by start), its error and the tail of its log."""
@@ -560,9 +568,21 @@ class _RunWatcher:
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         for event in events:
             text = str(event.get("event", ""))
-            if text and not event.get("error_detail") and text not in reason:
+            if worth_showing(event) and not event.get("error_detail") and text not in reason:
                 tail.append(one_line(text, LOG_LINE_MAX_CHARS))
         return RunFailed(self.dag_id, self.run_id, task_id, reason, list(tail), names)
+
+
+def worth_showing(event: Mapping[str, Any]) -> bool:
+    """Whether a log event tells the user about their run: sagelift's own lines (the steps', the
+    triggers', the training log) and any warning or error, not Airflow's bookkeeping (DAG parsing,
+    connection lookups, group markers) nor the waiter's status lines (shown as the training status)."""
+    text, logger = str(event.get("event") or ""), str(event.get("logger") or "")
+    if not text or _TRAINING_STATUS_RE.match(text) or logger == "py.warnings":
+        return False
+    if "sagelift" in logger:
+        return True
+    return str(event.get("level", "")).lower() in ("warning", "error", "critical")
 
 
 def failure_reason(events: list[dict[str, Any]]) -> str:

@@ -1,0 +1,67 @@
+"""sagelift.client against the live tier's real Airflow (tests/live/conftest.py), as bob in a notebook:
+submit and watch a deploy, read why a bad conf failed, list the account's models, tear one down.
+
+invoke is not called here: the invoke URL is API Gateway's public host, which the local AWS does not
+serve; tests/test_client.py checks its SigV4 signature.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from sagelift.client import LineProgress, RunFailed, SageliftClient
+from tests.live.conftest import BOB
+from tests.support.local_aws import SCIENTIST_ACCOUNT
+from tests.support.scenario import demo_conf
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MODEL = "churn-notebook"
+
+
+def _client(world) -> SageliftClient:
+    return SageliftClient(world.af.url, username=BOB, password=world.af.password(BOB))
+
+
+def test_a_notebook_deploys_lists_and_tears_down_a_model(world):
+    world.life.training(seconds=100)  # ten real seconds: long enough for the progress to show training
+    client = _client(world)
+    shown = io.StringIO()
+
+    summary = client.submit(demo_conf(model_name=MODEL), poll=1, timeout=600, progress=LineProgress(shown))
+
+    assert summary["model_name"] == MODEL and summary["invoke_url"].endswith("/invocations")
+    assert summary["run_id"].startswith(f"{MODEL}__manual__")
+    run = client.dag_run("sagemaker_deploy", summary["run_id"])
+    assert (
+        run["note"]
+        == f"Model {MODEL} into account {SCIENTIST_ACCOUNT}, submitted by bob with sagelift.client."
+    )
+    lines = [line.split("] ", 1)[1] for line in shown.getvalue().splitlines()]
+    assert "validate: success" in lines and "train_model: deferred" in lines, lines
+    assert "training job: InProgress" in lines and "training job: Completed" in lines, lines
+    assert lines[-1] == "run success"
+    assert not [line for line in lines if "DagBag" in line or "::group::" in line], lines  # no bookkeeping
+
+    (model,) = [m for m in client.list_models(SCIENTIST_ACCOUNT) if m["model_name"] == MODEL]
+    assert model["invoke_url"] == summary["invoke_url"]
+    assert model["endpoint_status"] == "InService" and model["run_id"] == summary["run_id"]
+
+    client.teardown(MODEL, SCIENTIST_ACCOUNT, poll=1, timeout=300, progress=LineProgress(io.StringIO()))
+    assert MODEL not in [m["model_name"] for m in client.list_models(SCIENTIST_ACCOUNT)]
+
+
+def test_a_bad_conf_raises_with_validate_s_field_and_rule(world):
+    with pytest.raises(RunFailed) as raised:
+        _client(world).submit(
+            demo_conf(model_name="churn-bad", training_instance_count=0),
+            poll=1,
+            timeout=300,
+            progress=LineProgress(io.StringIO()),
+        )
+    failed = raised.value
+    assert failed.task_id == "validate"
+    assert failed.reason.startswith("Invalid run configuration. training_instance_count: "), str(failed)
+    assert len(str(failed)) < 2000
