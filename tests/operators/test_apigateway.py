@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from botocore.exceptions import ClientError
 
-from sagelift.domain.apigateway import ACCESS_LOG_FORMAT, OWNER_TAG_KEY, RESPONSES, parse_policy
+from sagelift.domain.apigateway import ACCESS_LOG_FORMAT, OWNER_TAG_KEY, RESPONSES, ApiSpec, parse_policy
 from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.plan import Plan
 from sagelift.links.apigateway import XCOM_KEY, ApiGatewayInvokeUrlLink, ApiGatewayStageLink
 from sagelift.operators.apigateway import ApiGatewayExposeOperator, ApiGatewayRemoveOperator
+from sagelift.steps.api import ApiGatewayClient, api_spec, expose_model_api
 from tests.support import local_aws_apigateway
 from tests.support.apigateway_payloads import (
     integration_request_body,
@@ -620,3 +623,38 @@ def test_an_async_endpoint_is_exposed_through_invoke_endpoint_async(
     paths = {r["path"] for r in client.get_resources(restApiId=api["id"])["items"]}
     assert paths == {"/", "/invocations"}
     assert again["api_id"] == api["id"] and again["invoke_url"].endswith("/prod/invocations")
+
+
+# --- a lost answer to UpdateRestApi (the step, on the local AWS) -----------------------------------------
+class _AnswerLostThenRefused(ApiGatewayClient):
+    """UpdateRestApi is performed, its answer lost, and botocore's repeat refused (as AWS may refuse to
+    add a binary media type the API already has); ``perform=False``: refused without being performed."""
+
+    def __init__(self, client: Any, *, perform: bool) -> None:
+        super().__init__(client)
+        self.perform = perform
+
+    def update_rest_api(self, api_id: str, patch_operations: list[dict[str, str]]) -> dict[str, Any]:
+        if self.perform:
+            super().update_rest_api(api_id, patch_operations)
+        error = {"Error": {"Code": "BadRequestException", "Message": "Binary media type already exists"}}
+        raise ClientError(error, "UpdateRestApi")
+
+
+def _spec(binary_media_types: tuple[str, ...]) -> ApiSpec:
+    plan = Plan.from_xcom(make_context(api={"binary_media_types": list(binary_media_types)})["plan"])
+    return api_spec(plan, [])
+
+
+def test_an_update_whose_answer_was_lost_is_accepted_once_the_api_reads_right(
+    aws: LocalAws, scientist_conn: str
+) -> None:
+    client = aws.client("apigateway")
+    first = expose_model_api(ApiGatewayClient(client), _spec(("image/png",)))
+    again = expose_model_api(_AnswerLostThenRefused(client, perform=True), _spec(("image/png", "image/jpeg")))
+    assert again.api_id == first.api_id
+    assert client.get_rest_api(restApiId=first.api_id)["binaryMediaTypes"] == ["image/png", "image/jpeg"]
+
+    with pytest.raises(ClientError, match="BadRequestException"):
+        expose_model_api(_AnswerLostThenRefused(client, perform=False), _spec(("image/gif",)))
+    assert client.get_rest_api(restApiId=first.api_id)["binaryMediaTypes"] == ["image/png", "image/jpeg"]

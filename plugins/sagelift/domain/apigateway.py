@@ -12,8 +12,8 @@ Shape of the API (one of the two resources, by the run's endpoint mode)::
     /async-invocations  POST  --AWS integration-->  runtime.sagemaker  /endpoints/{endpoint}/async-invocations
                         credentials: the account's invoke role; the headers of the Invocation passed through;
                         the body passed through untouched (no mapping template, no content conversion;
-                        binaryMediaTypes on the API keep image bytes bytes); SageMaker's status codes mapped
-                        to the method responses of the Invocation.
+                        the API's binaryMediaTypes mark image bodies as bytes, never text); SageMaker's
+                        status codes mapped to the method responses of the Invocation.
 
 Who may call: the account itself, plus the callers the platform lists for the account
 (``accounts.<id>.api_callers``), admitted by the API's resource policy and nobody else.

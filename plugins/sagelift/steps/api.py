@@ -16,7 +16,8 @@ Gateway had already acted. So every create and update here is written to meet it
   lowest id), so every try and every later run keeps the same API, invoke URL and key; the others are
   deleted (a usage plan first loses its stages and keys, as API Gateway requires).
 - CreateResource, PutMethod, PutMethodResponse, CreateStage and CreateUsagePlanKey answer
-  ``ConflictException`` when repeated, and UpdateUsagePlan refuses to add a stage the plan names: such a
+  ``ConflictException`` when repeated, UpdateUsagePlan refuses to add a stage the plan names, and
+  UpdateRestApi may refuse to add a binary media type the API has (or remove one it lacks): such a
   refusal is accepted once a read shows the thing in place, as this run wants it.
 - PutIntegration, PutIntegrationResponse, TagResource and the ``replace`` patches of UpdateRestApi and
   UpdateStage are idempotent.
@@ -103,6 +104,9 @@ class ApiGatewayClient:
 
     def create_rest_api(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return _strip_metadata(self.client.create_rest_api(**request))
+
+    def get_rest_api(self, api_id: str) -> dict[str, Any]:
+        return _strip_metadata(self.client.get_rest_api(restApiId=api_id))
 
     def update_rest_api(self, api_id: str, patch_operations: list[dict[str, str]]) -> dict[str, Any]:
         return _strip_metadata(
@@ -377,9 +381,13 @@ def expose_model_api(hook: ApiGatewayClient, spec: ApiSpec) -> ExposedApi:
             f"API {spec.api_name}",
         )
     else:
-        patch = build_update_rest_api_patch(api, spec)
+        current, patch = api, build_update_rest_api_patch(api, spec)
         if patch:
-            hook.update_rest_api(api["id"], patch)
+            _accept_repeat(
+                lambda: hook.update_rest_api(current["id"], patch),
+                lambda: not build_update_rest_api_patch(hook.get_rest_api(current["id"]), spec),
+                codes=("ConflictException", "BadRequestException", "NotFoundException"),
+            )
         hook.tag_resource(derive_rest_api_arn(spec.region, api["id"]), spec.tags)
     api_id = api["id"]
 
