@@ -1,10 +1,11 @@
 """Step 8, expose_api: one stable API Gateway REST API per model in front of its SageMaker endpoint.
 
-The workflow is the core's (sagelift.steps.api): the first run creates the API, its /invocations POST
-method, the SageMaker integration, the response mapping, a deployment and the stage; every later run
-finds the same API by name and owner tag, points the integration at the current endpoint and deploys
-again on the same stage, so the invoke URL a scientist shared keeps working. API Gateway applies these
-changes synchronously: nothing to wait for.
+The workflow is the core's (sagelift.steps.api): the first run creates the API, its POST method
+(/invocations, or /async-invocations for an async endpoint), the SageMaker integration, the response
+mapping, a deployment and the stage; every later run finds the same API by name and owner tag, points
+the integration at the current endpoint, brings the resource policy (the account's callers) and binary
+media types to the platform's settings and deploys again on the same stage, so the invoke URL a
+scientist shared keeps working. API Gateway applies these changes synchronously: nothing to wait for.
 
 ``ApiGatewayRemoveOperator`` is the teardown path: it deletes the model's API, usage plan and key, and
 succeeds with nothing to do when they are already gone.
@@ -21,7 +22,7 @@ from airflow.sdk import BaseOperator
 from sagelift.domain.teardown import TeardownPlan
 from sagelift.hooks.apigateway import ApiGatewayHook
 from sagelift.links.apigateway import ApiGatewayInvokeUrlLink, ApiGatewayStageLink
-from sagelift.operators.base import StepInputs, step_errors
+from sagelift.operators.base import StepInputs, skip_if_train_only, step_errors
 from sagelift.steps.api import api_spec, expose_model_api
 
 
@@ -44,6 +45,7 @@ class ApiGatewayExposeOperator(StepInputs, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan, session = self.read_plan(), self.read_session()
+        skip_if_train_only(plan, "expose_api")
         hook = ApiGatewayHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
         with step_errors():
             spec = api_spec(plan, self.read_tags())
