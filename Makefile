@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 include include/kfp/kfp.mk
 
-.PHONY: help env system-deps demo test lint typecheck pytest onboard submit clean
+.PHONY: help env system-deps demo test lint typecheck pytest onboard submit wheel clean
 
 help:
 	@echo "make demo   run sagemaker_deploy against a local AWS and print what it created"
@@ -63,5 +63,13 @@ onboard: env
 submit:
 	$(PYTHON) scripts/submit_run.py $(CONF)
 
+# The installable package and its locked dependencies as pip constraints, in dist/: what the recipes in
+# deploy/ install (README: Official Helm chart, Astronomer, Amazon MWAA).
+wheel: $(UV)
+	rm -rf dist
+	$(UV) build --wheel --out-dir dist
+	$(UV) export --frozen --no-dev --all-extras --no-hashes --no-emit-project --no-header \
+	  --output-file dist/constraints.txt
+
 clean:
-	rm -rf $(VENV) .tools .airflow include/kfp/.venv
+	rm -rf $(VENV) .tools .airflow include/kfp/.venv dist
