@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelift.domain.errors import SageliftValidationError
@@ -97,3 +97,12 @@ def aws_session_fields(operator: Any, session: SessionFacts) -> None:
         raise AirflowFailException("assume_role_chain pushed no AWS connection id; it must run on Airflow")
     operator.aws_conn_id = session.aws_conn_id
     operator.region_name = session.region
+
+
+def skip_if_train_only(plan: Plan, task: str) -> None:
+    """A train-only run (no serving image, no built-in algorithm) deploys nothing: steps 6-8 skip."""
+    if not plan.params.deploys:
+        raise AirflowSkipException(
+            f"{task} skipped: a train-only run (no model_docker_image, no training_algorithm_name) deploys "
+            "nothing; summarize_run shows where the trained artifact is."
+        )
