@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 include include/kfp/kfp.mk
 
-.PHONY: help env system-deps demo test lint typecheck pytest onboard submit wheel clean
+.PHONY: help env system-deps demo test lint typecheck pytest onboard submit plan wheel clean
 
 help:
 	@echo "make demo   run sagemaker_deploy against a local AWS and print what it created"
@@ -57,6 +57,12 @@ test: lint typecheck kfp-check pytest kfp-test
 onboard: env
 	$(VENV)/bin/python scripts/onboard.py --platform $(PLATFORM) --account $(ACCOUNT) --runner $(RUNNER) \
 	  $(foreach d,$(DATA),--data $(d)) $(foreach o,$(OUTPUT),--output $(o))
+
+# Print what a run of a conf would create, update or leave unchanged, and change nothing (no Airflow needed):
+# validate, the role chain from this shell's AWS identity, read-only calls. The platform configuration is
+# PLATFORM (a JSON file) or $$SAGELIFT_PLATFORM: make plan CONF=include/examples/demo.json PLATFORM=platform.json
+plan: env
+	$(VENV)/bin/python scripts/plan.py $(CONF) $(if $(PLATFORM),--platform $(PLATFORM))
 
 # Submit a conf file to a running Airflow and wait for the outcome (AIRFLOW_URL, AIRFLOW_USERNAME,
 # AIRFLOW_PASSWORD or AIRFLOW_TOKEN in the environment): make submit CONF=include/examples/demo.json

@@ -170,3 +170,12 @@ def test_claim_overrides_stay_within_the_platform_s_bounds():
     ]
     plan = build_plan(demo_conf(pvc_size="2Gi", pvc_storage_class="gp3"), platform, "d", "r")
     assert (plan["params"]["pvc_size"], plan["params"]["pvc_storage_class"]) == ("2Gi", "gp3")
+
+
+def test_plan_only_is_true_or_false_and_off_by_default():
+    assert build_plan(demo_conf(), PLATFORM, "d", "r")["params"]["plan_only"] is False
+    assert build_plan(demo_conf(plan_only=True), PLATFORM, "d", "r")["params"]["plan_only"] is True
+    for value in ("yes", 1, {"on": True}):
+        error = refusal(demo_conf(plan_only=value))
+        assert error.fields == ["plan_only"]
+        assert str(error).startswith("plan_only: must be true or false")

@@ -794,12 +794,13 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         given, sources.trains and not problems.has("training_channels"), problems
     )
     overrides = _parse_overrides(conf)
+    plan_only = _parse_plan_only(conf)
     endpoint = _parse_endpoint(conf, sources, endpoint_type)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
         account_id=str(account_id),
-        plan_only=_parse_plan_only(conf),
+        plan_only=plan_only,
         model_docker_image=sources.model_image,
         model_artifact_s3_path=sources.artifact,
         environment=environment,
