@@ -370,3 +370,56 @@ def test_settings_turn_back_into_the_conf_that_gives_them(raw):
     assert parse_endpoint(json.loads(json.dumps(conf)), problems) == settings
     assert not problems.items
     assert "null" not in json.dumps(conf)
+
+
+def test_the_summary_of_a_train_only_run_shows_the_artifact_and_nothing_deployed():
+    from sagelift.domain.summary import build_run_summary, render_run_summary
+
+    plan = build_plan(demo_conf(model_docker_image=""), platform(), "d", "r")
+    artifact = "s3://scientist-ml-data/churn/output/churn-predictor-x/output/model.tar.gz"
+    training = {"Training": {"TrainingJobName": "j", "ModelArtifacts": {"S3ModelArtifacts": artifact}}}
+    summary = build_run_summary(plan, images=None, training=training, model=None, endpoint=None, api=None)
+    assert summary["train_only"] and summary["artifact_s3_path"] == artifact
+    assert summary["invoke_url"] is None and summary["data_capture_s3_uri"] is None
+    assert [r["kind"] for r in summary["resources"]] == ["training job", "model, endpoint and API"]
+    assert artifact in render_run_summary(summary)
+
+
+def test_the_summary_says_where_captures_and_async_results_land():
+    from sagelift.domain.summary import build_run_summary, render_run_summary
+
+    caps = {"allowed_modes": ["async"], "capture_prefixes": [CAPTURES]}
+    conf = demo_conf(
+        endpoint={
+            "mode": "async",
+            "async_inference": {"output_s3_uri": CAPTURES + "out/"},
+            "data_capture": {},
+        }
+    )
+    plan = build_plan(conf, platform(caps), "d", "r")
+    summary = build_run_summary(plan, images=None, training=None, model=None, endpoint=None, api=None)
+    assert not summary["train_only"] and summary["mode"] == "async"
+    assert summary["data_capture_s3_uri"] == CAPTURES + "churn-predictor/"
+    assert summary["async_output_s3_uri"] == CAPTURES + "out/"
+    text = render_run_summary(summary)
+    assert CAPTURES + "churn-predictor/" in text and CAPTURES + "out/" in text
+
+
+def test_onboarding_lets_the_account_s_roles_write_captures_under_its_prefixes():
+    from sagelift.domain.onboarding import render_policies
+
+    config = platform({"capture_prefixes": [CAPTURES]})
+    config["master_role_arn"] = "arn:aws:iam::222222222222:role/sagelift-master-pipeline"
+    policies = render_policies(
+        PlatformConfig.from_dict(config),
+        SCIENTIST_ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:role/airflow-workers",
+        data_uris=["s3://scientist-ml-data/churn/"],
+        output_uris=["s3://scientist-ml-data/churn/output/"],
+    )
+    [write] = [
+        s
+        for s in policies["training-and-model-permissions"]["Statement"]
+        if s["Sid"] == "WriteModelArtifacts"
+    ]
+    assert "arn:aws:s3:::sagelift-captures-333333333333/captures/*" in write["Resource"]

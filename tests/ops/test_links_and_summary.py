@@ -77,7 +77,12 @@ def test_a_try_that_did_not_succeed_gets_no_link_and_asks_for_no_return_value(mo
 
 def test_the_summary_lists_what_the_run_created_and_the_invoke_url():
     plan = {
-        "params": {"model_name": "churn", "account_id": "333333333333", "model_artifact_s3_path": None},
+        "params": {
+            "model_name": "churn",
+            "account_id": "333333333333",
+            "model_artifact_s3_path": None,
+            "model_docker_image": "333333333333.dkr.ecr.eu-west-1.amazonaws.com/churn-serving:1",
+        },
         "names": {
             "run_key": "1a2b3c4d",
             "training_job": "churn-1a2b3c4d",

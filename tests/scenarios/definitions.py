@@ -94,6 +94,8 @@ class Scenario:
     world: tuple[str, ...] = ()
     sagemaker: Mapping[str, Any] = field(default_factory=dict)  # platform.sagemaker overrides
     teardown: Expect = Expect()
+    # the scientist account's caps on the endpoint settings (platform accounts.<id>.endpoint)
+    endpoint_caps: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _endpoint(status: str, config: str, failure: str | None = None) -> dict[tuple[Any, ...], Any]:
@@ -105,6 +107,10 @@ def _endpoint(status: str, config: str, failure: str | None = None) -> dict[tupl
 
 
 INVOKE_URL = "https://<api>.execute-api.us-east-1.amazonaws.com/prod/invocations"
+# issue 16: the first run's endpoint config, its variant, and where the async scenario captures
+_CONFIG = ("endpoint_configs", PER_RUN.format(1))
+_VARIANT = (*_CONFIG, "ProductionVariants", 0)
+CAPTURES = "s3://scientist-ml-data/captures/"
 HEALTH_CHECK = "The primary container did not pass the ping health check."
 ROLLED_BACK = "Instance ping health check failed; rolled back."
 
@@ -311,6 +317,82 @@ SCENARIOS: tuple[Scenario, ...] = (
             outcome="failed",
             failed_step="assume_role_chain",
             message="hop 2 of 2 (arn:aws:iam::222222222222:role/sagelift-master-pipeline -> ",
+        ),
+    ),
+    # --- issue 16: modes ---------------------------------------------------------------------------------
+    # Serverless and async endpoints where the account allows them, and a train-only run that deploys
+    # nothing; the teardown after each leaves no model, config, endpoint or API.
+    Scenario(
+        "serverless",
+        endpoint_caps={"allowed_modes": ["realtime", "serverless"]},
+        runs=(
+            Run(
+                15,
+                "a serverless endpoint",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        (*_VARIANT, "ServerlessConfig"): {"MemorySizeInMB": 3072, "MaxConcurrency": 4},
+                        (*_VARIANT, "InstanceType"): "<absent>",
+                        (*_VARIANT, "InitialInstanceCount"): "<absent>",
+                        ("outcome", "invoke_url"): INVOKE_URL,
+                    }
+                ),
+                conf={
+                    "endpoint": {
+                        "mode": "serverless",
+                        "serverless": {"memory_size_mb": 3072, "max_concurrency": 4},
+                    }
+                },
+            ),
+        ),
+    ),
+    Scenario(
+        "async",
+        endpoint_caps={"allowed_modes": ["async"], "capture_prefixes": [CAPTURES]},
+        runs=(
+            Run(
+                16,
+                "an async endpoint with data capture",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        (*_CONFIG, "AsyncInferenceConfig", "OutputConfig", "S3OutputPath"): CAPTURES
+                        + "async/",
+                        (*_CONFIG, "DataCaptureConfig", "DestinationS3Uri"): f"{CAPTURES}{MODEL}/",
+                        (*_CONFIG, "DataCaptureConfig", "InitialSamplingPercentage"): 50,
+                        (*_VARIANT, "InitialInstanceCount"): 2,
+                    }
+                ),
+                conf={
+                    "endpoint": {
+                        "mode": "async",
+                        "instance_count": 2,
+                        "async_inference": {"output_s3_uri": CAPTURES + "async/"},
+                        "data_capture": {"sampling_percent": 50},
+                    }
+                },
+            ),
+        ),
+    ),
+    Scenario(
+        "train-only",
+        runs=(
+            Run(
+                17,
+                "train-only: no serving image, nothing deployed",
+                Expect(
+                    state={
+                        ("training_jobs", PER_RUN.format(1), "TrainingJobStatus"): "Completed",
+                        ("count", "models"): 0,
+                        ("count", "endpoint_configs"): 0,
+                        ("count", "endpoints"): 0,
+                        ("count", "apis"): 0,
+                        ("outcome", "invoke_url"): None,
+                    }
+                ),
+                conf={"model_docker_image": ""},
+            ),
         ),
     ),
     # --- issue 16: plan-only ---------------------------------------------------------------------------

@@ -591,6 +591,13 @@ class Play:
         self.admin.reset()
         world = Scenario(self.admin)  # type: ignore[arg-type]  (LocalAws with cached clients)
         world.platform_overrides["sagemaker"] = {"check_interval_seconds": 1, **self.scenario.sagemaker}
+        if self.scenario.endpoint_caps:  # issue 16: the modes the scientist account may use
+            accounts = world.platform()["accounts"]
+            accounts[SCIENTIST_ACCOUNT] = {
+                **accounts[SCIENTIST_ACCOUNT],
+                "endpoint": dict(self.scenario.endpoint_caps),
+            }
+            world.platform_overrides["accounts"] = accounts
         self.conf_images: dict[str, str] = {}
         if "source_registry" in self.scenario.world:
             from tests.support.oci_registry import RegistryPair

@@ -29,6 +29,10 @@ from sagelift.steps.role_chain import chained_session, check_identity, derive_se
 # The platform configuration (the document of the Airflow Variable sagelift_platform), mapped from a
 # ConfigMap by the compiled pipeline.
 PLATFORM_ENV = "SAGELIFT_PLATFORM"
+# Steps 6-8 of a train-only run (no serving image, no built-in algorithm), as Airflow skips them.
+TRAIN_ONLY = (
+    "{step} skipped: a train-only run (no model_docker_image, no training_algorithm_name) deploys nothing."
+)
 retried = retry_transient(tries=3, first_delay=float(os.environ.get("SAGELIFT_KFP_RETRY_DELAY", "30")))
 
 
@@ -120,6 +124,9 @@ def create_model(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any], model_data_url: str
 ) -> str:
     p = Plan.from_xcom(plan)
+    if not p.params.deploys:
+        print(TRAIN_ONLY.format(step="create_model"), f"The trained artifact: {model_data_url}")
+        return ""
     request = model.model_request(p, run_tags, images, model_data_url)
     return str(model.replace_model(_session(p).client("sagemaker"), request)["ModelName"])
 
@@ -129,6 +136,9 @@ def deploy_endpoint(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], model_name: str
 ) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
+    if not p.params.deploys:
+        print(TRAIN_ONLY.format(step="deploy_endpoint"))
+        return {"skipped": True}
     client, s3 = (session := _session(p)).client("sagemaker"), session.client("s3")
     lock.verify_held(s3, p)
     serving.prepare_deploy(client, session_clients(session), p)
@@ -154,5 +164,8 @@ def expose_api(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], deployed: Mapping[str, Any]
 ) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
+    if not p.params.deploys:
+        print(TRAIN_ONLY.format(step="expose_api"))
+        return {"skipped": True}
     client = api.ApiGatewayClient(_session(p).client("apigateway"))
     return api.expose_model_api(client, api.api_spec(p, run_tags)).to_xcom()

@@ -85,7 +85,8 @@ def render_policies(
         "model_role_name": account.model_role_name or platform.model_role_name,
         "api_invoke_role_name": account.api_invoke_role_name or platform.api_invoke_role_name,
         "s3_read_arns": _s3_arns(read_uris, buckets=True),
-        "s3_write_arns": _s3_arns(output_uris, buckets=False),
+        # training output, and where the account's endpoints write data capture and async results
+        "s3_write_arns": _s3_arns(list(output_uris) + list(account.endpoint.capture_prefixes), buckets=False),
         # the account's model locks (sagelift.steps.lock), when the platform serializes runs
         "lock_bucket_arn": f"arn:aws:s3:::{locks[0]}" if locks else None,
         "lock_objects_arn": f"arn:aws:s3:::{locks[0]}/{locks[1]}*" if locks else None,

@@ -74,6 +74,18 @@ def build_run_summary(
                 "status": _get(endpoint, "Endpoint", "EndpointStatus"),
             }
         )
+    serving = _get(params, "endpoint") or {}
+    train_only = not params.get("model_artifact_s3_path") and not (
+        params.get("model_docker_image") or params.get("training_algorithm_name")
+    )
+    if train_only:
+        resources.append(
+            {
+                "kind": "model, endpoint and API",
+                "name": None,
+                "action": "skipped: a train-only run deploys nothing",
+            }
+        )
     if api:
         resources.append(
             {
@@ -94,6 +106,18 @@ def build_run_summary(
         "invoke_url": (api or {}).get("invoke_url"),
         "authorization": (api or {}).get("authorization"),
         "api_key_id": (api or {}).get("api_key_id"),
+        "train_only": train_only,
+        # the model artifact this run trained or deployed
+        "artifact_s3_path": _get(training, "Training", "ModelArtifacts", "S3ModelArtifacts")
+        or params.get("model_artifact_s3_path"),
+        "mode": serving.get("mode") or "realtime",
+        # where the endpoint's data capture lands (None: no capture)
+        "data_capture_s3_uri": _get(serving, "data_capture", "destination_s3_uri")
+        if _get(serving, "data_capture", "enabled") and not train_only
+        else None,
+        "async_output_s3_uri": _get(serving, "async_inference", "output_s3_uri")
+        if serving.get("mode") == "async" and not train_only
+        else None,
         "resources": resources,
     }
 
@@ -112,6 +136,12 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"  - {item['kind']} {item.get('name') or ''}: {item['action']}"
             + (f" ({extra})" if extra else "")
         )
+    if summary.get("train_only"):
+        lines.append(f"Train-only run: nothing deployed. Trained artifact: {summary.get('artifact_s3_path')}")
+    if summary.get("data_capture_s3_uri"):
+        lines.append(f"Data capture: requests and responses land under {summary['data_capture_s3_uri']}")
+    if summary.get("async_output_s3_uri"):
+        lines.append(f"Async results land under {summary['async_output_s3_uri']}")
     if summary.get("invoke_url"):
         lines.append(f"Invoke URL: POST {summary['invoke_url']}")
         if summary.get("api_key_id"):

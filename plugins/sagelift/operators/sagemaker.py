@@ -44,6 +44,7 @@ from sagelift.operators.base import (
     StepInputs,
     aws_session_fields,
     connection_clients,
+    skip_if_train_only,
     step_errors,
 )
 from sagelift.steps import endpoint as endpoints
@@ -172,6 +173,7 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
 
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
+        skip_if_train_only(plan, "create_model")
         aws_session_fields(self, self.read_session())
         artifact = training.model_artifact(plan, (self.training or {}).get("Training"))
         self.config = models.model_request(plan, self.read_tags(), self.read_images(), artifact)
@@ -196,6 +198,7 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
 
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
+        skip_if_train_only(plan, "deploy_endpoint")
         aws_session_fields(self, self.read_session())
         settings = plan.platform.sagemaker
         with step_errors():
