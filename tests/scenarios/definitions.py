@@ -57,6 +57,8 @@ class Lifecycle:
     update_seconds: float = 0.0
     update_outcome: str = "InService"
     update_failure: str = ""
+    # issue 16: a guarded update's first alarm goes into ALARM this many seconds after UpdateEndpoint
+    update_alarm_fires_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,33 @@ _VARIANT = (*_CONFIG, "ProductionVariants", 0)
 CAPTURES = "s3://scientist-ml-data/captures/"
 HEALTH_CHECK = "The primary container did not pass the ping health check."
 ROLLED_BACK = "Instance ping health check failed; rolled back."
+# issue 16 guarded deploys: sagelift's default alarms of the model (sagelift.domain.deployment)
+GUARD_ERRORS = f"sagelift-{MODEL}-invocation-5xx-errors"
+GUARD_LATENCY = f"sagelift-{MODEL}-model-latency"
+GUARD_DIMENSIONS = [{"Name": "EndpointName", "Value": MODEL}, {"Name": "VariantName", "Value": "AllTraffic"}]
+CANARY = {"type": "canary", "canary_percent": 10, "bake_seconds": 120}
+
+
+def _guard_alarms(state: str) -> dict[str, Any]:
+    """The account's CloudWatch alarms as the scenarios read them: sagelift's two, in ``state``."""
+    return {
+        name: {
+            "Namespace": "AWS/SageMaker",
+            "MetricName": metric,
+            "Dimensions": GUARD_DIMENSIONS,
+            "StateValue": state,
+            "owner": MODEL,
+        }
+        for name, metric in ((GUARD_ERRORS, "Invocation5XXErrors"), (GUARD_LATENCY, "ModelLatency"))
+    }
+
+
+# issue 16 autoscaling and smoke: the variant's scalable target and policy (sagelift.domain.autoscaling)
+SCALED = f"endpoint/{MODEL}/variant/AllTraffic"
+SCALING_POLICY = f"sagelift-{MODEL}-invocations-per-instance"
+AUTOSCALING = {"min_capacity": 1, "max_capacity": 3, "target_invocations_per_instance": 50}
+SMOKE = {"body": '{"features": [0.5, 0.25]}', "content_type": "application/json"}
+SMOKE_ANSWER = '{"error": "model not loaded"}'  # what the second run's model answers, with status 500
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -319,6 +348,79 @@ SCENARIOS: tuple[Scenario, ...] = (
             message="hop 2 of 2 (arn:aws:iam::222222222222:role/sagelift-master-pipeline -> ",
         ),
     ),
+    # --- issue 16: guarded deploys -------------------------------------------------------------------
+    # Three updates of an endpoint an earlier deploy left, each shifting traffic as the conf's strategy
+    # says, guarded by sagelift's default alarms (the conf names none): a canary, then a linear update,
+    # then a canary whose alarm fires mid-bake, rolled back to the linear run's config. One scenario, so
+    # the world and the teardown are paid once; the teardown deletes the alarms with the rest (the end
+    # state lists every CloudWatch alarm of the account).
+    Scenario(
+        "guarded deploys",
+        world=("endpoint_from_earlier_deploy",),
+        runs=(
+            Run(
+                11,
+                "canary: 10% bakes, then all traffic",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("endpoints", MODEL, "LastDeploymentConfig", "BlueGreenUpdatePolicy"): {
+                            "TrafficRoutingConfiguration": {
+                                "Type": "CANARY",
+                                "WaitIntervalInSeconds": 120,
+                                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                            },
+                            "TerminationWaitInSeconds": 0,
+                        },
+                        ("alarms", GUARD_ERRORS, "StateValue"): "OK",
+                        ("alarms", GUARD_LATENCY, "Dimensions"): GUARD_DIMENSIONS,
+                        ("alarms", GUARD_LATENCY, "owner"): MODEL,
+                        ("outcome", "deployments"): ["10%", "100%", "old fleet terminated"],
+                    }
+                ),
+                conf={"endpoint": {"deployment": CANARY}},
+                lifecycle=Lifecycle(update_seconds=60),
+            ),
+            Run(
+                13,
+                "linear: steps of 50%",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(2)),
+                        ("alarms",): _guard_alarms("OK"),  # the same two alarms, updated in place
+                        ("outcome", "deployments"): ["50%", "100%", "old fleet terminated"],
+                    }
+                ),
+                conf={
+                    "endpoint": {
+                        "deployment": {"type": "linear", "linear_step_percent": 50, "bake_seconds": 60}
+                    }
+                },
+                lifecycle=Lifecycle(update_seconds=60),
+            ),
+            Run(
+                12,
+                "canary rolled back by an alarm mid-bake",
+                Expect(
+                    outcome="failed",
+                    failed_step="deploy_endpoint",
+                    message=(
+                        f"Endpoint {MODEL} is serving config {PER_RUN.format(2)}, not this run's "
+                        f"{PER_RUN.format(3)}: SageMaker rolled the update back after CloudWatch alarm "
+                        f"{GUARD_ERRORS} went into ALARM."
+                    ),
+                    state={
+                        ("endpoints", MODEL, "EndpointStatus"): "InService",
+                        ("endpoints", MODEL, "EndpointConfigName"): PER_RUN.format(2),
+                        ("alarms", GUARD_ERRORS, "StateValue"): "ALARM",
+                        ("outcome", "deployments"): ["10%", f"rolled back: {GUARD_ERRORS} in ALARM"],
+                    },
+                ),
+                conf={"endpoint": {"deployment": CANARY}},
+                lifecycle=Lifecycle(update_seconds=60, update_alarm_fires_after=90),
+            ),
+        ),
+    ),
     # --- issue 16: modes ---------------------------------------------------------------------------------
     # Serverless and async endpoints where the account allows them, and a train-only run that deploys
     # nothing; the teardown after each leaves no model, config, endpoint or API.
@@ -417,6 +519,100 @@ SCENARIOS: tuple[Scenario, ...] = (
                     }
                 ),
                 conf={"plan_only": True},
+            ),
+        ),
+    ),
+    # --- issue 16: autoscaling and smoke --------------------------------------------------------------
+    # An update on a new run changes the scaling and the instance type: the scalable target is
+    # deregistered before UpdateEndpoint (the local AWS refuses an instance type change under a
+    # registered target, as SageMaker does) and registered again after, with the new values. A smoke
+    # test whose model answers 500 reverts the endpoint to the config it served before. The teardown
+    # after each leaves no scalable target or scaling policy (the end state reads them all).
+    Scenario(
+        "autoscaling update on re-run",
+        runs=(
+            Run(
+                14,
+                "a first deploy registers the variant and its policy",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("scalable_targets", SCALED, "MinCapacity"): 1,
+                        ("scalable_targets", SCALED, "MaxCapacity"): 3,
+                        ("scaling_policies", SCALING_POLICY, "TargetValue"): 50.0,
+                    }
+                ),
+                conf={"endpoint": {"autoscaling": AUTOSCALING}},
+            ),
+            Run(
+                14,
+                "a new run updates the scaling, across an instance type change",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(2)),
+                        ("scalable_targets", SCALED, "MinCapacity"): 2,
+                        ("scalable_targets", SCALED, "MaxCapacity"): 4,
+                        # one policy, with the new values
+                        ("scaling_policies",): {
+                            SCALING_POLICY: {
+                                "ResourceId": SCALED,
+                                "PolicyType": "TargetTrackingScaling",
+                                "Metric": "SageMakerVariantInvocationsPerInstance",
+                                "TargetValue": 100.0,
+                                "ScaleInCooldown": 600,
+                                "ScaleOutCooldown": 60,
+                            }
+                        },
+                    }
+                ),
+                conf={
+                    "endpoint_instance_type": "ml.m5.xlarge",
+                    "endpoint": {
+                        "autoscaling": {
+                            **AUTOSCALING,
+                            "min_capacity": 2,
+                            "max_capacity": 4,  # the account's max_instances (4 by default)
+                            "target_invocations_per_instance": 100,
+                            "scale_in_cooldown_seconds": 600,
+                        }
+                    },
+                },
+            ),
+        ),
+    ),
+    Scenario(
+        "smoke-test failure reverts",
+        runs=(
+            Run(
+                18,
+                "a first deploy whose smoke test passes",
+                Expect(state={**_endpoint("InService", PER_RUN.format(1)), ("count", "apis"): 1}),
+                conf={"endpoint": {"smoke_test": SMOKE}},
+            ),
+            Run(
+                18,
+                "a new model answers 500: reverted to the first run's config",
+                Expect(
+                    outcome="failed",
+                    failed_step="deploy_endpoint",
+                    message=(
+                        f"Smoke test of endpoint {MODEL} failed: status 500, body '{SMOKE_ANSWER}' "
+                        "(expected status 200). Reverted the endpoint to its "
+                        f"previous config {PER_RUN.format(1)}: it is InService on {PER_RUN.format(1)}."
+                    ),
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("endpoints", MODEL, "Tags", "sagelift:previous-endpoint-config"): PER_RUN.format(1),
+                        ("count", "endpoint_configs"): 2,
+                    },
+                ),
+                conf={
+                    "endpoint": {"smoke_test": SMOKE},
+                    "environment": {
+                        "SAGELIFT_EMULATED_STATUS": "500",
+                        "SAGELIFT_EMULATED_BODY": SMOKE_ANSWER,
+                    },
+                },
             ),
         ),
     ),

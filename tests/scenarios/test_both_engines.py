@@ -439,6 +439,43 @@ def ecr_state(admin: AdminView) -> dict[str, Any]:
     return {"ecr": state}
 
 
+def cloudwatch_state(admin: AdminView) -> dict[str, Any]:
+    """Every CloudWatch alarm of the account (issue 16: the alarms guarding updates), with its owner tag."""
+    cw = admin.client("cloudwatch")
+    alarms = {}
+    for alarm in cw.describe_alarms()["MetricAlarms"]:
+        tags = _tags(cw.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"])
+        alarms[alarm["AlarmName"]] = {
+            **{k: alarm.get(k) for k in ("Namespace", "MetricName", "Dimensions", "StateValue")},
+            "owner": tags.get("sagelift:model-name"),
+        }
+    return {"alarms": alarms}
+
+
+def autoscaling_state(admin: AdminView) -> dict[str, Any]:
+    """Every SageMaker scalable target and scaling policy of the account (issue 16 autoscaling)."""
+    client = admin.client("application-autoscaling")
+    targets = client.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    policies = client.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    return {
+        "scalable_targets": {
+            t["ResourceId"]: {k: t.get(k) for k in ("ScalableDimension", "MinCapacity", "MaxCapacity")}
+            for t in targets
+        },
+        "scaling_policies": {
+            p["PolicyName"]: {
+                "ResourceId": p["ResourceId"],
+                "PolicyType": p["PolicyType"],
+                "Metric": (c := p.get("TargetTrackingScalingPolicyConfiguration") or {})
+                .get("PredefinedMetricSpecification", {})
+                .get("PredefinedMetricType"),
+                **{k: c.get(k) for k in ("TargetValue", "ScaleInCooldown", "ScaleOutCooldown")},
+            }
+            for p in policies
+        },
+    }
+
+
 def s3_state(admin: AdminView) -> dict[str, Any]:
     """Every object in the account's buckets (the scientist's data, and the platform's model locks)."""
     s3 = admin.client("s3")
@@ -541,7 +578,10 @@ def _script(life: SageMakerLifecycle, lc: d.Lifecycle) -> None:
         seconds=lc.create_seconds, outcome=lc.create_outcome, failure_reason=lc.create_failure
     )
     life.endpoint_update(
-        seconds=lc.update_seconds, outcome=lc.update_outcome, failure_reason=lc.update_failure
+        seconds=lc.update_seconds,
+        outcome=lc.update_outcome,
+        failure_reason=lc.update_failure,
+        alarm_fires_after=lc.update_alarm_fires_after,
     )
 
 
@@ -586,6 +626,8 @@ class Play:
         self.scenario, self.admin, self.tmp, self.images = scenario, admin, tmp, images
         self.replacements: list[tuple[str, str]] = []
         self.pair: Any = None
+        self.life: SageMakerLifecycle | None = None  # issue 16: its guarded deployments, per checkpoint
+        self.events_seen = 0
 
     def world(self, monkeypatch: pytest.MonkeyPatch) -> Scenario:
         self.admin.reset()
@@ -631,6 +673,7 @@ class Play:
         self.replacements.append((engine.dag_id, "<pipeline>"))
         try:
             with SageMakerLifecycle(time_scale=TIME_SCALE).installed(self.admin.aws) as life:
+                self.life, self.events_seen = life, 0
                 if "endpoint_from_earlier_deploy" in self.scenario.world:
                     _endpoint_from_earlier_deploy(self.admin, life)
                 runs: list[Outcome] = []
@@ -668,6 +711,12 @@ class Play:
         played.seconds = time.monotonic() - started
         return played
 
+    def deployments_since_last_checkpoint(self) -> list[str]:
+        """What the guarded updates since the last checkpoint did (the emulation's deployment events)."""
+        events = self.life.deployment_events if self.life is not None else []
+        new, self.events_seen = events[self.events_seen :], len(events)
+        return [what.removesuffix(" on the new fleet") for _, _, what in new]
+
     def checkpoint(
         self, title: str, number: int, expect: d.Expect, outcome: Outcome, played: Played
     ) -> Checkpoint:
@@ -676,6 +725,8 @@ class Play:
             **api_state(self.admin),
             **ecr_state(self.admin),
             **s3_state(self.admin),
+            **autoscaling_state(self.admin),
+            **cloudwatch_state(self.admin),
         }
         if self.pair is not None:
             raw["registry"] = registry_state(self.pair.ecr, ecr_registry_password(), self.pair.ca.ca_file)
@@ -707,6 +758,7 @@ class Play:
                 "failed_step": outcome.failed_step,
                 "message": message,
                 "invoke_url": outcome.invoke_url,
+                "deployments": self.deployments_since_last_checkpoint(),
             },
             replacements,
         )
