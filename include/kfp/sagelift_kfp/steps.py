@@ -142,14 +142,15 @@ def deploy_endpoint(
     client, s3 = (session := _session(p)).client("sagemaker"), session.client("s3")
     lock.verify_held(s3, p)
     serving.prepare_deploy(client, session_clients(session), p)
-    change = endpoint.reconcile_endpoint(client, p, run_tags)
+    cloudwatch = endpoint.cloudwatch_for(p, session_clients(session))
+    change = endpoint.reconcile_endpoint(client, p, run_tags, cloudwatch)
     described = (
         endpoint.wait_for_endpoint(client, p)
         if change.wait
         else client.describe_endpoint(EndpointName=p.names.endpoint)
     )
     serving.finish_deploy(client, session_clients(session), p, described)
-    endpoint.conclude_deploy(client, p, described, lock.runs_in_progress(s3, p))
+    endpoint.conclude_deploy(client, p, described, lock.runs_in_progress(s3, p), cloudwatch)
     return {
         "endpoint_name": p.names.endpoint,
         "endpoint_arn": described["EndpointArn"],

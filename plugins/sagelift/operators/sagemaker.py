@@ -204,17 +204,17 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
         with step_errors():
             locks.verify_held(connection_clients(self.read_session())("s3"), plan)
             serving.prepare_deploy(_client(self), connection_clients(self.read_session()), plan)
-            change = endpoints.reconcile_endpoint(_client(self), plan, self.read_tags())
+            cloudwatch = endpoints.cloudwatch_for(plan, connection_clients(self.read_session()))
+            change = endpoints.reconcile_endpoint(_client(self), plan, self.read_tags(), cloudwatch)
             self.operation = change.operation
+            budget = endpoints.endpoint_wait_budget(plan)  # a guarded update's baking included
             if change.wait and settings.deferrable:
                 self.defer(
-                    timeout=datetime.timedelta(seconds=settings.endpoint_wait_budget_seconds),
+                    timeout=datetime.timedelta(seconds=budget),
                     trigger=SageMakerEndpointCompleteTrigger(
                         job_name=change.endpoint_name,
                         waiter_delay=settings.check_interval_seconds,
-                        waiter_max_attempts=endpoints.attempts(
-                            settings.endpoint_wait_budget_seconds, settings.check_interval_seconds
-                        ),
+                        waiter_max_attempts=endpoints.attempts(budget, settings.check_interval_seconds),
                         aws_conn_id=self.aws_conn_id,
                         region_name=self.region_name,
                         verify=self.verify,
@@ -248,5 +248,6 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
             _client(self), connection_clients(self.read_session()), plan, result["Endpoint"]
         )
         in_progress = locks.runs_in_progress(connection_clients(self.read_session())("s3"), plan)
-        endpoints.conclude_deploy(_client(self), plan, result["Endpoint"], in_progress)
+        cloudwatch = endpoints.cloudwatch_for(plan, connection_clients(self.read_session()))
+        endpoints.conclude_deploy(_client(self), plan, result["Endpoint"], in_progress, cloudwatch)
         return result
