@@ -423,3 +423,25 @@ def test_onboarding_lets_the_account_s_roles_write_captures_under_its_prefixes()
         if s["Sid"] == "WriteModelArtifacts"
     ]
     assert "arn:aws:s3:::sagelift-captures-333333333333/captures/*" in write["Resource"]
+
+
+def test_every_setting_is_documented_in_the_trigger_form_and_the_readme():
+    from dataclasses import fields
+
+    from sagelift.dags.params import airflow_params
+    from sagelift.domain.endpoint_settings import _SECTIONS, SETTINGS_DOC
+    from tests.conftest import ROOT
+
+    settings = {"mode", "instance_count"} | {
+        f"{section}.{f.name}" for section, kind in _SECTIONS.items() for f in fields(kind)
+    }
+    assert {key for key, _ in SETTINGS_DOC} == settings
+    form = airflow_params()["endpoint"].schema["description_md"]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Serving settings") :]
+    for key in sorted(settings):
+        assert f"`{key}`" in form, key
+        leaf = key.rsplit(".", 1)[-1]
+        assert f"`{key}`" in section or f"`.{leaf}`" in section or f"`{leaf}`" in section, key
+    for cap in fields(EndpointCaps):
+        assert f"`{cap.name}`" in section, cap.name

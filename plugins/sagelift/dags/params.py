@@ -6,6 +6,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from sagelift.domain.endpoint_settings import settings_doc_markdown
 from sagelift.domain.params import PARAMETERS, ParamSpec, builtin_algorithms, instance_types
 
 # Every JSON type: the trigger-time schema accepts any value, so Airflow never refuses a conf with its own
@@ -33,6 +34,8 @@ def param_schema(spec: ParamSpec) -> dict[str, Any]:
         schema["examples"] = list(builtin_algorithms())
     elif [t for t in declared if t != "null"] == ["string"]:
         schema["examples"] = [str(example) for example in spec.examples]
+    if spec.name == "endpoint":  # the form renders it under the field: every setting and its bounds
+        schema["description_md"] = spec.description + "\n\n" + settings_doc_markdown()
     return schema
 
 

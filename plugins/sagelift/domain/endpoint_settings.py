@@ -183,6 +183,55 @@ def _under(uri: str, prefix: str) -> bool:
     return uri == prefix or uri.rstrip("/") == prefix.rstrip("/") or uri.startswith(base)
 
 
+# --- what each setting means: the trigger form's help (sagelift.dags.params); README "Serving settings" --
+SETTINGS_DOC: tuple[tuple[str, str], ...] = (
+    ("mode", "realtime (default), serverless or async; your account must allow it"),
+    (
+        "instance_count",
+        "instances of a realtime or async endpoint (default: the platform's), up to the account's max",
+    ),
+    ("autoscaling.min_capacity", "autoscaling's fewest instances (with max_capacity and the target)"),
+    ("autoscaling.max_capacity", "autoscaling's most instances, up to the account's max"),
+    ("autoscaling.target_invocations_per_instance", "the target of the policy on InvocationsPerInstance"),
+    ("autoscaling.scale_in_cooldown_seconds", "0-3600, default 300"),
+    ("autoscaling.scale_out_cooldown_seconds", "0-3600, default 60"),
+    ("deployment.type", "all_at_once (default), canary or linear: how an update shifts traffic"),
+    ("deployment.canary_percent", "canary: share of capacity shifted first, 1-99 (default 10)"),
+    ("deployment.linear_step_percent", "linear: share shifted per step, 1-99 (default 20)"),
+    ("deployment.bake_seconds", "canary/linear: wait after each shift, 0-3600 (default 600)"),
+    ("deployment.termination_wait_seconds", "0-3600: how long the old fleet stays after the shift"),
+    ("deployment.max_execution_timeout_seconds", "600-14400: the whole update's limit"),
+    (
+        "deployment.alarms",
+        "up to 10 CloudWatch alarm names that roll an update back (default: sagelift's own)",
+    ),
+    ("data_capture.enabled", "capture requests and responses (true once data_capture is given)"),
+    ("data_capture.sampling_percent", "0-100 (default 100)"),
+    (
+        "data_capture.destination_s3_uri",
+        "under the account's capture prefixes (default: <first prefix>/<model>/)",
+    ),
+    ("serverless.memory_size_mb", "serverless: 1024-6144 in steps of 1024 (default 2048)"),
+    ("serverless.max_concurrency", "serverless: 1-200 (default 5)"),
+    (
+        "async_inference.output_s3_uri",
+        "async: where results go, under the account's capture prefixes (required)",
+    ),
+    ("async_inference.success_topic_arn", "async: SNS topic told of each result"),
+    ("async_inference.error_topic_arn", "async: SNS topic told of each error"),
+    ("async_inference.max_concurrent_invocations_per_instance", "async: 1-1000"),
+    ("smoke_test.body", "request sent once InService (text, or base64 with body_base64); at most 64 KiB"),
+    ("smoke_test.body_base64", "true when body is base64 of the bytes to send (an image, say)"),
+    ("smoke_test.content_type", "media type of the body (default application/json)"),
+    ("smoke_test.expected_status", "100-599 (default 200); another reverts the endpoint and fails the run"),
+)
+
+
+def settings_doc_markdown() -> str:
+    """SETTINGS_DOC as a markdown list, for the trigger form."""
+    return "\n".join(f"- `{key}`: {meaning}" for key, meaning in SETTINGS_DOC)
+
+
 # --- parsing the conf's ``endpoint`` object ------------------------------------------------------------
 FIELD = "endpoint"
 # The object is read within these bounds before any rule looks at it (a smoke-test image is the largest
