@@ -1,82 +1,89 @@
 """A plan before any change (issue 16 item 9): plan_changes makes read-only calls only, and a real run
-then makes exactly the creates and updates the plan listed.
+then makes exactly the creates, updates and deletes the plan listed.
 
-The steps run in this process against the local AWS with the SageMaker lifecycle emulation (endpoints
-and jobs end at once), in the order both engines run them; every AWS call is recorded in the client
-(``recording_aws_calls``) and every request the local AWS received is in its log, so a write cannot hide
-in either.
+Both the plan and the runs are the KFP engine's step functions (include/kfp/sagelift_kfp/steps.py, the
+same core calls the Airflow operators make), called in this process with the pod's identity in the
+environment, so every call goes through the role chain to the local AWS with the SageMaker lifecycle
+emulation (jobs and endpoints end at once). Every AWS call is recorded in the client
+(``recording_aws_calls``) and every request the local AWS received is in its log, so a write cannot
+hide in either.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sagelift.domain.changes import Change, ChangeSet
-from sagelift.domain.plan import Plan, build_plan
-from sagelift.steps import api, endpoint, lock, model, training
-from sagelift.steps.images import publish_images
-from sagelift.steps.plan_changes import plan_changes
-from sagelift.steps.tags import resolve_tags
+from sagelift.domain.plan import Plan
+from tests.conftest import ROOT
 from tests.support.botocore_validation import RecordedCall, recording_aws_calls
-from tests.support.local_aws import SCIENTIST_ACCOUNT, LocalAws
+from tests.support.local_aws import REGION, LocalAws
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
 from tests.support.scenario import Scenario, demo_conf
 
-DAG_ID = "sagemaker_deploy"
+DAG_ID = "sagemaker-deploy"
 MODEL = "churn-predictor"
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
-# Writes that change nothing a run owns: the model's lock is taken and given back within the run.
+# The role chain's hops: credentials for this process, nothing in the account changes.
+CHAIN = ("AssumeRole",)
+# Writes that leave nothing behind: the model's lock is taken and given back within the run.
 LOCK_OPERATIONS = ("PutObject", "DeleteObject")
+SERVING = {
+    "autoscaling": {"min_capacity": 1, "max_capacity": 3, "target_invocations_per_instance": 100},
+    "deployment": {"type": "canary", "canary_percent": 25, "bake_seconds": 60},
+}
 
 
 @pytest.fixture
-def world(local_aws: LocalAws) -> Iterator[tuple[LocalAws, dict[str, Any]]]:
-    built = Scenario(local_aws).build()
+def glue(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    world = Scenario(local_aws).build()
+    key, secret = world.runner_key
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": local_aws.url,
+        "SAGELIFT_PLATFORM": json.dumps(world.platform()),
+        "SAGELIFT_KFP_RETRY_DELAY": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(ROOT / "include" / "kfp"))
+    from sagelift_kfp import steps
+
     with SageMakerLifecycle(time_scale=60).installed(local_aws):
-        yield local_aws, built.platform()
-
-
-def clients_of(aws: LocalAws) -> Any:
-    made: dict[str, Any] = {}
-
-    def client(service: str, region: str | None = None) -> Any:
-        if service not in made:
-            made[service] = aws.client(service, SCIENTIST_ACCOUNT)
-        return made[service]
-
-    return client
-
-
-def a_plan(platform: dict[str, Any], run_id: str, **conf: Any) -> Plan:
-    return Plan.from_xcom(build_plan(demo_conf(**conf), platform, DAG_ID, run_id, triggered_by="dag_test"))
+        yield steps
 
 
 def writes(calls: list[RecordedCall]) -> list[RecordedCall]:
-    return [c for c in calls if not c.operation.startswith(READ_PREFIXES)]
+    return [c for c in calls if not c.operation.startswith(READ_PREFIXES) and c.operation not in CHAIN]
 
 
-def run_for_real(plan: Plan, clients: Any) -> None:
-    """The deploy's steps as both engines run them, after the lock is taken."""
-    s3, sm = clients("s3"), clients("sagemaker")
-    held = lock.acquire_waiting(s3, plan)
-    assert held["lock_uri"]
-    tags = resolve_tags(plan, s3)
-    images = publish_images(plan, clients, tags, source_credentials=None)
-    request = training.training_request(plan, tags, images)
-    training.start_training(sm, request)
-    described = training.wait_for_training(sm, request["TrainingJobName"], 1, 30)
-    artifact = training.model_artifact(plan, training.training_outcome(described))
-    model.replace_model(sm, model.model_request(plan, tags, images, artifact))
-    change = endpoint.reconcile_endpoint(sm, plan, tags)
-    described = (
-        endpoint.wait_for_endpoint(sm, plan) if change.wait else sm.describe_endpoint(EndpointName=MODEL)
-    )
-    endpoint.conclude_deploy(sm, plan, described, lock.runs_in_progress(s3, plan))
-    api.expose_model_api(api.ApiGatewayClient(clients("apigateway")), api.api_spec(plan, tags))
-    assert lock.release_run(s3, plan)
+def plan_of(glue: Any, run_id: str, **conf: Any) -> tuple[Plan, ChangeSet, list[RecordedCall]]:
+    raw = glue.plan_run(demo_conf(plan_only=True, **conf), DAG_ID, run_id)
+    with recording_aws_calls() as calls:
+        changes = glue.plan_changes(raw)
+    return Plan.from_xcom(raw), ChangeSet.from_xcom(changes), calls
+
+
+def run_for_real(glue: Any, run_id: str, **conf: Any) -> list[RecordedCall]:
+    """The deploy's steps as the KFP engine runs them; the calls they made."""
+    conf = demo_conf(**conf)
+    plan = glue.plan_run(conf, DAG_ID, run_id)
+    with recording_aws_calls() as calls:
+        glue.assume_role_chain(plan)
+        assert glue.acquire_lock(plan)["lock_uri"]
+        tags = glue.resolve_tags(plan)
+        images = glue.copy_images(plan, tags)
+        artifact = glue.train_model(plan, tags, images)
+        model_name = glue.create_model(plan, tags, images, artifact)
+        deployed = glue.deploy_endpoint(plan, tags, model_name)
+        glue.expose_api(plan, tags, deployed)
+        assert glue.release_lock(conf, DAG_ID, run_id)
+    return calls
 
 
 def touched(call: RecordedCall, plan: Plan) -> tuple[str, str]:
@@ -94,10 +101,20 @@ def touched(call: RecordedCall, plan: Plan) -> tuple[str, str]:
         "CreateStage": ("API Gateway stage", f"{names.api}/prod"),
         "UpdateStage": ("API Gateway stage", f"{names.api}/prod"),
     }
+    others = {
+        "PutMetricAlarm": ("CloudWatch alarm", str(p.get("AlarmName"))),
+        "RegisterScalableTarget": ("scalable target", str(p.get("ResourceId"))),
+        "DeregisterScalableTarget": ("scalable target", str(p.get("ResourceId"))),
+        "PutScalingPolicy": ("scaling policy", str(p.get("PolicyName"))),
+        "DeleteScalingPolicy": ("scaling policy", str(p.get("PolicyName"))),
+    }
+    kinds.update(others)
     if call.operation in kinds:
         return kinds[call.operation]
     if call.operation == "AddTags":  # SageMaker: only the endpoint is tagged after its creation
         return "SageMaker endpoint", names.endpoint
+    if call.operation == "DeleteEndpointConfig":
+        return "SageMaker endpoint config", str(p["EndpointConfigName"])
     if call.operation == "TagResource":
         arn = str(p["resourceArn"])
         return (
@@ -106,6 +123,7 @@ def touched(call: RecordedCall, plan: Plan) -> tuple[str, str]:
             else ("API Gateway REST API", names.api)
         )
     # the API's parts: its resource, method, integration and their responses
+    assert call.service == "apigateway", f"a write the plan cannot name: {call.service} {call.operation}"
     return "API Gateway REST API", names.api
 
 
@@ -118,42 +136,46 @@ def by_kind(changes: ChangeSet) -> dict[str, Change]:
     return {c.kind: c for c in changes.changes}
 
 
-def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(
-    world: tuple[LocalAws, dict[str, Any]],
-) -> None:
-    aws, platform = world
-    clients = clients_of(aws)
-    first = a_plan(platform, "manual__1", plan_only=True)
+def real_writes(calls: list[RecordedCall], plan: Plan) -> set[tuple[str, str]]:
+    done = set()
+    for call in writes(calls):
+        if call.operation in LOCK_OPERATIONS:
+            assert call.params["Key"].endswith(f"/{MODEL}.json"), call.params  # the lock, nothing else
+            continue
+        done.add(touched(call, plan))
+    return done
 
-    before = aws.request_count()
-    with recording_aws_calls() as calls:
-        changes = plan_changes(first, clients)
+
+def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, local_aws: LocalAws) -> None:
+    before = local_aws.request_count()
+    first, changes, calls = plan_of(glue, "manual__1")
     assert calls and writes(calls) == [], [c.operation for c in writes(calls)]
-    # the local AWS's own log agrees: API Gateway reads are GETs, the other services' are named reads
-    received = aws.requests[before:]
-    assert all(
-        r.method in ("GET", "HEAD") or r.target.split(".")[-1].startswith(READ_PREFIXES) for r in received
-    ), [(r.method, r.path, r.target) for r in received if r.method not in ("GET", "HEAD")]
+    assert {c.service for c in calls} >= {"sts", "s3", "ecr", "sagemaker", "apigateway"}
+    # the local AWS's own log agrees: API Gateway reads are GETs, the JSON APIs name a read
+    received = local_aws.requests[before:]
+    posted = [(r.path, r.target) for r in received if r.method not in ("GET", "HEAD")]
+    assert all(target.split(".")[-1].startswith(READ_PREFIXES) or path == "/" for path, target in posted), (
+        posted
+    )
     assert {c.action for c in changes.changes} == {"create", "unchanged"}  # nothing there yet
     assert by_kind(changes)["model lock"].action == "create"
     rendered = changes.render()
     assert "Nothing was changed." in rendered and "+ create    SageMaker endpoint churn-predictor" in rendered
+    assert local_aws.client("sagemaker").list_endpoints()["Endpoints"] == []
 
-    # the real run (plan_only off, same run) creates exactly what the plan listed
-    real = a_plan(platform, "manual__1")
-    with recording_aws_calls() as calls:
-        run_for_real(real, clients)
-    done = {touched(c, real) for c in writes(calls) if c.operation not in LOCK_OPERATIONS}
+    # the real run (plan_only off, same run id) creates exactly what the plan listed
+    done = real_writes(run_for_real(glue, "manual__1"), first)
     assert done == planned(changes) - {("model lock", changes.changes[0].name)}
 
-    # a second run that changes the instance type: the plan names each change, old -> new
-    second = a_plan(platform, "manual__2", endpoint_instance_type="ml.m5.xlarge", plan_only=True)
-    with recording_aws_calls() as calls:
-        changes = plan_changes(second, clients)
+    # a second run changes the instance type, scales the variant and deploys as a canary: the plan names
+    # each change, old -> new, and the alarms and scaling the run adds
+    conf = {"endpoint_instance_type": "ml.m5.xlarge", "endpoint": SERVING}
+    second, changes, calls = plan_of(glue, "manual__2", **conf)
     assert writes(calls) == []
     found = by_kind(changes)
-    endpoint_fields = {f.path: (f.old, f.new) for f in found["SageMaker endpoint"].fields}
-    assert found["SageMaker endpoint"].action == "update"
+    endpoint = found["SageMaker endpoint"]
+    endpoint_fields = {f.path: (f.old, f.new) for f in endpoint.fields}
+    assert endpoint.action == "update"
     assert endpoint_fields["EndpointConfigName"] == (
         first.names.endpoint_config,
         second.names.endpoint_config,
@@ -164,19 +186,38 @@ def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(
     )
     assert endpoint_fields["Tags.sagelift:run-id"][1] != endpoint_fields["Tags.sagelift:run-id"][0]
     assert not [path for path in endpoint_fields if path.startswith("EndpointConfig.Tags")]
+    assert endpoint.note.startswith("canary, 25% at a time, baking 60 s; rolls back on ")
     assert found["SageMaker training job"].action == "create"
     assert found["image"].action == "unchanged"
+    assert {
+        (c.kind, c.action) for c in changes.changes if c.kind in ("scalable target", "scaling policy")
+    } == {
+        ("scalable target", "create"),
+        ("scaling policy", "create"),
+    }
+    assert [c.action for c in changes.changes if c.kind == "CloudWatch alarm"] == ["create", "create"]
     stage = found["API Gateway stage"]
     assert stage.action == "update" and {f.path for f in stage.fields} >= {"deploymentId"}
     assert "ml.m5.large -> ml.m5.xlarge" in changes.render()
 
-    real = a_plan(platform, "manual__2", endpoint_instance_type="ml.m5.xlarge")
-    with recording_aws_calls() as calls:
-        run_for_real(real, clients)
-    done = {touched(c, real) for c in writes(calls) if c.operation not in LOCK_OPERATIONS}
+    done = real_writes(run_for_real(glue, "manual__2", **conf), second)
     assert done == planned(changes) - {("model lock", changes.changes[0].name)}
-    # once the run is done, its plan finds its SageMaker resources in place: a retry only replaces the model
-    again = plan_changes(a_plan(platform, "manual__2", endpoint_instance_type="ml.m5.xlarge"), clients)
+
+    # a third run without the serving settings: the scaling the second put there is deleted, and the first
+    # run's config and model are pruned (keep_endpoint_configs 2), as planned
+    third, changes, _ = plan_of(glue, "manual__3")
+    assert {(c.kind, c.name) for c in changes.changes if c.action == "delete"} == {
+        ("scalable target", f"endpoint/{MODEL}/variant/AllTraffic"),
+        ("scaling policy", f"sagelift-{MODEL}-invocations-per-instance"),
+        ("SageMaker endpoint config", first.names.endpoint_config),
+        ("SageMaker model", first.names.model),
+    }
+    assert "to delete" in changes.render()
+    done = real_writes(run_for_real(glue, "manual__3"), third)
+    assert done == planned(changes) - {("model lock", changes.changes[0].name)}
+
+    # once a run is done, its plan finds its SageMaker resources in place: a retry only replaces the model
+    _, again, _ = plan_of(glue, "manual__3")
     assert {(c.kind, c.action) for c in again.changes if c.kind.startswith("SageMaker")} == {
         ("SageMaker training job", "unchanged"),
         ("SageMaker model", "update"),

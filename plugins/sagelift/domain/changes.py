@@ -2,8 +2,8 @@
 
 ``plan_only: true`` (and ``make plan CONF=...``) stops a run after the read-only calls of
 sagelift.steps.plan_changes, like a CloudFormation change set: for every resource the run would touch it
-reports one ``Change``: ``create``, ``update`` with the fields that change (old -> new), or
-``unchanged``. The diffs here compare the request a step would send (built by the same builders the
+reports one ``Change``: ``create``, ``update`` with the fields that change (old -> new), ``delete``
+(what an earlier run put there and this run's conf no longer asks for), or ``unchanged``. The diffs here compare the request a step would send (built by the same builders the
 step uses) with what a Describe/List/Get call returned, field by field, over the request's own fields
 only: a description carries much more (ARNs, dates, statuses) that no request sets.
 
@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Action = Literal["create", "update", "unchanged"]
-ACTIONS: tuple[Action, ...] = ("create", "update", "unchanged")
-SYMBOLS: Mapping[str, str] = {"create": "+", "update": "~", "unchanged": "="}
+Action = Literal["create", "update", "delete", "unchanged"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "unchanged")
+SYMBOLS: Mapping[str, str] = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
 # What a rendered value is clipped to: a resource policy or a long environment stays readable.
 VALUE_MAX = 120
 ABSENT = "(absent)"
@@ -78,6 +78,10 @@ def create(kind: str, name: str, note: str = "") -> Change:
     return Change(kind, name, "create", note=note)
 
 
+def delete(kind: str, name: str, note: str = "") -> Change:
+    return Change(kind, name, "delete", note=note)
+
+
 def update_or_unchanged(kind: str, name: str, fields: Iterable[FieldChange], note: str = "") -> Change:
     """``update`` when any field changes, else ``unchanged``."""
     found = tuple(fields)
@@ -104,7 +108,9 @@ class ChangeSet:
         counts = self.counts()
         lines = [
             f"Plan for model {self.model_name} in account {self.account_id} (run {self.run_id}): "
-            f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged. "
+            f"{counts['create']} to create, {counts['update']} to update, "
+            + (f"{counts['delete']} to delete, " if counts["delete"] else "")
+            + f"{counts['unchanged']} unchanged. "
             "Nothing was changed.",
         ]
         for change in self.changes:

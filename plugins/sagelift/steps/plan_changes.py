@@ -13,9 +13,9 @@ order the run makes them); a step that adds a kind of resource adds its function
 run would refuse to change (another owner's endpoint or API of the same name) fails the plan with the
 step's own message, as the run would fail.
 
-Not planned: what a run prunes after a successful deploy (the model's oldest endpoint configs and models
-beyond ``keep_endpoint_configs``, which depends on the runs in progress then), and the API's duplicates a
-lost answer left (a run deletes them); the plan notes both.
+What a successful deploy prunes (the model's endpoint configs and models beyond the newest
+``keep_endpoint_configs``) is listed as ``delete``. Not planned: duplicates of the API a lost answer left
+(a run deletes them; the plan notes them).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -38,24 +39,36 @@ from sagelift.domain.apigateway import (
     method_matches,
     select_owned,
 )
+from sagelift.domain.autoscaling import (
+    build_put_scaling_policy_request,
+    build_register_scalable_target_request,
+    derive_resource_id,
+    variant_changes,
+)
 from sagelift.domain.changes import (
     Change,
     ChangeSet,
     FieldChange,
     create,
+    delete,
     diff_patch,
     diff_request,
     diff_tags,
     update_or_unchanged,
 )
+from sagelift.domain.deployment import (
+    build_deployment_config,
+    build_guarded_update_endpoint_request,
+    build_put_metric_alarm_requests,
+)
 from sagelift.domain.images import IMAGE_PARAMS, ImageStep, ecr_registry_host, plan_image_steps
 from sagelift.domain.lock import plan_lock
-from sagelift.domain.ownership import is_owned, owner_of
+from sagelift.domain.ownership import is_owned, owner_of, per_run_name_re
 from sagelift.domain.plan import Plan
-from sagelift.domain.sagemaker import build_endpoint_config_request, build_update_endpoint_request
-from sagelift.steps import api, lock, model, training
+from sagelift.domain.sagemaker import VARIANT_NAME, build_endpoint_config_request
+from sagelift.steps import alarms, api, autoscaling, lock, model, training
 from sagelift.steps.clients import Clients
-from sagelift.steps.endpoint import CHANGING, list_tags
+from sagelift.steps.endpoint import CHANGING, list_tags, rollback_alarms
 from sagelift.steps.errors import StepFailed, describe_or_none, error_code
 from sagelift.steps.images import image_digest
 from sagelift.steps.tags import resolve_tags
@@ -63,6 +76,8 @@ from sagelift.steps.tags import resolve_tags
 log = logging.getLogger(__name__)
 
 NEW_DEPLOYMENT = "(this run's deployment)"
+# The creation time of this run's endpoint config when it does not exist yet: newer than every other.
+AFTER_EVERYTHING = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -75,6 +90,9 @@ class PlanContext:
     tags: list[dict[str, str]]
     images: dict[str, Any] = field(default_factory=dict)
     artifact: str | None = None
+    # what plan_endpoint found: the endpoint's action, and the config it serves now (None: none yet)
+    endpoint_action: str | None = None
+    serving_config: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     _made: dict[str, Any] = field(default_factory=dict)
 
@@ -86,7 +104,7 @@ class PlanContext:
     @property
     def deploys(self) -> bool:
         """False for a train-only run (no serving image): it creates no model, endpoint or API."""
-        return bool(getattr(self.plan.params, "deploys", True))
+        return self.plan.params.deploys
 
 
 Planner = Callable[[PlanContext], list[Change]]
@@ -249,6 +267,18 @@ def plan_endpoint_config(ctx: PlanContext) -> list[Change]:
 def plan_endpoint(ctx: PlanContext) -> list[Change]:
     if not ctx.deploys:
         return []
+    changes = _plan_endpoint(ctx)
+    ctx.endpoint_action = changes[0].action
+    smoke = ctx.plan.params.endpoint.smoke_test
+    if smoke is not None and ctx.endpoint_action != "unchanged":
+        ctx.notes.append(
+            f"after InService the run invokes the endpoint once ({smoke.content_type}, expecting "
+            f"{smoke.expected_status}); another answer reverts it to the config it served before"
+        )
+    return changes
+
+
+def _plan_endpoint(ctx: PlanContext) -> list[Change]:
     plan = ctx.plan
     name, config = plan.names.endpoint, plan.names.endpoint_config
     sm = ctx.client("sagemaker")
@@ -270,26 +300,166 @@ def plan_endpoint(ctx: PlanContext) -> list[Change]:
     return [_endpoint_update(ctx, current, tags, "")]
 
 
+def _strategy_note(ctx: PlanContext) -> str:
+    """How a guarded update shifts traffic and what rolls it back; empty for all at once."""
+    strategy = ctx.plan.params.endpoint.deployment
+    config = build_deployment_config(strategy, rollback_alarms(ctx.plan))
+    if config is None:
+        return ""
+    routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    size = routing.get("CanarySize") or routing.get("LinearStepSize")
+    shift = f"{strategy.type}, {size['Value']}% at a time" if size else strategy.type
+    alarm_names = [a["AlarmName"] for a in (config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+    rollback = f"; rolls back on {', '.join(alarm_names)}" if alarm_names else ""
+    return f"{shift}, baking {routing['WaitIntervalInSeconds']} s{rollback}"
+
+
 def _endpoint_update(
     ctx: PlanContext, current: Mapping[str, Any], tags: list[dict[str, str]], note: str
 ) -> Change:
     """UpdateEndpoint to this run's config: the config's name and each setting that changes with it."""
-    request = build_update_endpoint_request(ctx.plan.names)
+    plan = ctx.plan
+    strategy = plan.params.endpoint.deployment
+    request = build_guarded_update_endpoint_request(plan.names, strategy, rollback_alarms(plan))
+    request.pop("DeploymentConfig", None)  # how the update is made, not a setting: in the note
     fields = diff_request(request, current)
     serving = current.get("EndpointConfigName")
-    old_config = (
+    ctx.serving_config = (
         describe_or_none(ctx.client("sagemaker").describe_endpoint_config, EndpointConfigName=serving)
         if serving
         else None
     )
-    if old_config is not None:
-        wanted = {k: v for k, v in _config_request(ctx).items() if k not in ("EndpointConfigName", "Tags")}
+    if ctx.serving_config is not None:
+        excluded = ("EndpointConfigName", "Tags")
+        wanted = {k: v for k, v in _config_request(ctx).items() if k not in excluded}
         variants = wanted.get("ProductionVariants") or []
         # the variant's model is named per run: its change is the config's, not a setting's
         wanted["ProductionVariants"] = [{k: v for k, v in p.items() if k != "ModelName"} for p in variants]
-        fields += diff_request(wanted, old_config, prefix="EndpointConfig")
+        fields += diff_request(wanted, ctx.serving_config, prefix="EndpointConfig")
     fields += diff_tags(ctx.tags, tags)
+    how = _strategy_note(ctx)
+    note = "; ".join(part for part in (note, how) if part)
     return Change("SageMaker endpoint", str(current["EndpointName"]), "update", tuple(fields), note)
+
+
+def plan_alarms(ctx: PlanContext) -> list[Change]:
+    """The alarms of a guarded deploy, put in place when the run creates or updates the endpoint."""
+    plan = ctx.plan
+    names = rollback_alarms(plan) if ctx.deploys and ctx.endpoint_action != "unchanged" else ()
+    if not names:
+        return []
+    cloudwatch = ctx.client("cloudwatch")
+    if plan.params.endpoint.deployment.alarms:
+        alarms.require_alarms(cloudwatch, names, plan.account_id, plan.region)  # a read; refuses as the run
+        return [
+            Change("CloudWatch alarm", n, "unchanged", note="named in the conf: checked, not changed")
+            for n in names
+        ]
+    requests = build_put_metric_alarm_requests(plan.model_name, plan.names.endpoint, VARIANT_NAME, ctx.tags)
+    existing = alarms.describe_alarms(cloudwatch, [r["AlarmName"] for r in requests])
+    changes: list[Change] = []
+    for request in requests:
+        name = request["AlarmName"]
+        current = existing.get(name)
+        if current is None:
+            changes.append(
+                create("CloudWatch alarm", name, f"rolls the update back on {request['MetricName']}")
+            )
+            continue
+        tags_now = cloudwatch.list_tags_for_resource(ResourceARN=current["AlarmArn"]).get("Tags", [])
+        if not is_owned(tags_now, plan.model_name):
+            owner = owner_of(tags_now)
+            whose = f"it belongs to sagelift model {owner!r}" if owner else "it was not created by sagelift"
+            raise StepFailed(
+                f"CloudWatch alarm {name} exists and {whose}; sagelift will not change it. Delete or "
+                "re-tag it, or name the alarms to use in endpoint.deployment.alarms."
+            )
+        # PutMetricAlarm ignores the tags of an existing alarm: only its settings can change
+        changes.append(update_or_unchanged("CloudWatch alarm", name, diff_request(request, current)))
+    return changes
+
+
+def plan_autoscaling(ctx: PlanContext) -> list[Change]:
+    """The variant's scalable target and policy, made what the conf says once the endpoint is InService."""
+    plan = ctx.plan
+    settings = plan.params.endpoint
+    if not ctx.deploys or settings.mode == "serverless":
+        return []
+    endpoint_name = plan.names.endpoint
+    client = ctx.client("application-autoscaling")  # as steps.clients.autoscaling_client makes it
+    target = autoscaling.describe_target(client, endpoint_name, VARIANT_NAME)
+    policy = autoscaling.describe_policy(client, endpoint_name, VARIANT_NAME)
+    resource = derive_resource_id(endpoint_name, VARIANT_NAME)
+    scaling = settings.autoscaling
+    if scaling is None:
+        note = "the conf asks for no autoscaling: what an earlier run put there is removed"
+        return [
+            *([delete("scalable target", resource, note)] if target is not None else []),
+            *([delete("scaling policy", str(policy["PolicyName"]))] if policy is not None else []),
+        ]
+    register = build_register_scalable_target_request(endpoint_name, VARIANT_NAME, scaling)
+    put = build_put_scaling_policy_request(endpoint_name, VARIANT_NAME, scaling)
+    capacity = f"{scaling.min_capacity}-{scaling.max_capacity} instances"
+    if target is None:
+        changes = [create("scalable target", resource, capacity)]
+    else:
+        wanted = {k: register[k] for k in ("MinCapacity", "MaxCapacity")}
+        note = ""
+        new_variants = _config_request(ctx)["ProductionVariants"]
+        old_variants = (ctx.serving_config or {}).get("ProductionVariants") or []
+        if ctx.endpoint_action == "update" and variant_changes(old_variants, new_variants, VARIANT_NAME):
+            note = "the update changes the variant: deregistered before it, registered again after"
+        changes = [update_or_unchanged("scalable target", resource, diff_request(wanted, target), note)]
+    policy_name = str(put["PolicyName"])
+    if policy is None:
+        what = f"{put['TargetTrackingScalingPolicyConfiguration']['TargetValue']:g} invocations per instance"
+        changes.append(create("scaling policy", policy_name, what))
+    else:
+        fields = diff_request(
+            {k: put[k] for k in ("PolicyType", "TargetTrackingScalingPolicyConfiguration")}, policy
+        )
+        changes.append(update_or_unchanged("scaling policy", policy_name, fields))
+    return changes
+
+
+def plan_pruning(ctx: PlanContext) -> list[Change]:
+    """What conclude_deploy prunes after this run's successful deploy (sagelift.steps.endpoint.
+    prune_revisions, read the same way): the model's endpoint configs beyond the newest
+    ``keep_endpoint_configs``, this run's config being the newest and in service, and their models."""
+    if not ctx.deploys:
+        return []
+    plan = ctx.plan
+    model_name, in_service = plan.model_name, plan.names.endpoint_config
+    keep = plan.platform.sagemaker.keep_endpoint_configs
+    sm = ctx.client("sagemaker")
+    own = per_run_name_re(model_name)
+    configs = [
+        c
+        for page in sm.get_paginator("list_endpoint_configs").paginate(NameContains=model_name)
+        for c in page["EndpointConfigs"]
+        if own.fullmatch(c["EndpointConfigName"])
+        and is_owned(list_tags(sm, c["EndpointConfigArn"]), model_name)
+    ]
+    if in_service not in {c["EndpointConfigName"] for c in configs}:
+        configs.append({"EndpointConfigName": in_service, "CreationTime": AFTER_EVERYTHING})
+    # at run time this run holds the model's lock and every other run waits for it: none is in progress
+    serialized = plan_lock(plan) is not None
+    configs.sort(key=lambda c: (c["EndpointConfigName"] == in_service, c["CreationTime"]), reverse=True)
+    kept = {c["EndpointConfigName"] for c in configs[:keep]} | {in_service}
+    doomed = [c["EndpointConfigName"] for c in configs[keep:] if c["EndpointConfigName"] not in kept]
+    why = f"pruned: older than the newest {keep} of the model"
+    changes = [delete("SageMaker endpoint config", name, why) for name in doomed]
+    newest_kept = max(c["CreationTime"] for c in configs if c["EndpointConfigName"] in kept)
+    for page in sm.get_paginator("list_models").paginate(NameContains=model_name):
+        for m in page["Models"]:
+            name = m["ModelName"]
+            if not own.fullmatch(name) or name in kept or name == plan.names.model:
+                continue
+            if m["CreationTime"] > newest_kept or (not serialized and name not in doomed):
+                continue
+            if is_owned(list_tags(sm, m["ModelArn"]), model_name):
+                changes.append(delete("SageMaker model", name, "pruned with its endpoint config"))
+    return changes
 
 
 # --- API Gateway ---------------------------------------------------------------------------------------
@@ -413,6 +583,9 @@ PLANNERS: tuple[Planner, ...] = (
     plan_model,
     plan_endpoint_config,
     plan_endpoint,
+    plan_alarms,
+    plan_autoscaling,
+    plan_pruning,
     plan_api,
 )
 
@@ -434,12 +607,6 @@ def plan_changes(
     changes: list[Change] = []
     for planner in planners:
         changes += planner(ctx)
-    keep = plan.platform.sagemaker.keep_endpoint_configs
-    if ctx.deploys:
-        ctx.notes.append(
-            f"after a successful deploy, the run prunes this model's endpoint configs and models beyond the "
-            f"newest {keep} (not listed here)"
-        )
     return ChangeSet(
         model_name=plan.model_name,
         account_id=plan.account_id,
