@@ -18,6 +18,7 @@ TASKS = [
     "validate",
     "ensure_pvc",
     "assume_role_chain",
+    "plan_changes",
     "acquire_model_lock",
     "resolve_tags",
     "copy_images",
