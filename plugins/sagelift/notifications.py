@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.notes import failure_note
 from sagelift.domain.notify import (
     VARIABLE_KEY,
     Alert,
@@ -35,6 +36,7 @@ from sagelift.domain.notify import (
     render_sns,
     resolve_notification_target,
 )
+from sagelift.hooks.airflow_api import AirflowApiHook
 from sagelift.operators.apigateway import ApiGatewayExposeOperator
 from sagelift.operators.validate import ValidateRunOperator
 
@@ -49,6 +51,10 @@ class SageliftNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         dag_run, ti = context.get("dag_run"), context.get("ti")
         model_name = _validated_model_name(ti, _task_of(context, ValidateRunOperator))
+        if self.event == "failure" and dag_run is not None:
+            # The run's page says why it failed (a task cannot set the note through the Task SDK).
+            note = failure_note(getattr(ti, "task_id", None), context.get("exception"), model_name)
+            AirflowApiHook().set_run_note(str(dag_run.dag_id), str(dag_run.run_id), note)
         try:
             target = resolve_notification_target(
                 Variable.get(VARIABLE_KEY, default=None, deserialize_json=True), model_name

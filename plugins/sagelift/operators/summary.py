@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 
+from sagelift.domain.notes import ENDPOINTS_ALIAS, endpoint_asset, outcome_note, training_data_uris
 from sagelift.domain.summary import build_run_summary, render_run_summary
+from sagelift.hooks.airflow_api import AirflowApiHook
 from sagelift.operators.base import StepInputs
 
 
@@ -30,6 +32,9 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         api: Any = None,
         **kwargs: Any,
     ) -> None:
+        # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
+        # endpoints the DAG produced, each downstream of the training data its extra lists.
+        kwargs.setdefault("outlets", [AssetAlias(ENDPOINTS_ALIAS)])
         super().__init__(**kwargs)
         self._store_inputs(plan=plan, images=images)
         self.training = training
@@ -38,8 +43,9 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.api = api
 
     def execute(self, context: Any) -> dict[str, Any]:
+        plan = self.read_plan()
         summary = build_run_summary(
-            self.read_plan().to_xcom(),
+            plan.to_xcom(),
             images=self.read_images(),
             training=self.training,
             model=self.model,
@@ -47,4 +53,10 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             api=self.api,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
+        asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))
+        if asset is not None:
+            context["outlet_events"][AssetAlias(ENDPOINTS_ALIAS)].add(
+                Asset(name=asset["name"], uri=asset["uri"], group="sagelift"), extra=asset["extra"]
+            )
+        AirflowApiHook().set_run_note(plan.dag_id, plan.run_id, outcome_note(summary))
         return summary

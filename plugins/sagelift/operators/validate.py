@@ -15,9 +15,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from sagelift.config import load_platform_config_raw, registered_retrain
 from sagelift.domain.errors import PLATFORM_HEADING, SageliftValidationError, headed_message
+from sagelift.domain.notes import start_note
 from sagelift.domain.params import default_conf
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE
+from sagelift.hooks.airflow_api import AirflowApiHook
 
 
 def triggering_user(dag_run: Any) -> str | None:
@@ -103,4 +105,7 @@ class ValidateRunOperator(BaseOperator):
             names["endpoint_config"],
             names["endpoint"],
         )
+        # The run's page and the runs list say what it is doing; summarize_run or a failure replaces it.
+        model, account = plan["params"]["model_name"], plan["params"]["account_id"]
+        AirflowApiHook().set_run_note(dag_run.dag_id, dag_run.run_id, start_note(model, account, user, why))
         return plan
