@@ -186,7 +186,7 @@ def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, 
     )
     assert endpoint_fields["Tags.sagelift:run-id"][1] != endpoint_fields["Tags.sagelift:run-id"][0]
     assert not [path for path in endpoint_fields if path.startswith("EndpointConfig.Tags")]
-    assert endpoint.note.startswith("canary, 25% at a time, baking 60 s; rolls back on ")
+    assert endpoint.note.startswith("canary: 25% first, the rest after 60 s; rolls back on ")
     assert found["SageMaker training job"].action == "create"
     assert found["image"].action == "unchanged"
     assert {

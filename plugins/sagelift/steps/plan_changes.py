@@ -307,11 +307,16 @@ def _strategy_note(ctx: PlanContext) -> str:
     if config is None:
         return ""
     routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    size = routing.get("CanarySize") or routing.get("LinearStepSize")
-    shift = f"{strategy.type}, {size['Value']}% at a time" if size else strategy.type
+    bake = routing["WaitIntervalInSeconds"]
+    if "CanarySize" in routing:
+        shift = f"canary: {routing['CanarySize']['Value']}% first, the rest after {bake} s"
+    elif "LinearStepSize" in routing:
+        shift = f"linear: {routing['LinearStepSize']['Value']}% at a time, {bake} s apart"
+    else:
+        shift = f"all at once, after {bake} s"
     alarm_names = [a["AlarmName"] for a in (config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
     rollback = f"; rolls back on {', '.join(alarm_names)}" if alarm_names else ""
-    return f"{shift}, baking {routing['WaitIntervalInSeconds']} s{rollback}"
+    return shift + rollback
 
 
 def _endpoint_update(
