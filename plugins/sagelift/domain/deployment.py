@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sagelift.domain.endpoint_settings import DeploymentStrategy
+from sagelift.domain.endpoint_settings import (
+    DEFAULT_CANARY_PERCENT,
+    DEFAULT_LINEAR_STEP_PERCENT,
+    DeploymentStrategy,
+)
 from sagelift.domain.plan import RunNames
 
-# When the conf gives a strategy but not its size (validate normally fills it in).
-DEFAULT_CANARY_PERCENT = 10
-DEFAULT_LINEAR_STEP_PERCENT = 20
 ROUTING_TYPES = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
 ALARM_NAME_PREFIX = "sagelift-"
 ALARM_NAMESPACE = "AWS/SageMaker"
