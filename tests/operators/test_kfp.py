@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -315,3 +316,11 @@ def test_deadline_survives_serialization(kfp):
     deadline = datetime.fromisoformat(in_triggerer(deferred.trigger).timeout_at or "")
 
     assert timedelta(hours=1, minutes=59) < deadline - datetime.now(UTC) <= timedelta(hours=2)
+
+
+def test_without_the_kfp_extra_the_task_says_what_to_install(kfp, monkeypatch):
+    """sagemaker_deploy_kfp parses without kfp-server-api (sagelift[kfp]); its task names the extra."""
+    monkeypatch.setitem(sys.modules, "kfp_server_api", None)  # what an installation without it finds
+    with pytest.raises(KubeflowPipelinesError, match=r"install sagelift\[kfp\]"):
+        make_operator().execute(make_context())
+    assert kfp.pipelines == [] and kfp.runs == {}

@@ -7,6 +7,7 @@ as KFP v2 runtime parameters to the compiled pipeline, and the Airflow task mirr
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from importlib import resources
@@ -89,6 +90,12 @@ class KubeflowPipelinesRunOperator(BaseOperator):
         return KubeflowPipelinesHook(kfp_conn_id=self.kfp_conn_id)
 
     def execute(self, context: Any) -> str:
+        if importlib.util.find_spec("kfp_server_api") is None:
+            # an installation without the kfp extra parses the DAG; only this task needs the client
+            raise KubeflowPipelinesError(
+                "The Kubeflow Pipelines API client (kfp-server-api) is not installed on this worker: "
+                "install sagelift[kfp] where sagemaker_deploy_kfp's tasks run"
+            )
         plan = Plan.from_xcom(self.plan) if self.plan is not None else None
         if self.parameters is not None:
             parameters = self.parameters
