@@ -32,14 +32,15 @@ def life(local_aws):
         yield lifecycle
 
 
-@pytest.fixture
-def sm(local_aws):
-    return local_aws.client("sagemaker", SCIENTIST_ACCOUNT)
+@pytest.fixture(scope="module")
+def sm(local_aws_server):
+    """Made once (a client parses its service model); ``life`` empties the local AWS before each test."""
+    return local_aws_server.client("sagemaker", SCIENTIST_ACCOUNT)
 
 
-@pytest.fixture
-def cw(local_aws):
-    return local_aws.client("cloudwatch", SCIENTIST_ACCOUNT)
+@pytest.fixture(scope="module")
+def cw(local_aws_server):
+    return local_aws_server.client("cloudwatch", SCIENTIST_ACCOUNT)
 
 
 def _plan(run: int, deployment: dict | None = None) -> Plan:
@@ -346,3 +347,14 @@ def test_the_execution_roles_cloudwatch_grant_is_the_calls_guarded_deploys_make(
     for call in calls:
         if call.operation == "PutMetricAlarm":
             assert call.params["AlarmName"].startswith("sagelift-")
+
+
+def test_a_first_guarded_deploy_creates_the_endpoint_and_its_alarms(life, sm, cw):
+    plan = _plan(1, {"type": "canary", "canary_percent": 10})
+    life.endpoint_create(seconds=0)
+    with recording_aws_calls() as calls:
+        described = _deploy(sm, cw, plan)
+
+    assert described["EndpointConfigName"] == plan.names.endpoint_config
+    assert "DeploymentConfig" not in next(c for c in calls if c.operation == "CreateEndpoint").params
+    assert sorted(a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]) == [ERRORS, LATENCY]
