@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -197,7 +198,12 @@ def test_first_run_builds_the_models_api_in_the_scientist_account(aws: LocalAws,
         "usage_plan_id": None,
     }
     link_facts = context["ti"].pushed[XCOM_KEY]
-    assert ApiGatewayInvokeUrlLink().format_link(**link_facts) == invoke_url
+    # The link opens the how-to-call page with the invoke URL in its fragment, not the URL itself.
+    assert (
+        ApiGatewayInvokeUrlLink()
+        .format_link(**link_facts)
+        .endswith("/sagelift/how-to-call#" + quote(invoke_url, safe=""))
+    )
     assert ApiGatewayStageLink().format_link(**link_facts) == (
         f"https://console.aws.amazon.com/apigateway/main/apis/{api_id}/stages"
         f"?api={api_id}&region={REGION}&stage=prod"

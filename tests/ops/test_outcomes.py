@@ -199,3 +199,53 @@ def test_summarize_run_replaces_the_note_and_records_the_endpoint_as_an_asset_ev
     ]
     ((_, note),) = api.notes()
     assert note == outcome_note(summary) and "InService" in note
+
+
+# --- the how-to-call page -------------------------------------------------------------------------------
+def _serve(method: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    import asyncio
+
+    from sagelift.links.howto import how_to_call_app
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(how_to_call_app({"type": "http", "method": method, "path": "/"}, receive, send))
+    start, body = sent
+    return start["status"], dict(start["headers"]), body["body"]
+
+
+def test_the_invoke_link_opens_the_how_to_call_page_with_the_url_in_its_fragment():
+    from urllib.parse import quote
+
+    from sagelift_plugin import SageliftPlugin
+
+    from sagelift.links.apigateway import ApiGatewayInvokeUrlLink
+
+    link = ApiGatewayInvokeUrlLink().format_link(invoke_url=INVOKE_URL)
+    assert link.endswith("/sagelift/how-to-call#" + quote(INVOKE_URL, safe=""))
+    assert ApiGatewayInvokeUrlLink().format_link(invoke_url=None) == ""
+    (app,) = SageliftPlugin.fastapi_apps
+    assert app["url_prefix"] == "/sagelift/how-to-call"
+
+
+def test_the_page_is_static_and_its_policy_lets_only_its_own_script_run():
+    import base64
+    import hashlib
+    import re
+
+    status, headers, page = _serve("GET")
+    assert status == 200 and headers[b"content-type"].startswith(b"text/html")
+    text = page.decode()
+    assert "sagelift.client" in text and "awscurl --service execute-api" in text
+    (script,) = re.findall(r"<script>(.*?)</script>", text, re.S)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    policy = headers[b"content-security-policy"].decode()
+    assert f"script-src 'sha256-{digest}'" in policy and "default-src 'none'" in policy
+    assert "textContent" in script and "innerHTML" not in script  # the URL is shown as text only
+    assert _serve("POST")[0] == 405
