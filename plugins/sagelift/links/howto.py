@@ -48,7 +48,7 @@ client.invoke("&lt;model name&gt;", {{"instances": [[0.3, 1.2]]}}, account="&lt;
   <span class="invoke-url">&lt;invoke URL&gt;</span></pre>
 <p>An API with <code>API_KEY</code> authorization takes the key's value in the <code>x-api-key</code>
 header instead; the platform team gives you the key.</p>
-<p>More: the sagelift README, section "Calling a deployed model".</p>
+<p>More: the sagelift README, section "Calling a model's API".</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """.encode()
