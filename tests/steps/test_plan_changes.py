@@ -22,6 +22,7 @@ from sagelift.domain.plan import Plan
 from tests.conftest import ROOT
 from tests.support.botocore_validation import RecordedCall, recording_aws_calls
 from tests.support.local_aws import REGION, LocalAws
+from tests.support.local_aws import SCIENTIST_ACCOUNT as SCIENTIST
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
 from tests.support.scenario import Scenario, demo_conf
 
@@ -224,3 +225,35 @@ def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, 
         ("SageMaker endpoint config", "unchanged"),
         ("SageMaker endpoint", "unchanged"),
     }
+
+
+def test_images_from_another_registry_plan_their_copy_from_what_ecr_holds(local_aws: LocalAws) -> None:
+    from sagelift.domain.plan import build_plan
+    from sagelift.steps.plan_changes import PlanContext, plan_images
+
+    world = Scenario(local_aws).build()
+    platform = {**world.platform(), "ecr": {"allowed_source_registries": ["registry.example.com"]}}
+    source = "registry.example.com/team/churn-serving"
+    conf = demo_conf(model_docker_image=f"{source}:2.0")
+    plan = Plan.from_xcom(build_plan(conf, platform, DAG_ID, "manual__1", triggered_by="dag_test"))
+    ecr = local_aws.client("ecr")
+
+    def planned_images() -> list[tuple[str, str, str]]:
+        ctx = PlanContext(plan=plan, clients=lambda service, region=None: ecr, tags=[])
+        with recording_aws_calls() as calls:
+            changes = plan_images(ctx)
+        assert writes(calls) == []
+        return [(c.kind, c.name, c.action) for c in changes]
+
+    target = "sagelift/team/churn-serving"
+    assert planned_images() == [
+        ("image", f"{SCIENTIST}.dkr.ecr.{REGION}.amazonaws.com/churn-train:1.4", "unchanged"),
+        ("ECR repository", target, "create"),
+        ("image copy", f"{target}:2.0", "create"),
+    ]
+    ecr.create_repository(repositoryName=target)
+    assert planned_images()[1:] == [("image copy", f"{target}:2.0", "create")]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
+    ecr.put_image(repositoryName=target, imageTag="2.0", imageManifest=manifest)
+    # the tag is there: copied again only if the source moved, which only the copy reads
+    assert planned_images()[1:] == [("image copy", f"{target}:2.0", "update")]
