@@ -5,9 +5,10 @@ smoke test (issue 16 items 1 and 8). Both engines call ``prepare_deploy`` before
 
 1. before: record the config to revert to (only with a smoke test; sagelift.steps.smoke), and deregister
    the variant's scalable target when the update changes the variant (sagelift.steps.autoscaling);
-2. after: judge the wait's outcome (Failed, rolled back: final, as before), run the smoke test (a failure
-   reverts and is final), then make the variant's scaling what the conf says (register, update in place,
-   or remove what an earlier run put there).
+2. after the wait, only when the endpoint is InService on the run's config (anything else is judged by
+   conclude_deploy, as before): run the smoke test (a failure reverts and is final), then make the
+   variant's scaling what the conf says (register, update in place, or remove what an earlier run put
+   there).
 
 Clients come from the engine's factory (sagelift.steps.clients), made only when a call needs them.
 """
@@ -17,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sagelift.domain.autoscaling import variant_changes
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import VARIANT_NAME, build_endpoint_config_request
 from sagelift.steps import autoscaling as scaling
 from sagelift.steps import smoke
 from sagelift.steps.clients import Clients, autoscaling_client, runtime_client
-from sagelift.steps.endpoint import endpoint_outcome
 from sagelift.steps.errors import describe_or_none
 
 
@@ -37,19 +38,20 @@ def prepare_deploy(sagemaker: Any, clients: Clients, plan: Plan) -> None:
     if serving == names.endpoint_config:
         return
     config = describe_or_none(sagemaker.describe_endpoint_config, EndpointConfigName=serving) or {}
+    variants = list(config.get("ProductionVariants") or [])
     new = build_endpoint_config_request(plan.params, names, tags=[], settings=plan.platform.sagemaker)
-    scaling.release_for_update(
-        autoscaling_client(clients),
-        names.endpoint,
-        VARIANT_NAME,
-        config.get("ProductionVariants") or [],
-        new["ProductionVariants"],
-    )
+    if variant_changes(variants, new["ProductionVariants"], VARIANT_NAME):  # else no client is made
+        scaling.release_for_update(
+            autoscaling_client(clients), names.endpoint, VARIANT_NAME, variants, new["ProductionVariants"]
+        )
 
 
 def finish_deploy(sagemaker: Any, clients: Clients, plan: Plan, described: Mapping[str, Any]) -> None:
     names, settings = plan.names, plan.params.endpoint
-    endpoint_outcome(described, names.endpoint_config, sagemaker)
+    if described.get("EndpointStatus") != "InService" or described.get("EndpointConfigName") != (
+        names.endpoint_config
+    ):
+        return  # Failed, rolled back or replaced: conclude_deploy judges it (naming a guard's alarm)
     autoscaling = autoscaling_client(clients)
     if settings.smoke_test is not None:
         wait = plan.platform.sagemaker
