@@ -42,7 +42,22 @@ INVALID_CONFS = [
         "training_docker_image",
         "must be empty when model_artifact_s3_path",
     ),
-    ("no model image", {"model_docker_image": ""}, "model_docker_image", "required"),
+    (
+        "an existing artifact without its serving image",
+        {
+            "model_docker_image": "",
+            "model_artifact_s3_path": "s3://scientist-ml-data/m/model.tar.gz",
+            "training_docker_image": "",
+        },
+        "model_docker_image",
+        "required",
+    ),
+    (
+        "a mode the account does not allow",
+        {"endpoint": '{"mode": "serverless"}'},
+        "endpoint.mode",
+        "not allowed in this account",
+    ),
     (
         "malformed output path",
         {"training_s3_output_path": "bucket/output"},
