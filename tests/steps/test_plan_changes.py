@@ -12,6 +12,7 @@ hide in either.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -257,3 +258,19 @@ def test_images_from_another_registry_plan_their_copy_from_what_ecr_holds(local_
     ecr.put_image(repositoryName=target, imageTag="2.0", imageManifest=manifest)
     # the tag is there: copied again only if the source moved, which only the copy reads
     assert planned_images()[1:] == [("image copy", f"{target}:2.0", "update")]
+
+
+def test_a_platform_change_to_the_api_shows_old_and_new(
+    glue: Any, local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_for_real(glue, "manual__1")
+    platform = json.loads(os.environ["SAGELIFT_PLATFORM"])
+    platform["api"] = {**platform.get("api", {}), "throttle_rate_limit": 25, "integration_timeout_ms": 20000}
+    monkeypatch.setenv("SAGELIFT_PLATFORM", json.dumps(platform))
+
+    _, changes, calls = plan_of(glue, "manual__1")
+
+    assert writes(calls) == []
+    found = {c.kind: {f.path: (f.old, f.new) for f in c.fields} for c in changes.changes}
+    assert found["API Gateway stage"]["*.*.throttling.rateLimit"][1] == "25"
+    assert found["API Gateway REST API"]["POST /invocations integration.timeoutInMillis"] == (29000, 20000)

@@ -529,7 +529,7 @@ def _plan_method(hook: api.ApiGatewayClient, api_id: str, spec: Any) -> list[Fie
     # GetMethod names the integration's own HTTP method httpMethod; PutIntegration integrationHttpMethod
     current["integrationHttpMethod"] = current.get("httpMethod")
     skipped = ("restApiId", "resourceId", "httpMethod")
-    wanted_integration = {k: v for k, v in integration.items() if k not in skipped and k in current}
+    wanted_integration = {k: v for k, v in integration.items() if k not in skipped}
     fields += diff_request(wanted_integration, current, prefix=f"{where} integration")
     return fields
 
