@@ -9,6 +9,10 @@ against the account's ``EndpointCaps``) and the steps that act on them (endpoint
 capture, Application Auto Scaling, guarded UpdateEndpoint with alarms, the smoke test). They are frozen,
 JSON-able through ``to_dict``/``from_dict`` (the plan carries them through XCom and KFP parameters), and
 carry no AWS client, no credential and nothing rendered.
+
+``parse_endpoint`` reads the conf's object (native or its JSON text, within ``ENDPOINT_LIMITS``) and
+names the dotted field of every broken rule; ``check_endpoint_against_caps`` checks it against the
+account; ``resolve_endpoint`` fills in what the plan decides (where captures land).
 """
 
 from __future__ import annotations
