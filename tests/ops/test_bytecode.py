@@ -55,3 +55,9 @@ def test_the_kfp_component_image_compiles_sagelift() -> None:
     dockerfile = (ROOT / "include/kfp/Dockerfile").read_text()
     assert "python -m compileall -q /opt/sagelift/lib" in dockerfile
     assert "--no-compile" not in dockerfile
+
+
+def test_the_helm_image_compiles_at_build() -> None:
+    dockerfile = (ROOT / "deploy/helm/Dockerfile").read_text()
+    assert "pip install --no-cache-dir --compile" in dockerfile
+    assert "--no-compile" not in dockerfile
