@@ -45,7 +45,7 @@ def test_make_plan_prints_the_change_set_and_writes_nothing(
     conf.write_text(json.dumps(demo_conf()))
     before = local_aws.request_count()
 
-    assert main([str(conf), "--run-id", "manual__plan"]) == 0
+    assert main([str(conf), "--run-id", "plan_script__1"]) == 0
 
     out, err = capsys.readouterr()
     assert "as arn:aws:sts::333333333333:assumed-role/sagelift-pipeline-execution/" in err

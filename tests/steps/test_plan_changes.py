@@ -150,7 +150,7 @@ def real_writes(calls: list[RecordedCall], plan: Plan) -> set[tuple[str, str]]:
 
 def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, local_aws: LocalAws) -> None:
     before = local_aws.request_count()
-    first, changes, calls = plan_of(glue, "manual__1")
+    first, changes, calls = plan_of(glue, "plan_test__1")
     assert calls and writes(calls) == [], [c.operation for c in writes(calls)]
     assert {c.service for c in calls} >= {"sts", "s3", "ecr", "sagemaker", "apigateway"}
     # the local AWS's own log agrees: API Gateway reads are GETs, the JSON APIs name a read
@@ -163,16 +163,19 @@ def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, 
     assert by_kind(changes)["model lock"].action == "create"
     rendered = changes.render()
     assert "Nothing was changed." in rendered and "+ create    SageMaker endpoint churn-predictor" in rendered
+    # the standard tags of the platform's document, and the run's own
+    assert "note: tags on what the run creates or updates: CostCenter=cc-4711, " in rendered
+    assert "sagelift:run-id=plan_test__1" in rendered
     assert local_aws.client("sagemaker").list_endpoints()["Endpoints"] == []
 
     # the real run (plan_only off, same run id) creates exactly what the plan listed
-    done = real_writes(run_for_real(glue, "manual__1"), first)
+    done = real_writes(run_for_real(glue, "plan_test__1"), first)
     assert done == planned(changes) - {("model lock", changes.changes[0].name)}
 
     # a second run changes the instance type, scales the variant and deploys as a canary: the plan names
     # each change, old -> new, and the alarms and scaling the run adds
     conf = {"endpoint_instance_type": "ml.m5.xlarge", "endpoint": SERVING}
-    second, changes, calls = plan_of(glue, "manual__2", **conf)
+    second, changes, calls = plan_of(glue, "plan_test__2", **conf)
     assert writes(calls) == []
     found = by_kind(changes)
     endpoint = found["SageMaker endpoint"]
@@ -202,12 +205,12 @@ def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, 
     assert stage.action == "update" and {f.path for f in stage.fields} >= {"deploymentId"}
     assert "ml.m5.large -> ml.m5.xlarge" in changes.render()
 
-    done = real_writes(run_for_real(glue, "manual__2", **conf), second)
+    done = real_writes(run_for_real(glue, "plan_test__2", **conf), second)
     assert done == planned(changes) - {("model lock", changes.changes[0].name)}
 
     # a third run without the serving settings: the scaling the second put there is deleted, and the first
     # run's config and model are pruned (keep_endpoint_configs 2), as planned
-    third, changes, _ = plan_of(glue, "manual__3")
+    third, changes, _ = plan_of(glue, "plan_test__3")
     assert {(c.kind, c.name) for c in changes.changes if c.action == "delete"} == {
         ("scalable target", f"endpoint/{MODEL}/variant/AllTraffic"),
         ("scaling policy", f"sagelift-{MODEL}-invocations-per-instance"),
@@ -215,11 +218,11 @@ def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, 
         ("SageMaker model", first.names.model),
     }
     assert "to delete" in changes.render()
-    done = real_writes(run_for_real(glue, "manual__3"), third)
+    done = real_writes(run_for_real(glue, "plan_test__3"), third)
     assert done == planned(changes) - {("model lock", changes.changes[0].name)}
 
     # once a run is done, its plan finds its SageMaker resources in place: a retry only replaces the model
-    _, again, _ = plan_of(glue, "manual__3")
+    _, again, _ = plan_of(glue, "plan_test__3")
     assert {(c.kind, c.action) for c in again.changes if c.kind.startswith("SageMaker")} == {
         ("SageMaker training job", "unchanged"),
         ("SageMaker model", "update"),
@@ -236,7 +239,7 @@ def test_images_from_another_registry_plan_their_copy_from_what_ecr_holds(local_
     platform = {**world.platform(), "ecr": {"allowed_source_registries": ["registry.example.com"]}}
     source = "registry.example.com/team/churn-serving"
     conf = demo_conf(model_docker_image=f"{source}:2.0")
-    plan = Plan.from_xcom(build_plan(conf, platform, DAG_ID, "manual__1", triggered_by="dag_test"))
+    plan = Plan.from_xcom(build_plan(conf, platform, DAG_ID, "plan_test__1", triggered_by="dag_test"))
     ecr = local_aws.client("ecr")
 
     def planned_images() -> list[tuple[str, str, str]]:
@@ -260,15 +263,17 @@ def test_images_from_another_registry_plan_their_copy_from_what_ecr_holds(local_
     assert planned_images()[1:] == [("image copy", f"{target}:2.0", "update")]
 
 
+# Each test uses run ids of its own: the role chain is shared in the process per session name (the run's),
+# and the local AWS forgets the chain's sessions between tests.
 def test_a_platform_change_to_the_api_shows_old_and_new(
     glue: Any, local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_for_real(glue, "manual__1")
+    run_for_real(glue, "plan_test__api")
     platform = json.loads(os.environ["SAGELIFT_PLATFORM"])
     platform["api"] = {**platform.get("api", {}), "throttle_rate_limit": 25, "integration_timeout_ms": 20000}
     monkeypatch.setenv("SAGELIFT_PLATFORM", json.dumps(platform))
 
-    _, changes, calls = plan_of(glue, "manual__1")
+    _, changes, calls = plan_of(glue, "plan_test__api")
 
     assert writes(calls) == []
     found = {c.kind: {f.path: (f.old, f.new) for f in c.fields} for c in changes.changes}

@@ -609,6 +609,8 @@ def plan_changes(
     """
     ctx = PlanContext(plan=plan, clients=clients, tags=[])
     ctx.tags = tags if tags is not None else resolve_tags(plan, ctx.client("s3"))
+    shown = ", ".join(f"{t['Key']}={t['Value']}" for t in ctx.tags)
+    ctx.notes.append(f"tags on what the run creates or updates: {shown}")
     changes: list[Change] = []
     for planner in planners:
         changes += planner(ctx)
