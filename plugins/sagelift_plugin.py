@@ -8,7 +8,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from sagelift.links.apigateway import ApiGatewayInvokeUrlLink, ApiGatewayStageLink
-from sagelift.links.howto import URL_PREFIX, how_to_call_app
+from sagelift.links.howto import MOUNT_PREFIX, how_to_call_app
 from sagelift.links.kfp import KubeflowPipelinesRunLink
 from sagelift.links.sagemaker import (
     SageMakerEndpointLink,
@@ -32,4 +32,4 @@ class SageliftPlugin(AirflowPlugin):
         SageMakerEndpointLogsLink(),
     ]
     # The page the "How to call the model" link opens, served by the API server (plain ASGI, static).
-    fastapi_apps = [{"app": how_to_call_app, "url_prefix": URL_PREFIX, "name": "sagelift how to call"}]
+    fastapi_apps = [{"app": how_to_call_app, "url_prefix": MOUNT_PREFIX, "name": "sagelift how to call"}]

@@ -45,6 +45,20 @@ def test_a_notebook_deploys_lists_and_tears_down_a_model(world):
     assert lines[-1] == "run success"
     assert not [line for line in lines if "DagBag" in line or "::group::" in line], lines  # no bookkeeping
 
+    # The endpoint is an Asset the deploy DAG produced, its event naming the run and the training data.
+    # (Active, i.e. listed in the Assets view by default, after the scheduler's next orphanage check.)
+    query = {"name_pattern": MODEL, "only_active": "false"}
+    assets = world.af.api.get("/api/v2/assets", params=query).json()["assets"]
+    (asset,) = [a for a in assets if a["name"] == f"sagemaker_endpoint/{SCIENTIST_ACCOUNT}/{MODEL}"]
+    assert asset["uri"] == f"arn:aws:sagemaker:us-east-1:{SCIENTIST_ACCOUNT}:endpoint/{MODEL}"
+    events = world.af.api.get("/api/v2/assets/events", params={"asset_id": asset["id"]}).json()
+    (event,) = events["asset_events"]
+    assert event["source_dag_id"] == "sagemaker_deploy" and event["source_run_id"] == summary["run_id"]
+    assert event["extra"]["training_data"] and event["extra"]["invoke_url"] == summary["invoke_url"]
+    # The link's page is served by the API server.
+    page = world.af.api.get("/sagelift/how-to-call")
+    assert page.status_code == 200 and "How to call your model" in page.text
+
     (model,) = [m for m in client.list_models(SCIENTIST_ACCOUNT) if m["model_name"] == MODEL]
     assert model["invoke_url"] == summary["invoke_url"]
     assert model["endpoint_status"] == "InService" and model["run_id"] == summary["run_id"]

@@ -215,7 +215,8 @@ def _serve(method: str) -> tuple[int, dict[bytes, bytes], bytes]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(how_to_call_app({"type": "http", "method": method, "path": "/"}, receive, send))
+    scope = {"type": "http", "method": method, "path": "/how-to-call"}
+    asyncio.run(how_to_call_app(scope, receive, send))
     start, body = sent
     return start["status"], dict(start["headers"]), body["body"]
 
@@ -231,7 +232,27 @@ def test_the_invoke_link_opens_the_how_to_call_page_with_the_url_in_its_fragment
     assert link.endswith("/sagelift/how-to-call#" + quote(INVOKE_URL, safe=""))
     assert ApiGatewayInvokeUrlLink().format_link(invoke_url=None) == ""
     (app,) = SageliftPlugin.fastapi_apps
-    assert app["url_prefix"] == "/sagelift/how-to-call"
+    assert app["url_prefix"] == "/sagelift"
+
+
+def test_the_page_answers_at_the_link_s_path_before_the_ui_s_catch_all_route():
+    """Mounted as Airflow's API server mounts a plugin app, ahead of the UI's catch-all route."""
+    from sagelift_plugin import SageliftPlugin
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+    from starlette.testclient import TestClient
+
+    from sagelift.links.howto import how_to_call_app
+
+    (plugin,) = SageliftPlugin.fastapi_apps
+    ui = Route("/{rest_of_path:path}", lambda request: PlainTextResponse("the UI"))
+    server = TestClient(Starlette(routes=[Mount(plugin["url_prefix"], app=how_to_call_app), ui]))
+    for path in ("/sagelift/how-to-call", "/sagelift/how-to-call/"):
+        answer = server.get(path)
+        assert answer.status_code == 200 and "How to call your model" in answer.text, path
+    assert server.get("/sagelift/other").status_code == 404
+    assert server.get("/dags").text == "the UI"
 
 
 def test_the_page_is_static_and_its_policy_lets_only_its_own_script_run():

@@ -2,8 +2,8 @@
 
 The invoke URL itself takes a signed POST (AWS_IAM) or an API key: a browser that opens it gets "Missing
 Authentication Token", which reads like a broken deployment. So the link opens this page instead,
-served by Airflow's API server under ``/sagelift/how-to-call`` (registered by sagelift_plugin.py as a
-plugin ASGI app). The page is static: the same bytes for everyone, nothing from a run is rendered by the
+served by Airflow's API server at ``/sagelift/how-to-call`` (registered by sagelift_plugin.py as a
+plugin ASGI app mounted at ``/sagelift``). The page is static: the same bytes for everyone, nothing from a run is rendered by the
 server. The link carries the invoke URL in its fragment (never sent to a server); a small script shows
 it in the page as text, only when it is an API Gateway invoke URL, and the page's Content-Security-Policy
 allows that one script and nothing else. Plain ASGI, so loading the plugin imports no web framework.
@@ -16,7 +16,9 @@ import hashlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-URL_PREFIX = "/sagelift/how-to-call"
+MOUNT_PREFIX = "/sagelift"
+PAGE_PATH = "/how-to-call"
+URL_PREFIX = MOUNT_PREFIX + PAGE_PATH
 
 _SCRIPT = (
     "(function(){var u='';try{u=decodeURIComponent(location.hash.slice(1));}catch(e){}"
@@ -72,8 +74,20 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 async def how_to_call_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The page for GET and HEAD; 405 for any other method. (Lifespan and websocket scopes are ignored.)"""
+    """Mounted at ``MOUNT_PREFIX``: the page at ``PAGE_PATH`` for GET and HEAD, 405 for another method,
+    404 for any other path. (Lifespan and websocket scopes are ignored.)
+
+    A mount at the page's own path would not do: Starlette matches a mount only below its path
+    (``/prefix/...``), and the UI's catch-all route would answer ``/sagelift/how-to-call`` itself.
+    """
     if scope["type"] != "http":
+        return
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    if root and path.startswith(root):  # Starlette keeps the full path and sets root_path to the mount
+        path = path[len(root) :]
+    if path.rstrip("/") != PAGE_PATH:
+        await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
         return
     method = scope.get("method", "GET")
     if method not in ("GET", "HEAD"):
