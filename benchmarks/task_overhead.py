@@ -106,6 +106,7 @@ def task_phases(af: Any, dag_id: str, run_id: str) -> dict[str, dict[str, float]
         # A task resumed after a deferral is queued again: its queued_when is then after its start_date,
         # and the first queueing is not recorded any more (its queued and start read 0 and its start).
         queued = min(queued, start) if queued else start
+        scheduled = min(scheduled, queued) if scheduled else queued
         phases[ti["task_id"]] = {
             "began": start,
             "queued": (queued - scheduled) if scheduled else 0.0,
@@ -152,9 +153,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def measure(mode: str, runs: int) -> None:
+def measure(aws: Any, mode: str, runs: int) -> None:
     from tests.support.airflow_standalone import ADMIN, AirflowStandalone
-    from tests.support.local_aws import SCIENTIST_ACCOUNT, LocalAws
+    from tests.support.local_aws import SCIENTIST_ACCOUNT
     from tests.support.sagemaker_lifecycle import SageMakerLifecycle
     from tests.support.scenario import Scenario, demo_conf
 
@@ -163,28 +164,28 @@ def measure(mode: str, runs: int) -> None:
     dags.mkdir()
     shutil.copy(ROOT / "dags" / "sagemaker_deploy.py", dags / "sagemaker_deploy.py")
     (dags / "task_floor.py").write_text(FLOOR_DAG)
-    with LocalAws() as aws:
-        scenario = Scenario(aws)
-        scenario.platform_overrides["sagemaker"] = {"check_interval_seconds": 1}
-        # The runs are triggered through the REST API as the standalone's admin user.
-        scenario.platform_overrides["accounts"] = {SCIENTIST_ACCOUNT: {"deployers": {"users": [ADMIN]}}}
-        scenario.build()
-        env = {**scenario.airflow_env(), "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
-        if mode == "nopyc":
-            env.update(PYTHONPYCACHEPREFIX=str(home / "no-pycache"), PYTHONDONTWRITEBYTECODE="1")
-        with (
-            SageMakerLifecycle(time_scale=1).installed(aws),
-            AirflowStandalone(env=env, start_timeout=600) as af,
-        ):
-            probe = FirstRequest(aws)
-            af.wait_for_dag("task_floor", timeout=600)
-            af.wait_for_dag("sagemaker_deploy", timeout=600)
-            floors, deploys = [], []
-            for i in range(runs):
-                floors.append(run_dag(af, "task_floor", {}, None))
-                conf = demo_conf(model_name=f"overhead-{mode}-{i}")
-                deploys.append(run_dag(af, "sagemaker_deploy", conf, probe))
-        report(mode, runs, floors, deploys)
+    aws.reset()  # moto keeps its accounts per process: each mode starts from an empty local AWS
+    scenario = Scenario(aws)
+    scenario.platform_overrides["sagemaker"] = {"check_interval_seconds": 1}
+    # The runs are triggered through the REST API as the standalone's admin user.
+    scenario.platform_overrides["accounts"] = {SCIENTIST_ACCOUNT: {"deployers": {"users": [ADMIN]}}}
+    scenario.build()
+    env = {**scenario.airflow_env(), "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+    if mode == "nopyc":
+        env.update(PYTHONPYCACHEPREFIX=str(home / "no-pycache"), PYTHONDONTWRITEBYTECODE="1")
+    with (
+        SageMakerLifecycle(time_scale=1).installed(aws),
+        AirflowStandalone(env=env, start_timeout=600) as af,
+    ):
+        probe = FirstRequest(aws)
+        af.wait_for_dag("task_floor", timeout=600)
+        af.wait_for_dag("sagemaker_deploy", timeout=600)
+        floors, deploys = [], []
+        for i in range(runs):
+            floors.append(run_dag(af, "task_floor", {}, None))
+            conf = demo_conf(model_name=f"overhead-{mode}-{i}")
+            deploys.append(run_dag(af, "sagemaker_deploy", conf, probe))
+    report(mode, runs, floors, deploys)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -233,8 +234,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["pyc", "nopyc"], choices=["pyc", "nopyc"])
     args = parser.parse_args()
-    for mode in args.modes:
-        measure(mode, args.runs)
+    from tests.support.local_aws import LocalAws
+
+    with LocalAws() as aws:
+        for mode in args.modes:
+            measure(aws, mode, args.runs)
 
 
 if __name__ == "__main__":
