@@ -17,6 +17,7 @@ The table of scenarios by engine prints at the end of the pytest run (tests/conf
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -39,6 +40,7 @@ import pytest
 from sagelift.domain.plan import derive_run_key
 from tests.conftest import ROOT
 from tests.scenarios import definitions as d
+from tests.support.botocore_validation import recording_aws_calls
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws, trust_policy
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
 from tests.support.scenario import EXECUTION_ROLE, Scenario, demo_conf, ecr_registry_password, role_arn
@@ -557,6 +559,30 @@ def lookup(view: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
     return node
 
 
+# --- a plan-only run writes nothing (issue 16 item 9) ---------------------------------------------------
+READ_ACTIONS = ("Describe", "List", "Get", "Head")
+
+
+def plan_writes(received: list[Any], calls: list[Any]) -> list[str]:
+    """What a plan-only run sent that is not a read: the calls made in this process (Airflow's tasks, by
+    operation name) and every request the local AWS received (both engines: REST reads are GET or HEAD,
+    JSON APIs name their action; an untargeted POST / is STS's query API, the role chain). The chain's
+    AssumeRole gives the run credentials and changes nothing."""
+    found = [
+        f"{c.service} {c.operation}"
+        for c in calls
+        if not c.operation.startswith(READ_ACTIONS) and c.operation != "AssumeRole"
+    ]
+    found += [
+        f"{r.method} {r.path} {r.target}"
+        for r in received
+        if r.method not in ("GET", "HEAD")
+        and not r.target.split(".")[-1].startswith(READ_ACTIONS)
+        and not (r.method == "POST" and r.path == "/" and not r.target)
+    ]
+    return found
+
+
 # --- playing a scenario on one engine -----------------------------------------------------------------
 @dataclass
 class Played:
@@ -682,7 +708,16 @@ class Play:
                     cancel = Cancel(self.admin) if run.cancel else None
                     conf = {**demo_conf(**run.conf), **self.conf_images}
                     began = time.monotonic()
-                    outcome = engine.deploy(conf, runs[run.again - 1] if run.again else None, cancel)
+                    before = self.admin.aws.request_count()
+                    with (
+                        recording_aws_calls()
+                        if conf.get("plan_only")
+                        else contextlib.nullcontext([]) as calls
+                    ):
+                        outcome = engine.deploy(conf, runs[run.again - 1] if run.again else None, cancel)
+                    if conf.get("plan_only"):
+                        written = plan_writes(self.admin.aws.requests[before:], calls)
+                        assert not written, f"{engine.name}: a plan-only run wrote {written[:5]}"
                     outcome.seconds = time.monotonic() - began
                     if not run.again:
                         runs.append(outcome)
