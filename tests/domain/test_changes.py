@@ -86,6 +86,9 @@ def test_a_change_set_renders_each_change_and_travels_as_json() -> None:
         "- delete    scalable target endpoint/m/variant/AllTraffic",
         "note: a note",
     ]
+    assert changes.note() == (
+        "**m** in account 333333333333: plan only, 1 to create, 1 to update, 1 to delete; nothing was changed."
+    )
     data = json.loads(json.dumps(changes.to_xcom()))
     assert data["counts"] == {"create": 1, "update": 1, "delete": 1, "unchanged": 1}
     assert ChangeSet.from_xcom(data) == changes

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sagelift.domain.notes import escape_markdown
+
 Action = Literal["create", "update", "delete", "unchanged"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "unchanged")
 SYMBOLS: Mapping[str, str] = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
@@ -117,6 +119,13 @@ class ChangeSet:
             lines += change.render()
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+    def note(self) -> str:
+        """The run's note for a plan-only run (Markdown, every run-given part escaped)."""
+        counts = self.counts()
+        told = ", ".join(f"{counts[a]} to {a}" for a in ("create", "update", "delete") if counts[a])
+        head = f"**{escape_markdown(self.model_name, 80)}** in account {escape_markdown(self.account_id, 20)}"
+        return f"{head}: plan only, {told or 'nothing to change'}; nothing was changed."
 
     def to_xcom(self) -> dict[str, Any]:
         return {

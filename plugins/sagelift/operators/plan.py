@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.bases.skipmixin import SkipMixin
 
+from sagelift.hooks.airflow_api import AirflowApiHook
 from sagelift.operators.base import StepInputs, connection_clients, step_errors
 from sagelift.steps.plan_changes import plan_changes
 
@@ -40,6 +41,8 @@ class PlanChangesOperator(StepInputs, BaseOperator, SkipMixin):
         with step_errors("plan_changes: "):
             changes = plan_changes(plan, connection_clients(session))
         self.log.info("%s", changes.render())
+        # The run's page and the runs list say it was a plan (validate's note said "running").
+        AirflowApiHook().set_run_note(plan.dag_id, plan.run_id, changes.note())
         ti = context["ti"]
         # Skipping the later steps ends this task before Airflow would push its return value.
         ti.xcom_push(key="return_value", value=changes.to_xcom())
