@@ -3,19 +3,20 @@
 With ``plan_only: true`` (or ``make plan CONF=...``) a run validates, reaches the account through the
 role chain and then calls only this module, which makes Describe/List/Get calls (GetObject, for the tag
 document and the model's lock) and no write. For every resource the run would touch it reports a
-``sagelift.domain.changes.Change``: ``create``, ``update`` with each field's old -> new value, or
-``unchanged``. The requests it compares are built by the same functions the steps use
-(``training.training_request``, ``model.model_request``, ``build_endpoint_config_request``,
-``api.api_spec`` and the API Gateway builders), so the plan says what a run sends.
+``sagelift.domain.changes.Change``: ``create``, ``update`` with each field's old -> new value,
+``delete`` (what a deploy prunes, the scaling a conf no longer asks for), or ``unchanged``. The requests
+it compares are built by the same functions the steps use (``training.training_request``,
+``model.model_request``, ``build_endpoint_config_request``, the guarded UpdateEndpoint, alarm and
+Application Auto Scaling builders, ``api.api_spec`` and the API Gateway builders), so the plan says what
+a run sends.
 
 One resource kind is one small function of ``PlanContext`` returning its changes (``PLANNERS``, in the
 order the run makes them); a step that adds a kind of resource adds its function there. A resource the
-run would refuse to change (another owner's endpoint or API of the same name) fails the plan with the
-step's own message, as the run would fail.
+run would refuse to change (another owner's endpoint, alarm or API of the same name, a missing alarm the
+conf names) fails the plan with the step's own message, as the run would fail.
 
-What a successful deploy prunes (the model's endpoint configs and models beyond the newest
-``keep_endpoint_configs``) is listed as ``delete``. Not planned: duplicates of the API a lost answer left
-(a run deletes them; the plan notes them).
+Not planned: duplicates of the API a lost answer left (a run deletes them; the plan notes them), and
+what another run of the model changes between the plan and this run.
 """
 
 from __future__ import annotations
