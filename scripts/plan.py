@@ -27,6 +27,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sagelift.domain.bounded_json import parse_json_text
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.params import JSON_LIMITS, default_conf
 from sagelift.domain.plan import Plan, build_plan
@@ -48,8 +49,12 @@ def _read_json(path: str, what: str) -> str:
 
 
 def load_conf(path: str) -> dict[str, object]:
-    conf = parse_platform_variable(_read_json(path, "conf"))  # bounded JSON object, or a named refusal
-    return {**default_conf(), **(conf or {})}
+    """The conf file over the parameters' defaults, as a trigger merges them; read within the bounds of
+    a conf's JSON parameters."""
+    conf, problem = parse_json_text(_read_json(path, "conf"), JSON_LIMITS)
+    if problem is not None or not isinstance(conf, dict):
+        raise SageliftValidationError.single("conf", f"{path}: {problem or 'must be a JSON object'}")
+    return {**default_conf(), **conf}
 
 
 def load_platform(path: str | None) -> dict[str, object] | None:

@@ -74,3 +74,12 @@ def test_a_refused_conf_names_the_field_and_reaches_no_account(
 
     assert capsys.readouterr().err.startswith("plan: plan_only: must be true or false")
     assert local_aws.request_count() == before
+
+
+def test_a_conf_file_that_is_not_a_json_object_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "conf.json"
+    conf.write_text("[1, 2]")
+    assert main([str(conf)]) == 2
+    assert capsys.readouterr().err.startswith(f"plan: conf: {conf}: must be a JSON object")
