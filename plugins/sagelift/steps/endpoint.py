@@ -350,6 +350,12 @@ def conclude_deploy(
 ) -> None:
     """After the wait, on both engines: judge the outcome, then prune, sparing the runs in progress."""
     endpoint_outcome(described, plan.names.endpoint_config, client, cloudwatch)
+    log.info(
+        "Endpoint %s is %s, serving %s.",
+        plan.names.endpoint,
+        described.get("EndpointStatus"),
+        plan.names.endpoint_config,
+    )
     prune_revisions(
         client,
         plan.model_name,
