@@ -21,7 +21,7 @@ from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import parse_platform_variable
 from sagelift.steps import api, endpoint, lock, model, pvc, serving, tags, training
 from sagelift.steps.clients import session_clients
-from sagelift.steps.errors import retry_transient, stop_on_sigterm
+from sagelift.steps.errors import retry_transient
 from sagelift.steps.images import publish_images
 from sagelift.steps.plan_changes import plan_changes as plan_changes_in
 from sagelift.steps.role_chain import chained_session, check_identity, derive_session_name
@@ -29,10 +29,6 @@ from sagelift.steps.role_chain import chained_session, check_identity, derive_se
 # The platform configuration (the document of the Airflow Variable sagelift_platform), mapped from a
 # ConfigMap by the compiled pipeline.
 PLATFORM_ENV = "SAGELIFT_PLATFORM"
-# Steps 6-8 of a train-only run (no serving image, no built-in algorithm), as Airflow skips them.
-TRAIN_ONLY = (
-    "{step} skipped: a train-only run (no model_docker_image, no training_algorithm_name) deploys nothing."
-)
 retried = retry_transient(tries=3, first_delay=float(os.environ.get("SAGELIFT_KFP_RETRY_DELAY", "30")))
 
 
@@ -101,22 +97,7 @@ def copy_images(plan: Mapping[str, Any], run_tags: list[dict[str, str]]) -> dict
 def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any]) -> str:
     """Train (or follow this run's job) and return the artifact to deploy."""
     p = Plan.from_xcom(plan)
-    if not p.params.trains:
-        return training.model_artifact(p, None)
-    client = _session(p).client("sagemaker")
-    request = training.training_request(p, run_tags, images)
-    name = str(request["TrainingJobName"])
-    description = training.start_training(client, request)
-    settings = p.platform.sagemaker
-    with stop_on_sigterm(lambda: training.stop_training(client, name)):
-        description = training.wait_for_training(
-            client,
-            name,
-            settings.check_interval_seconds,
-            endpoint.attempts(settings.training_wait_budget_seconds, settings.check_interval_seconds),
-        )
-    training.training_outcome(description)
-    return training.model_artifact(p, description)
+    return training.train_here(_session(p).client("sagemaker"), p, run_tags, images)
 
 
 @retried
@@ -124,8 +105,8 @@ def create_model(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any], model_data_url: str
 ) -> str:
     p = Plan.from_xcom(plan)
-    if not p.params.deploys:
-        print(TRAIN_ONLY.format(step="create_model"), f"The trained artifact: {model_data_url}")
+    if skipped := p.skip_reason("create_model"):
+        print(f"{skipped}. The trained artifact: {model_data_url}")
         return ""
     request = model.model_request(p, run_tags, images, model_data_url)
     return str(model.replace_model(_session(p).client("sagemaker"), request)["ModelName"])
@@ -136,21 +117,16 @@ def deploy_endpoint(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], model_name: str
 ) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
-    if not p.params.deploys:
-        print(TRAIN_ONLY.format(step="deploy_endpoint"))
+    if skipped := p.skip_reason("deploy_endpoint"):
+        print(skipped)
         return {"skipped": True}
-    client, s3 = (session := _session(p)).client("sagemaker"), session.client("s3")
-    lock.verify_held(s3, p)
-    serving.prepare_deploy(client, session_clients(session), p)
-    cloudwatch = endpoint.cloudwatch_for(p, session_clients(session))
-    change = endpoint.reconcile_endpoint(client, p, run_tags, cloudwatch)
+    client, clients = (session := _session(p)).client("sagemaker"), session_clients(session)
+    change = serving.begin_deploy(client, clients, p, run_tags)
+    name = p.names.endpoint
     described = (
-        endpoint.wait_for_endpoint(client, p)
-        if change.wait
-        else client.describe_endpoint(EndpointName=p.names.endpoint)
+        endpoint.wait_for_endpoint(client, p) if change.wait else client.describe_endpoint(EndpointName=name)
     )
-    serving.finish_deploy(client, session_clients(session), p, described)
-    endpoint.conclude_deploy(client, p, described, lock.runs_in_progress(s3, p), cloudwatch)
+    serving.end_deploy(client, clients, p, described)
     return {
         "endpoint_name": p.names.endpoint,
         "endpoint_arn": described["EndpointArn"],
@@ -165,8 +141,8 @@ def expose_api(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], deployed: Mapping[str, Any]
 ) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
-    if not p.params.deploys:
-        print(TRAIN_ONLY.format(step="expose_api"))
+    if skipped := p.skip_reason("expose_api"):
+        print(skipped)
         return {"skipped": True}
     client = api.ApiGatewayClient(_session(p).client("apigateway"))
     return api.expose_model_api(client, api.api_spec(p, run_tags)).to_xcom()

@@ -153,6 +153,12 @@ class Plan:
     def region(self) -> str:
         return self.platform.region
 
+    def skip_reason(self, step: str) -> str | None:
+        """Why ``step`` (create_model, deploy_endpoint, expose_api) does nothing in this run, or None."""
+        if self.params.deploys:
+            return None
+        return f"{step} skipped: a train-only run (no model_docker_image, no training_algorithm_name) deploys nothing"
+
     def to_xcom(self) -> dict[str, Any]:
         return {
             "params": self.params.to_dict(),

@@ -101,8 +101,5 @@ def aws_session_fields(operator: Any, session: SessionFacts) -> None:
 
 def skip_if_train_only(plan: Plan, task: str) -> None:
     """A train-only run (no serving image, no built-in algorithm) deploys nothing: steps 6-8 skip."""
-    if not plan.params.deploys:
-        raise AirflowSkipException(
-            f"{task} skipped: a train-only run (no model_docker_image, no training_algorithm_name) deploys "
-            "nothing; summarize_run shows where the trained artifact is."
-        )
+    if reason := plan.skip_reason(task):
+        raise AirflowSkipException(f"{reason}; summarize_run shows where the trained artifact is.")

@@ -48,7 +48,6 @@ from sagelift.operators.base import (
     step_errors,
 )
 from sagelift.steps import endpoint as endpoints
-from sagelift.steps import lock as locks
 from sagelift.steps import model as models
 from sagelift.steps import serving, training
 from sagelift.triggers.sagemaker import SageMakerEndpointCompleteTrigger, SageMakerTrainingCompleteTrigger
@@ -202,10 +201,8 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
         aws_session_fields(self, self.read_session())
         settings = plan.platform.sagemaker
         with step_errors():
-            locks.verify_held(connection_clients(self.read_session())("s3"), plan)
-            serving.prepare_deploy(_client(self), connection_clients(self.read_session()), plan)
-            cloudwatch = endpoints.cloudwatch_for(plan, connection_clients(self.read_session()))
-            change = endpoints.reconcile_endpoint(_client(self), plan, self.read_tags(), cloudwatch)
+            clients = connection_clients(self.read_session())
+            change = serving.begin_deploy(_client(self), clients, plan, self.read_tags())
             self.operation = change.operation
             budget = endpoints.endpoint_wait_budget(plan)  # a guarded update's baking included
             if change.wait and settings.deferrable:
@@ -244,10 +241,5 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
             "EndpointConfig": serialize(self.hook.describe_endpoint_config(names.endpoint_config)),
             "Endpoint": serialize(self.hook.describe_endpoint(names.endpoint)),
         }
-        serving.finish_deploy(
-            _client(self), connection_clients(self.read_session()), plan, result["Endpoint"]
-        )
-        in_progress = locks.runs_in_progress(connection_clients(self.read_session())("s3"), plan)
-        cloudwatch = endpoints.cloudwatch_for(plan, connection_clients(self.read_session()))
-        endpoints.conclude_deploy(_client(self), plan, result["Endpoint"], in_progress, cloudwatch)
+        serving.end_deploy(_client(self), connection_clients(self.read_session()), plan, result["Endpoint"])
         return result

@@ -10,7 +10,10 @@ smoke test (issue 16 items 1 and 8). Both engines call ``prepare_deploy`` before
    variant's scaling what the conf says (register, update in place, or remove what an earlier run put
    there).
 
-Clients come from the engine's factory (sagelift.steps.clients), made only when a call needs them.
+``begin_deploy`` and ``end_deploy`` are the whole step around the engine's own wait, in the order both
+engines must keep: the lock still held, prepare, alarms and reconcile; then finish, and conclude with the
+runs in progress. Clients come from the engine's factory (sagelift.steps.clients), made only when a call
+needs them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sagelift.domain.autoscaling import variant_changes
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import VARIANT_NAME, build_endpoint_config_request
 from sagelift.steps import autoscaling as scaling
-from sagelift.steps import smoke
+from sagelift.steps import endpoint, lock, smoke
 from sagelift.steps.clients import Clients, autoscaling_client, runtime_client
 from sagelift.steps.errors import describe_or_none
 
@@ -68,3 +71,20 @@ def finish_deploy(sagemaker: Any, clients: Clients, plan: Plan, described: Mappi
         )
     if settings.mode != "serverless":
         scaling.apply_scaling(autoscaling, names.endpoint, VARIANT_NAME, settings.autoscaling)
+
+
+def begin_deploy(
+    sagemaker: Any, clients: Clients, plan: Plan, tags: list[dict[str, str]]
+) -> endpoint.Reconciled:
+    """Everything deploy_endpoint does before its wait; the result says whether to wait."""
+    lock.verify_held(clients("s3"), plan)
+    prepare_deploy(sagemaker, clients, plan)
+    return endpoint.reconcile_endpoint(sagemaker, plan, tags, endpoint.cloudwatch_for(plan, clients))
+
+
+def end_deploy(sagemaker: Any, clients: Clients, plan: Plan, described: Mapping[str, Any]) -> None:
+    """Everything deploy_endpoint does after its wait, given the endpoint's description: the smoke test
+    and scaling, then the outcome (failing on a rollback or another run's config) and pruning."""
+    finish_deploy(sagemaker, clients, plan, described)
+    in_progress = lock.runs_in_progress(clients("s3"), plan)
+    endpoint.conclude_deploy(sagemaker, plan, described, in_progress, endpoint.cloudwatch_for(plan, clients))

@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError, WaiterError
 
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import build_training_job_request, expected_model_artifact
-from sagelift.steps.errors import StepFailed, describe_or_none, error_code
+from sagelift.steps.endpoint import attempts
+from sagelift.steps.errors import StepFailed, describe_or_none, error_code, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +123,24 @@ def model_artifact(plan: Plan, description: Mapping[str, Any] | None) -> str:
     if artifact:
         return str(artifact)
     return expected_model_artifact(str(plan.params.training_s3_output_path), plan.names.training_job)
+
+
+def train_here(client: Any, plan: Plan, tags: list[dict[str, str]], images: Mapping[str, Any] | None) -> str:
+    """Train in this process, for an engine that waits where Airflow defers (KFP): start this run's job
+    or follow it, wait with botocore's waiter, stop it if the process is told to end (SIGTERM), and
+    return the artifact to deploy."""
+    if not plan.params.trains:
+        return model_artifact(plan, None)
+    request = training_request(plan, tags, images)
+    name = str(request["TrainingJobName"])
+    start_training(client, request)
+    wait = plan.platform.sagemaker
+    with stop_on_sigterm(lambda: stop_training(client, name)):
+        description = wait_for_training(
+            client,
+            name,
+            wait.check_interval_seconds,
+            attempts(wait.training_wait_budget_seconds, wait.check_interval_seconds),
+        )
+    training_outcome(description)
+    return model_artifact(plan, description)
