@@ -82,6 +82,14 @@ def test_the_derived_lease_covers_the_run_s_own_budgets():
     artifact = Plan.from_xcom(step_plan(artifact_conf, _platform()))
     assert lease_seconds_for(artifact) == copy_and_endpoint
     assert lease_seconds_for(_plan("a", lease_seconds=600)) == 600
+    # A linear update bakes after each step (5 steps of 20 %), and a smoke test's revert waits once more.
+    endpoint = {
+        "deployment": {"type": "linear", "linear_step_percent": 20, "bake_seconds": 1800},
+        "smoke_test": {"body": "{}"},
+    }
+    guarded = Plan.from_xcom(step_plan({**artifact_conf, "endpoint": endpoint}, _platform()))
+    budget = settings.sagemaker.endpoint_wait_budget_seconds
+    assert lease_seconds_for(guarded) == copy_and_endpoint + 5 * 1800 + budget
 
 
 def test_one_run_holds_the_lock_until_it_gives_it_back(s3, local_aws):

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sagelift.domain.bounded_json import JsonLimits, parse_json_text
+from sagelift.domain.deployment import deployment_seconds
 from sagelift.domain.errors import clip, kind
 from sagelift.domain.ownership import RUN_KEY_LEN
 from sagelift.domain.plan import Plan, derive_run_key
@@ -132,7 +133,8 @@ class LockHolder:
 
 def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
     """The platform's lease, or one as long as this run may take: its copies, its training (if it
-    trains), the endpoint (a Failed one is deleted, then created: twice its budget), plus slack. A
+    trains), the endpoint (a Failed one is deleted, then created: twice its budget; a guarded update's
+    baking; a smoke test's revert), plus slack. A
     teardown waits for at most one endpoint deletion."""
     platform = plan.platform
     if platform.locks.lease_seconds is not None:
@@ -142,7 +144,11 @@ def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
         return sagemaker.endpoint_wait_budget_seconds + LEASE_SLACK_SECONDS
     copying = 2 * int(platform.ecr.copy_timeout_max_minutes * 60)
     training = sagemaker.training_wait_budget_seconds if plan.params.trains else 0
-    return copying + training + 2 * sagemaker.endpoint_wait_budget_seconds + LEASE_SLACK_SECONDS
+    serving = plan.params.endpoint
+    # A guarded update's shifting and baking; a smoke test that reverts waits for one more update.
+    endpoint = 2 * sagemaker.endpoint_wait_budget_seconds + deployment_seconds(serving.deployment)
+    endpoint += sagemaker.endpoint_wait_budget_seconds if serving.smoke_test is not None else 0
+    return copying + training + endpoint + LEASE_SLACK_SECONDS
 
 
 def run_holder(plan: Plan | TeardownPlan) -> LockHolder:
