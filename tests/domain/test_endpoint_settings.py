@@ -78,6 +78,15 @@ def test_a_full_object_is_read_natively_or_as_json_text():
     ("raw", "field"),
     [
         ({"deployment": {"type": "canary", "canary_percent": 100}}, "endpoint.deployment.canary_percent"),
+        ({"deployment": {"type": "canary", "canary_percent": 51}}, "endpoint.deployment.canary_percent"),
+        (
+            {"deployment": {"type": "linear", "linear_step_percent": 9}},
+            "endpoint.deployment.linear_step_percent",
+        ),
+        (
+            {"deployment": {"type": "linear", "linear_step_percent": 51}},
+            "endpoint.deployment.linear_step_percent",
+        ),
         ({"deployment": {"type": "canary", "canary_percent": 0}}, "endpoint.deployment.canary_percent"),
         (
             {"deployment": {"type": "linear", "linear_step_percent": 100}},

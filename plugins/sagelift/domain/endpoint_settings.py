@@ -200,8 +200,14 @@ SETTINGS_DOC: tuple[tuple[str, str], ...] = (
     ("autoscaling.scale_in_cooldown_seconds", "0-3600, default 300"),
     ("autoscaling.scale_out_cooldown_seconds", "0-3600, default 60"),
     ("deployment.type", "all_at_once (default), canary or linear: how an update shifts traffic"),
-    ("deployment.canary_percent", "canary: share of capacity shifted first, 1-99 (default 10)"),
-    ("deployment.linear_step_percent", "linear: share shifted per step, 1-99 (default 20)"),
+    (
+        "deployment.canary_percent",
+        "canary: share of capacity shifted first, 1-50 (default 10; SageMaker's CanarySize)",
+    ),
+    (
+        "deployment.linear_step_percent",
+        "linear: share shifted per step, 10-50 (default 20; SageMaker's LinearStepSize)",
+    ),
     ("deployment.bake_seconds", "canary/linear: wait after each shift, 0-3600 (default 600)"),
     ("deployment.termination_wait_seconds", "0-3600: how long the old fleet stays after the shift"),
     ("deployment.max_execution_timeout_seconds", "600-14400: the whole update's limit"),
@@ -452,8 +458,8 @@ def _parse_deployment(top: _Reader) -> DeploymentStrategy:
         return DeploymentStrategy()
     kind_ = r.choice("type", "all_at_once", STRATEGIES)
     # SageMaker's CapacitySize of type CAPACITY_PERCENT: a share of the fleet, never all or none of it.
-    canary = r.whole("canary_percent", None, 1, 99)
-    linear = r.whole("linear_step_percent", None, 1, 99)
+    canary = r.whole("canary_percent", None, 1, 50)
+    linear = r.whole("linear_step_percent", None, 10, 50)
     if canary is not None and kind_ != "canary":
         r.problems.add(r.name("canary_percent"), f"applies to type canary only; type is {kind_}")
     if linear is not None and kind_ != "linear":
