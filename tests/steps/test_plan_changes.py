@@ -279,3 +279,26 @@ def test_a_platform_change_to_the_api_shows_old_and_new(
     found = {c.kind: {f.path: (f.old, f.new) for f in c.fields} for c in changes.changes}
     assert found["API Gateway stage"]["*.*.throttling.rateLimit"][1] == "25"
     assert found["API Gateway REST API"]["POST /invocations integration.timeoutInMillis"] == (29000, 20000)
+
+
+def test_an_async_endpoint_plans_its_api_path_in_place_of_the_realtime_one(
+    glue: Any, local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_for_real(glue, "plan_test__async")
+    platform = json.loads(os.environ["SAGELIFT_PLATFORM"])
+    captures = "s3://scientist-ml-data/captures/"
+    platform["accounts"][SCIENTIST]["endpoint"] = {
+        "allowed_modes": ["realtime", "async"],
+        "capture_prefixes": [captures],
+    }
+    monkeypatch.setenv("SAGELIFT_PLATFORM", json.dumps(platform))
+    endpoint = {"mode": "async", "async_inference": {"output_s3_uri": captures + "async/"}}
+
+    _, changes, calls = plan_of(glue, "plan_test__async", endpoint=endpoint)
+
+    assert writes(calls) == []
+    api = {
+        f.path: (f.old, f.new) for c in changes.changes if c.kind == "API Gateway REST API" for f in c.fields
+    }
+    assert api["POST /invocations"] == ("integration", None)
+    assert api["POST /async-invocations"][0] is None

@@ -30,6 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sagelift.domain.apigateway import (
+    ASYNC_INVOCATION,
     HTTP_METHOD,
     RESOURCE_PATH,
     build_put_integration_request,
@@ -487,7 +488,7 @@ def plan_api(ctx: PlanContext) -> list[Change]:
             create(
                 "API Gateway REST API",
                 spec.api_name,
-                f"{HTTP_METHOD} {RESOURCE_PATH} -> {spec.endpoint_name}",
+                f"{HTTP_METHOD} {spec.invocation.path} -> {spec.endpoint_name}",
             ),
             create("API Gateway stage", f"{spec.api_name}/{spec.stage_name}", "with this run's deployment"),
         ]
@@ -512,16 +513,23 @@ def plan_api(ctx: PlanContext) -> list[Change]:
 
 
 def _plan_method(hook: api.ApiGatewayClient, api_id: str, spec: Any) -> list[FieldChange]:
-    """POST /invocations and its integration with the endpoint, as expose_api would put them."""
-    where = f"{HTTP_METHOD} {RESOURCE_PATH}"
-    resource = next((r for r in hook.list_resources(api_id) if r.get("path") == RESOURCE_PATH), None)
+    """POST /invocations (or /async-invocations for an async endpoint) and its integration with the
+    endpoint, as expose_api would put them; the other path goes when the endpoint's mode changed."""
+    path = spec.invocation.path
+    where = f"{HTTP_METHOD} {path}"
+    resources = hook.list_resources(api_id)
+    fields = [
+        FieldChange(f"{HTTP_METHOD} {other}", "integration", None)
+        for other in sorted({RESOURCE_PATH, ASYNC_INVOCATION.path} - {path})
+        if any(r.get("path") == other for r in resources)
+    ]
+    resource = next((r for r in resources if r.get("path") == path), None)
     if resource is None:
-        return [FieldChange(where, None, f"integration with endpoint {spec.endpoint_name}")]
+        return [*fields, FieldChange(where, None, f"integration with endpoint {spec.endpoint_name}")]
     method = hook.get_method(api_id, resource["id"], HTTP_METHOD)
     wanted = build_put_method_request(api_id, resource["id"], spec)
     if method is None:
-        return [FieldChange(where, None, f"authorization {wanted['authorizationType']}")]
-    fields: list[FieldChange] = []
+        return [*fields, FieldChange(where, None, f"authorization {wanted['authorizationType']}")]
     if not method_matches(method, wanted):
         compared = ("authorizationType", "apiKeyRequired", "requestParameters")
         fields += diff_request({k: wanted[k] for k in compared}, method, prefix=where)
