@@ -169,7 +169,7 @@ with DAG(
         session=session,
         tags=tags,
         endpoint=deploy_endpoint.output,
-        doc_md="Creates or updates the model's API Gateway REST API (POST /invocations) in front of the "
+        doc_md="Creates or updates the model's API Gateway REST API (POST /invocations, or /async-invocations for an async endpoint) in front of the "
         "endpoint and deploys it; the invoke URL stays the same across runs.",
     )
     summarize_run = RunSummaryOperator(
