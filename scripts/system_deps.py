@@ -1,8 +1,9 @@
 """Install the Debian packages the local stand-ins need, only for the commands that are missing.
 
-Tests and ``make demo`` start real programs on loopback in place of AWS's registries, a browser and a
-kubectl client; the product never needs them. A machine image may already carry some of these commands
-from other packages (a kubectl from a cloud SDK, say): asking apt for Debian's package of a command that
+Tests and ``make demo`` start real programs on loopback in place of AWS's registries, a browser, a
+kubectl client and the Redis broker of the scale-out tests' Celery workers; the product never needs them.
+A machine image may already carry some of these commands from other packages (a kubectl from a cloud SDK,
+say): asking apt for Debian's package of a command that
 already exists can collide with the other package's file, so only the packages of missing commands are
 installed, without recommended packages, and a second call installs nothing.
 
@@ -26,6 +27,7 @@ COMMAND_PACKAGES: dict[str, str] = {
     "htpasswd": "apache2-utils",
     "kubectl": "kubernetes-client",
     "chromium": "chromium",
+    "redis-server": "redis-server",
 }
 
 

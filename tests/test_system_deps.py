@@ -12,7 +12,14 @@ import pytest
 
 from scripts.system_deps import COMMAND_PACKAGES, main, missing_packages
 
-ALL_PACKAGES = ["skopeo", "docker-registry", "apache2-utils", "kubernetes-client", "chromium"]
+ALL_PACKAGES = [
+    "skopeo",
+    "docker-registry",
+    "apache2-utils",
+    "kubernetes-client",
+    "chromium",
+    "redis-server",
+]
 
 # Records its arguments; on `install` plays dpkg: drops an executable for each package's command,
 # unless the package is listed in FAIL_PACKAGES (then it "installs" nothing) or APT_EXIT is set.
@@ -69,10 +76,16 @@ def apt_calls(bindir: Path) -> list[list[str]]:
 
 def test_a_kubectl_from_another_package_asks_for_no_kubernetes_client(fake_path: Path) -> None:
     provide(fake_path, "kubectl")
-    assert missing_packages() == ["skopeo", "docker-registry", "apache2-utils", "chromium"]
+    assert missing_packages() == [
+        "skopeo",
+        "docker-registry",
+        "apache2-utils",
+        "chromium",
+        "redis-server",
+    ]
 
 
-def test_an_empty_path_asks_for_all_five(tmp_path: Path) -> None:
+def test_an_empty_path_asks_for_all_six(tmp_path: Path) -> None:
     assert missing_packages(str(tmp_path)) == ALL_PACKAGES
 
 
@@ -88,7 +101,16 @@ def test_installs_the_missing_packages_without_recommends_and_a_second_call_does
     assert main([]) == 0
     assert apt_calls(fake_path) == [
         ["update", "-qq"],
-        ["install", "-y", "-qq", "--no-install-recommends", "skopeo", "docker-registry", "chromium"],
+        [
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "skopeo",
+            "docker-registry",
+            "chromium",
+            "redis-server",
+        ],
     ]
     assert missing_packages() == []
 
@@ -111,6 +133,7 @@ def test_dry_run_prints_the_apt_command_and_runs_nothing(
     sudo = "" if os.geteuid() == 0 else "sudo "
     assert install == (
         f"{sudo}apt-get install -y -qq --no-install-recommends skopeo docker-registry apache2-utils chromium"
+        " redis-server"
     )
     assert apt_calls(fake_path) == []
 
