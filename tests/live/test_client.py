@@ -8,10 +8,12 @@ serve; tests/test_client.py checks its SigV4 signature.
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
 from sagelift.client import LineProgress, RunFailed, SageliftClient
+from sagelift.domain.notes import escape_markdown
 from tests.live.conftest import BOB
 from tests.support.local_aws import SCIENTIST_ACCOUNT
 from tests.support.scenario import demo_conf
@@ -34,11 +36,12 @@ def test_a_notebook_deploys_lists_and_tears_down_a_model(world):
 
     assert summary["model_name"] == MODEL and summary["invoke_url"].endswith("/invocations")
     assert summary["run_id"].startswith(f"{MODEL}__manual__")
+    # The note the client set when it triggered, replaced by summarize_run with the outcome.
     run = client.dag_run("sagemaker_deploy", summary["run_id"])
-    assert (
-        run["note"]
-        == f"Model {MODEL} into account {SCIENTIST_ACCOUNT}, submitted by bob with sagelift.client."
+    assert run["note"].startswith(
+        f"**{escape_markdown(MODEL)}** in account {SCIENTIST_ACCOUNT}: endpoint InService."
     )
+    assert f"Invoke: POST {escape_markdown(summary['invoke_url'])}" in run["note"]
     lines = [line.split("] ", 1)[1] for line in shown.getvalue().splitlines()]
     assert "validate: success" in lines and "train_model: deferred" in lines, lines
     assert "training job: InProgress" in lines and "training job: Completed" in lines, lines
@@ -79,3 +82,12 @@ def test_a_bad_conf_raises_with_validate_s_field_and_rule(world):
     assert failed.task_id == "validate"
     assert failed.reason.startswith("Invalid run configuration. training_instance_count: "), str(failed)
     assert len(str(failed)) < 2000
+    # The failure notifier replaces the run's note with the failed task and validate's first line.
+    client, note = _client(world), ""
+    for _ in range(30):
+        note = client.dag_run("sagemaker_deploy", failed.run_id)["note"] or ""
+        if "failed at validate" in note:
+            break
+        time.sleep(1)
+    assert note.startswith("failed at validate."), note  # a conf validate refused names no model
+    assert escape_markdown("training_instance_count") in note, note

@@ -179,6 +179,11 @@ class AirflowStandalone:
                 "NO_COLOR": "1",
             }
         )
+        # sagelift's run notes go through the REST API as the user this connection names (README
+        # "Outcomes at a glance"); here the admin.
+        env["AIRFLOW_CONN_SAGELIFT_AIRFLOW_API"] = json.dumps(
+            {"conn_type": "http", "host": self.url, "login": ADMIN, "password": self._password}
+        )
         if self.preload:
             env["AIRFLOW__SCHEDULER__MP_START_METHOD"] = "forkserver"
             env["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"] = ",".join(self.preload)
@@ -216,6 +221,12 @@ class AirflowStandalone:
             )
         self._processes.append(process)
         self._pgid = self._pgid or process.pid
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start one more ``airflow <args>`` process (a Celery worker, a second triggerer) with the same
+        environment, logging to the same file, in the same process group; ``stop()`` ends it too."""
+        self._spawn([str(Path(sys.executable).with_name("airflow")), *args], self.environment())
+        return self._processes[-1]
 
     def stop(self) -> None:
         if self._api is not None:
