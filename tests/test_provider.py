@@ -57,3 +57,14 @@ def test_the_plugin_and_the_provider_register_the_same_links():
     assert plugin_links == set(get_provider_info()["extra-links"])
     conn = get_provider_info()["connection-types"][0]
     assert import_string(conn["hook-class-name"]).conn_type == conn["connection-type"]
+
+
+def test_the_sagelift_settings_are_declared_with_the_defaults_the_code_uses(monkeypatch):
+    from sagelift.config import retrain_registry
+    from sagelift.triggers.logs import DESCRIBE_LOG_STREAMS_PER_SECOND, GET_LOG_EVENTS_PER_SECOND
+
+    options = get_provider_info()["config"]["sagelift"]["options"]
+    assert options["describe_log_streams_per_second"]["default"] == str(DESCRIBE_LOG_STREAMS_PER_SECOND)
+    assert options["get_log_events_per_second"]["default"] == str(GET_LOG_EVENTS_PER_SECOND)
+    monkeypatch.delenv("AIRFLOW__SAGELIFT__RETRAIN_REGISTRY", raising=False)
+    assert options["retrain_registry"]["default"] == "" and retrain_registry() is None

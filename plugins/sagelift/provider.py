@@ -31,6 +31,38 @@ EXTRA_LINKS = (
     "sagelift.links.sagemaker.SageMakerEndpointLogsLink",
 )
 NOTIFICATIONS = ("sagelift.notifications.SageliftNotifier",)
+# The [sagelift] settings, so `airflow config list` shows them with their defaults.
+CONFIG = {
+    "sagelift": {
+        "description": "sagelift's own settings (the platform itself is the Variable sagelift_platform).",
+        "options": {
+            "retrain_registry": {
+                "description": "Folder of the retrain registrations, one <model_name>.json per model; the "
+                "dag-processor and the workers must see the same path. Empty: no retrain DAGs.",
+                "version_added": "0.1.0",
+                "type": "string",
+                "example": "/opt/airflow/sagelift/retrain",
+                "default": "",
+            },
+            "describe_log_streams_per_second": {
+                "description": "CloudWatch Logs DescribeLogStreams calls a second one triggerer makes "
+                "for training log tails (the account's quota is 5).",
+                "version_added": "0.1.0",
+                "type": "integer",
+                "example": "4",
+                "default": "2",
+            },
+            "get_log_events_per_second": {
+                "description": "CloudWatch Logs GetLogEvents calls a second one triggerer makes for "
+                "training log tails (the account's quota is 25).",
+                "version_added": "0.1.0",
+                "type": "integer",
+                "example": "20",
+                "default": "10",
+            },
+        },
+    }
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -43,4 +75,5 @@ def get_provider_info() -> dict[str, Any]:
         "connection-types": [dict(c) for c in CONNECTION_TYPES],
         "extra-links": list(EXTRA_LINKS),
         "notifications": list(NOTIFICATIONS),
+        "config": CONFIG,
     }
