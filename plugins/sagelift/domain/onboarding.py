@@ -17,6 +17,7 @@ import jinja2
 
 from sagelift.domain.lock import account_locks
 from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.security import execution_role_statements, sagemaker_role_statements
 
 # package data, so an installed wheel renders the same policies as the work tree
 TEMPLATES = resources.files("sagelift").joinpath("assets", "iam")
@@ -90,6 +91,13 @@ def render_policies(
         # the account's model locks (sagelift.steps.lock), when the platform serializes runs
         "lock_bucket_arn": f"arn:aws:s3:::{locks[0]}" if locks else None,
         "lock_objects_arn": f"arn:aws:s3:::{locks[0]}/{locks[1]}*" if locks else None,
+        # the EC2 and KMS permissions the account's network settings need (none without them)
+        "sagemaker_network_statements": sagemaker_role_statements(
+            account.network, account_id, platform.region
+        ),
+        "execution_network_statements": execution_role_statements(
+            account.network, account_id, platform.region
+        ),
     }
     return {name: json.loads(env.get_template(template).render(**values)) for name, template, _ in POLICIES}
 

@@ -23,6 +23,7 @@ from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_js
 from sagelift.domain.endpoint_settings import MAX_INSTANCES, MODES, STRATEGIES, EndpointCaps
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import host_pattern_problem
+from sagelift.domain.security import NetworkSettings, check_network_regions, parse_network_settings
 
 VARIABLE_KEY = "sagelift_platform"
 
@@ -259,14 +260,17 @@ class AccountSettings:
     locks_s3_uri: str | None = None
     # what a run's ``endpoint`` settings may use in this account (README "Serving settings")
     endpoint: EndpointCaps = field(default_factory=EndpointCaps)
+    # VPC, KMS keys and isolation of the account's SageMaker jobs (README "Network and encryption")
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     @classmethod
     def from_dict(cls, account_id: str, raw: Mapping[str, Any] | None, problems: Problems) -> AccountSettings:
         prefix = subfield("platform.accounts", account_id)
         raw = _section(raw, prefix, problems)
         _check(problems, bool(ACCOUNT_ID_RE.match(account_id)), prefix, "account ids are twelve digits")
-        known = {f.name for f in fields(cls)} - {"account_id", "deployers", "endpoint"}
-        _unknown_keys(problems, prefix, raw, known | {"deployers", "endpoint"})
+        known = {f.name for f in fields(cls)} - {"account_id", "deployers", "endpoint", "network"}
+        _unknown_keys(problems, prefix, raw, known | {"deployers", "endpoint", "network"})
+        values_network = parse_network_settings(raw.get("network"), f"{prefix}.network", account_id, problems)
         values: dict[str, Any] = {k: raw.get(k) for k in known}
         values["deployers"] = Deployers.from_dict(raw.get("deployers"), f"{prefix}.deployers", problems)
         values["endpoint"] = endpoint_caps_from_dict(raw.get("endpoint"), f"{prefix}.endpoint", problems)
@@ -286,7 +290,7 @@ class AccountSettings:
             problems.add(f"{prefix}.locks_s3_uri", LOCKS_URI_RULE)
             values["locks_s3_uri"] = None
         values["api_callers"] = ApiCallers.from_dict(values["api_callers"], f"{prefix}.api_callers", problems)
-        return cls(account_id=account_id, **values)
+        return cls(account_id=account_id, network=values_network, **values)
 
 
 CAPTURE_PREFIXES_MAX = 50
@@ -922,6 +926,8 @@ class PlatformConfig:
         ecr = EcrSettings.from_dict(raw.get("ecr"), problems)
         api = ApiSettings.from_dict(raw.get("api"), problems)
         check_api_callers(accounts, api, problems)
+        if simple["region"]:
+            check_network_regions({a: s.network for a, s in accounts.items()}, simple["region"], problems)
         sagemaker = SageMakerSettings.from_dict(raw.get("sagemaker"), problems)
         locks = LockSettings.from_dict(raw.get("locks"), problems)
         problems.raise_if_any()

@@ -143,7 +143,13 @@ def ensure_endpoint_config(client: Any, plan: Plan, tags: list[dict[str, str]]) 
             client, "Endpoint config", names.endpoint_config, existing["EndpointConfigArn"], plan.model_name
         )
         return
-    request = build_endpoint_config_request(plan.params, names, tags=tags, settings=plan.platform.sagemaker)
+    request = build_endpoint_config_request(
+        plan.params,
+        names,
+        tags=tags,
+        settings=plan.platform.sagemaker,
+        network=plan.platform.account(plan.account_id).network,
+    )
     try:
         client.create_endpoint_config(**request)
     except ClientError as err:

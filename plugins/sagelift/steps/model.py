@@ -31,6 +31,7 @@ def model_request(
         model_data_url=model_data_url,
         tags=tags,
         copied_images=images,
+        network=plan.platform.account(plan.account_id).network,
     )
 
 

@@ -247,7 +247,11 @@ def _refuse_unowned(ctx: PlanContext, kind: str, name: str, arn: str) -> list[di
 def _config_request(ctx: PlanContext) -> dict[str, Any]:
     plan = ctx.plan
     return build_endpoint_config_request(
-        plan.params, plan.names, tags=ctx.tags, settings=plan.platform.sagemaker
+        plan.params,
+        plan.names,
+        tags=ctx.tags,
+        settings=plan.platform.sagemaker,
+        network=plan.platform.account(plan.account_id).network,
     )
 
 

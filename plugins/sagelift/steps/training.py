@@ -37,6 +37,7 @@ def training_request(
         tags=tags,
         settings=plan.platform.sagemaker,
         copied_images=images,
+        network=plan.platform.account(plan.account_id).network,
     )
 
 
