@@ -86,6 +86,18 @@ CASES = {
             "data_capture": {"destination_s3_uri": "s3://captures-1/churn/"},
         }
     ),
+    # issue 17: spot with checkpoints and the conf's metric definitions (the built-in algorithm case
+    # above carries the table's definitions for xgboost)
+    "spot_metrics": demo_conf(
+        training={
+            "use_spot": True,
+            "max_wait_seconds": 172800,
+            "metric_definitions": [
+                {"name": "validation:auc", "regex": "validation-auc=([0-9.]+)"},
+                {"name": "train:loss", "regex": "train-loss=([0-9.]+)"},
+            ],
+        }
+    ),
 }
 
 

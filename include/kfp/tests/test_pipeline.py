@@ -37,6 +37,7 @@ def test_the_first_step_takes_the_run_parameters_and_the_run_facts() -> None:
     assert list(ensure_pvc.__code__.co_varnames[: ensure_pvc.__code__.co_argcount]) == [
         *ORIGINAL_PARAMETER_NAMES,
         "endpoint",
+        "training",
         "plan_only",
         "pipeline_name",
         "run_id",

@@ -14,10 +14,11 @@ from typing import Any
 from sagelift.domain.endpoint_settings import EndpointSettings
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.params import PARAMETERS
+from sagelift.domain.training_settings import TrainingSettings
 
-# The pipeline's parameters: the 13 original ones, then plan_only and the serving settings (issue 16), in the order
-# of PARAMETERS.
-PIPELINE_EXTRA_PARAMETERS = ("plan_only", "endpoint")
+# The pipeline's parameters: the 13 original ones, then plan_only, the serving settings (issue 16) and the
+# training settings (issue 17), in the order of PARAMETERS.
+PIPELINE_EXTRA_PARAMETERS = ("plan_only", "endpoint", "training")
 PIPELINE_PARAMETER_NAMES = tuple(
     spec.name for spec in PARAMETERS if spec.original or spec.name in PIPELINE_EXTRA_PARAMETERS
 )
@@ -102,6 +103,7 @@ def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
         if spec.name in PIPELINE_PARAMETER_NAMES
     }
     run["endpoint"] = EndpointSettings.from_dict(params.get("endpoint")).to_conf()
+    run["training"] = TrainingSettings.from_dict(params.get("training")).to_conf()
     return run
 
 
@@ -123,7 +125,7 @@ def parse_run_parameters(received: Mapping[str, Any]) -> dict[str, Any]:
     conf gives the request it gives on Airflow (a hyperparameter 5 is sent as "5", not "5.0").
     """
     conf = dict(received)
-    for name in ("environment", "training_hyperparameters", "training_channels", "endpoint"):
+    for name in ("environment", "training_hyperparameters", "training_channels", "endpoint", "training"):
         if name in conf:
             conf[name] = _whole_numbers_as_ints(conf[name])
     return conf

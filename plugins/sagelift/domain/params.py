@@ -32,6 +32,8 @@ from sagelift.domain.endpoint_settings import (
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import parse_image_reference
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
+from sagelift.domain.training_settings import SETTINGS_DOC as TRAINING_SETTINGS_DOC
+from sagelift.domain.training_settings import TrainingSettings, parse_training
 
 # SageMaker resource names: CreateTrainingJob/CreateModel/CreateEndpoint share this rule.
 SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}\Z")
@@ -329,6 +331,22 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         ),
         original=False,
     ),
+    ParamSpec(
+        "training",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Training settings (spot, metrics)",
+        TRAINING_SETTINGS_DOC,
+        SECTION_TRAINING,
+        (
+            {
+                "use_spot": True,
+                "max_wait_seconds": 7200,
+                "metric_definitions": [{"name": "validation:auc", "regex": "validation-auc=([0-9.]+)"}],
+            },
+        ),
+        original=False,
+    ),
 )
 
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
@@ -359,6 +377,8 @@ class RunParams:
     pvc_storage_class: str | None = None
     # How the endpoint serves (mode, instances, autoscaling, deployment, capture, smoke test).
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    # Spot capacity with checkpoints, and the metric definitions (issue 17 items 2 and 3).
+    training: TrainingSettings = field(default_factory=TrainingSettings)
 
     @property
     def trains(self) -> bool:
@@ -373,6 +393,7 @@ class RunParams:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["endpoint"] = self.endpoint.to_dict()
+        data["training"] = self.training.to_dict()
         return data
 
     @classmethod
@@ -380,6 +401,8 @@ class RunParams:
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if not isinstance(values.get("endpoint"), EndpointSettings):
             values["endpoint"] = EndpointSettings.from_dict(values.get("endpoint"))
+        if not isinstance(values.get("training"), TrainingSettings):
+            values["training"] = TrainingSettings.from_dict(values.get("training"))
         return cls(**values)
 
 
@@ -392,7 +415,7 @@ class _Conf:
     """A raw conf read field by field. A value outside the read bounds is reported once, with its field,
     and then reads as unset, so no later rule (nor json.loads, int() or a message) sees it."""
 
-    JSON_FIELDS = ("environment", "training_hyperparameters", "training_channels", "endpoint")
+    JSON_FIELDS = ("environment", "training_hyperparameters", "training_channels", "endpoint", "training")
 
     def __init__(self, raw: Mapping[str, Any], problems: Problems):
         self.problems = problems
@@ -771,6 +794,17 @@ def _parse_endpoint(conf: _Conf, src: _Sources, endpoint_type: str) -> EndpointS
     return settings
 
 
+def _parse_training(conf: _Conf, src: _Sources) -> TrainingSettings:
+    """The optional training settings; a run that deploys an existing artifact trains nothing."""
+    settings = parse_training(conf.values.get("training"), conf.problems, algorithm=src.algorithm)
+    if not src.trains and settings != TrainingSettings() and not conf.has_problem("training"):
+        conf.problems.add(
+            "training",
+            "model_artifact_s3_path is set, so nothing is trained; leave training empty",
+        )
+    return settings
+
+
 def parse_params(raw: Mapping[str, Any]) -> RunParams:
     """Validate a run's raw parameters (conf merged over defaults) and normalize them.
 
@@ -796,6 +830,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     overrides = _parse_overrides(conf)
     plan_only = _parse_plan_only(conf)
     endpoint = _parse_endpoint(conf, sources, endpoint_type)
+    training = _parse_training(conf, sources)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
@@ -813,6 +848,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         training_channels=channels,
         training_s3_output_path=sources.output_path,
         endpoint=endpoint,
+        training=training,
         **overrides,
     )
 

@@ -17,6 +17,7 @@ from sagelift.domain.images import (
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
 from sagelift.domain.platform import PlatformConfig, s3_key_segments_problem
 from sagelift.domain.tags import check_tags, derive_run_tags
+from sagelift.domain.training_settings import check_training_against_platform
 
 # "@sha256:" and 64 hex characters: how much pinning by digest adds to an image reference.
 DIGEST_SUFFIX_LEN = len("@sha256:") + 64
@@ -35,6 +36,10 @@ def check_against_platform(
             check_endpoint_against_caps(params.endpoint, account.endpoint, problems)
     _check_algorithm_region(params, platform, problems)
     _check_images(params, platform, problems)
+    # train_model: a spot job's max wait covers the platform's max runtime
+    check_training_against_platform(
+        params.training, platform.sagemaker.training_max_runtime_seconds, problems
+    )
     if params.tags_s3_path is not None:  # resolve_tags: only documents the platform allows
         problem = tag_document_problem(params.tags_s3_path, platform)
         if problem is not None:

@@ -17,12 +17,7 @@ from sagelift.domain.images import pinned_image
 from sagelift.domain.params import RunParams, builtin_algorithm_image
 from sagelift.domain.plan import RunNames
 from sagelift.domain.platform import SageMakerSettings
-from sagelift.domain.security import (
-    NetworkSettings,
-    endpoint_config_security,
-    model_security,
-    training_security,
-)
+from sagelift.domain.training_settings import training_job_fields
 
 VARIANT_NAME = "AllTraffic"
 MODEL_ARTIFACT_NAME = "model.tar.gz"
@@ -81,9 +76,7 @@ def build_training_job_request(
     tags: Tags,
     settings: SageMakerSettings,
     copied_images: Mapping[str, Any] | None = None,
-    network: NetworkSettings | None = None,
 ) -> dict[str, Any]:
-    """CreateTrainingJob's body; ``network`` (the account's, from the platform) adds VPC, KMS and isolation."""
     if params.training_s3_output_path is None:
         raise ValueError("training_s3_output_path: required when training")
     request: dict[str, Any] = {
@@ -106,11 +99,17 @@ def build_training_job_request(
         request["HyperParameters"] = dict(params.training_hyperparameters)
     if params.training_channels:
         request["InputDataConfig"] = [_channel(channel) for channel in params.training_channels]
-    if network is not None:
-        secured = training_security(network, params.training_instance_type)
-        for section in ("ResourceConfig", "OutputDataConfig"):
-            request[section].update(secured.pop(section, {}))
-        request.update(secured)
+    # Spot capacity with checkpoints and metric definitions (the conf's training settings).
+    added = training_job_fields(
+        params.training,
+        algorithm=None if params.training_docker_image else params.training_algorithm_name,
+        output_path=params.training_s3_output_path,
+        training_job=names.training_job,
+        max_runtime_seconds=settings.training_max_runtime_seconds,
+    )
+    if "MetricDefinitions" in added:
+        request["AlgorithmSpecification"]["MetricDefinitions"] = added.pop("MetricDefinitions")
+    request.update(added)
     return request
 
 
@@ -123,7 +122,6 @@ def build_model_request(
     model_data_url: str,
     tags: Tags,
     copied_images: Mapping[str, Any] | None = None,
-    network: NetworkSettings | None = None,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "Image": resolve_model_image(params, region, copied_images),
@@ -131,24 +129,16 @@ def build_model_request(
     }
     if params.environment:
         container["Environment"] = dict(params.environment)
-    request: dict[str, Any] = {
+    return {
         "ModelName": names.model,
         "PrimaryContainer": container,
         "ExecutionRoleArn": role_arn,
         "Tags": [dict(tag) for tag in tags],
     }
-    if network is not None:
-        request.update(model_security(network))
-    return request
 
 
 def build_endpoint_config_request(
-    params: RunParams,
-    names: RunNames,
-    *,
-    tags: Tags,
-    settings: SageMakerSettings,
-    network: NetworkSettings | None = None,
+    params: RunParams, names: RunNames, *, tags: Tags, settings: SageMakerSettings
 ) -> dict[str, Any]:
     """CreateEndpointConfig's body from the run's serving settings (``params.endpoint``).
 
@@ -183,10 +173,6 @@ def build_endpoint_config_request(
         }
     if serving.mode == "async" and serving.async_inference is not None:
         request["AsyncInferenceConfig"] = build_async_inference_config(serving.async_inference)
-        if network is not None and network.output_kms_key:
-            request["AsyncInferenceConfig"]["OutputConfig"]["KmsKeyId"] = network.output_kms_key
-    if network is not None:
-        request.update(endpoint_config_security(network, serving.mode))
     request["Tags"] = [dict(tag) for tag in tags]
     return request
 
