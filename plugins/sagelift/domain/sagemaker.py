@@ -17,6 +17,12 @@ from sagelift.domain.images import pinned_image
 from sagelift.domain.params import RunParams, builtin_algorithm_image
 from sagelift.domain.plan import RunNames
 from sagelift.domain.platform import SageMakerSettings
+from sagelift.domain.security import (
+    NetworkSettings,
+    endpoint_config_security,
+    model_security,
+    training_security,
+)
 from sagelift.domain.training_settings import training_job_fields
 
 VARIANT_NAME = "AllTraffic"
@@ -76,7 +82,9 @@ def build_training_job_request(
     tags: Tags,
     settings: SageMakerSettings,
     copied_images: Mapping[str, Any] | None = None,
+    network: NetworkSettings | None = None,
 ) -> dict[str, Any]:
+    """CreateTrainingJob's body; ``network`` (the account's, from the platform) adds VPC, KMS and isolation."""
     if params.training_s3_output_path is None:
         raise ValueError("training_s3_output_path: required when training")
     request: dict[str, Any] = {
@@ -110,6 +118,11 @@ def build_training_job_request(
     if "MetricDefinitions" in added:
         request["AlgorithmSpecification"]["MetricDefinitions"] = added.pop("MetricDefinitions")
     request.update(added)
+    if network is not None:
+        secured = training_security(network, params.training_instance_type)
+        for section in ("ResourceConfig", "OutputDataConfig"):
+            request[section].update(secured.pop(section, {}))
+        request.update(secured)
     return request
 
 
@@ -122,6 +135,7 @@ def build_model_request(
     model_data_url: str,
     tags: Tags,
     copied_images: Mapping[str, Any] | None = None,
+    network: NetworkSettings | None = None,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "Image": resolve_model_image(params, region, copied_images),
@@ -129,16 +143,24 @@ def build_model_request(
     }
     if params.environment:
         container["Environment"] = dict(params.environment)
-    return {
+    request: dict[str, Any] = {
         "ModelName": names.model,
         "PrimaryContainer": container,
         "ExecutionRoleArn": role_arn,
         "Tags": [dict(tag) for tag in tags],
     }
+    if network is not None:
+        request.update(model_security(network))
+    return request
 
 
 def build_endpoint_config_request(
-    params: RunParams, names: RunNames, *, tags: Tags, settings: SageMakerSettings
+    params: RunParams,
+    names: RunNames,
+    *,
+    tags: Tags,
+    settings: SageMakerSettings,
+    network: NetworkSettings | None = None,
 ) -> dict[str, Any]:
     """CreateEndpointConfig's body from the run's serving settings (``params.endpoint``).
 
@@ -173,6 +195,10 @@ def build_endpoint_config_request(
         }
     if serving.mode == "async" and serving.async_inference is not None:
         request["AsyncInferenceConfig"] = build_async_inference_config(serving.async_inference)
+        if network is not None and network.output_kms_key:
+            request["AsyncInferenceConfig"]["OutputConfig"]["KmsKeyId"] = network.output_kms_key
+    if network is not None:
+        request.update(endpoint_config_security(network, serving.mode))
     request["Tags"] = [dict(tag) for tag in tags]
     return request
 
