@@ -464,6 +464,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                         (*_CONFIG, "DataCaptureConfig", "DestinationS3Uri"): f"{CAPTURES}{MODEL}/",
                         (*_CONFIG, "DataCaptureConfig", "InitialSamplingPercentage"): 50,
                         (*_VARIANT, "InitialInstanceCount"): 2,
+                        ("outcome", "invoke_url"): INVOKE_URL.replace("/invocations", "/async-invocations"),
                     }
                 ),
                 conf={
