@@ -17,6 +17,12 @@ Emulated, computed at each Describe* from the emulated time since the resource w
   SecondaryStatusTransitions) for ``seconds``, then ``Completed``, ``Failed`` with ``FailureReason``, or
   ``Stopped``; ``StopTrainingJob`` (added; moto lacks it) -> ``Stopping`` for ``stop_seconds`` -> ``Stopped``
   (stopping a finished job is a ValidationException, as in SageMaker);
+- managed spot training (a job sent with ``EnableManagedSpotTraining``): ``training(interruptions=n)``
+  interrupts it n times from 40% of ``seconds``, each for 10% of them: SecondaryStatus ``Interrupted``,
+  then ``Training`` again (both in SecondaryStatusTransitions), still ``InProgress``; a Completed job
+  reports ``TrainingTimeInSeconds`` (the scripted seconds) and ``BillableTimeInSeconds`` (less by
+  ``spot_saving`` for a spot job, equal otherwise). ``training(metrics={...})`` sets a Completed job's
+  ``FinalMetricDataList``; the ``MetricDefinitions`` sent are kept (moto puts its own in their place);
 - the training log: moto's CloudWatch Logs gets, in ``/aws/sagemaker/TrainingJobs``, one stream per
   instance named as SageMaker names them (``<job>/algo-<n>-<epoch seconds>``), created at the Downloading
   transition (10% of ``seconds``), and lines as the job progresses in emulated time: one at Downloading,
@@ -64,7 +70,9 @@ Emulated, computed at each Describe* from the emulated time since the resource w
 
 What it does not emulate: billing or instance capacity, CloudWatch metrics of a job, a training log's
 real content or size, CloudWatch's ingestion delay (a line is readable as soon as it is due),
-``MaxRuntimeInSeconds`` (a job never times out by itself), warm pools, managed spot interruptions,
+``MaxRuntimeInSeconds`` (a job never times out by itself), warm pools, spot capacity itself (no
+``MaxWaitTimeExceeded``, no checkpoint objects written to S3, no log lines for an interruption, metrics
+parsed from the log by the definitions),
 endpoint ``SystemUpdating``/``OutOfService``/``UpdateRollbackFailed``, auto-scaling, alarms evaluating
 metrics (an alarm changes state only when a test or the script sets it), INSTANCE_COUNT capacity sizes
 (read as percentages), rolling updates (RollingUpdatePolicy), MaximumExecutionTimeoutInSeconds, the real order in which
@@ -76,6 +84,7 @@ Without an installed lifecycle the local AWS keeps moto's instant behaviour.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import io
 import json
@@ -110,6 +119,17 @@ class TrainingScript:
     outcome: str = "Completed"
     failure_reason: str = ""
     stop_seconds: float = 5.0
+    # Managed spot (a job sent with EnableManagedSpotTraining): interruptions, each from SPOT_INTERRUPTED_AT
+    # of the scripted seconds for SPOT_INTERRUPTED_FOR of them, and the share of the training seconds not
+    # billed (BillableTimeInSeconds = TrainingTimeInSeconds * (1 - spot_saving)).
+    interruptions: int = 0
+    spot_saving: float = 0.6
+    # FinalMetricDataList of a Completed job (name -> value); None keeps moto's own (train:progress).
+    metrics: dict[str, float] | None = None
+
+
+SPOT_INTERRUPTED_AT = 0.4
+SPOT_INTERRUPTED_FOR = 0.1
 
 
 @dataclass
@@ -264,10 +284,18 @@ class SageMakerLifecycle:
         outcome: str = "Completed",
         failure_reason: str = "",
         stop_seconds: float = 5.0,
+        *,
+        interruptions: int = 0,
+        spot_saving: float = 0.6,
+        metrics: dict[str, float] | None = None,
     ) -> SageMakerLifecycle:
         if outcome not in TRAINING_OUTCOMES:
             raise ValueError(f"outcome must be one of {TRAINING_OUTCOMES}")
-        self.training_script = TrainingScript(seconds, outcome, failure_reason, stop_seconds)
+        if interruptions * SPOT_INTERRUPTED_FOR > 1 - SPOT_INTERRUPTED_AT:
+            raise ValueError("too many interruptions for one job")
+        self.training_script = TrainingScript(
+            seconds, outcome, failure_reason, stop_seconds, interruptions, spot_saving, metrics
+        )
         return self
 
     def endpoint_create(
@@ -431,12 +459,25 @@ class SageMakerLifecycle:
                 continue
             if (name, message) not in transitions and name not in [t[0] for t in transitions]:
                 transitions.append((name, message))
+        spot = bool(getattr(job, "enable_managed_spot_training", False))
+        if spot and script.interruptions and state.stop_requested is None:
+            secondary, transitions = _spot_transitions(script, elapsed, secondary, transitions)
         job.training_job_status = status
         job.secondary_status = secondary
         job.failure_reason = failure or None
         job.secondary_status_transitions = [
             {"Status": name, "StartTime": created, "StatusMessage": message} for name, message in transitions
         ]
+        if status == "Completed":
+            job.training_time_in_seconds = int(script.seconds)
+            job.billable_time_in_seconds = (
+                int(script.seconds * (1 - script.spot_saving)) if spot else int(script.seconds)
+            )
+            if script.metrics is not None:
+                job.final_metric_data_list = [
+                    {"MetricName": name, "Value": float(value), "Timestamp": created}
+                    for name, value in script.metrics.items()
+                ]
         self.write_training_logs(job.training_job_name, state)
 
     # --- training logs, written into moto's CloudWatch Logs as they fall due --------------------------
@@ -618,6 +659,27 @@ class SageMakerLifecycle:
         return first, [name for at, name in found if at == first]
 
 
+def _spot_transitions(
+    script: TrainingScript, elapsed: float, secondary: str, transitions: list[tuple[str, str]]
+) -> tuple[str, list[tuple[str, str]]]:
+    """A spot job's SecondaryStatus and transitions: Training -> Interrupted -> Training per interruption."""
+    if secondary in ("Starting", "Downloading"):
+        return secondary, transitions
+    ended = transitions[-1] if secondary != "Training" else None
+    base = [t for t in transitions if t[0] in ("Starting", "Downloading", "Training")]
+    for k in range(script.interruptions):
+        start = script.seconds * (SPOT_INTERRUPTED_AT + k * SPOT_INTERRUPTED_FOR)
+        if elapsed < start:
+            break
+        base.append(("Interrupted", "The spot instance was reclaimed; waiting for spot capacity"))
+        if elapsed < start + script.seconds * SPOT_INTERRUPTED_FOR:
+            return "Interrupted", base
+        base.append(("Training", "Training resumed from the last checkpoint"))
+    if ended is not None:
+        base.append(ended)
+    return secondary, base
+
+
 def _order(secondary: str) -> int:
     order = ["Starting", "Downloading", "Training"]
     return order.index(secondary) if secondary in order else len(order)
@@ -666,8 +728,14 @@ def _patch_moto() -> None:
                 f"job with this name already exists (arn:aws:sagemaker:{self.region_name}:{self.account_id}:"
                 f"training-job/{name})"
             )
+        spec = kwargs.get("algorithm_specification") or {}
+        sent_metrics = copy.deepcopy(spec.get("MetricDefinitions"))
         job = original_create_job(self, *args, **kwargs)
         life = active()
+        if life is not None:  # moto replaces the definitions sent with its own: keep what was sent
+            job.algorithm_specification.pop("MetricDefinitions", None)
+            if sent_metrics:
+                job.algorithm_specification["MetricDefinitions"] = sent_metrics
         if life is not None:
             with _LOCK:
                 life.jobs[job.training_job_name] = _Job(life.now(), life.training_script)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sagelift.domain.training_settings import training_facts
+
 
 def _get(mapping: Any, *path: str) -> Any:
     for key in path:
@@ -118,6 +120,10 @@ def build_run_summary(
         "async_output_s3_uri": _get(serving, "async_inference", "output_s3_uri")
         if serving.get("mode") == "async" and not train_only
         else None,
+        # spot (interruptions, billable against training seconds) and the final metric values
+        "training": training_facts(training["Training"])
+        if isinstance(_get(training, "Training"), Mapping)
+        else None,
         "resources": resources,
     }
 
@@ -136,6 +142,16 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"  - {item['kind']} {item.get('name') or ''}: {item['action']}"
             + (f" ({extra})" if extra else "")
         )
+    facts = summary.get("training") or {}
+    if facts.get("spot") and facts.get("billable_seconds") is not None:
+        saving = facts.get("saving_percent")
+        lines.append(
+            f"Spot training: billed {facts['billable_seconds']} s of {facts.get('training_seconds')} s trained"
+            + (f" ({saving:g} % saved)" if saving is not None else "")
+            + f", {facts.get('interruptions', 0)} interruption(s)"
+        )
+    if facts.get("metrics"):
+        lines.append("Final metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(facts["metrics"].items())))
     if summary.get("train_only"):
         lines.append(f"Train-only run: nothing deployed. Trained artifact: {summary.get('artifact_s3_path')}")
     if summary.get("data_capture_s3_uri"):

@@ -288,8 +288,9 @@ def render_training_facts(job: str, facts: Mapping[str, Any]) -> list[str]:
         if facts.get("billable_seconds") is not None:
             saving = facts.get("saving_percent")
             lines.append(
-                f"Spot training: billed {facts['billable_seconds']} s of {facts.get('training_seconds')} s "
-                f"trained" + (f" ({saving:g} % saved)." if saving is not None else ".")
+                f"Spot training job {job}: billed {facts['billable_seconds']} s of "
+                f"{facts.get('training_seconds')} s trained"
+                + (f" ({saving:g} % saved)." if saving is not None else ".")
             )
     metrics = facts.get("metrics") or {}
     if metrics:

@@ -99,6 +99,7 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
             if not self.deferrable:  # also for a job that has ended: its log is printed once
                 description = self._wait_in_worker(name, settings.stream_training_logs)
             training.training_outcome(description)
+            training.report_training(description)
         return self.serialize_result(name)
 
     def _trigger(
@@ -136,7 +137,9 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
         name = str(event.get("job_name") or plan.names.training_job)
         if event.get("status") in ("success", "failed", "stopped"):
             with step_errors():
-                training.training_outcome(self.hook.describe_training_job(name))
+                description = self.hook.describe_training_job(name)
+                training.training_outcome(description)
+                training.report_training(description)
             return self.serialize_result(name)
         raise AirflowException(
             f"Waiting for training job {name} ended with {event.get('status')}: {event.get('message', '')}. "

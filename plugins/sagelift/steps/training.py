@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import build_training_job_request, expected_model_artifact
+from sagelift.domain.training_settings import render_training_facts, training_facts
 from sagelift.steps.endpoint import attempts
 from sagelift.steps.errors import StepFailed, describe_or_none, error_code, stop_on_sigterm
 
@@ -102,6 +103,15 @@ def training_outcome(description: Mapping[str, Any]) -> Mapping[str, Any]:
     return description
 
 
+def report_training(description: Mapping[str, Any]) -> dict[str, Any]:
+    """Log what a finished job tells: spot interruptions, billable against training seconds, final
+    metrics; returns them as JSON-able facts."""
+    facts = training_facts(description)
+    for line in render_training_facts(str(description.get("TrainingJobName", "?")), facts):
+        log.info(line)
+    return facts
+
+
 def wait_for_training(client: Any, name: str, delay: int, max_attempts: int) -> dict[str, Any]:
     """Wait (botocore's waiter) until the job has ended, however it ended; returns its description."""
     try:
@@ -144,4 +154,5 @@ def train_here(client: Any, plan: Plan, tags: list[dict[str, str]], images: Mapp
             attempts(wait.training_wait_budget_seconds, wait.check_interval_seconds),
         )
     training_outcome(description)
+    report_training(description)
     return model_artifact(plan, description)
