@@ -121,9 +121,7 @@ def build_run_summary(
         if serving.get("mode") == "async" and not train_only
         else None,
         # spot (interruptions, billable against training seconds) and the final metric values
-        "training": training_facts(training["Training"])
-        if isinstance(_get(training, "Training"), Mapping)
-        else None,
+        "training": training_facts(job) if isinstance(job := _get(training, "Training"), Mapping) else None,
         "resources": resources,
     }
 
