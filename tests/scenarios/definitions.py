@@ -59,6 +59,9 @@ class Lifecycle:
     update_failure: str = ""
     # issue 16: a guarded update's first alarm goes into ALARM this many seconds after UpdateEndpoint
     update_alarm_fires_after: float | None = None
+    # issue 17: a spot job's interruptions, and the FinalMetricDataList a Completed job reports
+    training_interruptions: int = 0
+    training_metrics: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ _VARIANT = (*_CONFIG, "ProductionVariants", 0)
 CAPTURES = "s3://scientist-ml-data/captures/"
 HEALTH_CHECK = "The primary container did not pass the ping health check."
 ROLLED_BACK = "Instance ping health check failed; rolled back."
+# issue 17: the spot scenario's training job
+SPOT_JOB = ("training_jobs", PER_RUN.format(1))
 # issue 16 guarded deploys: sagelift's default alarms of the model (sagelift.domain.deployment)
 GUARD_ERRORS = f"sagelift-{MODEL}-invocation-5xx-errors"
 GUARD_LATENCY = f"sagelift-{MODEL}-model-latency"
@@ -614,6 +619,51 @@ SCENARIOS: tuple[Scenario, ...] = (
                         "SAGELIFT_EMULATED_BODY": SMOKE_ANSWER,
                     },
                 },
+            ),
+        ),
+    ),
+    # --- issue 17: spot and metrics ----------------------------------------------------------------
+    Scenario(
+        "spot with one interruption",
+        runs=(
+            Run(
+                17,
+                "a spot job interrupted once resumes from its checkpoints; billed less than trained; its "
+                "final metrics reported",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        (*SPOT_JOB, "EnableManagedSpotTraining"): True,
+                        (*SPOT_JOB, "StoppingCondition"): {
+                            "MaxRuntimeInSeconds": 86400,
+                            "MaxWaitTimeInSeconds": 172800,  # twice the max runtime by default
+                        },
+                        (*SPOT_JOB, "CheckpointConfig", "S3Uri"): (
+                            f"s3://scientist-ml-data/churn/output/{PER_RUN.format(1)}/checkpoints/"
+                        ),
+                        (*SPOT_JOB, "AlgorithmSpecification", "MetricDefinitions"): [
+                            {"Name": "validation:auc", "Regex": "validation-auc=([0-9.]+)"}
+                        ],
+                        (*SPOT_JOB, "FinalMetricDataList"): [{"MetricName": "validation:auc", "Value": 0.88}],
+                        # read by the harness off the ended job (interruptions, billable and training seconds)
+                        (*SPOT_JOB, "Spot"): {
+                            "Interruptions": 1,
+                            "BillableTimeInSeconds": 24,
+                            "TrainingTimeInSeconds": 60,
+                        },
+                    }
+                ),
+                conf={
+                    "training": {
+                        "use_spot": True,
+                        "metric_definitions": [
+                            {"name": "validation:auc", "regex": "validation-auc=([0-9.]+)"}
+                        ],
+                    }
+                },
+                lifecycle=Lifecycle(
+                    training_seconds=60, training_interruptions=1, training_metrics={"validation:auc": 0.88}
+                ),
             ),
         ),
     ),

@@ -366,6 +366,15 @@ def sagemaker_state(admin: AdminView) -> dict[str, Any]:
 
     def described(kind: str, name: str, arn_key: str, call: Callable[..., Any], **kwargs: Any) -> None:
         value = _plain(call(**kwargs))
+        if value.get("EnableManagedSpotTraining") and value.get("TrainingJobStatus") == "Completed":
+            # an ended spot job's story, which no longer depends on when it is read (issue 17)
+            value["Spot"] = {
+                "Interruptions": [t["Status"] for t in value["SecondaryStatusTransitions"]].count(
+                    "Interrupted"
+                ),
+                "BillableTimeInSeconds": value.get("BillableTimeInSeconds"),
+                "TrainingTimeInSeconds": value.get("TrainingTimeInSeconds"),
+            }
         for key in TRAINING_PROGRESS:
             value.pop(key, None)
         value["Tags"] = _tags(sm.list_tags(ResourceArn=value[arn_key])["Tags"])
@@ -599,7 +608,13 @@ class Images:
 
 
 def _script(life: SageMakerLifecycle, lc: d.Lifecycle) -> None:
-    life.training(seconds=lc.training_seconds, outcome=lc.training_outcome, stop_seconds=lc.stop_seconds)
+    life.training(
+        seconds=lc.training_seconds,
+        outcome=lc.training_outcome,
+        stop_seconds=lc.stop_seconds,
+        interruptions=lc.training_interruptions,
+        metrics=dict(lc.training_metrics) if lc.training_metrics is not None else None,
+    )
     life.endpoint_create(
         seconds=lc.create_seconds, outcome=lc.create_outcome, failure_reason=lc.create_failure
     )
