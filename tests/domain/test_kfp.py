@@ -49,11 +49,12 @@ def test_run_parameters_are_the_thirteen_pipeline_parameters():
 
     params = parse_params(demo_conf()).to_dict()
     run = build_run_parameters(params)
-    assert list(run) == [*ORIGINAL_PARAMETER_NAMES, "plan_only", "endpoint", "training"]
+    assert list(run) == [*ORIGINAL_PARAMETER_NAMES, "plan_only", "endpoint", "training", "request_overrides"]
     assert run["model_artifact_s3_path"] == ""  # unset -> the pipeline default, never None
     assert run["training_instance_count"] == 2
     assert run["endpoint"] == {}  # no serving settings: the pipeline's default
     assert run["training"] == {}
+    assert run["request_overrides"] == {}
 
 
 def test_the_serving_settings_travel_as_the_conf_that_gives_them():

@@ -731,6 +731,10 @@ CLASSIFIED: dict[tuple[str, str], str] = {
     ("operators/ecr.py", "_connection_credentials.credentials"): "runtime: the source registry connection",
     ("operators/kfp.py", "KubeflowPipelinesRunOperator.execute"): "operator argument, not a conf value",
     ("operators/validate.py", "acting_user"): "validate itself: who the run acts for, before build_plan",
+    ("steps/overrides.py", "check_request_overrides"): (
+        "validate itself: both engines' validate check the request overrides against botocore's model "
+        "(checked_plan) right after build_plan"
+    ),
     ("steps/images.py", "copy_image"): "runtime: an immutable tag already in ECR",
     ("steps/registry.py", "_get_api_root"): "runtime: what a registry answers",
     ("steps/registry.py", "_read_head"): "runtime: what a registry answers",

@@ -19,7 +19,7 @@ from sagelift.domain.kfp import parse_run_parameters
 from sagelift.domain.params import default_conf
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import parse_platform_variable
-from sagelift.steps import api, endpoint, lock, model, pvc, serving, tags, training
+from sagelift.steps import api, endpoint, lock, model, overrides, pvc, serving, tags, training
 from sagelift.steps.clients import session_clients
 from sagelift.steps.errors import retry_transient
 from sagelift.steps.images import publish_images
@@ -35,7 +35,8 @@ retried = retry_transient(tries=3, first_delay=float(os.environ.get("SAGELIFT_KF
 def plan_run(conf: Mapping[str, Any], dag_id: str, run_id: str) -> dict[str, Any]:
     """Validate the conf against the platform configuration; the run's plan, as Airflow's validate."""
     raw = {**default_conf(), **parse_run_parameters(conf)}
-    return build_plan(raw, parse_platform_variable(os.environ.get(PLATFORM_ENV) or None), dag_id, run_id)
+    platform = parse_platform_variable(os.environ.get(PLATFORM_ENV) or None)
+    return overrides.checked_plan(build_plan(raw, platform, dag_id, run_id))
 
 
 def _session(plan: Plan) -> boto3.session.Session:

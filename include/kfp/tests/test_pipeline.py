@@ -38,6 +38,7 @@ def test_the_first_step_takes_the_run_parameters_and_the_run_facts() -> None:
         *ORIGINAL_PARAMETER_NAMES,
         "endpoint",
         "training",
+        "request_overrides",
         "plan_only",
         "pipeline_name",
         "run_id",

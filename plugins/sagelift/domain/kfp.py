@@ -17,8 +17,17 @@ from sagelift.domain.params import PARAMETERS
 from sagelift.domain.training_settings import TrainingSettings
 
 # The pipeline's parameters: the 13 original ones, then plan_only, the serving settings (issue 16) and the
-# training settings (issue 17), in the order of PARAMETERS.
-PIPELINE_EXTRA_PARAMETERS = ("plan_only", "endpoint", "training")
+# training settings and request overrides (issue 17), in the order of PARAMETERS.
+PIPELINE_EXTRA_PARAMETERS = ("plan_only", "endpoint", "training", "request_overrides")
+# The object and list parameters, which KFP hands over as protobuf Struct values.
+PIPELINE_STRUCTS = (
+    "environment",
+    "training_hyperparameters",
+    "training_channels",
+    "endpoint",
+    "training",
+    "request_overrides",
+)
 PIPELINE_PARAMETER_NAMES = tuple(
     spec.name for spec in PARAMETERS if spec.original or spec.name in PIPELINE_EXTRA_PARAMETERS
 )
@@ -125,7 +134,7 @@ def parse_run_parameters(received: Mapping[str, Any]) -> dict[str, Any]:
     conf gives the request it gives on Airflow (a hyperparameter 5 is sent as "5", not "5.0").
     """
     conf = dict(received)
-    for name in ("environment", "training_hyperparameters", "training_channels", "endpoint", "training"):
+    for name in PIPELINE_STRUCTS:
         if name in conf:
             conf[name] = _whole_numbers_as_ints(conf[name])
     return conf

@@ -31,6 +31,7 @@ from sagelift.domain.endpoint_settings import (
 )
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import parse_image_reference
+from sagelift.domain.overrides import parse_request_overrides
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
 from sagelift.domain.training_settings import SETTINGS_DOC as TRAINING_SETTINGS_DOC
 from sagelift.domain.training_settings import TrainingSettings, parse_training
@@ -347,6 +348,18 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         ),
         original=False,
     ),
+    ParamSpec(
+        "request_overrides",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Request overrides",
+        "Extra SageMaker request fields, per call (CreateTrainingJob, CreateModel, CreateEndpointConfig), as a "
+        "JSON object. Only the fields the platform allows (platform.sagemaker.allowed_overrides) are "
+        "accepted; each is checked against SageMaker's API model before anything runs.",
+        SECTION_ADVANCED,
+        ({"CreateTrainingJob": {"Environment": {"LOG_LEVEL": "debug"}}},),
+        original=False,
+    ),
 )
 
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
@@ -379,6 +392,8 @@ class RunParams:
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     # Spot capacity with checkpoints, and the metric definitions (issue 17 items 2 and 3).
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    # Extra request fields per SageMaker call, within the platform's allow-list (domain.overrides).
+    request_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def trains(self) -> bool:
@@ -415,7 +430,14 @@ class _Conf:
     """A raw conf read field by field. A value outside the read bounds is reported once, with its field,
     and then reads as unset, so no later rule (nor json.loads, int() or a message) sees it."""
 
-    JSON_FIELDS = ("environment", "training_hyperparameters", "training_channels", "endpoint", "training")
+    JSON_FIELDS = (
+        "environment",
+        "training_hyperparameters",
+        "training_channels",
+        "endpoint",
+        "training",
+        "request_overrides",
+    )
 
     def __init__(self, raw: Mapping[str, Any], problems: Problems):
         self.problems = problems
@@ -831,6 +853,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     plan_only = _parse_plan_only(conf)
     endpoint = _parse_endpoint(conf, sources, endpoint_type)
     training = _parse_training(conf, sources)
+    request_overrides = parse_request_overrides(conf.json("request_overrides", dict), problems)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
@@ -849,6 +872,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         training_s3_output_path=sources.output_path,
         endpoint=endpoint,
         training=training,
+        request_overrides=request_overrides,
         **overrides,
     )
 

@@ -23,6 +23,7 @@ from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_js
 from sagelift.domain.endpoint_settings import MAX_INSTANCES, MODES, STRATEGIES, EndpointCaps
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import host_pattern_problem
+from sagelift.domain.overrides import parse_allowed_overrides
 from sagelift.domain.security import NetworkSettings, check_network_regions, parse_network_settings
 
 VARIABLE_KEY = "sagelift_platform"
@@ -817,11 +818,17 @@ class SageMakerSettings:
     training_wait_budget_seconds: int = 48 * 3600
     endpoint_wait_budget_seconds: int = 3 * 3600
     keep_endpoint_configs: int = 2
+    # Per call, the request fields a run's request_overrides may set (README "Request overrides").
+    allowed_overrides: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None, problems: Problems) -> SageMakerSettings:
         p = "platform.sagemaker"
-        settings = cls(**_known(cls, _section(raw, p, problems), p, problems))
+        values = _known(cls, _section(raw, p, problems), p, problems)
+        values["allowed_overrides"] = parse_allowed_overrides(
+            values.get("allowed_overrides"), f"{p}.allowed_overrides", problems
+        )
+        settings = cls(**values)
         for name, (low, high) in SAGEMAKER_BOUNDS.items():
             _check(
                 problems,

@@ -14,6 +14,7 @@ from sagelift.domain.images import (
     ecr_registry_host,
     plan_image_steps,
 )
+from sagelift.domain.overrides import check_request_overrides
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
 from sagelift.domain.platform import PlatformConfig, s3_key_segments_problem
 from sagelift.domain.tags import check_tags, derive_run_tags
@@ -39,6 +40,14 @@ def check_against_platform(
     # train_model: a spot job's max wait covers the platform's max runtime
     check_training_against_platform(
         params.training, platform.sagemaker.training_max_runtime_seconds, problems
+    )
+    # train_model, create_model, deploy_endpoint: only the request fields the platform allows
+    check_request_overrides(
+        params.request_overrides,
+        platform.sagemaker.allowed_overrides,
+        problems,
+        trains=params.trains,
+        deploys=params.deploys,
     )
     if params.tags_s3_path is not None:  # resolve_tags: only documents the platform allows
         problem = tag_document_problem(params.tags_s3_path, platform)

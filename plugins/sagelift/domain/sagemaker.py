@@ -14,6 +14,7 @@ from typing import Any
 
 from sagelift.domain.endpoint_settings import SERVERLESS_DEFAULTS, AsyncInference, Serverless
 from sagelift.domain.images import pinned_image
+from sagelift.domain.overrides import merge_overrides
 from sagelift.domain.params import RunParams, builtin_algorithm_image
 from sagelift.domain.plan import RunNames
 from sagelift.domain.platform import SageMakerSettings
@@ -123,7 +124,8 @@ def build_training_job_request(
         for section in ("ResourceConfig", "OutputDataConfig"):
             request[section].update(secured.pop(section, {}))
         request.update(secured)
-    return request
+    # last: the run's allowed extra fields (validate refused any the platform does not list)
+    return merge_overrides(request, params.request_overrides.get("CreateTrainingJob"))
 
 
 def build_model_request(
@@ -151,7 +153,7 @@ def build_model_request(
     }
     if network is not None:
         request.update(model_security(network))
-    return request
+    return merge_overrides(request, params.request_overrides.get("CreateModel"))
 
 
 def build_endpoint_config_request(
@@ -200,7 +202,7 @@ def build_endpoint_config_request(
     if network is not None:
         request.update(endpoint_config_security(network, serving.mode))
     request["Tags"] = [dict(tag) for tag in tags]
-    return request
+    return merge_overrides(request, params.request_overrides.get("CreateEndpointConfig"))
 
 
 def build_async_inference_config(settings: AsyncInference) -> dict[str, Any]:

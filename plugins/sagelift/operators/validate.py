@@ -20,6 +20,7 @@ from sagelift.domain.params import default_conf
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE
 from sagelift.hooks.airflow_api import AirflowApiHook
+from sagelift.steps.overrides import checked_plan
 
 
 def triggering_user(dag_run: Any) -> str | None:
@@ -87,6 +88,7 @@ class ValidateRunOperator(BaseOperator):
             plan = build_plan(
                 raw, load_platform_config_raw(), dag_run.dag_id, dag_run.run_id, triggered_by=user
             )
+            plan = checked_plan(plan)  # request overrides against botocore's SageMaker model
         except SageliftValidationError as err:
             raise AirflowFailException(headed_message(err)) from None
         if self.require_aws_connection:
