@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import fnmatch
 
 import pytest
 
@@ -162,3 +163,25 @@ def test_the_wait_notes_an_interruption_once_and_the_resume():
     assert interruption_line("j", "Interrupted", "Interrupted") is None
     assert interruption_line("j", "Interrupted", "Training") is not None
     assert interruption_line("j", "Downloading", "Training") is None
+
+
+def test_onboarding_lets_the_training_role_resume_from_its_checkpoints():
+    from sagelift.domain.onboarding import render_policies
+
+    config = {**PLATFORM, "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master-pipeline"}
+    policies = render_policies(
+        PlatformConfig.from_dict(config),
+        SCIENTIST_ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:role/airflow-workers",
+        data_uris=["s3://scientist-ml-data/churn/"],
+        output_uris=["s3://scientist-ml-data/churn/output/"],
+    )
+    statements = {s["Sid"]: s for s in policies["training-and-model-permissions"]["Statement"]}
+    checkpoint = "scientist-ml-data/churn/output/churn-predictor-1a2b3c4d/checkpoints/epoch-3.pt"
+    read = statements["ReadSpotCheckpoints"]
+    assert [fnmatch.fnmatchcase(f"arn:aws:s3:::{checkpoint}", arn) for arn in read["Resource"]] == [True]
+    listing = statements["ListSpotCheckpoints"]
+    assert listing["Resource"] == ["arn:aws:s3:::scientist-ml-data"]
+    prefix = "churn/output/churn-predictor-1a2b3c4d/checkpoints/"
+    assert any(fnmatch.fnmatchcase(prefix, p) for p in listing["Condition"]["StringLike"]["s3:prefix"])
+    assert not fnmatch.fnmatchcase("churn/input/x", listing["Condition"]["StringLike"]["s3:prefix"][0])

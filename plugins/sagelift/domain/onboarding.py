@@ -18,6 +18,7 @@ import jinja2
 from sagelift.domain.lock import account_locks
 from sagelift.domain.platform import PlatformConfig
 from sagelift.domain.security import execution_role_statements, sagemaker_role_statements
+from sagelift.domain.training_settings import checkpoint_role_statements
 
 # package data, so an installed wheel renders the same policies as the work tree
 TEMPLATES = resources.files("sagelift").joinpath("assets", "iam")
@@ -98,6 +99,8 @@ def render_policies(
         "execution_network_statements": execution_role_statements(
             account.network, account_id, platform.region
         ),
+        # a spot job resumes from the checkpoints it wrote under the training output (issue 17)
+        "checkpoint_statements": checkpoint_role_statements(list(output_uris)),
     }
     return {name: json.loads(env.get_template(template).render(**values)) for name, template, _ in POLICIES}
 

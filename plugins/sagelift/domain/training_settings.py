@@ -310,3 +310,33 @@ def interruption_line(job: str, previous: str | None, secondary: str | None) -> 
     if secondary == "MaxWaitTimeExceeded":
         return f"Spot training job {job} waited longer than its max wait for spot capacity."
     return None
+
+
+def checkpoint_role_statements(output_uris: list[str]) -> list[dict[str, Any]]:
+    """The training role's IAM statements to resume a spot job: read and list the checkpoints it wrote
+    under each training output prefix (``<output>/<job>/checkpoints/``; writing is the output's own
+    PutObject grant). Prefixes ending in '/' (or a bucket) cover every job under them."""
+    objects: set[str] = set()
+    listing: dict[str, set[str]] = {}
+    for uri in output_uris:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        prefix = key if not key or key.endswith("/") else key + "/"
+        objects.add(f"arn:aws:s3:::{bucket}/{prefix}*/{CHECKPOINTS}/*")
+        listing.setdefault(f"arn:aws:s3:::{bucket}", set()).add(f"{prefix}*/{CHECKPOINTS}/*")
+    if not objects:
+        return []
+    return [
+        {
+            "Sid": "ReadSpotCheckpoints",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": sorted(objects),
+        },
+        {
+            "Sid": "ListSpotCheckpoints",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": sorted(listing),
+            "Condition": {"StringLike": {"s3:prefix": sorted(set().union(*listing.values()))}},
+        },
+    ]
