@@ -10,7 +10,7 @@ provider's log streaming, KFP waits with the botocore waiter in ``wait_for_train
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
@@ -103,12 +103,12 @@ def training_outcome(description: Mapping[str, Any]) -> Mapping[str, Any]:
     return description
 
 
-def report_training(description: Mapping[str, Any]) -> dict[str, Any]:
-    """Log what a finished job tells: spot interruptions, billable against training seconds, final
-    metrics; returns them as JSON-able facts."""
+def report_training(description: Mapping[str, Any], say: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Tell (``say``: the log by default) what a finished job shows: spot interruptions, billable against
+    training seconds, final metrics; returns them as JSON-able facts."""
     facts = training_facts(description)
     for line in render_training_facts(str(description.get("TrainingJobName", "?")), facts):
-        log.info(line)
+        say(line)
     return facts
 
 
@@ -136,10 +136,16 @@ def model_artifact(plan: Plan, description: Mapping[str, Any] | None) -> str:
     return expected_model_artifact(str(plan.params.training_s3_output_path), plan.names.training_job)
 
 
-def train_here(client: Any, plan: Plan, tags: list[dict[str, str]], images: Mapping[str, Any] | None) -> str:
+def train_here(
+    client: Any,
+    plan: Plan,
+    tags: list[dict[str, str]],
+    images: Mapping[str, Any] | None,
+    say: Callable[[str], None] = log.info,
+) -> str:
     """Train in this process, for an engine that waits where Airflow defers (KFP): start this run's job
-    or follow it, wait with botocore's waiter, stop it if the process is told to end (SIGTERM), and
-    return the artifact to deploy."""
+    or follow it, wait with botocore's waiter, stop it if the process is told to end (SIGTERM), tell
+    (``say``) what the ended job shows (spot, metrics), and return the artifact to deploy."""
     if not plan.params.trains:
         return model_artifact(plan, None)
     request = training_request(plan, tags, images)
@@ -154,5 +160,5 @@ def train_here(client: Any, plan: Plan, tags: list[dict[str, str]], images: Mapp
             attempts(wait.training_wait_budget_seconds, wait.check_interval_seconds),
         )
     training_outcome(description)
-    report_training(description)
+    report_training(description, say)
     return model_artifact(plan, description)
