@@ -185,3 +185,41 @@ def test_onboarding_lets_the_training_role_resume_from_its_checkpoints():
     prefix = "churn/output/churn-predictor-1a2b3c4d/checkpoints/"
     assert any(fnmatch.fnmatchcase(prefix, p) for p in listing["Condition"]["StringLike"]["s3:prefix"])
     assert not fnmatch.fnmatchcase("churn/input/x", listing["Condition"]["StringLike"]["s3:prefix"][0])
+
+
+def test_every_setting_is_documented_in_the_trigger_form_and_the_readme():
+    from sagelift.dags.params import airflow_params
+    from tests.conftest import ROOT
+
+    form = airflow_params()["training"]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Spot training and metrics") :][:4000]
+    for key in ("use_spot", "max_wait_seconds", "metric_definitions"):
+        assert key in form.description, key
+        assert f"`{key}`" in section, key
+    assert form.schema["section"] == "Training"
+
+
+def test_the_summary_shows_the_saving_and_the_final_metrics():
+    from sagelift.domain.plan import build_plan
+    from sagelift.domain.summary import build_run_summary, render_run_summary
+
+    plan = build_plan(demo_conf(training={"use_spot": True}), PLATFORM, "d", "r")
+    job = {
+        "TrainingJobName": "j",
+        "TrainingJobStatus": "Completed",
+        "EnableManagedSpotTraining": True,
+        "TrainingTimeInSeconds": 900,
+        "BillableTimeInSeconds": 540,
+        "SecondaryStatusTransitions": [{"Status": "Interrupted"}],
+        "FinalMetricDataList": [{"MetricName": "validation:auc", "Value": 0.88}],
+    }
+    summary = build_run_summary(
+        plan, images=None, training={"Training": job}, model=None, endpoint=None, api=None
+    )
+    assert summary["training"]["saving_percent"] == 40.0
+    assert summary["training"]["metrics"] == {"validation:auc": 0.88}
+    text = render_run_summary(summary)
+    assert "540 s of 900 s" in text and "validation:auc=0.88" in text
+    skipped = build_run_summary(plan, images=None, training=None, model=None, endpoint=None, api=None)
+    assert skipped["training"] is None
