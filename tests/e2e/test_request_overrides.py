@@ -17,6 +17,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.sagemaker import expected_model_artifact
 from sagelift.operators.validate import ValidateRunOperator
 from tests.conftest import ROOT
 from tests.support.botocore_validation import recording_aws_calls
@@ -111,7 +112,10 @@ def test_an_allowed_override_and_isolation_reach_the_account(glue, local_aws):
     tags = glue.resolve_tags(plan)
     images = glue.copy_images(plan, tags)
     with recording_aws_calls() as calls:
-        artifact = glue.train_model(plan, tags, images)
+        glue.train_model(plan, tags, images)
+        artifact = expected_model_artifact(
+            plan["params"]["training_s3_output_path"], plan["names"]["training_job"]
+        )
         model_name = glue.create_model(plan, tags, images, artifact)
 
     # the bodies sent (the local AWS keeps neither a job's Environment nor isolation), each valid for
