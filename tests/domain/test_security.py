@@ -241,3 +241,16 @@ def test_network_policies_pass_the_parliament_linter():
         if serious:
             findings[name] = serious
     assert findings == {}
+
+
+def test_the_readme_section_names_every_network_setting():
+    from dataclasses import fields
+
+    from sagelift.domain.security import NetworkSettings
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("### Network and encryption")
+    section = readme[start : readme.index("\n## ", start)]
+    for setting in fields(NetworkSettings):
+        assert f"`{setting.name}`" in section, setting.name
