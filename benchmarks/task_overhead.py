@@ -145,7 +145,10 @@ def run_dag(af: Any, dag_id: str, conf: dict[str, Any], probe: FirstRequest | No
     run_id = af.trigger(dag_id, conf)
     run = af.wait_for_run(dag_id, run_id, timeout=600)
     if run["state"] != "success":
-        raise RuntimeError(f"{dag_id} {run_id}: {run['state']}: {af.task_states(dag_id, run_id)}")
+        states = af.task_states(dag_id, run_id)
+        failed = [task for task, state in states.items() if state == "failed"]
+        logs = {task: af.task_log(dag_id, run_id, task)[-8:] for task in failed}
+        raise RuntimeError(f"{dag_id} {run_id}: {run['state']}: {states}\n{logs}")
     wall = (_when(run["end_date"]) or time.time()) - triggered
     first = (probe.first - triggered) if probe is not None and probe.first else None
     return {"phases": task_phases(af, dag_id, run_id), "wall": wall, "first_aws": first}
