@@ -20,7 +20,6 @@ from sagelift.domain.params import default_conf
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import NO_USER_FIELD, NO_USER_RULE
 from sagelift.hooks.airflow_api import AirflowApiHook
-from sagelift.steps.overrides import checked_plan
 
 
 def triggering_user(dag_run: Any) -> str | None:
@@ -83,6 +82,10 @@ class ValidateRunOperator(BaseOperator):
         # context["params"]: it hides unknown keys, which are typos more often than not.)
         raw = default_conf()
         raw.update(conf)
+        # Here, not at the top: botocore's service model is for this check only, and every parse of the
+        # DAG files (sagemaker_deploy_kfp's too) would import botocore (tests/dags/test_import_deny_list.py).
+        from sagelift.steps.overrides import checked_plan
+
         try:
             user, why = acting_user(dag_run, conf)
             plan = build_plan(
