@@ -169,13 +169,23 @@ def copy_images(plan: str, tags: list) -> dict:
     return steps.copy_images(json.loads(plan), tags)
 
 
-def train_model(plan: str, tags: list, images: dict) -> str:
-    """Train on SageMaker (the given artifact when training is skipped); returns the artifact URI."""
+def train_model(plan: str, tags: list, images: dict, metrics: dsl.Output[dsl.Metrics]) -> str:
+    """Train on SageMaker (the given artifact when training is skipped); returns the artifact URI.
+
+    The job's final metric values (FinalMetricDataList) are the step's Metrics artifact, which the KFP
+    UI shows and compares across runs; spot facts (interruptions, billable and training seconds) too.
+    """
     import json
 
     from sagelift_kfp import steps
 
-    return steps.train_model(json.loads(plan), tags, images)
+    artifact, facts = steps.train_model(json.loads(plan), tags, images)
+    for name, value in sorted((facts.get("metrics") or {}).items()):
+        metrics.log_metric(name, value)
+    for name in ("interruptions", "billable_seconds", "training_seconds"):
+        if facts.get("spot") and facts.get(name) is not None:
+            metrics.log_metric(f"spot:{name}", facts[name])
+    return artifact
 
 
 def create_model(plan: str, tags: list, images: dict, model_data_url: str) -> str:
@@ -278,7 +288,10 @@ def build_pipeline(
                 )
                 model = configure(
                     c["create_model"](
-                        plan=plan, tags=tags.output, images=images.output, model_data_url=train.output
+                        plan=plan,
+                        tags=tags.output,
+                        images=images.output,
+                        model_data_url=train.outputs["Output"],
                     ),
                     "create_model",
                 )

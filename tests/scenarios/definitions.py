@@ -645,6 +645,8 @@ SCENARIOS: tuple[Scenario, ...] = (
                             {"Name": "validation:auc", "Regex": "validation-auc=([0-9.]+)"}
                         ],
                         (*SPOT_JOB, "FinalMetricDataList"): [{"MetricName": "validation:auc", "Value": 0.88}],
+                        # the run keeps them: train_model's XCom (Airflow), its Metrics artifact (KFP)
+                        ("outcome", "metrics"): {"validation:auc": 0.88},
                         # read by the harness off the ended job (interruptions, billable and training seconds)
                         (*SPOT_JOB, "Spot"): {
                             "Interruptions": 1,

@@ -76,6 +76,9 @@ class Outcome:
     cancelled: str = ""  # how the engine ended a cancelled run
     seconds: float = 0.0
     logical_date: datetime.datetime | None = None  # Airflow: what running the same run again needs
+    # the job's final metric values as the run keeps them (issue 17): train_model's XCom on Airflow
+    # (the job's FinalMetricDataList), its Metrics artifact on KFP
+    metrics: dict[str, float] | None = None
 
 
 _AIRFLOW_ERROR = re.compile(r"(?:AirflowFailException|AirflowException)[:']\s*(.+)$")
@@ -172,6 +175,9 @@ class AirflowEngine:
             outcome.message = airflow_message(output.out + output.err)
         if states.get("expose_api") == "success":
             outcome.invoke_url = xcom(dag_run, "expose_api").get("invoke_url")
+        if states.get("train_model") == "success":
+            final = (xcom(dag_run, "train_model").get("Training") or {}).get("FinalMetricDataList") or []
+            outcome.metrics = {m["MetricName"]: m["Value"] for m in final} or None
         return outcome
 
 
@@ -287,6 +293,8 @@ class KfpEngine:
             outcome.message = answer["message"]
             outcome.attempts = sum(a["step"] == answer["failed_step"] for a in answer["attempts"])
         outcome.invoke_url = (answer["outputs"].get("expose_api") or {}).get("invoke_url")
+        logged = answer.get("metrics", {}).get("train_model") or {}
+        outcome.metrics = {k: v for k, v in logged.items() if not k.startswith("spot:")} or None
         if answer["terminated"]:
             outcome.cancelled = "run terminated"
         return outcome
@@ -808,6 +816,7 @@ class Play:
                 "failed_step": outcome.failed_step,
                 "message": message,
                 "invoke_url": outcome.invoke_url,
+                "metrics": outcome.metrics,
                 "deployments": self.deployments_since_last_checkpoint(),
             },
             replacements,

@@ -38,9 +38,10 @@ def test_a_spot_job_interrupted_once_resumes_and_reports_its_saving_and_metrics(
     sm = local_aws.client("sagemaker")
     said: list[str] = []  # what the KFP step prints (train_here's say)
     with life.installed(local_aws):
-        artifact = train_here(sm, plan, [], None, say=said.append)
+        artifact, facts = train_here(sm, plan, [], None, say=said.append)
         job = sm.describe_training_job(TrainingJobName=plan.names.training_job)
     assert artifact == job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert facts == training_facts(job)
     # what was sent, as SageMaker keeps it
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"]["MaxWaitTimeInSeconds"] >= job["StoppingCondition"]["MaxRuntimeInSeconds"]

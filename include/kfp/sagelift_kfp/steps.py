@@ -95,8 +95,8 @@ def copy_images(plan: Mapping[str, Any], run_tags: list[dict[str, str]]) -> dict
 
 
 @retried
-def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any]) -> str:
-    """Train (or follow this run's job), print what it showed (spot, metrics), return the artifact."""
+def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any]) -> tuple:
+    """Train (or follow this run's job), print what it showed; (the artifact, the job's facts)."""
     p = Plan.from_xcom(plan)
     return training.train_here(_session(p).client("sagemaker"), p, run_tags, images, say=print)
 

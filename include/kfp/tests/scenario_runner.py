@@ -140,6 +140,8 @@ class Runner:
                     "status": result.name,
                     "message": error_message(buffer.getvalue()),
                     "output": (outputs or {}).get("Output"),
+                    # train_model's Metrics artifact: the job's final metric values (issue 17)
+                    "metrics": getattr((outputs or {}).get("metrics"), "metadata", None),
                 }
             )
             return outputs, result
@@ -181,6 +183,7 @@ class Runner:
             "terminated": _terminated,
             "attempts": [{"step": a["step"], "status": a["status"]} for a in self.attempts],
             "outputs": {a["step"]: a["output"] for a in self.attempts if a["status"] == "SUCCESS"},
+            "metrics": {a["step"]: a["metrics"] for a in self.attempts if a.get("metrics") is not None},
             "seconds": round(time.monotonic() - started, 1),
         }
 

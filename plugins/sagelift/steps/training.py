@@ -142,12 +142,13 @@ def train_here(
     tags: list[dict[str, str]],
     images: Mapping[str, Any] | None,
     say: Callable[[str], None] = log.info,
-) -> str:
+) -> tuple[str, dict[str, Any]]:
     """Train in this process, for an engine that waits where Airflow defers (KFP): start this run's job
     or follow it, wait with botocore's waiter, stop it if the process is told to end (SIGTERM), tell
-    (``say``) what the ended job shows (spot, metrics), and return the artifact to deploy."""
+    (``say``) what the ended job shows, and return the artifact to deploy with those facts (spot,
+    billable seconds, final metrics; ``training_facts``), empty when nothing was trained."""
     if not plan.params.trains:
-        return model_artifact(plan, None)
+        return model_artifact(plan, None), {}
     request = training_request(plan, tags, images)
     name = str(request["TrainingJobName"])
     start_training(client, request)
@@ -160,5 +161,5 @@ def train_here(
             attempts(wait.training_wait_budget_seconds, wait.check_interval_seconds),
         )
     training_outcome(description)
-    report_training(description, say)
-    return model_artifact(plan, description)
+    facts = report_training(description, say)
+    return model_artifact(plan, description), facts
