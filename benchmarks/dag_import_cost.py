@@ -6,6 +6,7 @@ cases; the median of each is printed with their ratio. Target: the DAG file adds
 
 from __future__ import annotations
 
+import ast
 import os
 import statistics
 import subprocess
@@ -14,14 +15,26 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def dag_imports(path: Path) -> list[str]:
+    modules = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.append(node.module)
+    return modules
+
+
 RUNS = int(os.environ.get("RUNS", "7"))
 
-OPERATORS = """
-import sagelift.operators.apigateway, sagelift.operators.ecr, sagelift.operators.kubernetes
-import sagelift.dags.params, sagelift.operators.sagemaker, sagelift.operators.sts
-import sagelift.operators.tags, sagelift.operators.validate
-import airflow.sdk
-"""
+# Every module the DAG file imports at its top (read from the file, so the list cannot go stale).
+OPERATORS = "\n".join(
+    f"import {module}"
+    for module in dag_imports(ROOT / "dags" / "sagemaker_deploy.py")
+    if module != "__future__"
+)
 DAG = f"""
 import runpy
 runpy.run_path({str(ROOT / "dags" / "sagemaker_deploy.py")!r})
