@@ -144,6 +144,11 @@ def test_a_call_the_platform_allows_nothing_in_is_refused():
         ({"CreateTrainingJob": {"EnableNetworkIsolation": False}}, "EnableNetworkIsolation"),
         ({"CreateModel": {"PrimaryContainer": {"Image": "evil:1"}}}, "PrimaryContainer.Image"),
         ({"CreateModel": {"Tags": []}}, "Tags"),
+        # the account's capture_prefixes bound where captures land
+        (
+            {"CreateEndpointConfig": {"DataCaptureConfig": {"DestinationS3Uri": "s3://elsewhere/"}}},
+            "DataCaptureConfig.DestinationS3Uri",
+        ),
     ],
 )
 def test_what_sagelift_owns_is_never_overridable(overrides, field):

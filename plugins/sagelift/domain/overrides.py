@@ -59,7 +59,10 @@ OWNED: Mapping[str, tuple[str, ...]] = {
         "ProductionVariants",
         "ShadowProductionVariants",
         "KmsKeyId",
-        "AsyncInferenceConfig.OutputConfig.KmsKeyId",
+        # where captures and async results land: the account's capture_prefixes bound them
+        "DataCaptureConfig.DestinationS3Uri",
+        "DataCaptureConfig.KmsKeyId",
+        "AsyncInferenceConfig.OutputConfig",
         "ExecutionRoleArn",
         "VpcConfig",
         "EnableNetworkIsolation",
