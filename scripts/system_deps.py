@@ -3,9 +3,9 @@
 Tests and ``make demo`` start real programs on loopback in place of AWS's registries, a browser, a
 kubectl client and the Redis broker of the scale-out tests' Celery workers; the product never needs them.
 A machine image may already carry some of these commands from other packages (a kubectl from a cloud SDK,
-say): asking apt for Debian's package of a command that
-already exists can collide with the other package's file, so only the packages of missing commands are
-installed, without recommended packages, and a second call installs nothing.
+say): asking apt for Debian's package of a command that already exists can collide with the other
+package's file, so only the packages of missing commands are installed, without recommended packages, and
+a second call installs nothing.
 
 Usage: ``python3 scripts/system_deps.py [--dry-run]`` (root, or sudo on PATH). Standard library only: it
 runs before any environment exists.
