@@ -13,7 +13,7 @@ KFP_RUN := env -u UV_PROJECT_ENVIRONMENT PYTHONPATH=$(KFP_PYTHONPATH) $(KFP_VENV
 .PHONY: kfp-env kfp-compile kfp-check kfp-test
 
 $(KFP_VENV)/.synced: $(UV) $(KFP_DIR)/pyproject.toml $(KFP_DIR)/uv.lock
-	cd $(KFP_DIR) && env -u UV_PROJECT_ENVIRONMENT $(abspath $(UV)) sync --frozen
+	cd $(KFP_DIR) && env -u UV_PROJECT_ENVIRONMENT $(abspath $(UV)) sync --frozen --compile-bytecode
 	touch $@
 
 kfp-env: $(KFP_VENV)/.synced
