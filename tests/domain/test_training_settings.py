@@ -16,9 +16,10 @@ from sagelift.domain.training_settings import (
     builtin_metric_definitions,
     check_training_against_platform,
     derive_checkpoint_s3_uri,
-    interruption_line,
     parse_training,
     render_training_facts,
+    spot_event_lines,
+    spot_events,
     training_facts,
 )
 from tests.support.scenario import SCIENTIST_ACCOUNT, demo_conf
@@ -158,11 +159,19 @@ def test_an_on_demand_job_without_metrics_adds_nothing():
     assert render_training_facts("job", training_facts({"TrainingJobStatus": "Completed"})) == []
 
 
-def test_the_wait_notes_an_interruption_once_and_the_resume():
-    assert interruption_line("j", "Training", "Interrupted") is not None
-    assert interruption_line("j", "Interrupted", "Interrupted") is None
-    assert interruption_line("j", "Interrupted", "Training") is not None
-    assert interruption_line("j", "Downloading", "Training") is None
+def test_spot_events_come_from_the_transitions_so_a_slow_poll_misses_none():
+    def described(*statuses: str) -> dict:
+        return {"SecondaryStatusTransitions": [{"Status": s, "StartTime": NOW} for s in statuses]}
+
+    assert spot_events(described("Starting", "Training")) == []
+    twice = described("Training", "Interrupted", "Training", "Interrupted", "Training", "Completed")
+    assert spot_events(twice) == ["interrupted", "resumed", "interrupted", "resumed"]
+    assert spot_events(described("Training", "Interrupted", "MaxWaitTimeExceeded")) == [
+        "interrupted",
+        "max_wait_exceeded",
+    ]
+    lines = spot_event_lines("j", spot_events(twice), already_told=3)
+    assert len(lines) == 1 and "j" in lines[0]
 
 
 def test_onboarding_lets_the_training_role_resume_from_its_checkpoints():

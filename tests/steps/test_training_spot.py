@@ -90,17 +90,28 @@ class _Log:
         self.lines.append(message % args if args else message)
 
 
-def test_the_deferred_wait_shows_the_interruption_and_the_resume_once_each() -> None:
+def test_the_deferred_wait_tells_each_interruption_and_resume_once_even_between_polls() -> None:
     log = _Log()
     tail = TrainingLogTail("churn-1a2b3c4d", log, 1, wait_for_start=True)
-    for secondary in (
+
+    def poll(*statuses: str) -> None:
+        tail.observe(
+            {"SecondaryStatus": statuses[-1], "SecondaryStatusTransitions": [{"Status": s} for s in statuses]}
+        )
+
+    poll("Starting", "Downloading", "Training")
+    poll("Starting", "Downloading", "Training", "Interrupted")
+    poll("Starting", "Downloading", "Training", "Interrupted")
+    # the next poll comes after a resume and a second interruption and resume
+    poll("Starting", "Downloading", "Training", "Interrupted", "Training", "Interrupted", "Training")
+    poll(
         "Starting",
         "Downloading",
         "Training",
         "Interrupted",
+        "Training",
         "Interrupted",
         "Training",
         "Completed",
-    ):
-        tail.observe({"SecondaryStatus": secondary})
-    assert len(log.lines) == 2 and all("churn-1a2b3c4d" in line for line in log.lines)
+    )
+    assert len(log.lines) == 4 and all("churn-1a2b3c4d" in line for line in log.lines)

@@ -299,17 +299,33 @@ def render_training_facts(job: str, facts: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def interruption_line(job: str, previous: str | None, secondary: str | None) -> str | None:
-    """The line a wait logs when it sees a spot job interrupted, or training again after an interruption."""
-    if secondary == previous:
-        return None
-    if secondary == "Interrupted":
-        return f"Spot training job {job} was interrupted (capacity reclaimed); SageMaker resumes it from its checkpoints."
-    if previous in ("Interrupted", "Restarting") and secondary == "Training":
-        return f"Spot training job {job} resumed training from its checkpoints."
-    if secondary == "MaxWaitTimeExceeded":
-        return f"Spot training job {job} waited longer than its max wait for spot capacity."
-    return None
+def spot_events(description: Mapping[str, Any]) -> list[str]:
+    """A spot job's interruptions and resumes so far, in order (``interrupted`` / ``resumed``), read off
+    its SecondaryStatusTransitions, so a wait that polls less often than an interruption lasts still
+    sees it; ``max_wait_exceeded`` last when the job gave up waiting for capacity."""
+    events: list[str] = []
+    for t in description.get("SecondaryStatusTransitions") or []:
+        status = t.get("Status") if isinstance(t, Mapping) else None
+        if status == "Interrupted":
+            events.append("interrupted")
+        elif status == "Training" and events and events[-1] == "interrupted":
+            events.append("resumed")
+        elif status == "MaxWaitTimeExceeded":
+            events.append("max_wait_exceeded")
+    return events
+
+
+SPOT_EVENT_LINES = {
+    "interrupted": "Spot training job {job} was interrupted (capacity reclaimed); SageMaker resumes it "
+    "from its checkpoints.",
+    "resumed": "Spot training job {job} resumed training from its checkpoints.",
+    "max_wait_exceeded": "Spot training job {job} waited longer than its max wait for spot capacity.",
+}
+
+
+def spot_event_lines(job: str, events: list[str], already_told: int) -> list[str]:
+    """The lines a wait logs for the events it has not told yet."""
+    return [SPOT_EVENT_LINES[event].format(job=job) for event in events[already_told:]]
 
 
 def checkpoint_role_statements(output_uris: list[str]) -> list[dict[str, Any]]:

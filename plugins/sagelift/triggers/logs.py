@@ -41,7 +41,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sagelift.domain.training_settings import interruption_line
+from sagelift.domain.training_settings import spot_event_lines, spot_events
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 LOG_EVENTS_PER_POLL = 2000
@@ -92,18 +92,18 @@ class TrainingLogTail:
         self.list_backoff = list_backoff
         self._listings_short = 0  # listings so far; each one pushes the next further out
         self._next_listing = 0.0
-        self.secondary: str | None = None
+        self.spot_events_told = 0
 
     def observe(self, description: dict[str, Any]) -> None:
         """Learn from a DescribeTrainingJob answer: has the container started, how many instances."""
         secondary = description.get("SecondaryStatus")
         if secondary:
             self.started = secondary not in NOT_STARTED
-            # a spot job's interruption and its resume, as the wait sees them
-            line = interruption_line(self.job_name, self.secondary, secondary)
-            if line:
-                self.log.info(line)
-            self.secondary = secondary
+        # a spot job's interruptions and resumes, from its transitions (a poll may fall between them)
+        events = spot_events(description)
+        for line in spot_event_lines(self.job_name, events, self.spot_events_told):
+            self.log.info(line)
+        self.spot_events_told = max(self.spot_events_told, len(events))
         if not self.instance_count:
             count = description.get("ResourceConfig", {}).get("InstanceCount")
             if isinstance(count, int) and count > 0:

@@ -1,0 +1,46 @@
+"""The deferred training wait shows a spot job's interruption and its resume in the task log (issue 17
+item 2), learnt from the waiter's own DescribeTrainingJob answers: no extra call."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sagelift.triggers.sagemaker import SageMakerTrainingCompleteTrigger
+from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
+from tests.support.sagemaker_lifecycle import SageMakerLifecycle
+from tests.support.scenario import DATA_BUCKET, role_arn
+from tests.support.task_context import use_scientist_keys
+from tests.triggers.test_sagemaker import _first_event, _Lines
+
+DELAY = 0.5  # seconds between polls: longer than the emulated interruption (0.2 s), which is still told
+
+
+def test_the_wait_logs_the_interruption_and_the_resume_once_each(local_aws, monkeypatch, async_aws):
+    conn_id = use_scientist_keys(local_aws, monkeypatch)
+    # 2 s: interrupted from 0.8 s to 1.0 s
+    with SageMakerLifecycle(time_scale=50).training(seconds=100, interruptions=1).installed(local_aws):
+        local_aws.client("sagemaker", SCIENTIST_ACCOUNT).create_training_job(
+            TrainingJobName="job-spot",
+            AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
+            RoleArn=role_arn(SCIENTIST_ACCOUNT, "sagelift-training-execution"),
+            OutputDataConfig={"S3OutputPath": f"s3://{DATA_BUCKET}/out/"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},
+            EnableManagedSpotTraining=True,
+            CheckpointConfig={"S3Uri": f"s3://{DATA_BUCKET}/out/job-spot/checkpoints/"},
+        )
+        trigger = SageMakerTrainingCompleteTrigger(
+            job_name="job-spot",
+            waiter_delay=DELAY,  # type: ignore[arg-type]
+            waiter_max_attempts=400,
+            aws_conn_id=conn_id,
+            region_name=REGION,
+            instance_count=1,
+        )
+        trigger._log = lines = _Lines()
+        event = asyncio.run(_first_event(trigger))
+
+    assert event["status"] == "success"
+    spot = [line for line in lines.lines if line.startswith("Spot training job job-spot")]
+    assert len(spot) == 2, lines.lines  # interrupted, then resumed
+    assert "interrupted" in spot[0] and "resumed" in spot[1]
