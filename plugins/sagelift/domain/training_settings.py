@@ -13,7 +13,11 @@
 - ``training_facts`` and ``render_training_facts`` read a DescribeTrainingJob answer back: spot
   interruptions (SecondaryStatus ``Interrupted`` in its transitions), billable against training seconds
   (the saving) and the final metric values (``FinalMetricDataList``), for the task log, the run summary
-  and the XCom on both engines.
+  and the XCom on both engines; ``spot_events`` and ``spot_event_lines`` what the deferred wait tells
+  while the job runs (interrupted, resumed, max wait exceeded), from the transitions so that a poll
+  slower than an interruption still tells it.
+- ``checkpoint_role_statements``: the training role's read and list grant on the checkpoints, for
+  onboarding.
 """
 
 from __future__ import annotations
