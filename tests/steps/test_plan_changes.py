@@ -80,7 +80,7 @@ def run_for_real(glue: Any, run_id: str, **conf: Any) -> list[RecordedCall]:
         assert glue.acquire_lock(plan)["lock_uri"]
         tags = glue.resolve_tags(plan)
         images = glue.copy_images(plan, tags)
-        artifact = glue.train_model(plan, tags, images)
+        artifact, _ = glue.train_model(plan, tags, images)  # (the artifact, the job's facts)
         model_name = glue.create_model(plan, tags, images, artifact)
         deployed = glue.deploy_endpoint(plan, tags, model_name)
         glue.expose_api(plan, tags, deployed)
