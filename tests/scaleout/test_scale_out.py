@@ -183,7 +183,8 @@ def test_a_worker_killed_mid_task_has_the_task_retried_on_the_other(cluster: Clu
     assert run["state"] == "success", af.task_states(DEPLOY, run_id)
     retried = af.get(f"/api/v2/dags/{DEPLOY}/dagRuns/{run_id}/taskInstances/train_model").json()
     assert retried["try_number"] == 2, retried
-    assert cluster.workers[survivor].poll() is None
+    # the retry can only have run on the survivor: the victim's whole tree is gone
+    assert cluster.workers[victim].poll() == -signal.SIGKILL and cluster.workers[survivor].poll() is None
     # the retry adopted the first try's job: one job, trained once, and the run's resources in place
     jobs = sm.list_training_jobs(NameContains=MODEL)["TrainingJobSummaries"]
     assert [(j["TrainingJobName"], j["TrainingJobStatus"]) for j in jobs] == [(job, "Completed")]
@@ -213,6 +214,7 @@ def test_a_triggerer_killed_mid_wait_leaves_every_wait_to_the_survivor(cluster: 
                 break
             time.sleep(1)
         assert WAITS // 2 in held.values(), held
+        second_id = next(job for job, count in held.items() if job is not None)
     finally:
         os.kill(first, signal.SIGCONT)
     deadline = time.monotonic() + 60
@@ -221,8 +223,17 @@ def test_a_triggerer_killed_mid_wait_leaves_every_wait_to_the_survivor(cluster: 
     held = cluster.triggerers()
     assert len(held) == 2 and sum(held.values()) == WAITS, held  # both hold waits, none has ended yet
 
+    first_id = next(job for job in held if job != second_id)
+
     kill_tree(second.pid)
     killed_at = time.monotonic()
+    deadline = killed_at + 60
+    while second_id in held and time.monotonic() < deadline:
+        time.sleep(1)
+        held = cluster.triggerers()
+    # the survivor took the dead one's waits over while they were all still waiting
+    assert held == {first_id: WAITS}, held
+    taken_over = time.monotonic() - killed_at
     run = af.wait_for_run(WAITS_DAG, run_id, timeout=300)
 
     answer = af.get(f"/api/v2/dags/{WAITS_DAG}/dagRuns/{run_id}/taskInstances", limit=WAITS).json()
@@ -231,7 +242,8 @@ def test_a_triggerer_killed_mid_wait_leaves_every_wait_to_the_survivor(cluster: 
     assert len(states) == WAITS and set(states.values()) == {"success"}
     assert cluster.triggerers() == {}  # every trigger ran to its end and was cleaned up
     print(
-        f"\ntriggerer killed with {WAITS // 2} waits; all {WAITS} done {time.monotonic() - killed_at:.0f} s later"
+        f"\ntriggerer killed with {WAITS // 2} waits; taken over {taken_over:.0f} s later, "
+        f"all {WAITS} done {time.monotonic() - killed_at:.0f} s later"
     )
 
 
