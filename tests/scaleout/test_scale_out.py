@@ -53,7 +53,8 @@ def celery_importable() -> str:
     try:
         import airflow.providers.celery.executors.celery_executor  # noqa: F401
     except ImportError as error:
-        return f"the Celery executor does not import: {error}"
+        # celery 5.7 dropped celery.backends.database.retry, which the Celery provider (3.26) imports
+        return f"the Celery executor does not import (celery<5.7 needed?): {error}"
     return ""
 
 
