@@ -41,7 +41,11 @@ def test_the_four_airflow_components_run_airflow_3_3_with_local_executor_on_post
     services = compose["services"]
     for name, command in AIRFLOW_COMPONENTS.items():
         service = services[name]
-        assert re.fullmatch(r"apache/airflow:3\.3\.\d+(-python3\.\d+)?", service["image"]), service["image"]
+        # sagelift's image, built from the Helm recipe's Dockerfile on apache/airflow 3.3
+        dockerfile = (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).read_text()
+        base = re.search(r"^ARG AIRFLOW_VERSION=(\S+)$", dockerfile, re.MULTILINE)
+        assert base and re.fullmatch(r"3\.3\.\d+", base.group(1)), dockerfile[:200]
+        assert "FROM apache/airflow:${AIRFLOW_VERSION}-python3." in dockerfile
         assert service["command"] == [command]
         env = _env(service)
         assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
@@ -53,7 +57,7 @@ def test_the_four_airflow_components_run_airflow_3_3_with_local_executor_on_post
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-api-server:8080/")
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert service["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
-    assert services["airflow-init"]["command"] == ["db", "migrate"]
+    assert "airflow db migrate" in services["airflow-init"]["command"][-1]
     assert services["postgres"]["image"].startswith("postgres:")
     assert "healthcheck" in services["postgres"]
 
