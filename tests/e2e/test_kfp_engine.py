@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sagelift.domain.kfp import PIPELINE_EXTRA_PARAMETERS
 from sagelift.domain.params import ORIGINAL_PARAMETER_NAMES
 from tests.conftest import ROOT
 from tests.support.botocore_validation import recording_aws_calls
@@ -43,7 +44,7 @@ def test_same_conf_runs_as_one_kfp_run_with_the_thirteen_parameters(scenario, kf
     assert calls == []  # the Airflow side touches no AWS API: KFP does the work
     [run] = kfp_api.runs.values()
     parameters = run["runtime_config"]["parameters"]
-    assert list(parameters) == [*ORIGINAL_PARAMETER_NAMES, "endpoint"]
+    assert list(parameters) == [*ORIGINAL_PARAMETER_NAMES, *PIPELINE_EXTRA_PARAMETERS]
     assert parameters["model_name"] == "churn-predictor"
     assert parameters["training_instance_count"] == 2
     assert "pipeline_spec" not in run or not run.get("pipeline_spec")
