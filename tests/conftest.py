@@ -69,6 +69,7 @@ LIVE_TIER = "tests/live/"
 # workers share them (each unit sets up the module's fixtures once).
 SPLIT_MODULES = {"tests/scenarios/test_both_engines.py": 3}
 LONG_UNITS = (
+    "tests/scaleout/test_scale_out.py",
     *(f"{path}#{i}" for path, parts in SPLIT_MODULES.items() for i in range(parts)),
     "tests/reliability/test_concurrency.py",
     "tests/reliability/test_faults.py",
