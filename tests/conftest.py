@@ -56,6 +56,15 @@ def local_aws_server():
         yield aws
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_dag_modules():
+    """Each test module gets DAG objects of its own, as each parse of a DAG file in the DAG processor does:
+    the one-line files in dags/ import sagelift.dags.<name>, which Python would otherwise keep, with what
+    an earlier module changed on its tasks."""
+    for name in [m for m in sys.modules if m.startswith("sagelift.dags.sagemaker_")]:
+        del sys.modules[name]
+
+
 @pytest.fixture
 def local_aws(local_aws_server):
     """The session's local AWS, emptied before each test."""

@@ -35,6 +35,8 @@ ASSETS = [
     "sagelift/domain/instance_types.json",
     "sagelift/domain/algorithms.json",
     "sagelift/domain/training_channels.json",
+    "sagelift/dags/sagemaker_deploy.py",
+    "sagelift/dags/.airflowignore",
 ]
 DAG_IDS = {"sagemaker_deploy", "sagemaker_deploy_kfp", "sagemaker_teardown"}
 EXAMPLE_RETRAINS = {
@@ -55,11 +57,14 @@ import sagelift
 
 # Each parse as the DAG processor makes it, in a fresh process: the registry setting read anew.
 bags = []
+package_dags = str(resources.files("sagelift") / "dags")
 for folder, registry in json.loads(sys.argv[1]):
     os.environ.pop("AIRFLOW__SAGELIFT__RETRAIN_REGISTRY", None)
     if registry:
         os.environ["AIRFLOW__SAGELIFT__RETRAIN_REGISTRY"] = registry
-    bag = DagBag(dag_folder=folder)
+    for name in [m for m in sys.modules if m.startswith("sagelift.dags.sagemaker_")]:
+        del sys.modules[name]
+    bag = DagBag(dag_folder=package_dags if folder == "package" else folder)
     bags.append({"errors": bag.import_errors, "dag_ids": sorted(bag.dag_ids)})
 assets = resources.files("sagelift") / "assets"
 pipeline = yaml.safe_load_all((assets / "kfp" / "sagemaker_deploy.yaml").read_text())
@@ -116,8 +121,9 @@ def venv(wheel, tmp_path_factory) -> Path:
     return python
 
 
-def probe(python: Path, parses: list[tuple[Path, Path | None]]) -> dict:
-    """What the installed package shows, with one DagBag per (DAG folder, retrain registry or None)."""
+def probe(python: Path, parses: list[tuple[Path | str, Path | None]]) -> dict:
+    """What the installed package shows, with one DagBag per (DAG folder, retrain registry or None); the
+    folder "package" is the installed package's own DAG folder."""
     home = python.parents[2] / "airflow-home"
     home.mkdir(exist_ok=True)
     clean = {
@@ -155,7 +161,9 @@ def test_the_wheel_is_the_package_with_its_data_and_entry_point(wheel):
 
 def test_the_installed_wheel_parses_every_dag_outside_the_repo(venv):
     examples = ROOT / "include/examples/retrain"
-    found = probe(venv, [(ROOT / "dags", None), (ROOT / "dags", examples)])
+    found = probe(
+        venv, [(ROOT / "dags", None), (ROOT / "dags", examples), ("package", None), ("package", examples)]
+    )
     assert Path(found["sagelift_file"]).is_relative_to(venv.parents[1])
     assert found["version"] == found["dist_version"] == found["provider_version"] == sagelift.__version__
     assert found["connection_types"] == ["kubeflow_pipelines"]
@@ -163,6 +171,7 @@ def test_the_installed_wheel_parses_every_dag_outside_the_repo(venv):
     assert found["pipeline_name"] == "sagemaker-deploy"
     # sagemaker_deploy_kfp parses without the KFP client (the kfp extra is not installed)
     assert found["kfp_client"] is False
-    plain, with_examples = found["bags"]
-    assert plain == {"errors": {}, "dag_ids": sorted(DAG_IDS)}  # no retrain registry named: no retrain
-    assert with_examples == {"errors": {}, "dag_ids": sorted(DAG_IDS | EXAMPLE_RETRAINS)}
+    # the one-line files of dags/, then the package's own DAG folder
+    for plain, with_examples in (found["bags"][:2], found["bags"][2:]):
+        assert plain == {"errors": {}, "dag_ids": sorted(DAG_IDS)}  # no retrain registry named: no retrain
+        assert with_examples == {"errors": {}, "dag_ids": sorted(DAG_IDS | EXAMPLE_RETRAINS)}

@@ -87,3 +87,22 @@ def test_dag_files_do_no_io_at_import(tmp_path):
 def test_sockets_are_real_in_this_process():
     # Guard for the test above: the probe's patching is local to its own interpreter.
     assert socket.socket.connect is not None
+
+
+def test_each_dag_file_is_one_line_naming_the_package_s_dag_module():
+    """A deployment's dags/ holds one line per DAG (dag_id == file stem); the definitions are the
+    package's, importable as sagelift.dags.<dag file>."""
+    for path in (ROOT / "dags").glob("*.py"):
+        (line,) = path.read_text().splitlines()
+        assert line.startswith(f"from sagelift.dags.{path.stem} import "), path.name
+        assert (ROOT / "plugins/sagelift/dags" / path.name).is_file()
+
+
+def test_the_package_s_own_dag_folder_holds_the_same_dags(dagbag):
+    from airflow.dag_processing.dagbag import DagBag
+
+    package = DagBag(dag_folder=str(ROOT / "plugins/sagelift/dags"))
+    assert package.import_errors == {}
+    assert set(package.dag_ids) == set(dagbag.dag_ids)
+    for dag_id in package.dag_ids:
+        assert package.get_dag(dag_id).task_ids == dagbag.get_dag(dag_id).task_ids

@@ -87,6 +87,8 @@ def test_the_image_installs_what_the_wheel_needs():
     )
     assert set(wheel.split(",")) == EXTRAS
     assert "--compile" in pip and "--no-cache-dir" in pip
+    # the package's own DAG folder becomes the image's
+    assert "import os, sagelift.dags as d" in pip and "/opt/airflow/dags/" in pip
     assert "constraints.txt" in (ROOT / "Makefile").read_text()
 
 
