@@ -73,6 +73,13 @@ def local_aws(local_aws_server):
 
 
 LIVE_TIER = "tests/live/"
+# The live tier's modules share one running Airflow per worker (a package-scoped fixture), so they run in
+# two units, each on one worker with its own Airflow: the tier is the longest and would otherwise set the
+# suite's wall time alone.
+LIVE_UNITS = {
+    "tests/live/test_standalone.py": "tests/live/#1",
+    "tests/live/test_trigger_form.py": "tests/live/#1",
+}
 # The modules that take minutes (measured with --durations), handed out right after the live tier.
 # Modules whose tests are independent runs, split round-robin into this many units so that several
 # workers share them (each unit sets up the module's fixtures once).
@@ -89,11 +96,11 @@ LONG_UNITS = (
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadfile``, except that tests/live/ is one unit of work and the modules in SPLIT_MODULES
-    are several. tests/live/'s modules share one running Airflow (tests/live/conftest.py), so they must
-    run on the same worker, one after another; as the longest unit it goes first, then the other long
-    units, so that the other workers fill in around them (xdist otherwise orders units by their number of
-    tests). The scenarios are the next longest and independent, so three workers share them."""
+    """``--dist loadfile``, except that tests/live/ is two units of work (LIVE_UNITS) and the modules in
+    SPLIT_MODULES are several. The modules of one live unit share the Airflow their worker starts
+    (tests/live/conftest.py), so they run on that worker, one after another; as the longest units they go
+    first, then the other long units, so that the other workers fill in around them (xdist otherwise
+    orders units by their number of tests). The scenarios are independent runs, so workers share them."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -104,7 +111,7 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             if path.startswith(LIVE_TIER):
-                return LIVE_TIER
+                return LIVE_UNITS.get(path, f"{LIVE_TIER}#0")
             parts = SPLIT_MODULES.get(path)
             if parts:
                 if nodeid not in self.split:
@@ -115,7 +122,7 @@ def pytest_xdist_make_scheduler(config, log):
 
         def _assign_work_unit(self, node) -> None:
             # Longest first, so that the last units to finish are short ones.
-            for unit in reversed((LIVE_TIER, *LONG_UNITS)):
+            for unit in reversed((f"{LIVE_TIER}#0", f"{LIVE_TIER}#1", *LONG_UNITS)):
                 if unit in self.workqueue:
                     self.workqueue.move_to_end(unit, last=False)
             super()._assign_work_unit(node)

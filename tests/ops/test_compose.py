@@ -8,6 +8,7 @@ account's connection, and a platform Variable that sagelift itself accepts.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -42,7 +43,10 @@ def test_the_four_airflow_components_run_airflow_3_3_with_local_executor_on_post
     for name, command in AIRFLOW_COMPONENTS.items():
         service = services[name]
         # sagelift's image, built from the Helm recipe's Dockerfile on apache/airflow 3.3
-        dockerfile = (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).read_text()
+        # (the context, dist/, exists only after `make wheel`: resolve the path as compose does, by name)
+        path = os.path.normpath(ROOT / service["build"]["context"] / service["build"]["dockerfile"])
+        with open(path) as file:
+            dockerfile = file.read()
         base = re.search(r"^ARG AIRFLOW_VERSION=(\S+)$", dockerfile, re.MULTILINE)
         assert base and re.fullmatch(r"3\.3\.\d+", base.group(1)), dockerfile[:200]
         assert "FROM apache/airflow:${AIRFLOW_VERSION}-python3." in dockerfile
