@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sagelift.domain.errors import subfield
+from sagelift.domain.errors import Problems, kind, subfield
 
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET_RE = re.compile(r"[\[\]{}]")
@@ -161,4 +162,42 @@ def _string_problem(text: str, limits: JsonLimits) -> str | None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return "has a string that is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def read_json_object(
+    raw: Any, limits: JsonLimits, field: str, problems: Problems
+) -> Mapping[str, Any] | None:
+    """An optional conf object (native, or its JSON text as the seed's JSON parameters arrive) within
+    ``limits``; None when unset, or when it is refused (the problem is added under ``field``)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, str):
+        raw, problem = parse_json_text(raw, limits)
+        if problem:
+            problems.add(field, f"is a string but {problem}" if "JSON" in problem else problem)
+            return None
+    else:
+        found = find_json_problem(raw, limits, field)
+        if found:
+            problems.add(*found)
+            return None
+    if not isinstance(raw, Mapping):
+        problems.add(field, f"must be a JSON object (or its JSON text), got {kind(raw)}")
+        return None
+    return raw
+
+
+def whole_number(value: Any, *, signed: bool = True) -> int | None:
+    """An int from an int, a whole float or a string of at most 9 digits ("2", as a form or KFP sends
+    it); else None. ``signed=False`` refuses a string with a minus sign."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 1e9 else None
+    digits = r"\s*-?[0-9]{1,9}\s*" if signed else r"\s*[0-9]{1,9}\s*"
+    if isinstance(value, str) and re.fullmatch(digits, value):
+        return int(value)
     return None

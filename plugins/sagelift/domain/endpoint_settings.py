@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
+from sagelift.domain.bounded_json import JsonLimits, read_json_object, whole_number
 from sagelift.domain.errors import Problems, kind, show, subfield
 
 Mode = Literal["realtime", "serverless", "async"]
@@ -278,7 +278,7 @@ _SECTIONS: dict[str, type] = {
 _TOP_KEYS = ("mode", "instance_count", *_SECTIONS)
 
 
-class _Reader:
+class ObjectReader:
     """One object of the ``endpoint`` conf read key by key; every problem names its dotted field."""
 
     def __init__(self, raw: Mapping[str, Any], prefix: str, known: tuple[str, ...], problems: Problems):
@@ -298,7 +298,7 @@ class _Reader:
         value = self.raw.get(key)
         if value is None:
             return default
-        number = _whole_number(value)
+        number = whole_number(value)
         if number is None or not low <= number <= high:
             self.problems.add(
                 self.name(key), f"must be a whole number from {low} to {high}, got {show(value, 24)}"
@@ -362,7 +362,7 @@ class _Reader:
             return None
         return value
 
-    def section(self, key: str) -> _Reader | None:
+    def section(self, key: str) -> ObjectReader | None:
         value = self.raw.get(key)
         if value is None:
             return None
@@ -370,40 +370,7 @@ class _Reader:
             self.problems.add(self.name(key), f"must be an object, got {kind(value)}")
             return None
         known = tuple(f.name for f in fields(_SECTIONS[key]))
-        return _Reader(value, self.name(key), known, self.problems)
-
-
-def _whole_number(value: Any) -> int | None:
-    """An int from an int, a whole float or a string of at most 9 digits (as a form sends it)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() and abs(value) < 1e9 else None
-    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,9}\s*", value):
-        return int(value)
-    return None
-
-
-def _read_raw(raw: Any, problems: Problems) -> Mapping[str, Any] | None:
-    """The conf's ``endpoint`` as an object within ENDPOINT_LIMITS (native, or its JSON text), else None."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if isinstance(raw, str):
-        raw, problem = parse_json_text(raw, ENDPOINT_LIMITS)
-        if problem:
-            problems.add(FIELD, f"is a string but {problem}" if "JSON" in problem else problem)
-            return None
-    else:
-        found = find_json_problem(raw, ENDPOINT_LIMITS, FIELD)
-        if found:
-            problems.add(*found)
-            return None
-    if not isinstance(raw, Mapping):
-        problems.add(FIELD, f"must be a JSON object (or its JSON text), got {kind(raw)}")
-        return None
-    return raw
+        return ObjectReader(value, self.name(key), known, self.problems)
 
 
 def parse_endpoint(raw: Any, problems: Problems) -> EndpointSettings:
@@ -413,10 +380,10 @@ def parse_endpoint(raw: Any, problems: Problems) -> EndpointSettings:
     returns the defaults for what could not be read. The account's caps are checked separately
     (``check_endpoint_against_caps``), once the platform is known.
     """
-    data = _read_raw(raw, problems)
+    data = read_json_object(raw, ENDPOINT_LIMITS, FIELD, problems)
     if data is None:
         return EndpointSettings()
-    top = _Reader(data, FIELD, _TOP_KEYS, problems)
+    top = ObjectReader(data, FIELD, _TOP_KEYS, problems)
     mode = top.choice("mode", "realtime", MODES)
     settings = EndpointSettings(
         mode=mode,  # type: ignore[arg-type]
@@ -432,7 +399,7 @@ def parse_endpoint(raw: Any, problems: Problems) -> EndpointSettings:
     return settings
 
 
-def _parse_autoscaling(top: _Reader) -> Autoscaling | None:
+def _parse_autoscaling(top: ObjectReader) -> Autoscaling | None:
     r = top.section("autoscaling")
     if r is None:
         return None
@@ -452,7 +419,7 @@ def _parse_autoscaling(top: _Reader) -> Autoscaling | None:
     )
 
 
-def _parse_deployment(top: _Reader) -> DeploymentStrategy:
+def _parse_deployment(top: ObjectReader) -> DeploymentStrategy:
     r = top.section("deployment")
     if r is None:
         return DeploymentStrategy()
@@ -480,7 +447,7 @@ def _parse_deployment(top: _Reader) -> DeploymentStrategy:
     )
 
 
-def _parse_alarms(r: _Reader) -> tuple[str, ...]:
+def _parse_alarms(r: ObjectReader) -> tuple[str, ...]:
     value = r.raw.get("alarms")
     if value is None:
         return ()
@@ -499,7 +466,7 @@ def _parse_alarms(r: _Reader) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _parse_data_capture(top: _Reader) -> DataCapture:
+def _parse_data_capture(top: ObjectReader) -> DataCapture:
     r = top.section("data_capture")
     if r is None:
         return DataCapture()
@@ -514,7 +481,7 @@ def _parse_data_capture(top: _Reader) -> DataCapture:
     return capture
 
 
-def _parse_serverless(top: _Reader, mode: str) -> Serverless | None:
+def _parse_serverless(top: ObjectReader, mode: str) -> Serverless | None:
     r = top.section("serverless")
     if r is None:
         return Serverless(**SERVERLESS_DEFAULTS) if mode == "serverless" else None
@@ -529,7 +496,7 @@ def _parse_serverless(top: _Reader, mode: str) -> Serverless | None:
     )
 
 
-def _parse_async(top: _Reader) -> AsyncInference | None:
+def _parse_async(top: ObjectReader) -> AsyncInference | None:
     r = top.section("async_inference")
     if r is None:
         return None
@@ -555,7 +522,7 @@ def _parse_async(top: _Reader) -> AsyncInference | None:
     )
 
 
-def _parse_smoke_test(top: _Reader) -> SmokeTest | None:
+def _parse_smoke_test(top: ObjectReader) -> SmokeTest | None:
     r = top.section("smoke_test")
     if r is None:
         return None
@@ -586,7 +553,7 @@ def _parse_smoke_test(top: _Reader) -> SmokeTest | None:
     )
 
 
-def _check_mode_fields(settings: EndpointSettings, top: _Reader) -> None:
+def _check_mode_fields(settings: EndpointSettings, top: ObjectReader) -> None:
     """Settings that do not apply to the chosen mode are refused, not silently dropped."""
     mode, add = settings.mode, top.problems.add
     if mode != "serverless" and top.given("serverless"):

@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
+from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text, whole_number
 from sagelift.domain.channels import parse_training_channels
 from sagelift.domain.endpoint_settings import (
     EndpointSettings,
@@ -493,26 +493,13 @@ class _Conf:
         value = self.values.get(name, default)
         if _blank(value):
             return default
-        number = _whole_number(value)
+        number = whole_number(value, signed=False)
         if number is None:
             self.problems.add(name, f"must be a whole number from {low} to {high}, got {show(value, 24)}")
             return default
         if not low <= number <= high:
             self.problems.add(name, f"must be between {low} and {high}, got {show(number, 24)}")
         return number
-
-
-def _whole_number(value: Any) -> int | None:
-    """An int from an int, a whole float or a string of at most 9 digits ("2", as KFP sends); else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() and abs(value) < 1e9 else None
-    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
-        return int(value)
-    return None
 
 
 def _parse_plan_only(conf: _Conf) -> bool:

@@ -30,8 +30,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text
-from sagelift.domain.endpoint_settings import _Reader
+from sagelift.domain.bounded_json import JsonLimits, read_json_object
+from sagelift.domain.endpoint_settings import ObjectReader
 from sagelift.domain.errors import Problems, kind, show
 
 FIELD = "training"
@@ -98,30 +98,11 @@ class TrainingSettings:
 
 
 # --- parsing -------------------------------------------------------------------------------------------
-def _read_raw(raw: Any, problems: Problems) -> Mapping[str, Any] | None:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if isinstance(raw, str):
-        raw, problem = parse_json_text(raw, LIMITS)
-        if problem:
-            problems.add(FIELD, f"is a string but {problem}" if "JSON" in problem else problem)
-            return None
-    else:
-        found = find_json_problem(raw, LIMITS, FIELD)
-        if found:
-            problems.add(*found)
-            return None
-    if not isinstance(raw, Mapping):
-        problems.add(FIELD, f"must be a JSON object (or its JSON text), got {kind(raw)}")
-        return None
-    return raw
-
-
 def _parse_metric(raw: Any, name: str, problems: Problems) -> MetricDefinition | None:
     if not isinstance(raw, Mapping):
         problems.add(name, f"must be an object {{name, regex}}, got {kind(raw)}")
         return None
-    r = _Reader(raw, name, ("name", "regex"), problems)
+    r = ObjectReader(raw, name, ("name", "regex"), problems)
     for key in ("name", "regex"):
         if not r.given(key):
             problems.add(r.name(key), "required")
@@ -166,10 +147,10 @@ def parse_training(raw: Any, problems: Problems, *, algorithm: str | None = None
     """The conf's ``training`` object as TrainingSettings; adds a problem per broken rule and returns the
     defaults for what could not be read. ``algorithm``: the run's built-in algorithm, whose metrics come
     from sagelift's table, so the conf may not define them."""
-    data = _read_raw(raw, problems)
+    data = read_json_object(raw, LIMITS, FIELD, problems)
     if data is None:
         return TrainingSettings()
-    r = _Reader(data, FIELD, _KEYS, problems)
+    r = ObjectReader(data, FIELD, _KEYS, problems)
     use_spot = r.flag("use_spot", False)
     max_wait = r.whole("max_wait_seconds", None, 1, MAX_WAIT_SECONDS)
     if max_wait is not None and not use_spot:
