@@ -137,16 +137,17 @@ def test_the_emulated_log_grows_with_the_job_and_ends_at_a_stop(local_aws):
         )["events"]
         return [e["message"] for e in events]
 
-    # 2 s: the stream appears at 0.2 s, the last line would come at 2 s.
-    with SageMakerLifecycle(time_scale=100).training(seconds=200).installed(local_aws):
+    # 8 s: the stream appears at 0.8 s, the last line would come at 8 s (room for a loaded machine to stop
+    # the job before its scripted end; a 2-s job once ended before the stop reached it).
+    with SageMakerLifecycle(time_scale=100).training(seconds=800).installed(local_aws):
         _create_job(local_aws, "job-stop", instance_count=1)
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + 6
         while "/aws/sagemaker/TrainingJobs" not in [
             g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]
         ]:
             assert time.monotonic() < deadline, "no training log"
         local_aws.client("sagemaker", SCIENTIST_ACCOUNT).stop_training_job(TrainingJobName="job-stop")
-        time.sleep(2)  # past the job's scripted end
+        time.sleep(8)  # past the job's scripted end
         written = lines()
 
     script = training_log_lines("job-stop")["algo-1"]
