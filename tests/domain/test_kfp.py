@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from sagelift.domain.kfp import (
+    PIPELINE_EXTRA_PARAMETERS,
     derive_package_digest,
     derive_pipeline_version_name,
     derive_run_display_name,
@@ -49,7 +50,7 @@ def test_run_parameters_are_the_thirteen_pipeline_parameters():
 
     params = parse_params(demo_conf()).to_dict()
     run = build_run_parameters(params)
-    assert list(run) == [*ORIGINAL_PARAMETER_NAMES, "plan_only", "endpoint", "training", "request_overrides"]
+    assert list(run) == [*ORIGINAL_PARAMETER_NAMES, *PIPELINE_EXTRA_PARAMETERS]
     assert run["model_artifact_s3_path"] == ""  # unset -> the pipeline default, never None
     assert run["training_instance_count"] == 2
     assert run["endpoint"] == {}  # no serving settings: the pipeline's default

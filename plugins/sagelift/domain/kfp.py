@@ -11,14 +11,25 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sagelift.domain.batch_settings import BatchSettings
 from sagelift.domain.endpoint_settings import EndpointSettings
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.params import PARAMETERS
+from sagelift.domain.quality_gate import QualityGate
 from sagelift.domain.training_settings import TrainingSettings
+from sagelift.domain.tuning_settings import TuningSettings
 
 # The pipeline's parameters: the 13 original ones, then plan_only, the serving settings (issue 16) and the
 # training settings and request overrides (issue 17), in the order of PARAMETERS.
-PIPELINE_EXTRA_PARAMETERS = ("plan_only", "endpoint", "training", "request_overrides")
+PIPELINE_EXTRA_PARAMETERS = (
+    "plan_only",
+    "endpoint",
+    "training",
+    "request_overrides",
+    "tuning",
+    "quality_gate",
+    "batch",
+)
 # The object and list parameters, which KFP hands over as protobuf Struct values.
 PIPELINE_STRUCTS = (
     "environment",
@@ -27,6 +38,9 @@ PIPELINE_STRUCTS = (
     "endpoint",
     "training",
     "request_overrides",
+    "tuning",
+    "quality_gate",
+    "batch",
 )
 PIPELINE_PARAMETER_NAMES = tuple(
     spec.name for spec in PARAMETERS if spec.original or spec.name in PIPELINE_EXTRA_PARAMETERS
@@ -113,6 +127,9 @@ def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     }
     run["endpoint"] = EndpointSettings.from_dict(params.get("endpoint")).to_conf()
     run["training"] = TrainingSettings.from_dict(params.get("training")).to_conf()
+    run["tuning"] = TuningSettings.from_dict(params.get("tuning")).to_conf()
+    run["quality_gate"] = QualityGate.from_dict(params.get("quality_gate")).to_conf()
+    run["batch"] = BatchSettings.from_dict(params.get("batch")).to_conf()
     return run
 
 

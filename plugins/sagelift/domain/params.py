@@ -22,6 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from sagelift.domain.batch_settings import BatchSettings, parse_batch
 from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text, whole_number
 from sagelift.domain.channels import parse_training_channels
 from sagelift.domain.endpoint_settings import (
@@ -33,8 +34,10 @@ from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind
 from sagelift.domain.images import parse_image_reference
 from sagelift.domain.overrides import parse_request_overrides
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
+from sagelift.domain.quality_gate import QualityGate, parse_quality_gate
 from sagelift.domain.training_settings import SETTINGS_DOC as TRAINING_SETTINGS_DOC
 from sagelift.domain.training_settings import TrainingSettings, parse_training
+from sagelift.domain.tuning_settings import TuningSettings, parse_tuning
 
 # SageMaker resource names: CreateTrainingJob/CreateModel/CreateEndpoint share this rule.
 SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}\Z")
@@ -360,6 +363,39 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         ({"CreateTrainingJob": {"Environment": {"LOG_LEVEL": "debug"}}},),
         original=False,
     ),
+    ParamSpec(
+        "tuning",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Hyperparameter tuning",
+        "Optional, as a JSON object: a SageMaker tuning job instead of one training job; the best job's "
+        "model is deployed (README: Tuning).",
+        SECTION_TRAINING,
+        (),
+        original=False,
+    ),
+    ParamSpec(
+        "quality_gate",
+        [],
+        {"type": ["array", "string", "null"]},
+        "Quality gate",
+        'Optional thresholds on the trained model\'s metrics, e.g. ["validation:auc >= 0.8"]: below one, '
+        "the run stops before deploy and the model version is Rejected (README: Quality gate).",
+        SECTION_TRAINING,
+        (["validation:auc >= 0.8"],),
+        original=False,
+    ),
+    ParamSpec(
+        "batch",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Batch scoring",
+        "Optional, as a JSON object: score an S3 input prefix with a batch transform job instead of creating "
+        "an endpoint (README: Batch scoring).",
+        SECTION_DEPLOYMENT,
+        (),
+        original=False,
+    ),
 )
 
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
@@ -394,6 +430,12 @@ class RunParams:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     # Extra request fields per SageMaker call, within the platform's allow-list (domain.overrides).
     request_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Hyperparameter tuning instead of one training job (issue 17 item 1).
+    tuning: TuningSettings = field(default_factory=TuningSettings)
+    # Thresholds on the trained model's metrics before deploy (issue 17 item 7).
+    quality_gate: QualityGate = field(default_factory=QualityGate)
+    # A batch transform job instead of an endpoint (issue 17 item 10).
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     @property
     def trains(self) -> bool:
@@ -409,6 +451,9 @@ class RunParams:
         data = asdict(self)
         data["endpoint"] = self.endpoint.to_dict()
         data["training"] = self.training.to_dict()
+        data["tuning"] = self.tuning.to_dict()
+        data["quality_gate"] = self.quality_gate.to_dict()
+        data["batch"] = self.batch.to_dict()
         return data
 
     @classmethod
@@ -418,6 +463,12 @@ class RunParams:
             values["endpoint"] = EndpointSettings.from_dict(values.get("endpoint"))
         if not isinstance(values.get("training"), TrainingSettings):
             values["training"] = TrainingSettings.from_dict(values.get("training"))
+        if not isinstance(values.get("tuning"), TuningSettings):
+            values["tuning"] = TuningSettings.from_dict(values.get("tuning"))
+        if not isinstance(values.get("quality_gate"), QualityGate):
+            values["quality_gate"] = QualityGate.from_dict(values.get("quality_gate"))
+        if not isinstance(values.get("batch"), BatchSettings):
+            values["batch"] = BatchSettings.from_dict(values.get("batch"))
         return cls(**values)
 
 
@@ -437,6 +488,9 @@ class _Conf:
         "endpoint",
         "training",
         "request_overrides",
+        "tuning",
+        "quality_gate",
+        "batch",
     )
 
     def __init__(self, raw: Mapping[str, Any], problems: Problems):
@@ -841,6 +895,9 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     endpoint = _parse_endpoint(conf, sources, endpoint_type)
     training = _parse_training(conf, sources)
     request_overrides = parse_request_overrides(conf.json("request_overrides", dict), problems)
+    tuning = parse_tuning(conf.values.get("tuning"), problems)
+    quality_gate = parse_quality_gate(conf.values.get("quality_gate"), problems)
+    batch = parse_batch(conf.values.get("batch"), problems)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
@@ -860,6 +917,9 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         endpoint=endpoint,
         training=training,
         request_overrides=request_overrides,
+        tuning=tuning,
+        quality_gate=quality_gate,
+        batch=batch,
         **overrides,
     )
 
