@@ -896,7 +896,13 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     training = _parse_training(conf, sources)
     request_overrides = parse_request_overrides(conf.json("request_overrides", dict), problems)
     tuning = parse_tuning(conf.values.get("tuning"), problems)
-    quality_gate = parse_quality_gate(conf.values.get("quality_gate"), problems)
+    quality_gate = parse_quality_gate(
+        conf.values.get("quality_gate"),
+        problems,
+        training=training,
+        algorithm=None if sources.training_image else sources.algorithm,
+        trains=sources.trains,
+    )
     batch = parse_batch(conf.values.get("batch"), problems)
     problems.raise_if_any()
     return RunParams(
