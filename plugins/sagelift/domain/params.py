@@ -36,7 +36,8 @@ from sagelift.domain.overrides import parse_request_overrides
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
 from sagelift.domain.quality_gate import QualityGate, parse_quality_gate
 from sagelift.domain.training_settings import SETTINGS_DOC as TRAINING_SETTINGS_DOC
-from sagelift.domain.training_settings import TrainingSettings, parse_training
+from sagelift.domain.training_settings import TrainingSettings, parse_training, resolve_metric_definitions
+from sagelift.domain.tuning_settings import SETTINGS_DOC as TUNING_SETTINGS_DOC
 from sagelift.domain.tuning_settings import TuningSettings, parse_tuning
 
 # SageMaker resource names: CreateTrainingJob/CreateModel/CreateEndpoint share this rule.
@@ -368,10 +369,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         {},
         {"type": ["object", "string", "null"]},
         "Hyperparameter tuning",
-        "Optional, as a JSON object: a SageMaker tuning job instead of one training job; the best job's "
-        "model is deployed (README: Tuning).",
+        TUNING_SETTINGS_DOC,
         SECTION_TRAINING,
-        (),
+        (
+            {
+                "strategy": "Bayesian",
+                "objective_metric": "validation:auc",
+                "parameter_ranges": {"eta": {"type": "continuous", "min": 0.1, "max": 0.5}},
+                "max_jobs": 10,
+                "max_parallel_jobs": 2,
+            },
+        ),
         original=False,
     ),
     ParamSpec(
@@ -895,7 +903,16 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     endpoint = _parse_endpoint(conf, sources, endpoint_type)
     training = _parse_training(conf, sources)
     request_overrides = parse_request_overrides(conf.json("request_overrides", dict), problems)
-    tuning = parse_tuning(conf.values.get("tuning"), problems)
+    tuned_algorithm = None if sources.training_image else sources.algorithm
+    tuning = parse_tuning(
+        conf.values.get("tuning"),
+        problems,
+        trains=sources.trains,
+        algorithm=tuned_algorithm,
+        metrics=tuple(m.name for m in resolve_metric_definitions(training, tuned_algorithm)),
+        fixed_hyperparameters=hyperparameters,
+        training_overrides=request_overrides.get("CreateTrainingJob"),
+    )
     quality_gate = parse_quality_gate(
         conf.values.get("quality_gate"),
         problems,
