@@ -36,7 +36,7 @@ def plan_run(conf: Mapping[str, Any], dag_id: str, run_id: str) -> dict[str, Any
     """Validate the conf against the platform configuration; the run's plan, as Airflow's validate."""
     raw = {**default_conf(), **parse_run_parameters(conf)}
     platform = parse_platform_variable(os.environ.get(PLATFORM_ENV) or None)
-    return overrides.checked_plan(build_plan(raw, platform, dag_id, run_id))
+    return overrides.checked_plan(build_plan(raw, platform, dag_id, run_id, engine="kfp"))
 
 
 def _session(plan: Plan) -> boto3.session.Session:

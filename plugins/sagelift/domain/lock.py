@@ -148,7 +148,9 @@ def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
     # A guarded update's shifting and baking; a smoke test that reverts waits for one more update.
     endpoint = 2 * sagemaker.endpoint_wait_budget_seconds + deployment_seconds(serving.deployment)
     endpoint += sagemaker.endpoint_wait_budget_seconds if serving.smoke_test is not None else 0
-    return copying + training + endpoint + LEASE_SLACK_SECONDS
+    # A run into an account that requires approval holds the lock while approve_deploy waits.
+    approval = platform.approval_timeout_seconds if plan.needs_approval else 0
+    return copying + training + endpoint + approval + LEASE_SLACK_SECONDS
 
 
 def run_holder(plan: Plan | TeardownPlan) -> LockHolder:

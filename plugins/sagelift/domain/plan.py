@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sagelift.domain.approval import check_engine_approval, needs_approval
 from sagelift.domain.endpoint_settings import resolve_endpoint
 from sagelift.domain.errors import Problems, SageliftValidationError
 from sagelift.domain.ownership import RUN_KEY_LEN
@@ -67,6 +68,7 @@ def build_plan(
     run_id: str,
     *,
     triggered_by: str | None = None,
+    engine: str = "airflow",
 ) -> dict[str, Any]:
     """Validate everything a user or the platform can get wrong; return the run's JSON-able plan.
 
@@ -79,6 +81,9 @@ def build_plan(
     rest of the conf or the account's settings. Airflow's validate always passes it; None is for the KFP
     engine's components, which cannot learn who triggered their run (the Airflow DAG that submits the
     run checked the user).
+
+    ``engine`` ("airflow" or "kfp"): a run into an account that requires approval needs Airflow's UI, so
+    the KFP engine refuses it (sagelift.domain.approval).
     """
     problems = Problems()
     params: RunParams | None = None
@@ -99,6 +104,7 @@ def build_plan(
         problems.extend(platform_error)
     if params is not None and platform is not None:
         check_against_platform(params, platform, dag_id, run_id, problems)
+        check_engine_approval(params, platform, engine, problems)
     problems.raise_if_any()
     if params is None:  # unreachable: a conf that does not parse leaves a problem
         raise SageliftValidationError.single("conf", "could not be read")
@@ -152,6 +158,11 @@ class Plan:
     @property
     def region(self) -> str:
         return self.platform.region
+
+    @property
+    def needs_approval(self) -> bool:
+        """Whether approve_deploy waits for a deployer's answer before the run deploys."""
+        return needs_approval(self.params, self.platform)
 
     def skip_reason(self, step: str) -> str | None:
         """Why ``step`` (create_model, deploy_endpoint, expose_api) does nothing in this run, or None."""

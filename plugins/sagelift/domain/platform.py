@@ -263,6 +263,9 @@ class AccountSettings:
     endpoint: EndpointCaps = field(default_factory=EndpointCaps)
     # VPC, KMS keys and isolation of the account's SageMaker jobs (README "Network and encryption")
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    # A run pauses at approve_deploy until one of the account's deployers approves it in the Airflow UI
+    # (README "Approval"); the KFP engine refuses such runs.
+    requires_approval: bool = False
 
     @classmethod
     def from_dict(cls, account_id: str, raw: Mapping[str, Any] | None, problems: Problems) -> AccountSettings:
@@ -291,6 +294,11 @@ class AccountSettings:
             problems.add(f"{prefix}.locks_s3_uri", LOCKS_URI_RULE)
             values["locks_s3_uri"] = None
         values["api_callers"] = ApiCallers.from_dict(values["api_callers"], f"{prefix}.api_callers", problems)
+        if values["requires_approval"] is None:
+            values["requires_approval"] = False
+        elif not isinstance(values["requires_approval"], bool):
+            problems.add(f"{prefix}.requires_approval", "true or false")
+            values["requires_approval"] = False
         return cls(account_id=account_id, network=values_network, **values)
 
 
@@ -919,6 +927,8 @@ class PlatformConfig:
     locks: LockSettings = field(default_factory=LockSettings)
     # Named sets of Airflow users that accounts' deployers refer to (see "who may deploy where" above).
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # How long approve_deploy waits for an answer in an account that requires approval; then: Reject.
+    approval_timeout_seconds: int = 24 * 3600
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> PlatformConfig:
@@ -972,6 +982,16 @@ class PlatformConfig:
             return False
         deployers = account.deployers
         return user in deployers.users or any(user in self.groups.get(g, ()) for g in deployers.groups)
+
+    def approvers(self, account_id: str) -> tuple[str, ...]:
+        """Who may approve a run into the account (approve_deploy): its deployers, groups expanded."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            return ()
+        names = [*account.deployers.users]
+        for group in account.deployers.groups:
+            names += self.groups.get(group, ())
+        return tuple(dict.fromkeys(names))
 
     def check_deployer(self, user: str, account_id: str, action: str = DEPLOY) -> None:
         """Refuse ``user`` unless it may ``action`` (DEPLOY, TEAR_DOWN) the account.
@@ -1045,6 +1065,9 @@ def _platform_document(raw: Any) -> Mapping[str, Any]:
 
 _ROLE_NAME_RULE = "an IAM role name: 1-64 characters of letters, digits and +=,.@_-"
 # The top-level settings besides the sections: the rule each must keep, as (check, rule).
+# approve_deploy's wait for an answer: at least a minute, at most a week (the model's lock is held).
+APPROVAL_TIMEOUT_MIN = 60
+APPROVAL_TIMEOUT_MAX = 7 * 24 * 3600
 _TOP_LEVEL_RULES: dict[str, tuple[Any, str]] = {
     "master_role_arn": (
         lambda v: v is None or _is_name(v, ROLE_ARN_RE),
@@ -1069,6 +1092,10 @@ _TOP_LEVEL_RULES: dict[str, tuple[Any, str]] = {
     "tags_s3_uri": (lambda v: v is None or is_s3_uri(v), "an S3 URI such as s3://bucket/path/tags.json"),
     "locks_s3_uri": (lambda v: v is None or is_locks_uri(v), LOCKS_URI_RULE),
     "allowed_tag_document_prefixes": (_is_tag_document_prefixes, TAG_DOCUMENT_PREFIXES_RULE),
+    "approval_timeout_seconds": (
+        lambda v: _is_int(v, APPROVAL_TIMEOUT_MIN, APPROVAL_TIMEOUT_MAX),
+        f"a whole number of seconds from {APPROVAL_TIMEOUT_MIN} to {APPROVAL_TIMEOUT_MAX} (7 days)",
+    ),
 }
 
 
