@@ -66,7 +66,11 @@ Emulated, computed at each Describe* from the emulated time since the resource w
   CreateUsagePlanKey of a key the plan holds and UpdateUsagePlan adding a stage the plan names (AWS
   refuses both; its exact code and wording there are assumed). CreateRestApi, CreateUsagePlan,
   CreateApiKey and CreateDeployment make another one, as in AWS. While an endpoint is Updating,
-  DescribeEndpoint shows the config being deployed in ``PendingDeploymentSummary``.
+  DescribeEndpoint shows the config being deployed in ``PendingDeploymentSummary``;
+- the model registry as SageMaker keeps it (``_patch_model_registry``): CreateModelPackage with a
+  ``ClientToken`` already used answers the version it made (moto registers another), and
+  UpdateModelPackage keeps the version's ``CustomerMetadataProperties`` unless it sends new ones (moto
+  drops them).
 
 What it does not emulate: billing or instance capacity, CloudWatch metrics of a job, a training log's
 real content or size, CloudWatch's ingestion delay (a line is readable as soon as it is due),
@@ -857,6 +861,7 @@ def _patch_moto() -> None:
     backend.create_model = create_model
     backend.create_endpoint_config = create_endpoint_config
     _patch_apigateway()
+    _patch_model_registry()
     backend.update_endpoint = update_endpoint
     backend.describe_endpoint = describe_endpoint
 
@@ -871,6 +876,39 @@ def _patch_moto() -> None:
     SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
     SageMakerResponse.stop_training_job = stop_training_job_response  # type: ignore[attr-defined]
     _PATCHED = True
+
+
+def _patch_model_registry() -> None:
+    """CreateModelPackage honours its ClientToken; UpdateModelPackage keeps the metadata it does not send.
+    Only while a lifecycle is installed."""
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    backend: Any = SageMakerModelBackend
+    original_create = backend.create_model_package
+    original_update = backend.update_model_package
+
+    def create_model_package(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = kwargs.get("client_token")
+        if active() is not None and token:
+            for package in self.model_packages.values():
+                if getattr(package, "client_token", None) == token:
+                    return package.arn
+        return original_create(self, *args, **kwargs)
+
+    def update_model_package(self: Any, model_package_arn: str, *args: Any, **kwargs: Any) -> Any:
+        package = self.model_packages.get(self.model_package_name_mapping.get(model_package_arn, ""))
+        kept = None if package is None else package.customer_metadata_properties
+        arn = original_update(self, model_package_arn, *args, **kwargs)
+        if (
+            active() is not None
+            and package is not None
+            and kwargs.get("customer_metadata_properties") is None
+        ):
+            package.customer_metadata_properties = kept
+        return arn
+
+    backend.create_model_package = create_model_package
+    backend.update_model_package = update_model_package
 
 
 def _patch_apigateway() -> None:
