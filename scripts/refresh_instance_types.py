@@ -2,7 +2,7 @@
 
 The domain layer may not import botocore, so what it validates against is shipped as data:
 - plugins/sagelift/domain/instance_types.json: the instance-type enums validate checks (and the trigger
-  form suggests);
+  form suggests), the batch transform's included;
 - plugins/sagelift/domain/training_channels.json: the shapes of CreateTrainingJob's InputDataConfig
   (types, enums, patterns, lengths, required and known members), which validate checks
   ``training_channels`` against (sagelift.domain.channels).
@@ -33,11 +33,13 @@ def sagemaker_model() -> Any:
 def instance_type_table(model: Any) -> dict[str, Any]:
     training = model.operation_model("CreateTrainingJob").input_shape.members["ResourceConfig"]
     endpoint = model.operation_model("CreateEndpointConfig").input_shape.members["ProductionVariants"].member
+    transform = model.operation_model("CreateTransformJob").input_shape.members["TransformResources"]
     return {
-        "_source": "botocore's SageMaker service model (TrainingInstanceType, ProductionVariantInstanceType); "
-        "refresh with scripts/refresh_instance_types.py",
+        "_source": "botocore's SageMaker service model (TrainingInstanceType, ProductionVariantInstanceType, "
+        "TransformInstanceType); refresh with scripts/refresh_instance_types.py",
         "training": sorted(training.members["InstanceType"].enum),
         "endpoint": sorted(endpoint.members["InstanceType"].enum),
+        "transform": sorted(transform.members["InstanceType"].enum),
     }
 
 

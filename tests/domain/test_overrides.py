@@ -178,7 +178,8 @@ def test_the_platform_cannot_list_what_sagelift_owns():
         ),
         (
             "platform.sagemaker.allowed_overrides.DeleteEndpoint",
-            "not a call runs may shape; one of CreateTrainingJob, CreateModel, CreateEndpointConfig",
+            "not a call runs may shape; one of CreateTrainingJob, CreateModel, CreateEndpointConfig, "
+            "CreateTransformJob",
         ),
     ]
 

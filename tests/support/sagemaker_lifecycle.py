@@ -72,6 +72,14 @@ Emulated, computed at each Describe* from the emulated time since the resource w
   UpdateModelPackage keeps the version's ``CustomerMetadataProperties`` unless it sends new ones (moto
   drops them).
 
+- batch transform jobs (``transform(seconds, outcome, failure_reason, stop_seconds)``): CreateTransformJob
+  of an existing name answers ``ResourceInUse`` (as CreateTrainingJob; SageMaker's code here is assumed);
+  ``InProgress`` for ``seconds``, then ``Completed``, ``Failed`` with ``FailureReason`` or ``Stopped``;
+  ``StopTransformJob`` (added; moto lacks it) -> ``Stopping`` for ``stop_seconds`` -> ``Stopped``. A
+  job whose input prefix holds no object fails, as SageMaker does; a Completed job writes one
+  ``<input key>.out`` per input object under its output prefix (one line ``<n> records scored`` per
+  object, n its lines), so a user sees results;
+
 What it does not emulate: billing or instance capacity, CloudWatch metrics of a job, a training log's
 real content or size, CloudWatch's ingestion delay (a line is readable as soon as it is due),
 ``MaxRuntimeInSeconds`` (a job never times out by itself), warm pools, spot capacity itself (no
@@ -276,6 +284,8 @@ class SageMakerLifecycle:
     endpoints: dict[str, _EndpointChange] = field(default_factory=dict)
     # (endpoint, emulated seconds since its UpdateEndpoint, what happened) of each guarded update
     deployment_events: list[tuple[str, float, str]] = field(default_factory=list)
+    transform_script: TransformScript = field(default_factory=lambda: TransformScript())
+    transforms: dict[str, _Transform] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -325,6 +335,19 @@ class SageMakerLifecycle:
         self.update_script = EndpointScript(
             seconds, outcome, failure_reason, alarm_fires_after, alarm_name, rollback_seconds
         )
+        return self
+
+    def transform(
+        self,
+        seconds: float = 0.0,
+        outcome: str = "Completed",
+        failure_reason: str = "",
+        stop_seconds: float = 5.0,
+    ) -> SageMakerLifecycle:
+        """The next transform jobs' script (batch scoring); see the module docstring."""
+        if outcome not in TRAINING_OUTCOMES:
+            raise ValueError(f"outcome must be one of {TRAINING_OUTCOMES}")
+        self.transform_script = TransformScript(seconds, outcome, failure_reason, stop_seconds)
         return self
 
     def traffic(self, endpoint_name: str) -> int | None:
@@ -862,6 +885,7 @@ def _patch_moto() -> None:
     backend.create_endpoint_config = create_endpoint_config
     _patch_apigateway()
     _patch_model_registry()
+    _patch_transform()
     backend.update_endpoint = update_endpoint
     backend.describe_endpoint = describe_endpoint
 
@@ -1134,3 +1158,149 @@ def deployments_per_run(aws: LocalAws, account: str) -> dict[str, int]:
             description = str(deployment.get("description", ""))
             counts[description] = counts.get(description, 0) + 1
     return counts
+
+
+# --- batch transform jobs ----------------------------------------------------------------------------
+@dataclass
+class TransformScript:
+    seconds: float = 0.0
+    outcome: str = "Completed"
+    failure_reason: str = ""
+    stop_seconds: float = 5.0
+
+
+@dataclass
+class _Transform:
+    created: float
+    script: TransformScript
+    stop_requested: float | None = None
+    written: bool = False
+
+
+def _s3_objects(account: str, uri: str) -> list[tuple[str, str, bytes]]:
+    """(bucket, key, body) of every object under ``uri`` in the local AWS (in process)."""
+    from moto.s3.models import s3_backends
+
+    bucket_name, _, prefix = uri.removeprefix("s3://").partition("/")
+    backend = s3_backends[account]["aws"]
+    try:
+        bucket = backend.get_bucket(bucket_name)
+    except Exception:  # no such bucket: nothing under the prefix
+        return []
+    out = []
+    for key in list(bucket.keys.keys()):
+        if key.startswith(prefix):
+            obj = bucket.keys[key]
+            out.append((bucket_name, key, bytes(obj.value)))
+    return out
+
+
+def _advance_transform(life: SageMakerLifecycle, job: Any, account: str) -> None:
+    state = life.transforms.setdefault(job.transform_job_name, _Transform(life.now(), life.transform_script))
+    elapsed = life.now() - state.created
+    source = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+    inputs = _s3_objects(account, source)
+    failure = ""
+    if state.stop_requested is not None:
+        stopped = life.now() - state.stop_requested >= state.script.stop_seconds
+        status = "Stopped" if stopped else "Stopping"
+    elif elapsed < state.script.seconds:
+        status = "InProgress"
+    elif state.script.outcome == "Completed" and not inputs:
+        status, failure = (
+            "Failed",
+            f"ClientError: No S3 objects found under S3 URL given in input data source: '{source}'",
+        )
+    else:
+        status = state.script.outcome
+        failure = state.script.failure_reason if status == "Failed" else ""
+    job.transform_job_status = status
+    job.failure_reason = failure
+    job.transform_end_time = utc_now() if status in TRAINING_OUTCOMES else None
+    if status == "Completed" and not state.written:
+        _write_transform_output(account, source, job.transform_output["S3OutputPath"], inputs)
+        state.written = True
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _write_transform_output(
+    account: str, source: str, output: str, inputs: list[tuple[str, str, bytes]]
+) -> None:
+    """One ``<input key>.out`` per input object under the output prefix, as SageMaker names them."""
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[account]["aws"]
+    in_prefix = source.removeprefix("s3://").partition("/")[2]
+    out_bucket, _, out_prefix = output.removeprefix("s3://").partition("/")
+    if out_prefix and not out_prefix.endswith("/"):
+        out_prefix += "/"
+    for _, key, body in inputs:
+        relative = key[len(in_prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+        records = len([line for line in body.splitlines() if line.strip()])
+        backend.put_object(out_bucket, f"{out_prefix}{relative}.out", f"{records} records scored\n".encode())
+
+
+def _patch_transform() -> None:
+    """moto's transform jobs follow the active lifecycle: a fixed name, a status over time, stop."""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    backend: Any = SageMakerModelBackend
+    original_create = backend.create_transform_job
+    original_describe = backend.describe_transform_job
+
+    def create_transform_job(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = kwargs.get("transform_job_name", args[0] if args else None)
+        life = active()
+        if life is not None and name in self.transform_jobs:
+            raise ResourceInUseException(
+                message=f"Job name must be unique within an AWS account and region, and a job with this name "
+                f"already exists (arn:aws:sagemaker:{self.region_name}:{self.account_id}:transform-job/{name})"
+            )
+        job = original_create(self, *args, **kwargs)
+        if life is not None:
+            with _LOCK:
+                life.transforms[job.transform_job_name] = _Transform(life.now(), life.transform_script)
+                _advance_transform(life, job, self.account_id)
+        return job
+
+    def describe_transform_job(self: Any, transform_job_name: str) -> Any:
+        life, job = active(), self.transform_jobs.get(transform_job_name)
+        if life is not None and job is not None:
+            with _LOCK:
+                _advance_transform(life, job, self.account_id)
+        return original_describe(self, transform_job_name)
+
+    def stop_transform_job(self: Any, transform_job_name: str) -> None:
+        job = self.transform_jobs.get(transform_job_name)
+        if job is None:
+            raise ValidationError(message=f"Could not find transform job '{transform_job_name}'.")
+        life = active()
+        if life is None:
+            job.transform_job_status = "Stopped"
+            return
+        with _LOCK:
+            _advance_transform(life, job, self.account_id)
+            if job.transform_job_status not in ("InProgress", "Stopping"):
+                raise ValidationError(
+                    message=f"The request was rejected because the transform job is in status "
+                    f"{job.transform_job_status}."
+                )
+            state = life.transforms[transform_job_name]
+            if state.stop_requested is None:
+                state.stop_requested = life.now()
+            _advance_transform(life, job, self.account_id)
+
+    def stop_transform_job_response(self: Any) -> Any:
+        self.sagemaker_backend.stop_transform_job(self._get_param("TransformJobName"))
+        return ActionResult({})
+
+    backend.create_transform_job = create_transform_job
+    backend.describe_transform_job = describe_transform_job
+    backend.stop_transform_job = stop_transform_job
+    SageMakerResponse.stop_transform_job = stop_transform_job_response  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 The platform lists, per call, the fields (dotted paths) a conf may set
 (``platform.sagemaker.allowed_overrides``, e.g. ``{"CreateTrainingJob": ["StoppingCondition",
-"Environment"]}``); the conf's ``request_overrides`` sets them (``{"CreateTrainingJob":
+"Environment"]}``, or CreateTransformJob for batch scoring); the conf's ``request_overrides`` sets them (``{"CreateTrainingJob":
 {"Environment": {"LOG_LEVEL": "debug"}}}``). What sagelift owns (names, role ARNs, tags, the image,
 VpcConfig, KMS keys, isolation, where the artifact lands, which model serves) can never be listed, so no
 override can replace it. This module parses both sides and merges an override into a built request
@@ -66,6 +66,18 @@ OWNED: Mapping[str, tuple[str, ...]] = {
         "ExecutionRoleArn",
         "VpcConfig",
         "EnableNetworkIsolation",
+    ),
+    # batch scoring: what is read and where results land are the conf's batch settings, bounded by
+    # the account's batch_prefixes; the keys are the account's
+    "CreateTransformJob": (
+        "TransformJobName",
+        "ModelName",
+        "Tags",
+        "TransformInput.DataSource",
+        "TransformOutput.S3OutputPath",
+        "TransformOutput.KmsKeyId",
+        "TransformResources.VolumeKmsKeyId",
+        "DataCaptureConfig",
     ),
 }
 OPERATIONS = tuple(OWNED)
@@ -161,6 +173,7 @@ def check_request_overrides(
     *,
     trains: bool = True,
     deploys: bool = True,
+    batch: bool = False,
 ) -> None:
     """Refuse every overridden field the platform does not list, naming it and what the call allows, and
     an override of a call the run never makes."""
@@ -170,6 +183,12 @@ def check_request_overrides(
             continue
         if operation != "CreateTrainingJob" and not deploys:
             problems.add(f"{PARAMETER}.{operation}", "a train-only run creates no model or endpoint")
+            continue
+        if operation == "CreateTransformJob" and not batch:
+            problems.add(f"{PARAMETER}.{operation}", "batch is not set, so no transform job runs")
+            continue
+        if operation == "CreateEndpointConfig" and batch:
+            problems.add(f"{PARAMETER}.{operation}", "batch is set, so no endpoint config is created")
             continue
         listed = allowed.get(operation, ())
         for path in _leaf_paths(operation, fields, listed):

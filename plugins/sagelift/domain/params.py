@@ -22,6 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from sagelift.domain.batch_settings import SETTINGS_DOC as BATCH_SETTINGS_DOC
 from sagelift.domain.batch_settings import BatchSettings, parse_batch
 from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_json_text, whole_number
 from sagelift.domain.channels import parse_training_channels
@@ -398,10 +399,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         {},
         {"type": ["object", "string", "null"]},
         "Batch scoring",
-        "Optional, as a JSON object: score an S3 input prefix with a batch transform job instead of creating "
-        "an endpoint (README: Batch scoring).",
+        BATCH_SETTINGS_DOC,
         SECTION_DEPLOYMENT,
-        (),
+        (
+            {
+                "input_s3_uri": "s3://field-trials/2026/plots/",
+                "content_type": "text/csv",
+                "split_type": "Line",
+                "instance_type": "ml.m5.xlarge",
+                "instance_count": 2,
+            },
+        ),
         original=False,
     ),
 )
@@ -865,6 +873,25 @@ def _parse_endpoint(conf: _Conf, src: _Sources, endpoint_type: str) -> EndpointS
     return settings
 
 
+def _parse_batch(conf: _Conf, src: _Sources, endpoint: EndpointSettings) -> BatchSettings:
+    """The optional batch scoring settings: a model is scored offline, so no endpoint settings apply."""
+    settings = parse_batch(conf.values.get("batch"), conf.problems, training_output=src.output_path)
+    if not settings.enabled:
+        return settings
+    if src.trains and src.model_image is None and src.algorithm is None:
+        conf.problems.add(
+            "batch",
+            "a train-only run (no model_docker_image, no training_algorithm_name) has no model to score "
+            "with; give model_docker_image or leave batch empty",
+        )
+    if endpoint != EndpointSettings() and not conf.has_problem("endpoint"):
+        conf.problems.add(
+            "endpoint",
+            "batch is set, so no endpoint is created; leave endpoint empty (README: Batch scoring)",
+        )
+    return settings
+
+
 def _parse_training(conf: _Conf, src: _Sources) -> TrainingSettings:
     """The optional training settings; a run that deploys an existing artifact trains nothing."""
     settings = parse_training(conf.values.get("training"), conf.problems, algorithm=src.algorithm)
@@ -920,7 +947,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         algorithm=None if sources.training_image else sources.algorithm,
         trains=sources.trains,
     )
-    batch = parse_batch(conf.values.get("batch"), problems)
+    batch = _parse_batch(conf, sources, endpoint)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),

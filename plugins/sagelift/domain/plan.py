@@ -165,7 +165,16 @@ class Plan:
         return needs_approval(self.params, self.platform)
 
     def skip_reason(self, step: str) -> str | None:
-        """Why ``step`` (create_model, deploy_endpoint, expose_api) does nothing in this run, or None."""
+        """Why ``step`` (create_model, deploy_endpoint, expose_api, batch_transform) does nothing in this
+        run, or None."""
+        batch = self.params.batch.enabled
+        if step == "batch_transform" and not batch and self.params.deploys:
+            return "batch_transform skipped: batch is not set, so the model is served by an endpoint"
+        if step in ("deploy_endpoint", "expose_api") and batch and self.params.deploys:
+            return (
+                f"{step} skipped: batch is set, so the model scores {self.params.batch.input_s3_uri} "
+                "with a batch transform job instead of serving an endpoint"
+            )
         if self.params.deploys:
             return None
         return f"{step} skipped: a train-only run (no model_docker_image, no training_algorithm_name) deploys nothing"

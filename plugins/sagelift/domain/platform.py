@@ -263,6 +263,8 @@ class AccountSettings:
     endpoint: EndpointCaps = field(default_factory=EndpointCaps)
     # VPC, KMS keys and isolation of the account's SageMaker jobs (README "Network and encryption")
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    # where a run's batch transform may read and write (README "Batch scoring"); empty: not bounded
+    batch_prefixes: tuple[str, ...] = ()
     # A run pauses at approve_deploy until one of the account's deployers approves it in the Airflow UI
     # (README "Approval"); the KFP engine refuses such runs.
     requires_approval: bool = False
@@ -299,7 +301,26 @@ class AccountSettings:
         elif not isinstance(values["requires_approval"], bool):
             problems.add(f"{prefix}.requires_approval", "true or false")
             values["requires_approval"] = False
+        values["batch_prefixes"] = _batch_prefixes(
+            values["batch_prefixes"], f"{prefix}.batch_prefixes", problems
+        )
         return cls(account_id=account_id, network=values_network, **values)
+
+
+def _batch_prefixes(raw: Any, name: str, problems: Problems) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    ok = isinstance(raw, list) and len(raw) <= CAPTURE_PREFIXES_MAX
+    ok = ok and all(
+        is_s3_uri(uri) and uri.endswith("/") and s3_key_segments_problem(uri) is None for uri in raw
+    )
+    if not ok:
+        problems.add(
+            name,
+            f"a list of at most {CAPTURE_PREFIXES_MAX} S3 prefixes ending in '/' such as s3://bucket/scoring/",
+        )
+        return ()
+    return tuple(raw)
 
 
 CAPTURE_PREFIXES_MAX = 50

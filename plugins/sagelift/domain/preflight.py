@@ -7,6 +7,7 @@ hours later (the step is named next to each check). ``build_plan`` runs them all
 
 from __future__ import annotations
 
+from sagelift.domain.batch_settings import check_batch_against_platform
 from sagelift.domain.endpoint_settings import check_endpoint_against_caps
 from sagelift.domain.errors import Problems, SageliftValidationError, show
 from sagelift.domain.images import (
@@ -35,6 +36,10 @@ def check_against_platform(
     else:  # deploy_endpoint: the account's caps on the serving settings
         if params.deploys:
             check_endpoint_against_caps(params.endpoint, account.endpoint, problems)
+        # batch_transform: reads and writes only where the account's batch_prefixes allow
+        check_batch_against_platform(
+            params.batch, account.batch_prefixes, params.training_s3_output_path, problems
+        )
     _check_algorithm_region(params, platform, problems)
     _check_images(params, platform, problems)
     # train_model: a spot job's max wait covers the platform's max runtime
@@ -48,6 +53,7 @@ def check_against_platform(
         problems,
         trains=params.trains,
         deploys=params.deploys,
+        batch=params.batch.enabled,
     )
     if params.tags_s3_path is not None:  # resolve_tags: only documents the platform allows
         problem = tag_document_problem(params.tags_s3_path, platform)

@@ -18,6 +18,7 @@ import botocore.session
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
 
+from sagelift.domain.batch_settings import build_transform_job_request
 from sagelift.domain.errors import Problems, clip
 from sagelift.domain.overrides import PARAMETER
 from sagelift.domain.plan import Plan
@@ -81,6 +82,16 @@ def overridden_requests(plan: Plan) -> dict[str, dict[str, Any]]:
     if "CreateEndpointConfig" in wanted:
         bodies["CreateEndpointConfig"] = build_endpoint_config_request(
             params, names, tags=[], settings=plan.platform.sagemaker, network=network
+        )
+    if "CreateTransformJob" in wanted and params.batch.enabled:
+        bodies["CreateTransformJob"] = build_transform_job_request(
+            params.batch,
+            job_name=names.model,
+            model_name=names.model,
+            training_output=params.training_s3_output_path,
+            tags=[],
+            network=network,
+            overrides=wanted["CreateTransformJob"],
         )
     return bodies
 
