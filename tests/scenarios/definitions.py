@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODEL = "churn-predictor"
+ENGINES = ("airflow", "kfp")  # the keys of Expect.fails_at
 PER_RUN = MODEL + "-<run {}>"
 # The object tests/support/scenario.Scenario.build() puts in the scientist account's bucket.
 EXISTING_ARTIFACT = "s3://scientist-ml-data/models/churn/model.tar.gz"
@@ -72,6 +73,13 @@ class Expect:
     text); None where the engines end the step their own way (a cancelled run). ``state`` maps a path in
     the normalized end state (its keys and list indexes, ``("count", "models")`` for how many there
     are, ``("outcome", "invoke_url")`` for the URL the run reported) to the value it must have.
+
+    ``fails_at`` is a failure at a step that differs by engine, keyed by engine (``"airflow"``,
+    ``"kfp"``), e.g. ``{"airflow": "validate", "kfp": "ensure_pvc"}``: KFP builds the plan in its first
+    component, so a validate-time refusal fails there (a later failure fails the component of the same
+    name, and needs no ``fails_at``). It implies ``outcome="failed"``; ``message`` is then checked
+    against the first line of each engine's message. ``changes_nothing``: the account after the run is
+    the account before it (resources and objects; a refused run creates nothing).
     """
 
     outcome: str = "success"
@@ -79,6 +87,18 @@ class Expect:
     message: str | None = None
     state: Mapping[tuple[Any, ...], Any] = field(default_factory=dict)
     same_api_as_run: int | None = None  # the API id must be the one this earlier run (1-based) exposed
+    fails_at: Mapping[str, str] = field(default_factory=dict)
+    changes_nothing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fails_at:
+            if set(self.fails_at) != set(ENGINES) or self.failed_step is not None:
+                raise ValueError(f"fails_at names the step of each engine {ENGINES}, without failed_step")
+            object.__setattr__(self, "outcome", "failed")
+
+    def failed_step_on(self, engine: str) -> str | None:
+        """The step that must fail on ``engine`` (an engine's name, any case)."""
+        return self.fails_at.get(engine.lower(), self.failed_step)
 
 
 @dataclass(frozen=True)
@@ -666,6 +686,29 @@ SCENARIOS: tuple[Scenario, ...] = (
                 lifecycle=Lifecycle(
                     training_seconds=60, training_interruptions=1, training_metrics={"validation:auc": 0.88}
                 ),
+            ),
+        ),
+    ),
+    # --- issue 17: safe request overrides ----------------------------------------------------------
+    # The platform lets runs set the training job's StoppingCondition only; a conf that sets its
+    # Environment is refused by validate (KFP: by ensure_pvc, its first component), naming the field,
+    # before any AWS call: the account is as it was.
+    Scenario(
+        "a refused override",
+        sagemaker={"allowed_overrides": {"CreateTrainingJob": ["StoppingCondition"]}},
+        runs=(
+            Run(
+                20,
+                "a request override outside the platform's allow-list is refused, nothing created",
+                Expect(
+                    fails_at={"airflow": "validate", "kfp": "ensure_pvc"},
+                    message=(
+                        "request_overrides.CreateTrainingJob.Environment: not allowed by the platform "
+                        "(platform.sagemaker.allowed_overrides.CreateTrainingJob: StoppingCondition)"
+                    ),
+                    changes_nothing=True,
+                ),
+                conf={"request_overrides": {"CreateTrainingJob": {"Environment": {"LOG_LEVEL": "debug"}}}},
             ),
         ),
     ),

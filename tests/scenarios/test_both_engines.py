@@ -11,6 +11,20 @@ the failed step and the message it surfaced. Both must match the scenario's expe
 Every scenario ends with the ``sagemaker_teardown`` DAG, on either engine's resources: KFP has no
 teardown pipeline, Airflow's teardown is the one a KFP team runs too (include/kfp/README.md).
 
+A run expected to fail where the engines' steps differ says so per engine with ``Expect.fails_at``:
+validate's refusal fails Airflow's ``validate`` task and KFP's first component, ``ensure_pvc``, which
+builds the plan there::
+
+    Run(20, "a refused override", Expect(fails_at={"airflow": "validate", "kfp": "ensure_pvc"},
+        message="request_overrides.CreateTrainingJob.Environment: not allowed", changes_nothing=True))
+
+Each engine must fail at its own step, and the first line of each message must start with ``message``
+(Airflow's validate heads a conf's refusal with "Invalid run configuration.", which the comparison
+leaves out: KFP's component prints the error as raised). The account is compared between the engines as
+after any run, the failed step as "<fails_at>"; ``changes_nothing`` also checks that the account after
+the run is the account before it. A failure at a step both engines share (register_model, deploy_endpoint)
+needs only ``failed_step``.
+
 The table of scenarios by engine prints at the end of the pytest run (tests/conftest.py).
 """
 
@@ -37,6 +51,7 @@ from typing import Any
 
 import pytest
 
+from sagelift.domain.errors import RUN_HEADING
 from sagelift.domain.plan import derive_run_key
 from tests.conftest import ROOT
 from tests.scenarios import definitions as d
@@ -561,6 +576,8 @@ class Checkpoint:
     outcome: Outcome
     view: dict[str, Any]
     api_id: str | None
+    engine: str = ""  # the engine's name (Expect.fails_at)
+    before: dict[str, Any] | None = None  # the account before the run (Expect.changes_nothing)
 
 
 def lookup(view: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
@@ -727,6 +744,10 @@ class Play:
                     _endpoint_from_earlier_deploy(self.admin, life)
                 runs: list[Outcome] = []
                 for run in self.scenario.runs:
+                    account_before = None
+                    if run.expect.changes_nothing:
+                        last = played.checkpoints[-1] if played.checkpoints else None
+                        account_before = last.view if last is not None else self.account_view(played)[0]
                     _script(life, run.lifecycle)
                     cancel = Cancel(self.admin) if run.cancel else None
                     conf = {**demo_conf(**run.conf), **self.conf_images}
@@ -753,7 +774,7 @@ class Play:
                             self.admin, f"{d.MODEL}-{derive_run_key(engine.dag_id, outcome.run_id)}"
                         )
                     played.checkpoints.append(
-                        self.checkpoint(run.title, run.number, run.expect, outcome, played)
+                        self.checkpoint(run.title, run.number, run.expect, outcome, played, account_before)
                     )
                 began = time.monotonic()
                 teardown = engine.teardown()
@@ -775,9 +796,8 @@ class Play:
         new, self.events_seen = events[self.events_seen :], len(events)
         return [what.removesuffix(" on the new fleet") for _, _, what in new]
 
-    def checkpoint(
-        self, title: str, number: int, expect: d.Expect, outcome: Outcome, played: Played
-    ) -> Checkpoint:
+    def account_view(self, played: Played) -> tuple[dict[str, Any], str | None]:
+        """The scientist account, normalized, and the model's API id."""
         raw = {
             **sagemaker_state(self.admin),
             **api_state(self.admin),
@@ -806,10 +826,26 @@ class Play:
         view["count"] = {
             k: len(view[k]) for k in ("training_jobs", "models", "endpoint_configs", "endpoints", "apis")
         }
+        return view, api_id
+
+    def checkpoint(
+        self,
+        title: str,
+        number: int,
+        expect: d.Expect,
+        outcome: Outcome,
+        played: Played,
+        before: dict[str, Any] | None = None,
+    ) -> Checkpoint:
+        view, api_id = self.account_view(played)
+        replacements = ([(api_id, "<api>")] if api_id else []) + self.replacements
         message = outcome.message
         if message and outcome.failed_step and message.startswith(f"{outcome.failed_step}: "):
             # Airflow's role-chain task names itself in its error; the KFP step's log is its own.
             message = message[len(outcome.failed_step) + 2 :]
+        if message and message.startswith(f"{RUN_HEADING} "):
+            # Airflow's validate heads a conf's refusal; KFP's first component prints the error as raised.
+            message = message[len(RUN_HEADING) + 1 :]
         view["outcome"] = normalize(
             {
                 "status": outcome.status,
@@ -821,7 +857,7 @@ class Play:
             },
             replacements,
         )
-        return Checkpoint(title, number, expect, outcome, view, api_id)
+        return Checkpoint(title, number, expect, outcome, view, api_id, played.engine, before)
 
 
 # --- checking ------------------------------------------------------------------------------------------
@@ -829,13 +865,21 @@ def expectation_problems(point: Checkpoint, earlier: list[Checkpoint]) -> list[s
     expect, view = point.expect, point.view
     outcome = view["outcome"]
     problems = []
-    if (outcome["status"], outcome["failed_step"]) != (expect.outcome, expect.failed_step):
+    step = expect.failed_step_on(point.engine)
+    if (outcome["status"], outcome["failed_step"]) != (expect.outcome, step):
         problems.append(
             f"ended {outcome['status']} at {outcome['failed_step']} ({outcome['message']}), "
-            f"expected {expect.outcome} at {expect.failed_step}"
+            f"expected {expect.outcome} at {step}"
         )
-    if expect.message is not None and not str(outcome["message"] or "").startswith(expect.message):
-        problems.append(f"message {outcome['message']!r}, expected it to start {expect.message!r}")
+    first_line = str(outcome["message"] or "").split("\n", 1)[0]
+    if expect.message is not None and not first_line.startswith(expect.message):
+        problems.append(
+            f"message {outcome['message']!r}, expected its first line to start {expect.message!r}"
+        )
+    if expect.changes_nothing:
+        after = {k: v for k, v in view.items() if k != "outcome"}
+        before = {k: v for k, v in (point.before or {}).items() if k != "outcome"}
+        problems += [f"the run changed the account: {diff}" for diff in differences(before, after)]
     for path, wanted in expect.state.items():
         got = lookup(view, path)
         if got != wanted:
@@ -867,6 +911,8 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 def comparable(point: Checkpoint) -> dict[str, Any]:
     view = json.loads(json.dumps(point.view))
+    if point.expect.fails_at:  # each engine's own step, checked against the expectation
+        view["outcome"]["failed_step"] = "<fails_at>"
     if point.expect.outcome == "failed" and point.expect.message is None:
         # A cancelled run ends the engine's own way (Airflow's wait reports the Stopped job, a terminated
         # KFP step prints nothing): the failed step and the account must agree, not the text.
