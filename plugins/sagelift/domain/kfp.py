@@ -104,6 +104,12 @@ def is_terminal(state: str | None) -> bool:
     return state in TERMINAL_STATES
 
 
+# Why a parameter has no pipeline parameter, where the refusal should say more than that.
+KFP_REFUSAL_REASONS = {
+    "promote_from": ": a promotion waits for approval, which only the Airflow DAG has; trigger sagemaker_deploy",
+}
+
+
 def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     """A run's validated params as the compiled pipeline's runtime parameters (unset -> the default).
 
@@ -118,7 +124,8 @@ def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     ]
     if extra:
         raise SageliftValidationError.single(
-            extra[0], "not available on the KFP engine (no pipeline parameter)"
+            extra[0],
+            "not available on the KFP engine (no pipeline parameter)" + KFP_REFUSAL_REASONS.get(extra[0], ""),
         )
     run = {
         spec.name: spec.default if params.get(spec.name) is None else params[spec.name]

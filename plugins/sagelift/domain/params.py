@@ -35,6 +35,7 @@ from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind
 from sagelift.domain.images import parse_image_reference
 from sagelift.domain.overrides import parse_request_overrides
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
+from sagelift.domain.promotion import PromoteFrom, parse_promote_from
 from sagelift.domain.quality_gate import QualityGate, parse_quality_gate
 from sagelift.domain.training_settings import SETTINGS_DOC as TRAINING_SETTINGS_DOC
 from sagelift.domain.training_settings import TrainingSettings, parse_training, resolve_metric_definitions
@@ -412,6 +413,18 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         ),
         original=False,
     ),
+    ParamSpec(
+        "promote_from",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Promote a registered version",
+        'Optional, Airflow only: {"account_id": "<source account>", "version": 3} deploys that model package '
+        "version of the source account (same image digests, same artifact) instead of training (README: "
+        "Staged promotion).",
+        SECTION_DEPLOYMENT,
+        ({"account_id": "333333333333", "version": 3},),
+        original=False,
+    ),
 )
 
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
@@ -452,10 +465,12 @@ class RunParams:
     quality_gate: QualityGate = field(default_factory=QualityGate)
     # A batch transform job instead of an endpoint (issue 17 item 10).
     batch: BatchSettings = field(default_factory=BatchSettings)
+    # Deploy another account's registered version instead of training (issue 17 item 9).
+    promote_from: PromoteFrom = field(default_factory=PromoteFrom)
 
     @property
     def trains(self) -> bool:
-        return self.model_artifact_s3_path is None
+        return self.model_artifact_s3_path is None and not self.promote_from.enabled
 
     @property
     def deploys(self) -> bool:
@@ -470,6 +485,7 @@ class RunParams:
         data["tuning"] = self.tuning.to_dict()
         data["quality_gate"] = self.quality_gate.to_dict()
         data["batch"] = self.batch.to_dict()
+        data["promote_from"] = self.promote_from.to_dict() or None  # unset: no KFP pipeline parameter needed
         return data
 
     @classmethod
@@ -485,6 +501,8 @@ class RunParams:
             values["quality_gate"] = QualityGate.from_dict(values.get("quality_gate"))
         if not isinstance(values.get("batch"), BatchSettings):
             values["batch"] = BatchSettings.from_dict(values.get("batch"))
+        if not isinstance(values.get("promote_from"), PromoteFrom):
+            values["promote_from"] = PromoteFrom.from_dict(values.get("promote_from"))
         return cls(**values)
 
 
@@ -507,6 +525,7 @@ class _Conf:
         "tuning",
         "quality_gate",
         "batch",
+        "promote_from",
     )
 
     def __init__(self, raw: Mapping[str, Any], problems: Problems):
@@ -693,10 +712,11 @@ class _Sources:
     algorithm: str | None
     training_image: str | None
     output_path: str | None
+    promoted: bool = False  # promote_from: the model is another account's registered version
 
     @property
     def trains(self) -> bool:
-        return self.artifact is None
+        return self.artifact is None and not self.promoted
 
 
 def _parse_sources(conf: _Conf) -> _Sources:
@@ -706,6 +726,7 @@ def _parse_sources(conf: _Conf) -> _Sources:
         algorithm=conf.text("training_algorithm_name"),
         training_image=conf.text("training_docker_image"),
         output_path=conf.text("training_s3_output_path"),
+        promoted=not _blank(conf.values.get("promote_from")) and conf.values.get("promote_from") != {},
     )
     problems = conf.problems
     check_image(src.model_image, "model_docker_image", problems)
@@ -717,7 +738,12 @@ def _parse_sources(conf: _Conf) -> _Sources:
     _check_training_mode(src, conf)
     # Training with neither a serving image nor a built-in algorithm is a train-only run; deploying an
     # existing artifact needs the image that serves it.
-    if not src.trains and src.model_image is None and not conf.has_problem("model_docker_image"):
+    if (
+        not src.trains
+        and not src.promoted
+        and src.model_image is None
+        and not conf.has_problem("model_docker_image")
+    ):
         problems.add(
             "model_docker_image",
             "required with model_artifact_s3_path: the image that serves the existing artifact",
@@ -728,6 +754,19 @@ def _parse_sources(conf: _Conf) -> _Sources:
 def _check_training_mode(src: _Sources, conf: _Conf) -> None:
     """Exactly one way to get a model: train with an image, train with an algorithm, or bring an artifact."""
     problems = conf.problems
+    if src.promoted:
+        for name, value in (
+            ("training_docker_image", src.training_image),
+            ("training_algorithm_name", src.algorithm),
+            ("model_artifact_s3_path", src.artifact),
+            ("model_docker_image", src.model_image),
+        ):
+            if value is not None:
+                problems.add(
+                    name,
+                    "must be empty with promote_from: the promoted version's image and artifact are deployed",
+                )
+        return
     if not src.trains:
         for name, value in (
             ("training_docker_image", src.training_image),
@@ -948,6 +987,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         trains=sources.trains,
     )
     batch = _parse_batch(conf, sources, endpoint)
+    promote_from = parse_promote_from(conf.json("promote_from", dict), problems, account_id=account_id)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
@@ -970,6 +1010,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         tuning=tuning,
         quality_gate=quality_gate,
         batch=batch,
+        promote_from=promote_from,
         **overrides,
     )
 

@@ -21,6 +21,7 @@ from sagelift.domain.ownership import RUN_KEY_LEN
 from sagelift.domain.params import ACCOUNT_ID_RE, RunParams, parse_params
 from sagelift.domain.platform import PlatformConfig
 from sagelift.domain.preflight import check_against_platform
+from sagelift.domain.promotion import check_promotion
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def build_plan(
         problems.extend(platform_error)
     if params is not None and platform is not None:
         check_against_platform(params, platform, dag_id, run_id, problems)
+        check_promotion(params.promote_from, platform, triggered_by, problems)
         check_engine_approval(params, platform, engine, problems)
     problems.raise_if_any()
     if params is None:  # unreachable: a conf that does not parse leaves a problem

@@ -15,6 +15,7 @@ the copy and then by the task's own retries.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -22,10 +23,14 @@ from airflow.sdk import BaseHook, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk.log import mask_secret
 
+from sagelift.config import load_platform_config_raw
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.images import ImageReference
+from sagelift.domain.plan import Plan, SessionFacts
+from sagelift.domain.platform import PlatformConfig
 from sagelift.operators.base import StepInputs, connection_clients, step_errors
 from sagelift.steps.images import publish_images, skip_reason
+from sagelift.steps.promotion import promote_images
 from sagelift.steps.registry import (
     ImageNotFoundError,
     RegistryAuthError,
@@ -84,14 +89,19 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
         source_conn_id = plan.platform.ecr.source_registry_conn_id
         with step_errors():
             try:
-                results = publish_images(
-                    plan,
-                    connection_clients(session),
-                    self.read_tags(),
-                    source_credentials=_connection_credentials(source_conn_id) if source_conn_id else None,
-                    registry=self.registry,
-                    mask_secret=mask_secret,
-                )
+                if plan.params.promote_from.enabled:
+                    results = self._promote(plan, session)
+                else:
+                    results = publish_images(
+                        plan,
+                        connection_clients(session),
+                        self.read_tags(),
+                        source_credentials=_connection_credentials(source_conn_id)
+                        if source_conn_id
+                        else None,
+                        registry=self.registry,
+                        mask_secret=mask_secret,
+                    )
             except FINAL as err:
                 raise AirflowFailException(str(err)) from err
         reason = skip_reason(results)
@@ -99,6 +109,24 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
             context["ti"].xcom_push(key=XCOM_RETURN_KEY, value=results)
             raise AirflowSkipException(reason)
         return results
+
+    def _promote(self, plan: Plan, session: SessionFacts) -> dict[str, Any]:
+        """A promoted run: the source version read through the source account's own connection (its role
+        chain), checked against the platform configuration as it is now."""
+        source_account = plan.params.promote_from.account_id
+        current = PlatformConfig.from_dict(load_platform_config_raw())
+        source_session = replace(
+            session, account_id=source_account, aws_conn_id=plan.platform.aws_conn_id(source_account)
+        )
+        return promote_images(
+            plan,
+            connection_clients(source_session),
+            connection_clients(session),
+            self.read_tags(),
+            registry=self.registry,
+            mask_secret=mask_secret,
+            platform=current,
+        )
 
 
 def _connection_credentials(conn_id: str) -> Any:

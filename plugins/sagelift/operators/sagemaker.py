@@ -50,6 +50,7 @@ from sagelift.operators.base import (
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import model as models
 from sagelift.steps import serving, training
+from sagelift.steps.promotion import promoted_artifact
 from sagelift.triggers.sagemaker import SageMakerEndpointCompleteTrigger, SageMakerTrainingCompleteTrigger
 
 
@@ -74,6 +75,12 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
 
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
+        if plan.params.promote_from.enabled:
+            promote = plan.params.promote_from
+            raise AirflowSkipException(
+                f"Training skipped: this run promotes version {promote.version} of {plan.model_name} from "
+                f"account {promote.account_id} (promote_from), with its images and artifact."
+            )
         if not plan.params.trains:
             raise AirflowSkipException(
                 f"Training skipped: model_artifact_s3_path is set, so the existing artifact "
@@ -177,7 +184,9 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
         plan = self.read_plan()
         skip_if_train_only(plan, "create_model")
         aws_session_fields(self, self.read_session())
-        artifact = training.model_artifact(plan, (self.training or {}).get("Training"))
+        artifact = promoted_artifact(self.read_images()) or training.model_artifact(
+            plan, (self.training or {}).get("Training")
+        )
         self.config = models.model_request(plan, self.read_tags(), self.read_images(), artifact)
         with step_errors():
             described = models.replace_model(_client(self), self.config)
