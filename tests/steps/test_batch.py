@@ -1,0 +1,133 @@
+"""Batch scoring against the local AWS (issue 17 item 10), through the core's in-process transform
+(``steps.batch.transform_here``, what the KFP glue runs) and its pieces (start or adopt, stop, outcome):
+the job SageMaker holds, the result objects under the output prefix, a failure's and a stop's message."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sagelift.domain.plan import Plan, build_plan
+from sagelift.steps import batch
+from sagelift.steps.errors import StepFailed
+from tests.support.local_aws import SCIENTIST_ACCOUNT, LocalAws
+from tests.support.sagemaker_lifecycle import SageMakerLifecycle
+from tests.support.scenario import DATA_BUCKET, demo_conf
+
+PLATFORM = {
+    "region": "us-east-1",
+    "sagemaker": {"check_interval_seconds": 1},
+    "accounts": {SCIENTIST_ACCOUNT: {"deployers": {"users": ["admin"]}}},
+}
+INPUT = f"s3://{DATA_BUCKET}/trials/2026/"
+
+
+def _plan(run_id: str, **settings: Any) -> Plan:
+    conf = demo_conf(batch={"input_s3_uri": INPUT, "split_type": "Line", **settings})
+    return Plan.from_xcom(build_plan(conf, PLATFORM, "sagemaker_deploy", run_id))
+
+
+def _inputs(aws: LocalAws) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_object(Bucket=DATA_BUCKET, Key="trials/2026/plot-a.csv", Body=b"1,2\n3,4\n5,6\n")
+    s3.put_object(Bucket=DATA_BUCKET, Key="trials/2026/north/plot-b.csv", Body=b"7,8\n")
+
+
+def _results(aws: LocalAws, output: str) -> dict[str, bytes]:
+    s3 = aws.client("s3")
+    bucket, _, prefix = output.removeprefix("s3://").partition("/")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed
+    }
+
+
+def test_a_run_scores_every_input_object_and_reports_where_the_results_are(local_aws: LocalAws) -> None:
+    plan = _plan("batch-ok", instance_count=2)
+    _inputs(local_aws)
+    sm = local_aws.client("sagemaker")
+    said: list[str] = []
+    with SageMakerLifecycle(time_scale=100).transform(seconds=200).installed(local_aws):
+        facts = batch.transform_here(sm, plan, [{"Key": "team", "Value": "agronomy"}], say=said.append)
+        job = sm.describe_transform_job(TransformJobName=plan.names.model)
+    output = f"s3://{DATA_BUCKET}/churn/output/{plan.names.model}/batch/"
+    assert job["TransformJobStatus"] == "Completed" and job["ModelName"] == plan.names.model
+    assert (
+        job["TransformOutput"]["S3OutputPath"] == output and job["TransformResources"]["InstanceCount"] == 2
+    )
+    assert facts["output_s3_uri"] == output and facts["status"] == "Completed"
+    assert _results(local_aws, output) == {
+        "plot-a.csv.out": b"3 records scored\n",
+        "north/plot-b.csv.out": b"1 records scored\n",
+    }
+    assert len(said) == 1 and output in said[0] and plan.names.model in said[0]
+    tags = sm.list_tags(ResourceArn=job["TransformJobArn"])["Tags"]
+    assert {"Key": "team", "Value": "agronomy"} in tags
+
+
+def test_a_retry_follows_the_runs_job_instead_of_starting_another(local_aws: LocalAws) -> None:
+    plan = _plan("batch-adopt")
+    _inputs(local_aws)
+    sm = local_aws.client("sagemaker")
+    with SageMakerLifecycle(time_scale=1).transform(seconds=60).installed(local_aws):
+        request = batch.transform_request(plan, [])
+        first = batch.start_transform(sm, request)
+        again = batch.start_transform(sm, request)
+        assert (
+            first["TransformJobArn"] == again["TransformJobArn"]
+            and again["TransformJobStatus"] == "InProgress"
+        )
+        assert len(sm.list_transform_jobs()["TransformJobSummaries"]) == 1
+        assert batch.stop_transform(sm, plan.names.model)
+
+
+def test_a_failed_job_fails_the_step_naming_the_job_and_the_reason(local_aws: LocalAws) -> None:
+    plan = _plan("batch-failed")
+    _inputs(local_aws)
+    sm = local_aws.client("sagemaker")
+    life = SageMakerLifecycle(time_scale=100).transform(
+        seconds=100, outcome="Failed", failure_reason="ClientError: See job logs for more information"
+    )
+    with life.installed(local_aws), pytest.raises(StepFailed) as err:
+        batch.transform_here(sm, plan, [])
+    assert f"Transform job {plan.names.model} ended Failed: ClientError: See job logs" in str(err.value)
+
+
+def test_an_empty_input_prefix_fails_as_sagemaker_does(local_aws: LocalAws) -> None:
+    plan = _plan("batch-empty")
+    local_aws.client("s3").create_bucket(Bucket=DATA_BUCKET)
+    with (
+        SageMakerLifecycle(time_scale=100).installed(local_aws),
+        pytest.raises(StepFailed, match="No S3 objects"),
+    ):
+        batch.transform_here(local_aws.client("sagemaker"), plan, [])
+
+
+def test_sigterm_stops_the_job(local_aws: LocalAws) -> None:
+    """KFP terminating the run: the pod gets SIGTERM, the job is stopped and ends Stopped."""
+    plan = _plan("batch-stop")
+    _inputs(local_aws)
+    sm = local_aws.client("sagemaker")
+    life = SageMakerLifecycle(time_scale=10).transform(seconds=600, stop_seconds=10)
+    with life.installed(local_aws):
+        threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        with pytest.raises(SystemExit):
+            batch.transform_here(sm, plan, [])
+        deadline = time.monotonic() + 10
+        while sm.describe_transform_job(TransformJobName=plan.names.model)["TransformJobStatus"] != "Stopped":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        with pytest.raises(StepFailed, match="ended Stopped: it was stopped"):
+            batch.transform_outcome(sm.describe_transform_job(TransformJobName=plan.names.model))
+    assert _results(local_aws, f"s3://{DATA_BUCKET}/churn/output/{plan.names.model}/batch/") == {}
+
+
+def test_a_serving_run_scores_nothing(local_aws: LocalAws) -> None:
+    plan = Plan.from_xcom(build_plan(demo_conf(), PLATFORM, "sagemaker_deploy", "serving"))
+    assert batch.transform_here(local_aws.client("sagemaker"), plan, []) == {}
