@@ -80,6 +80,10 @@ Emulated, computed at each Describe* from the emulated time since the resource w
   ``<input key>.out`` per input object under its output prefix (one line ``<n> records scored`` per
   object, n its lines), so a user sees results;
 
+- hyperparameter tuning jobs (``tuning(seconds, outcome, failure_reason, stop_seconds,
+  objective_values=...)``): their training jobs complete over ``seconds`` and exist in the account, the
+  best one is reported, StopHyperParameterTuningJob is added; see tests/support/sagemaker_tuning.
+
 What it does not emulate: billing or instance capacity, CloudWatch metrics of a job, a training log's
 real content or size, CloudWatch's ingestion delay (a line is readable as soon as it is due),
 ``MaxRuntimeInSeconds`` (a job never times out by itself), warm pools, spot capacity itself (no
@@ -286,6 +290,9 @@ class SageMakerLifecycle:
     deployment_events: list[tuple[str, float, str]] = field(default_factory=list)
     transform_script: TransformScript = field(default_factory=lambda: TransformScript())
     transforms: dict[str, _Transform] = field(default_factory=dict)
+    # Hyperparameter tuning jobs (tests/support/sagemaker_tuning): the script and each job's state.
+    tuning_script: Any = None
+    tunings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -335,6 +342,23 @@ class SageMakerLifecycle:
         self.update_script = EndpointScript(
             seconds, outcome, failure_reason, alarm_fires_after, alarm_name, rollback_seconds
         )
+        return self
+
+    def tuning(
+        self,
+        seconds: float = 0.0,
+        outcome: str = "Completed",
+        failure_reason: str = "",
+        stop_seconds: float = 5.0,
+        *,
+        objective_values: tuple[float, ...] = (0.81, 0.92, 0.87),
+    ) -> SageMakerLifecycle:
+        """The next tuning jobs' script; see tests/support/sagemaker_tuning."""
+        from tests.support.sagemaker_tuning import TUNING_OUTCOMES, TuningScript
+
+        if outcome not in TUNING_OUTCOMES:
+            raise ValueError(f"outcome must be one of {TUNING_OUTCOMES}")
+        self.tuning_script = TuningScript(seconds, outcome, failure_reason, stop_seconds, tuple(objective_values))
         return self
 
     def transform(
@@ -886,6 +910,7 @@ def _patch_moto() -> None:
     _patch_apigateway()
     _patch_model_registry()
     _patch_transform()
+    _patch_tuning()
     backend.update_endpoint = update_endpoint
     backend.describe_endpoint = describe_endpoint
 
@@ -1304,3 +1329,9 @@ def _patch_transform() -> None:
     backend.describe_transform_job = describe_transform_job
     backend.stop_transform_job = stop_transform_job
     SageMakerResponse.stop_transform_job = stop_transform_job_response  # type: ignore[attr-defined]
+
+
+def _patch_tuning() -> None:
+    from tests.support.sagemaker_tuning import patch_tuning
+
+    patch_tuning()

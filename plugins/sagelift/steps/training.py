@@ -149,6 +149,10 @@ def train_here(
     billable seconds, final metrics; ``training_facts``), empty when nothing was trained."""
     if not plan.params.trains:
         return model_artifact(plan, None), {}
+    if plan.params.tuning.enabled:  # the tuning job trains instead; its best job's artifact is deployed
+        from sagelift.steps.tuning import tune_here  # tuning builds on this module
+
+        return tune_here(client, plan, tags, images, say)
     request = training_request(plan, tags, images)
     name = str(request["TrainingJobName"])
     start_training(client, request)
