@@ -41,7 +41,7 @@ with DAG(
     },
 ) as dag:
     # The KFP components reach the account from the platform configuration, not an Airflow connection.
-    validate = ValidateRunOperator(task_id="validate", require_aws_connection=False)
+    validate = ValidateRunOperator(task_id="validate", require_aws_connection=False, engine="kfp")
     run_kfp_pipeline = KubeflowPipelinesRunOperator(
         task_id="run_kfp_pipeline",
         pipeline_name="sagemaker-deploy",

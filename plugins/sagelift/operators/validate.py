@@ -67,13 +67,17 @@ class ValidateRunOperator(BaseOperator):
     A validation failure is final (AirflowFailException): retrying the same conf cannot succeed.
     ``require_aws_connection``: whether the account's Airflow AWS connection must exist (the Airflow
     engine's steps act through it; the KFP engine's components chain from the platform configuration).
+    ``engine``: which engine runs the steps ("airflow" or "kfp"; KFP refuses a run that needs approval).
     """
 
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, require_aws_connection: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, require_aws_connection: bool = True, engine: str = "airflow", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.require_aws_connection = require_aws_connection
+        self.engine = engine
 
     def execute(self, context: Any) -> dict[str, Any]:
         dag_run = context["dag_run"]
@@ -89,7 +93,12 @@ class ValidateRunOperator(BaseOperator):
         try:
             user, why = acting_user(dag_run, conf)
             plan = build_plan(
-                raw, load_platform_config_raw(), dag_run.dag_id, dag_run.run_id, triggered_by=user
+                raw,
+                load_platform_config_raw(),
+                dag_run.dag_id,
+                dag_run.run_id,
+                triggered_by=user,
+                engine=self.engine,
             )
             plan = checked_plan(plan)  # request overrides against botocore's SageMaker model
         except SageliftValidationError as err:
