@@ -105,7 +105,6 @@ def build_plan(
         problems.extend(platform_error)
     if params is not None and platform is not None:
         check_against_platform(params, platform, dag_id, run_id, problems)
-        check_engine_approval(params, platform, engine, problems)
         check_promotion(params.promote_from, platform, triggered_by, problems)
         check_engine_approval(params, platform, engine, problems)
     problems.raise_if_any()

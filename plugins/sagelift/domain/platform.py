@@ -263,9 +263,6 @@ class AccountSettings:
     endpoint: EndpointCaps = field(default_factory=EndpointCaps)
     # VPC, KMS keys and isolation of the account's SageMaker jobs (README "Network and encryption")
     network: NetworkSettings = field(default_factory=NetworkSettings)
-    # A run pauses at approve_deploy until one of the account's deployers approves it in the Airflow UI
-    # (README "Approval"); the KFP engine refuses such runs.
-    requires_approval: bool = False
     # where a run's batch transform may read and write (README "Batch scoring"); empty: not bounded
     batch_prefixes: tuple[str, ...] = ()
     # A run pauses at approve_deploy until one of the account's deployers approves it in the Airflow UI
