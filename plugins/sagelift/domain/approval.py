@@ -60,8 +60,8 @@ def check_engine_approval(
     if engine != "airflow" and needs_approval(params, platform):
         problems.add(
             ENGINE_FIELD,
-            f"account {params.account_id} requires approval (platform.accounts.<account>.requires_approval), "
-            f"which {engine} cannot ask for: trigger the Airflow DAG {AIRFLOW_DAG} instead",
+            f"account {params.account_id} requires approval (platform.accounts.<id>.requires_approval); "
+            f"{engine.upper()} cannot ask: use the Airflow DAG {AIRFLOW_DAG}",
         )
 
 
