@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sagelift.domain.errors import SageliftValidationError
-from sagelift.domain.overrides import merge_overrides
+from sagelift.domain.overrides import merge_overrides, merged_request_problems
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.sagemaker import (
     build_endpoint_config_request,
@@ -212,3 +212,73 @@ def test_merge_keeps_what_it_does_not_name_and_copies():
     assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 60
     fields["Environment"]["A"] = "changed"
     assert merged["Environment"] == {"A": "b"}
+
+
+# --- the merged request as a whole (rules across fields, which botocore's model cannot express) ---------
+SPOT = {
+    "EnableManagedSpotTraining": True,
+    "StoppingCondition": {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 172800},
+    "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+}
+RUNTIME_FIELD = "request_overrides.CreateTrainingJob.StoppingCondition.MaxRuntimeInSeconds"
+WAIT_FIELD = "request_overrides.CreateTrainingJob.StoppingCondition.MaxWaitTimeInSeconds"
+
+
+def _merged(fields: dict, body: dict = SPOT, operation: str = "CreateTrainingJob") -> list[tuple[str, str]]:
+    return merged_request_problems(operation, merge_overrides(body, fields), fields)
+
+
+def test_a_spot_runtime_raised_above_the_max_wait_is_refused_naming_both_fields():
+    assert _merged({"StoppingCondition": {"MaxRuntimeInSeconds": 200000}}) == [
+        (
+            RUNTIME_FIELD,
+            "200000 exceeds spot MaxWaitTimeInSeconds 172800 (training.max_wait_seconds)",
+        )
+    ]
+    # up to the max wait it holds
+    assert _merged({"StoppingCondition": {"MaxRuntimeInSeconds": 172800}}) == []
+
+
+def test_a_spot_max_wait_lowered_below_the_runtime_is_refused_naming_both_fields():
+    assert _merged({"StoppingCondition": {"MaxWaitTimeInSeconds": 3600}}) == [
+        (WAIT_FIELD, "3600 is below MaxRuntimeInSeconds 86400; a spot job's wait must cover it")
+    ]
+    both = {"StoppingCondition": {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 3600}}
+    assert [f for f, _ in _merged(both)] == [WAIT_FIELD]
+    assert _merged({"StoppingCondition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}}) == []
+
+
+def test_a_max_wait_on_an_on_demand_job_is_refused():
+    on_demand = {"StoppingCondition": {"MaxRuntimeInSeconds": 86400}, "ResourceConfig": {}}
+    assert _merged({"StoppingCondition": {"MaxWaitTimeInSeconds": 172800}}, on_demand) == [
+        (WAIT_FIELD, "applies to spot training only; set training.use_spot")
+    ]
+    assert _merged({"StoppingCondition": {"MaxRuntimeInSeconds": 999999}}, on_demand) == []
+
+
+def test_instance_groups_beside_sagelift_s_instance_type_are_refused():
+    groups = {
+        "InstanceGroups": [{"InstanceType": "ml.m5.large", "InstanceCount": 1, "InstanceGroupName": "a"}]
+    }
+    (problem,) = _merged({"ResourceConfig": groups})
+    assert problem[0] == "request_overrides.CreateTrainingJob.ResourceConfig.InstanceGroups"
+    assert "training_instance_type" in problem[1]
+
+
+def test_a_transform_payload_times_concurrency_above_100_mb_is_refused_naming_the_override():
+    body = {"MaxPayloadInMB": 20, "MaxConcurrentTransforms": 2}
+    assert _merged({"MaxConcurrentTransforms": 8}, body, "CreateTransformJob") == [
+        (
+            "request_overrides.CreateTransformJob.MaxConcurrentTransforms",
+            "MaxPayloadInMB x MaxConcurrentTransforms is 20 x 8, above SageMaker's 100 MB",
+        )
+    ]
+    assert _merged({"MaxConcurrentTransforms": 5}, body, "CreateTransformJob") == []
+
+
+def test_rules_that_hold_or_were_not_overridden_refuse_nothing():
+    # the conf's own settings broke it, not an override: validate's preflight names those
+    broken = {**SPOT, "StoppingCondition": {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 60}}
+    assert merged_request_problems("CreateTrainingJob", broken, {"Environment": {"A": "b"}}) == []
+    assert merged_request_problems("CreateTrainingJob", broken, {}) == []
+    assert merged_request_problems("CreateModel", {}, {"PrimaryContainer": {"Environment": {}}}) == []

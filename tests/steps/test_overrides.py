@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.errors import RUN_HEADING, SageliftValidationError
 from sagelift.domain.plan import build_plan
 from sagelift.steps.overrides import checked_plan
 from tests.support.scenario import DAG_TEST_USER, demo_conf
@@ -24,9 +24,9 @@ PLATFORM = {
 }
 
 
-def _checked(overrides: dict) -> dict:
+def _checked(overrides: dict, **conf: object) -> dict:
     plan = build_plan(
-        demo_conf(request_overrides=overrides),
+        demo_conf(request_overrides=overrides, **conf),
         PLATFORM,
         "sagemaker_deploy",
         "manual__2026-12-02T10:00:00+00:00",
@@ -35,9 +35,9 @@ def _checked(overrides: dict) -> dict:
     return checked_plan(plan)
 
 
-def _refusals(overrides: dict) -> list[tuple[str, str]]:
+def _refusals(overrides: dict, **conf: object) -> list[tuple[str, str]]:
     with pytest.raises(SageliftValidationError) as err:
-        _checked(overrides)
+        _checked(overrides, **conf)
     return err.value.problems
 
 
@@ -77,3 +77,56 @@ def test_a_required_member_the_merge_leaves_out_is_named():
         "request_overrides.CreateEndpointConfig.DataCaptureConfig.DestinationS3Uri",
         "request_overrides.CreateEndpointConfig.DataCaptureConfig.CaptureOptions",
     ]
+
+
+SPOT = {"training": {"use_spot": True}}  # max wait: twice the platform's max runtime (86400 s)
+
+
+def test_a_spot_runtime_raised_above_the_max_wait_is_refused_naming_both_fields():
+    with pytest.raises(SageliftValidationError) as err:
+        _checked({"CreateTrainingJob": {"StoppingCondition": {"MaxRuntimeInSeconds": 200000}}}, **SPOT)
+    first_line = f"{RUN_HEADING} {err.value}".splitlines()[0]  # as validate shows it
+    assert first_line == (
+        f"{RUN_HEADING} request_overrides.CreateTrainingJob.StoppingCondition.MaxRuntimeInSeconds: 200000 "
+        "exceeds spot MaxWaitTimeInSeconds 172800 (training.max_wait_seconds)"
+    )
+    assert len(first_line) < 200
+    # a max wait that covers it lets the run through, and so does a runtime within the default wait
+    raised = {"use_spot": True, "max_wait_seconds": 200000}
+    _checked({"CreateTrainingJob": {"StoppingCondition": {"MaxRuntimeInSeconds": 200000}}}, training=raised)
+    _checked({"CreateTrainingJob": {"StoppingCondition": {"MaxRuntimeInSeconds": 7200}}}, **SPOT)
+
+
+def test_a_max_wait_on_an_on_demand_job_is_refused():
+    problems = _refusals({"CreateTrainingJob": {"StoppingCondition": {"MaxWaitTimeInSeconds": 7200}}})
+    assert problems == [
+        (
+            "request_overrides.CreateTrainingJob.StoppingCondition.MaxWaitTimeInSeconds",
+            "applies to spot training only; set training.use_spot",
+        )
+    ]
+
+
+def test_maximums_and_patterns_botocore_does_not_check_are_refused_naming_the_field():
+    problems = _refusals(
+        {
+            "CreateTrainingJob": {
+                "StoppingCondition": {"MaxPendingTimeInSeconds": 3_000_000},
+                "Environment": {"1_BAD": "x", "LONG": "v" * 513},
+            }
+        }
+    )
+    assert problems == [
+        (
+            "request_overrides.CreateTrainingJob.StoppingCondition.MaxPendingTimeInSeconds",
+            "at most 2419200, got 3000000",
+        ),
+        ("request_overrides.CreateTrainingJob.Environment.1_BAD", "must match [a-zA-Z_][a-zA-Z0-9_]*"),
+        ("request_overrides.CreateTrainingJob.Environment.LONG", "at most 512 characters, got 513"),
+    ]
+    too_many = {f"K{i}": "v" for i in range(101)}
+    assert _refusals({"CreateTrainingJob": {"Environment": too_many}}) == [
+        ("request_overrides.CreateTrainingJob.Environment", "at most 100 entries, got 101")
+    ]
+    # within the model's bounds
+    _checked({"CreateTrainingJob": {"Environment": {f"K{i}": "v" * 512 for i in range(100)}}})

@@ -8,7 +8,8 @@ VpcConfig, KMS keys, isolation, where the artifact lands, which model serves) ca
 override can replace it. This module parses both sides and merges an override into a built request
 (``merge_overrides``, called last by the builders in domain.sagemaker); the merged requests are checked
 against botocore's service model at validate time by ``sagelift.steps.overrides`` (domain imports no
-botocore).
+botocore), then against the rules SageMaker enforces across the fields of one request, which no model
+expresses (``merged_request_problems``: a spot job's max wait covers its max runtime, and others).
 """
 
 from __future__ import annotations
@@ -218,3 +219,102 @@ def _merge(target: dict[str, Any], fields: Mapping[str, Any]) -> None:
             _merge(target[key], value)
         else:
             target[key] = copy.deepcopy(value)
+
+
+# --- the merged request as a whole ----------------------------------------------------------------------
+# Rules SageMaker enforces across the fields of one request, which botocore's model cannot express. An
+# override changes one side of such a rule (sagelift or the conf set the other), so validate checks the
+# merged body (sagelift.steps.overrides) and names the overridden field, the other side in the rule.
+MAX_TRANSFORM_PAYLOAD_MB = 100  # CreateTransformJob: MaxPayloadInMB, and times MaxConcurrentTransforms
+
+
+def _number(value: Any) -> int | float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def is_overridden(fields: Mapping[str, Any] | None, path: str) -> bool:
+    """Whether the conf's ``fields`` of one call set the dotted ``path``."""
+    node: Any = fields or {}
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _training_job_rules(body: Mapping[str, Any], fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    stopping = _object(body.get("StoppingCondition"))
+    runtime = _number(stopping.get("MaxRuntimeInSeconds"))
+    wait = _number(stopping.get("MaxWaitTimeInSeconds"))
+    waits = is_overridden(fields, "StoppingCondition.MaxWaitTimeInSeconds")
+    if body.get("EnableManagedSpotTraining") is not True:
+        if waits:  # "Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining ..."
+            found.append(
+                (
+                    "StoppingCondition.MaxWaitTimeInSeconds",
+                    "applies to spot training only; set training.use_spot",
+                )
+            )
+    elif runtime is not None and wait is not None and wait < runtime:
+        # SageMaker: a spot job's MaxWaitTimeInSeconds must be at least its MaxRuntimeInSeconds
+        if waits:
+            found.append(
+                (
+                    "StoppingCondition.MaxWaitTimeInSeconds",
+                    f"{wait} is below MaxRuntimeInSeconds {runtime}; a spot job's wait must cover it",
+                )
+            )
+        elif is_overridden(fields, "StoppingCondition.MaxRuntimeInSeconds"):
+            found.append(
+                (
+                    "StoppingCondition.MaxRuntimeInSeconds",
+                    f"{runtime} exceeds spot MaxWaitTimeInSeconds {wait} (training.max_wait_seconds)",
+                )
+            )
+    resources = _object(body.get("ResourceConfig"))
+    if is_overridden(fields, "ResourceConfig.InstanceGroups") and (
+        "InstanceType" in resources or "InstanceCount" in resources
+    ):
+        found.append(
+            (
+                "ResourceConfig.InstanceGroups",
+                "a job names InstanceGroups or InstanceType and InstanceCount, which sagelift sets "
+                "(training_instance_type, training_instance_count)",
+            )
+        )
+    return found
+
+
+def _transform_job_rules(body: Mapping[str, Any], fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    payload = _number(body.get("MaxPayloadInMB"))
+    concurrent = _number(body.get("MaxConcurrentTransforms"))
+    if payload is None or concurrent is None or payload * concurrent <= MAX_TRANSFORM_PAYLOAD_MB:
+        return []
+    rule = (
+        f"MaxPayloadInMB x MaxConcurrentTransforms is {payload} x {concurrent}, above SageMaker's "
+        f"{MAX_TRANSFORM_PAYLOAD_MB} MB"
+    )
+    for path in ("MaxConcurrentTransforms", "MaxPayloadInMB"):
+        if is_overridden(fields, path):
+            return [(path, rule)]
+    return []  # both from the conf's batch settings, whose own rules hold them
+
+
+_MERGED_RULES = {"CreateTrainingJob": _training_job_rules, "CreateTransformJob": _transform_job_rules}
+
+
+def merged_request_problems(
+    operation: str, body: Mapping[str, Any], fields: Mapping[str, Any] | None
+) -> list[tuple[str, str]]:
+    """(field, rule) for every rule across the fields of ``operation``'s merged ``body`` that SageMaker
+    would refuse and the conf's override ``fields`` broke; the field is the overridden one, under
+    ``request_overrides.<operation>``."""
+    rules = _MERGED_RULES.get(operation)
+    if rules is None or not fields:
+        return []
+    return [(f"{PARAMETER}.{operation}.{path}", rule) for path, rule in rules(body, fields)]
