@@ -153,3 +153,20 @@ def test_an_enum_of_instance_types_would_break_the_1_kb_bound():
 def test_sections_group_the_form():
     sections = {spec.section for spec in PARAMETERS}
     assert len(sections) >= 3
+
+
+def test_the_form_is_serialized_once_on_the_dag_and_every_task_still_sees_it():
+    """share_form_params: no task carries a copy of the form (the parse validated every copy), yet each
+    task's context["params"] holds the form's defaults and the run's conf, as Airflow merges them."""
+    from airflow.sdk.definitions.param import process_params
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from sagelift.dags.sagemaker_deploy import dag
+
+    serialized = DagSerialization.to_dict(dag)["dag"]
+    assert [name for name, _ in serialized["params"]] == [spec.name for spec in PARAMETERS]
+    assert [task["__var"]["task_id"] for task in serialized["tasks"] if "params" in task["__var"]] == []
+    defaults = {spec.name: spec.default for spec in PARAMETERS}
+    for task in dag.tasks:
+        seen = process_params(dag, task, {"model_name": "churn"}, suppress_exception=False)
+        assert seen == {**defaults, "model_name": "churn"}, task.task_id

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param
+from airflow.sdk import DAG, Param
+from airflow.sdk.definitions.param import ParamsDict
 
 from sagelift.domain.endpoint_settings import settings_doc_markdown
 from sagelift.domain.params import PARAMETERS, ParamSpec, builtin_algorithms, instance_types
@@ -55,3 +56,17 @@ def airflow_params() -> dict[str, Param]:
         )
         for spec in PARAMETERS
     }
+
+
+def share_form_params(dag: DAG) -> None:
+    """Keep the form's Params on the DAG alone: drop the copy Airflow gives each task.
+
+    Airflow deep-copies a DAG's params into every task, and its serializer then validates each task's
+    copy, every Param against its JSON schema (and the schema against the JSON-schema metaschema), twice
+    per task: 26 x 24 validations for 13 tasks, the larger part of the DAG processor's parse. The copies
+    carry nothing of their own (no sagelift task sets params), and a running task's ``context["params"]``
+    starts from the DAG's params (``process_params``), so every task still sees the form's values; the
+    trigger form and the run conf's validation read the DAG's. Call it after the last task is defined.
+    """
+    for task in dag.tasks:
+        task.params = ParamsDict()

@@ -11,10 +11,15 @@ The run:
    execution role;
 4. **resolve_tags** reads the organisation's standard tags and adds the run's own;
 5. **copy_images** copies images from other registries into your account's ECR;
-6. **train_model** trains on SageMaker (skipped when you deploy an existing artifact);
-7. **create_model** registers the model;
+6. **train_model** trains on SageMaker (skipped when you deploy an existing artifact); with `tuning` set,
+   **tune_model** runs a hyperparameter tuning job instead and its best training job's model is deployed;
+7. **register_model** registers the run's version in the model registry and applies the quality gate;
+   in an account that requires approval, **approve_deploy** waits for a deployer to approve that version
+   in the Airflow UI (Required Actions; reject or no answer stops the run, nothing deployed);
+   **create_model** creates the model from that version;
 8. **deploy_endpoint** creates your HTTPS endpoint, or updates it to this run's model;
 9. **expose_api** puts an API Gateway API in front of it for other applications;
+   with `batch` set, **batch_transform** scores your S3 prefix instead of steps 8-9 (which skip);
 10. **summarize_run** prints what the run created or updated and the invoke URL.
 
 With `plan_only: true`, the run stops after **plan_changes** (after step 3): it prints what it would
@@ -45,15 +50,19 @@ import airflow.providers.amazon.aws.links.base_aws
 import airflow.providers.amazon.aws.operators.sagemaker
 import airflow.providers.amazon.aws.triggers.sagemaker
 import airflow.providers.amazon.aws.utils.waiter_with_logging
-import airflow.providers.common.compat.sdk  # noqa: F401 (pre-imported, see above)
+import airflow.providers.common.compat.sdk
+import airflow.providers.standard.operators.hitl  # noqa: F401 (pre-imported, see above)
 from airflow.sdk import DAG
 
-from sagelift.dags.params import airflow_params
+from sagelift.dags.params import airflow_params, share_form_params
 from sagelift.notifications import SageliftNotifier
 from sagelift.operators.apigateway import ApiGatewayExposeOperator
+from sagelift.operators.approval import SageMakerApproveDeployOperator
+from sagelift.operators.batch import SageMakerBatchTransformOperator
 from sagelift.operators.ecr import EcrCopyImagesOperator
 from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
 from sagelift.operators.lock import S3AcquireModelLockOperator, S3ReleaseModelLockOperator
+from sagelift.operators.model_registry import SageMakerRegisterModelOperator
 from sagelift.operators.plan import PlanChangesOperator
 from sagelift.operators.sagemaker import (
     SageMakerCreateModelOperator,
@@ -63,6 +72,7 @@ from sagelift.operators.sagemaker import (
 from sagelift.operators.sts import StsAssumeRoleChainOperator
 from sagelift.operators.summary import RunSummaryOperator
 from sagelift.operators.tags import S3ResolveTagsOperator
+from sagelift.operators.tuning import SageMakerTuneModelOperator
 from sagelift.operators.validate import ValidateRunOperator
 
 with DAG(
@@ -144,6 +154,40 @@ with DAG(
         doc_md="Runs the SageMaker training job `<model_name>-<run key>` and streams its logs here. Skipped "
         "when you deploy an existing artifact. Links: the job in the console and its CloudWatch logs.",
     )
+    tune_model = SageMakerTuneModelOperator(
+        task_id="tune_model",
+        plan=plan,
+        session=session,
+        tags=tags,
+        images=images,
+        doc_md="With tuning set: runs the SageMaker hyperparameter tuning job `<model_name, cut>-<run key>` "
+        "(train_model skips) and logs its progress: training jobs completed, running and failed, and the "
+        "best so far. Its best training job's model is the one deployed. Skipped otherwise.",
+    )
+    register_model = SageMakerRegisterModelOperator(
+        task_id="register_model",
+        plan=plan,
+        session=session,
+        tags=tags,
+        images=images,
+        training=train_model.output,
+        doc_md="Registers this run's version in the model package group `<model_name>` (created if missing): "
+        "the serving image by digest, the artifact, the final metrics and the tags. With a quality_gate, a "
+        "metric below its threshold makes the version Rejected and stops the run here; an account that "
+        "requires approval gets PendingManualApproval, else Approved. Skipped for a train-only run.",
+    )
+    registered = register_model.output
+    approve_deploy = SageMakerApproveDeployOperator(
+        task_id="approve_deploy",
+        plan=plan,
+        session=session,
+        tags=tags,
+        registered=registered,
+        doc_md="In an account that requires approval: shows the version, its metrics and what the run will "
+        "change, and waits (Required Actions) for one of the account's deployers. Approve: the version "
+        "becomes Approved and the run deploys it. Reject, or no answer before the platform's timeout: the "
+        "version becomes Rejected and this task fails, so nothing is deployed. Skipped in other accounts.",
+    )
     create_model = SageMakerCreateModelOperator(
         task_id="create_model",
         plan=plan,
@@ -151,8 +195,10 @@ with DAG(
         tags=tags,
         images=images,
         training=train_model.output,
-        doc_md="Registers the SageMaker model `<model_name>-<run key>`: the trained (or given) artifact with "
-        "the serving image and environment.",
+        tuning=tune_model.output,
+        registered=registered,
+        doc_md="Creates the SageMaker model `<model_name>-<run key>` from the run's registered version "
+        "(its image digest and artifact) with the environment.",
     )
     deploy_endpoint = SageMakerDeployEndpointOperator(
         task_id="deploy_endpoint",
@@ -162,6 +208,16 @@ with DAG(
         model=create_model.output,
         doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
         "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
+    )
+    batch_transform = SageMakerBatchTransformOperator(
+        task_id="batch_transform",
+        plan=plan,
+        session=session,
+        tags=tags,
+        model=create_model.output,
+        doc_md="With batch set: scores your S3 input prefix with the run's model in the SageMaker batch "
+        "transform job `<model_name>-<run key>` (no endpoint, no API) and writes one `<object>.out` per "
+        "input object under the output prefix. Skipped otherwise. Links: the job and its CloudWatch logs.",
     )
     expose_api = ApiGatewayExposeOperator(
         task_id="expose_api",
@@ -180,6 +236,9 @@ with DAG(
         model=create_model.output,
         endpoint=deploy_endpoint.output,
         api=expose_api.output,
+        batch=batch_transform.output,
+        registered=registered,
+        tuning=tune_model.output,
         on_success_callback=SageliftNotifier("success"),
         doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
     )
@@ -199,3 +258,15 @@ with DAG(
     plan_changes >> acquire_model_lock
     acquire_model_lock >> resolve_tags
     summarize_run >> release_model_lock
+    # A rejected or unanswered approval fails approve_deploy: create_model and every later step are then
+    # upstream_failed (the none_failed rule would run them after a mere skip).
+    approve_deploy >> create_model
+    # One of train_model and tune_model skips; register_model reads the deployed job from SageMaker (with
+    # tuning, the tuning job's best job), so it follows both.
+    train_model >> tune_model >> register_model
+    # The steps stay one line: batch_transform after deploy_endpoint, expose_api after it; in each run one
+    # of the two paths skips (batch or serving) and the skipped steps pass the run on (none_failed).
+    deploy_endpoint >> batch_transform >> expose_api
+
+# The form stays on the DAG; each task's copy of it only slowed every parse (see share_form_params).
+share_form_params(dag)
