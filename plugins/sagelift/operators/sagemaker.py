@@ -86,6 +86,11 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
                 f"Training skipped: model_artifact_s3_path is set, so the existing artifact "
                 f"{plan.params.model_artifact_s3_path} is deployed as it is."
             )
+        if plan.params.tuning.enabled:
+            raise AirflowSkipException(
+                "Training skipped: the conf sets tuning, so tune_model runs a tuning job and its best "
+                "training job's model is deployed."
+            )
         aws_session_fields(self, self.read_session())
         settings = plan.platform.sagemaker
         self.deferrable = settings.deferrable
@@ -163,7 +168,12 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
     """Step 6: register the model; an existing model of the run's name is replaced, as in the original."""
 
     aws_hook_class = SageMakerHook
-    template_fields: Sequence[str] = (*SageMakerModelOperator.template_fields, *INPUT_FIELDS, "training")
+    template_fields: Sequence[str] = (
+        *SageMakerModelOperator.template_fields,
+        *INPUT_FIELDS,
+        "training",
+        "tuning",
+    )
     operator_extra_links = MODEL_LINKS
 
     def __init__(
@@ -174,18 +184,20 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
         tags: Any = None,
         images: Any = None,
         training: Any = None,
+        tuning: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(config={}, **kwargs)
         self._store_inputs(plan=plan, session=session, tags=tags, images=images)
         self.training = training
+        self.tuning = tuning  # tune_model's XCom: its "Training" is the best job, when the run tuned
 
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
         skip_if_train_only(plan, "create_model")
         aws_session_fields(self, self.read_session())
         artifact = promoted_artifact(self.read_images()) or training.model_artifact(
-            plan, (self.training or {}).get("Training")
+            plan, (self.tuning or self.training or {}).get("Training")
         )
         self.config = models.model_request(plan, self.read_tags(), self.read_images(), artifact)
         with step_errors():

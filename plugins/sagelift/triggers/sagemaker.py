@@ -42,7 +42,9 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import WaiterError
 
+from sagelift.domain.tuning import render_tuning_progress, tuning_facts
 from sagelift.hooks.sagemaker import SageMakerHook
+from sagelift.steps.tuning import stop_tuning
 from sagelift.triggers.clients import Abandoned, SharedAwsClient, aws_client
 from sagelift.triggers.logs import TRAINING_LOG_GROUP, PacedLogsClient, TrainingLogTail
 
@@ -212,3 +214,37 @@ class SageMakerEndpointCompleteTrigger(_SharedClientWaitTrigger):
 
     def __init__(self, job_name: str, job_type: str = "endpoint", **kwargs: Any) -> None:
         super().__init__(job_name=job_name, job_type="endpoint", **kwargs)
+
+
+class SageMakerTuningCompleteTrigger(_SharedClientWaitTrigger):
+    """The provider's tuning wait (``Failed`` and ``Stopped`` end it with the reason) on the shared client,
+    with the attempt count the caller derives from its budget. While it waits it logs the tuning's progress
+    whenever it changes (training jobs completed, running and failed, the best so far), read off the
+    waiter's own DescribeHyperParameterTuningJob answers, so it costs no extra call; ``on_kill`` stops the
+    tuning job (and so its training jobs), as for training."""
+
+    def __init__(self, job_name: str, job_type: str = "tuning", **kwargs: Any) -> None:
+        super().__init__(job_name=job_name, job_type="tuning", **kwargs)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        told: list[str] = []
+
+        def observe(description: dict[str, Any]) -> None:
+            line = render_tuning_progress(tuning_facts(description))
+            if not told or told[-1] != line:
+                told.append(line)
+                self.log.info("%s", line)
+
+        async with self._client("sagemaker") as sagemaker:
+            async for event in self._wait(sagemaker, observe=observe):
+                yield event
+
+    async def on_kill(self) -> None:
+        """The user acted on the deferred task: stop the tuning job so it stops spending in the account."""
+        hook = SageMakerHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+        await asyncio.to_thread(stop_tuning, hook.client, self.job_name)
