@@ -44,10 +44,11 @@ typecheck: env
 
 # Three workers, whole modules each (module-scoped Airflow and registries stay in one process): the e2e
 # tiers wait on subprocesses (Airflow, moto, registries, kfp.local) as much as they compute, so a third
-# worker fills the waits on 2 cores. tests/live/ (one shared Airflow) is a single unit; it and the other
-# long modules are handed out first (tests/conftest.py).
+# worker fills the waits on 2 cores. tests/live/ is two units, each with its own Airflow; they and the
+# other long modules are handed out first (tests/conftest.py). The 30 slowest tests are listed at the end:
+# what to look at when the suite nears its 12 minutes.
 pytest: env system-deps kfp-env
-	$(VENV)/bin/python -m pytest -n 3 --dist loadfile --durations=15
+	$(VENV)/bin/python -m pytest -n 3 --dist loadfile --durations=30
 
 test: lint typecheck kfp-check pytest kfp-test
 
