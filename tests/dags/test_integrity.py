@@ -21,6 +21,7 @@ EXPECTED_TASKS = [
     "resolve_tags",
     "copy_images",
     "train_model",
+    "tune_model",
     "create_model",
     "deploy_endpoint",
     "expose_api",

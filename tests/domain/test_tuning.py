@@ -194,3 +194,53 @@ def test_a_description_reads_back_as_facts_and_log_lines():
     assert "3 training jobs completed, 2 running, 1 failed" in render_tuning_progress(facts)
     assert "max_depth=7" in render_tuning_facts(facts)[-1]
     assert tuning_facts({"HyperParameterTuningJobName": "x"})["best"] is None
+
+
+def test_the_run_summary_shows_the_tuning_job_and_its_best_job() -> None:
+    from sagelift.domain.plan import build_plan
+    from sagelift.domain.summary import build_run_summary, render_run_summary
+
+    plan = build_plan(conf(), {"region": "us-east-1", "accounts": {"333333333333": {}}}, "dag", "run-1")
+    best = {
+        "TrainingJobName": "churn-abc-002-1a2b3c4d",
+        "TrainingJobStatus": "Completed",
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/out/churn-abc-002-1a2b3c4d/output/model.tar.gz"},
+        "FinalMetricDataList": [{"MetricName": "validation:auc", "Value": 0.91}],
+    }
+    facts = tuning_facts(
+        {
+            "HyperParameterTuningJobName": "churn-abc",
+            "HyperParameterTuningJobStatus": "Completed",
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Bayesian",
+                "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:auc"},
+            },
+            "TrainingJobStatusCounters": {"Completed": 3},
+            "BestTrainingJob": {
+                "TrainingJobName": best["TrainingJobName"],
+                "TunedHyperParameters": {"depth": "7", "booster": "dart"},
+                "FinalHyperParameterTuningJobObjectiveMetric": {
+                    "MetricName": "validation:auc",
+                    "Value": 0.91,
+                },
+            },
+        }
+    )
+    summary = build_run_summary(
+        plan,
+        images=None,
+        training=None,  # train_model skipped
+        model=None,
+        endpoint=None,
+        api=None,
+        tuning={"Tuning": {}, "Training": best, "facts": facts},
+    )
+    assert summary["tuning"]["best_training_job"] == best["TrainingJobName"]
+    assert summary["tuning"]["objective_value"] == 0.91
+    assert summary["tuning"]["hyperparameters"] == {"depth": "7", "booster": "dart"}
+    assert summary["artifact_s3_path"] == best["ModelArtifacts"]["S3ModelArtifacts"]
+    assert summary["training"]["metrics"] == {"validation:auc": 0.91}
+    kinds = [r["kind"] for r in summary["resources"]]
+    assert kinds.index("tuning job") < kinds.index("training job")
+    text = render_run_summary(summary)
+    assert "best job churn-abc-002-1a2b3c4d: validation:auc=0.91" in text and "booster=dart, depth=7" in text

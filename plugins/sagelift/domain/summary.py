@@ -28,8 +28,12 @@ def build_run_summary(
     model: Mapping[str, Any] | None,
     endpoint: Mapping[str, Any] | None,
     api: Mapping[str, Any] | None,
+    tuning: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     params, names = plan["params"], plan["names"]
+    tuned = tuning_summary(tuning)
+    if tuned and tuning:  # tune_model's "Training" is the best job: the run's trained job
+        training = tuning
     resources: list[dict[str, Any]] = []
     for field, image in sorted((images or {}).items()):
         if isinstance(image, Mapping):
@@ -39,6 +43,10 @@ def build_run_summary(
             resources.append(
                 {"kind": "ECR image", "name": image.get("image"), "action": action, "for": field}
             )
+    if tuned:
+        resources.append(
+            {"kind": "tuning job", "name": tuned["job"], "action": "created", "status": tuned["status"]}
+        )
     if training:
         resources.append(
             {
@@ -122,7 +130,28 @@ def build_run_summary(
         else None,
         # spot (interruptions, billable against training seconds) and the final metric values
         "training": training_facts(job) if isinstance(job := _get(training, "Training"), Mapping) else None,
+        # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
+        "tuning": tuned,
         "resources": resources,
+    }
+
+
+def tuning_summary(tuning: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """tune_model's XCom (its ``facts``: domain.tuning.tuning_facts) as the summary shows it."""
+    facts = tuning.get("facts") if isinstance(tuning, Mapping) else None
+    if not isinstance(facts, Mapping) or not facts.get("tuning_job"):
+        return None
+    best: Mapping[str, Any] = facts.get("best") or {}
+    return {
+        "job": facts.get("tuning_job"),
+        "status": facts.get("status"),
+        "strategy": facts.get("strategy"),
+        "objective_metric": facts.get("objective_metric"),
+        "objective_direction": facts.get("objective_direction"),
+        "training_jobs": dict(facts.get("jobs") or {}),
+        "best_training_job": best.get("training_job"),
+        "objective_value": best.get("objective_value"),
+        "hyperparameters": dict(best.get("hyperparameters") or {}),
     }
 
 
@@ -150,6 +179,15 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
         )
     if facts.get("metrics"):
         lines.append("Final metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(facts["metrics"].items())))
+    tuned = summary.get("tuning") or {}
+    if tuned:
+        tried = ", ".join(f"{k}={v}" for k, v in sorted((tuned.get("hyperparameters") or {}).items()))
+        lines.append(
+            f"Tuning: {tuned.get('job')} ({tuned.get('strategy')}, "
+            f"{(tuned.get('training_jobs') or {}).get('completed', 0)} jobs completed); best job "
+            f"{tuned.get('best_training_job')}: {tuned.get('objective_metric')}={tuned.get('objective_value')} "
+            f"({tuned.get('objective_direction')}) with {tried or 'no tuned hyperparameters'}"
+        )
     if summary.get("train_only"):
         lines.append(f"Train-only run: nothing deployed. Trained artifact: {summary.get('artifact_s3_path')}")
     if summary.get("data_capture_s3_uri"):

@@ -18,7 +18,7 @@ from sagelift.operators.base import StepInputs
 
 
 class RunSummaryOperator(StepInputs, BaseOperator):
-    template_fields: Sequence[str] = ("plan", "images", "training", "model", "endpoint", "api")
+    template_fields: Sequence[str] = ("plan", "images", "training", "model", "endpoint", "api", "tuning")
     ui_color = "#e8f5e9"
 
     def __init__(
@@ -30,6 +30,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         model: Any = None,
         endpoint: Any = None,
         api: Any = None,
+        tuning: Any = None,
         **kwargs: Any,
     ) -> None:
         # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
@@ -41,6 +42,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.model = model
         self.endpoint = endpoint
         self.api = api
+        self.tuning = tuning
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
@@ -51,6 +53,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             model=self.model,
             endpoint=self.endpoint,
             api=self.api,
+            tuning=self.tuning,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
         asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))
