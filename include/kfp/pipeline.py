@@ -180,6 +180,8 @@ def train_model(plan: str, tags: list, images: dict, metrics: dsl.Output[dsl.Met
 
     The job's final metric values (FinalMetricDataList) are the step's Metrics artifact, which the KFP
     UI shows and compares across runs; spot facts (interruptions, billable and training seconds) too.
+    With tuning set, the step runs the tuning job and the job is its best training job: the artifact
+    also shows the best objective value and the number of training jobs the tuning completed.
     """
     import json
 
@@ -188,6 +190,11 @@ def train_model(plan: str, tags: list, images: dict, metrics: dsl.Output[dsl.Met
     artifact, facts = steps.train_model(json.loads(plan), tags, images)
     for name, value in sorted((facts.get("metrics") or {}).items()):
         metrics.log_metric(name, value)
+    tuned = facts.get("tuning") or {}
+    best = tuned.get("best") or {}
+    if best.get("objective_value") is not None:
+        metrics.log_metric(f"tuning:best:{best.get('objective_metric')}", best["objective_value"])
+        metrics.log_metric("tuning:completed_jobs", (tuned.get("jobs") or {}).get("completed", 0))
     for name in ("interruptions", "billable_seconds", "training_seconds"):
         if facts.get("spot") and facts.get(name) is not None:
             metrics.log_metric(f"spot:{name}", facts[name])
