@@ -22,6 +22,7 @@ EXPECTED_TASKS = [
     "copy_images",
     "train_model",
     "tune_model",
+    "register_model",
     "create_model",
     "deploy_endpoint",
     "expose_api",

@@ -45,6 +45,14 @@ def _assert_run_tags(tags: dict[str, str], result, model_name: str) -> None:
     assert tags["sagelift:account-id"] == SCIENTIST_ACCOUNT
 
 
+def _serving(sm, name: str) -> dict:
+    """What the model serves: built from the run's registered version, it names the version, whose
+    container holds the image digest and the artifact; the model adds the environment."""
+    container = sm.describe_model(ModelName=name)["PrimaryContainer"]
+    package = sm.describe_model_package(ModelPackageName=container["ModelPackageName"])
+    return {**package["InferenceSpecification"]["Containers"][0], **container}
+
+
 def _assert_no_invalid_requests(result) -> None:
     invalid = [(c.service, c.operation, c.errors) for c in result.calls if c.errors]
     assert invalid == []
@@ -74,9 +82,11 @@ def test_byo_image_trains_registers_and_deploys_in_the_scientist_account(run_dep
     _assert_run_tags(_tags(sm, job["TrainingJobArn"]), result, "churn-predictor")
 
     model = sm.describe_model(ModelName=name)
-    assert model["PrimaryContainer"]["Image"] == _pinned(local_aws, "churn-serving", "1.4")
-    assert model["PrimaryContainer"]["ModelDataUrl"] == job["ModelArtifacts"]["S3ModelArtifacts"]
-    assert model["PrimaryContainer"]["Environment"] == {"SAGEMAKER_TFS_NGINX_LOGLEVEL": "info"}
+    serving = _serving(sm, name)
+    assert serving["ModelPackageName"].endswith(":model-package/churn-predictor/1")
+    assert serving["Image"] == _pinned(local_aws, "churn-serving", "1.4")
+    assert serving["ModelDataUrl"] == job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert serving["Environment"] == {"SAGEMAKER_TFS_NGINX_LOGLEVEL": "info"}
     assert model["ExecutionRoleArn"] == f"arn:aws:iam::{SCIENTIST_ACCOUNT}:role/sagelift-model-execution"
     _assert_run_tags(_tags(sm, model["ModelArn"]), result, "churn-predictor")
 
@@ -120,7 +130,7 @@ def test_builtin_algorithm_uses_the_regional_algorithm_image(run_deploy, local_a
     image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
     assert sm.describe_training_job(TrainingJobName=name)["AlgorithmSpecification"]["TrainingImage"] == image
     # A built-in algorithm serves with its own image when no model image is given.
-    assert sm.describe_model(ModelName=name)["PrimaryContainer"]["Image"] == image
+    assert _serving(sm, name)["Image"] == image
     assert sm.describe_endpoint(EndpointName="churn-xgb")["EndpointConfigName"] == name
 
 
@@ -143,7 +153,7 @@ def test_existing_artifact_is_deployed_without_training(run_deploy, local_aws):
     sm = local_aws.client("sagemaker", SCIENTIST_ACCOUNT)
     assert sm.list_training_jobs()["TrainingJobSummaries"] == []
     name = _per_run_name(result, "churn-pretrained")
-    assert sm.describe_model(ModelName=name)["PrimaryContainer"]["ModelDataUrl"] == artifact
+    assert _serving(sm, name)["ModelDataUrl"] == artifact
     assert sm.describe_endpoint(EndpointName="churn-pretrained")["EndpointStatus"] == "InService"
     assert not any(c.operation == "CreateTrainingJob" for c in result.calls)
 

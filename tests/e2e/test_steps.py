@@ -59,7 +59,9 @@ def test_images_from_another_registry_are_copied_and_used_by_digest(
     training_image = sm.describe_training_job(TrainingJobName=name)["AlgorithmSpecification"]["TrainingImage"]
     assert training_image == f"{ecr_host}/sagelift/team/churn-trainer@{trainer.digest}"
     assert (
-        sm.describe_model(ModelName=name)["PrimaryContainer"]["Image"]
+        sm.describe_model_package(
+            ModelPackageName=sm.describe_model(ModelName=name)["PrimaryContainer"]["ModelPackageName"]
+        )["InferenceSpecification"]["Containers"][0]["Image"]
         == f"{ecr_host}/sagelift/team/churn-server@{server.digest}"
     )
     repositories = local_aws.client("ecr", SCIENTIST_ACCOUNT).describe_repositories()["repositories"]

@@ -40,7 +40,7 @@ EARLIER_CONFIG = f"{MODEL}-0badc0de"
 # the images sagelift copied, not the repositories), the images of the local registry, which the local
 # ECR API that teardown deletes through does not see (tests/support/oci_registry.py), and S3 (the
 # scientist's data; a run gives its model lock back itself).
-TEARDOWN_KEEPS = ("training_jobs", "ecr", "registry", "s3")
+TEARDOWN_KEEPS = ("training_jobs", "ecr", "registry", "s3", "model_packages")  # the model registry: history
 
 
 @dataclass(frozen=True)

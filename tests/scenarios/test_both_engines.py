@@ -410,6 +410,28 @@ def sagemaker_state(admin: AdminView) -> dict[str, Any]:
     for model in sm.list_models(MaxResults=100)["Models"]:
         name = model["ModelName"]
         described("models", name, "ModelArn", sm.describe_model, ModelName=name)
+    # The registry (issue 17 item 6): each version's status, container and what sagelift recorded on it
+    # (not the run key or DAG id, which differ by engine); a model built from a version shows what it serves.
+    ENGINE_SPECIFIC = ("sagelift:run_key", "sagelift:dag_id")
+    state["model_packages"] = {}
+    packages: dict[str, dict[str, Any]] = {}
+    for group in sm.list_model_package_groups(MaxResults=100)["ModelPackageGroupSummaryList"]:
+        listed = sm.list_model_packages(ModelPackageGroupName=group["ModelPackageGroupName"], MaxResults=100)
+        for summary in listed["ModelPackageSummaryList"]:
+            package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            packages[package["ModelPackageArn"]] = package
+            props = package.get("CustomerMetadataProperties") or {}
+            state["model_packages"][f"{group['ModelPackageGroupName']}/{package['ModelPackageVersion']}"] = {
+                "ModelApprovalStatus": package["ModelApprovalStatus"],
+                "Containers": package["InferenceSpecification"]["Containers"],
+                "CustomerMetadataProperties": {k: v for k, v in props.items() if k not in ENGINE_SPECIFIC},
+            }
+    for model in state["models"].values():
+        container = model.get("PrimaryContainer") or {}
+        source = packages.get(container.get("ModelPackageName", ""))
+        if source:
+            served = source["InferenceSpecification"]["Containers"][0]
+            container.update({k: served[k] for k in ("Image", "ModelDataUrl") if k in served})
     for config in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]:
         name = config["EndpointConfigName"]
         described(

@@ -12,9 +12,12 @@ from botocore.config import Config
 from moto.sagemaker.models import sagemaker_backends
 
 from sagelift.domain.model_package import RUN_KEY_PROPERTY
+from sagelift.domain.ownership import OWNER_TAG_KEY
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.steps.errors import StepFailed
+from sagelift.steps.model import model_request, replace_model
 from sagelift.steps.model_registry import gate_outcome, register_version, run_metrics, set_approval
+from sagelift.steps.teardown import _Repository, delete_sagemaker_resources, images_in_use
 from tests.support.botocore_validation import recording_aws_calls
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
@@ -174,3 +177,26 @@ def test_the_metrics_come_from_the_training_jobs_final_values() -> None:
     job = {"Training": {"FinalMetricDataList": [{"MetricName": "validation:auc", "Value": 0.9}, {"X": 1}]}}
     assert run_metrics(job) == {"validation:auc": 0.9}
     assert run_metrics(None) == {}
+
+
+def test_teardown_leaves_the_group_and_its_versions_and_a_models_package_image_counts_as_used(
+    local_aws: LocalAws, sm: Any
+) -> None:
+    plan = _plan("reg-8")
+    with SageMakerLifecycle().installed(local_aws):
+        registered = _register(sm, plan, {})
+        tags = [{"Key": OWNER_TAG_KEY, "Value": plan.model_name}]
+        request = model_request(plan, tags, IMAGES, ARTIFACT, registered["model_package_arn"])
+        model = replace_model(sm, request)
+        assert model["PrimaryContainer"]["ModelPackageName"] == registered["model_package_arn"]
+        host = f"{SCIENTIST_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+        ecr_repository = _Repository("churn-serving", digest_of={})
+        users = images_in_use(sm, host, {"churn-serving": ecr_repository})
+        assert users == {("churn-serving", "sha256:" + "a" * 64): {plan.names.model}}
+        deleted = delete_sagemaker_resources(sm, plan.model_name, plan.platform.sagemaker)
+    assert deleted["models"] == [plan.names.model]
+    admin = local_aws.client("sagemaker")
+    assert admin.describe_model_package_group(ModelPackageGroupName="churn-predictor")
+    assert [v["ModelPackageArn"] for v in _versions(local_aws, "churn-predictor")] == [
+        registered["model_package_arn"]
+    ]

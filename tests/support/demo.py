@@ -149,9 +149,13 @@ def describe_account(aws, account: str) -> list[str]:  # type: ignore[no-untyped
             f"image {detail['AlgorithmSpecification']['TrainingImage']}"
         )
     for model in sm.list_models()["Models"]:
-        detail = sm.describe_model(ModelName=model["ModelName"])
-        lines.append(f"model            {model['ModelName']:<40} image {detail['PrimaryContainer']['Image']}")
-        lines.append(f"{'':<17}{'':<40} artifact {detail['PrimaryContainer']['ModelDataUrl']}")
+        container = sm.describe_model(ModelName=model["ModelName"])["PrimaryContainer"]
+        if container.get("ModelPackageName"):  # built from the run's registered version
+            lines.append(f"model            {model['ModelName']:<40} version {container['ModelPackageName']}")
+            package = sm.describe_model_package(ModelPackageName=container["ModelPackageName"])
+            container = {**package["InferenceSpecification"]["Containers"][0], **container}
+        lines.append(f"model            {model['ModelName']:<40} image {container.get('Image')}")
+        lines.append(f"{'':<17}{'':<40} artifact {container.get('ModelDataUrl')}")
     for config in sm.list_endpoint_configs()["EndpointConfigs"]:
         lines.append(f"endpoint config  {config['EndpointConfigName']}")
     for endpoint in sm.list_endpoints()["Endpoints"]:

@@ -138,11 +138,18 @@ def build_model_request(
     tags: Tags,
     copied_images: Mapping[str, Any] | None = None,
     network: NetworkSettings | None = None,
+    model_package_arn: str | None = None,
 ) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "Image": resolve_model_image(params, region, copied_images),
-        "ModelDataUrl": model_data_url,
-    }
+    """CreateModel's body: from the run's registered version (``model_package_arn``: its image and
+    artifact are the version's), else from the image and the artifact themselves."""
+    container: dict[str, Any]
+    if model_package_arn:
+        container = {"ModelPackageName": model_package_arn}
+    else:
+        container = {
+            "Image": resolve_model_image(params, region, copied_images),
+            "ModelDataUrl": model_data_url,
+        }
     if params.environment:
         container["Environment"] = dict(params.environment)
     request: dict[str, Any] = {

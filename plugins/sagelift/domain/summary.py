@@ -29,6 +29,7 @@ def build_run_summary(
     endpoint: Mapping[str, Any] | None,
     api: Mapping[str, Any] | None,
     tuning: Mapping[str, Any] | None = None,
+    registered: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     params, names = plan["params"], plan["names"]
     tuned = tuning_summary(tuning)
@@ -64,6 +65,16 @@ def build_run_summary(
                 "name": None,
                 "action": "skipped",
                 "artifact": params.get("model_artifact_s3_path"),
+            }
+        )
+    registry = registry_summary(registered)
+    if registry:
+        resources.append(
+            {
+                "kind": "model package version",
+                "name": f"{registry['group']} version {registry['version']}",
+                "action": "registered",
+                "status": registry["status"],
             }
         )
     if model:
@@ -132,7 +143,25 @@ def build_run_summary(
         "training": training_facts(job) if isinstance(job := _get(training, "Training"), Mapping) else None,
         # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
         "tuning": tuned,
+        # the model registry: group, version, status and the quality gate's verdict (None: not registered)
+        "registry": registry,
         "resources": resources,
+    }
+
+
+def registry_summary(registered: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """register_model's XCom as the summary shows it."""
+    if not isinstance(registered, Mapping) or not registered.get("model_package_arn"):
+        return None
+    gate: Mapping[str, Any] = registered.get("gate") or {}
+    checks = [c for c in gate.get("checks") or [] if isinstance(c, Mapping)]
+    return {
+        "group": registered.get("model_package_group"),
+        "version": registered.get("version"),
+        "status": registered.get("status"),
+        "model_package_arn": registered.get("model_package_arn"),
+        "quality_gate": ("passed" if gate.get("passed", True) else "failed") if checks else "none",
+        "checks": [dict(c) for c in checks],
     }
 
 
@@ -187,6 +216,14 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"{(tuned.get('training_jobs') or {}).get('completed', 0)} jobs completed); best job "
             f"{tuned.get('best_training_job')}: {tuned.get('objective_metric')}={tuned.get('objective_value')} "
             f"({tuned.get('objective_direction')}) with {tried or 'no tuned hyperparameters'}"
+        )
+    registry = summary.get("registry") or {}
+    if registry:
+        gate = "; ".join(f"{c.get('rule')}: {c.get('value')}" for c in registry.get("checks") or [])
+        lines.append(
+            f"Model registry: {registry.get('group')} version {registry.get('version')} is "
+            f"{registry.get('status')}; quality gate {registry.get('quality_gate')}"
+            + (f" ({gate})" if gate else "")
         )
     if summary.get("train_only"):
         lines.append(f"Train-only run: nothing deployed. Trained artifact: {summary.get('artifact_s3_path')}")

@@ -172,6 +172,7 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
         *SageMakerModelOperator.template_fields,
         *INPUT_FIELDS,
         "training",
+        "registered",
         "tuning",
     )
     operator_extra_links = MODEL_LINKS
@@ -184,6 +185,7 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
         tags: Any = None,
         images: Any = None,
         training: Any = None,
+        registered: Any = None,
         tuning: Any = None,
         **kwargs: Any,
     ) -> None:
@@ -191,6 +193,7 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
         self._store_inputs(plan=plan, session=session, tags=tags, images=images)
         self.training = training
         self.tuning = tuning  # tune_model's XCom: its "Training" is the best job, when the run tuned
+        self.registered = registered  # register_model's XCom: the version the model is built from
 
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
@@ -199,7 +202,8 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
         artifact = promoted_artifact(self.read_images()) or training.model_artifact(
             plan, (self.tuning or self.training or {}).get("Training")
         )
-        self.config = models.model_request(plan, self.read_tags(), self.read_images(), artifact)
+        package = (self.registered or {}).get("model_package_arn")
+        self.config = models.model_request(plan, self.read_tags(), self.read_images(), artifact, package)
         with step_errors():
             described = models.replace_model(_client(self), self.config)
         return {"Model": serialize(described)}

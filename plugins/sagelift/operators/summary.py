@@ -18,7 +18,16 @@ from sagelift.operators.base import StepInputs
 
 
 class RunSummaryOperator(StepInputs, BaseOperator):
-    template_fields: Sequence[str] = ("plan", "images", "training", "model", "endpoint", "api", "tuning")
+    template_fields: Sequence[str] = (
+        "plan",
+        "images",
+        "training",
+        "model",
+        "endpoint",
+        "api",
+        "registered",
+        "tuning",
+    )
     ui_color = "#e8f5e9"
 
     def __init__(
@@ -31,6 +40,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         endpoint: Any = None,
         api: Any = None,
         tuning: Any = None,
+        registered: Any = None,
         **kwargs: Any,
     ) -> None:
         # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
@@ -43,6 +53,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.endpoint = endpoint
         self.api = api
         self.tuning = tuning
+        self.registered = registered
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
@@ -54,6 +65,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             endpoint=self.endpoint,
             api=self.api,
             tuning=self.tuning,
+            registered=self.registered,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
         asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))

@@ -2,7 +2,9 @@
 
 The model's name is the run's (``<model_name>-<run key>``); an existing model of that name was made by
 an earlier try of this run (a retry, a lost answer), and is replaced, as the original pipeline did, so
-the model always holds this try's image and artifact.
+the model always holds this try's image and artifact. A run that registered its model (register_model)
+builds the model from that version (``PrimaryContainer.ModelPackageName``): the endpoint serves exactly
+the registered image digest and artifact.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def model_request(
-    plan: Plan, tags: list[dict[str, str]], images: Mapping[str, Any] | None, model_data_url: str
+    plan: Plan,
+    tags: list[dict[str, str]],
+    images: Mapping[str, Any] | None,
+    model_data_url: str,
+    model_package_arn: str | None = None,
 ) -> dict[str, Any]:
+    """The model of the run's registered version (register_model's ``model_package_arn``), or of the
+    image and artifact when nothing was registered."""
     return build_model_request(
         plan.params,
         plan.names,
@@ -32,6 +40,7 @@ def model_request(
         tags=tags,
         copied_images=images,
         network=plan.platform.account(plan.account_id).network,
+        model_package_arn=model_package_arn,
     )
 
 
@@ -48,5 +57,6 @@ def replace_model(client: Any, request: Mapping[str, Any]) -> dict[str, Any]:
         if error_code(err) != "ValidationException" or "already exist" not in str(err):
             raise
         log.info("Model %s was created by the retried request.", name)
-    log.info("Created model %s (image %s).", name, request["PrimaryContainer"]["Image"])
+    container = request["PrimaryContainer"]
+    log.info("Created model %s (%s).", name, container.get("ModelPackageName") or container.get("Image"))
     return dict(client.describe_model(ModelName=name))

@@ -11,6 +11,8 @@ has nothing that serves, so it registers nothing: its artifact stays where train
   whose answer was lost, finds the version this run registered by its run key
   (``CustomerMetadataProperties["sagelift:run_key"]``) and adopts it: never two versions per run, and
   a status already decided (an approval) is kept.
+- ``register_run`` is the step both engines call: it reads the deployed job (``deployed_job``: the run's
+  training job, or the tuning job's best) for the artifact and final metrics, registers, and judges.
 - ``gate_outcome`` raises ``StepFailed`` after a Rejected registration: the run stops before deploy,
   with a message naming the metric and both values.
 - ``set_approval`` records a decision (Approved or Rejected) on a version: H3's approval task and H5's
@@ -52,7 +54,9 @@ from sagelift.domain.quality_gate import (
     evaluate_gate,
 )
 from sagelift.domain.sagemaker import resolve_model_image
+from sagelift.domain.tuning import derive_tuning_job_name
 from sagelift.steps.errors import StepFailed, describe_or_none, error_code
+from sagelift.steps.training import model_artifact
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,41 @@ def run_metrics(training: Mapping[str, Any] | None) -> dict[str, float]:
         for m in description.get("FinalMetricDataList") or []
         if isinstance(m, Mapping) and "MetricName" in m and isinstance(m.get("Value"), int | float)
     }
+
+
+def deployed_job(client: Any, plan: Plan) -> dict[str, Any] | None:
+    """The training job whose model the run deploys, read from SageMaker (so both engines and any retry
+    see the same): the tuning job's best job when the run tunes, else the run's own job; None when the
+    run trained nothing (it deploys a given artifact)."""
+    if not plan.params.trains:
+        return None
+    name: str | None = plan.names.training_job
+    if plan.params.tuning.enabled:
+        tuning = describe_or_none(
+            client.describe_hyper_parameter_tuning_job,
+            HyperParameterTuningJobName=derive_tuning_job_name(plan.names),
+        )
+        name = ((tuning or {}).get("BestTrainingJob") or {}).get("TrainingJobName")
+    return describe_or_none(client.describe_training_job, TrainingJobName=name) if name else None
+
+
+def register_run(
+    client: Any,
+    plan: Plan,
+    tags: list[dict[str, str]],
+    images: Mapping[str, Any] | None,
+    artifact: str | None = None,
+    say: Callable[[str], None] = log.info,
+) -> dict[str, Any]:
+    """register_model on either engine: the deployed job's artifact (or ``artifact``, a given one) and
+    final metrics, registered as the run's version (``register_version``), then the gate's verdict
+    (``gate_outcome``: a Rejected version stops the run)."""
+    if reason := skip_reason(plan):
+        say(reason)
+        return {"skipped": True, "reason": reason}
+    job = deployed_job(client, plan)
+    url = artifact or model_artifact(plan, job)
+    return dict(gate_outcome(register_version(client, plan, tags, images, url, run_metrics(job), say)))
 
 
 def register_version(
@@ -193,10 +232,12 @@ def set_approval(client: Any, package_arn: str, status: str, description: str) -
 
 
 __all__ = [
+    "deployed_job",
     "derive_group_name",
     "ensure_group",
     "find_run_version",
     "gate_outcome",
+    "register_run",
     "register_version",
     "run_metrics",
     "set_approval",

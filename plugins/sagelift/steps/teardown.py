@@ -94,13 +94,20 @@ def delete_sagemaker_resources(
     return dict(deleted)
 
 
-def model_images(model: dict[str, Any]) -> list[str]:
-    """The images a SageMaker model's containers run."""
-    return [
-        str(container["Image"])
-        for container in [model.get("PrimaryContainer"), *model.get("Containers", [])]
-        if container and container.get("Image")
-    ]
+def model_images(model: dict[str, Any], sagemaker: Any = None) -> list[str]:
+    """The images a SageMaker model's containers run; with ``sagemaker``, also those of the registered
+    version a container names (``ModelPackageName``), whose image the model runs."""
+    containers = [c for c in [model.get("PrimaryContainer"), *model.get("Containers", [])] if c]
+    images = [str(c["Image"]) for c in containers if c.get("Image")]
+    for container in containers:
+        package = container.get("ModelPackageName")
+        if not package or sagemaker is None:
+            continue
+        described = describe_or_none(sagemaker.describe_model_package, ModelPackageName=package) or {}
+        for spec in (described.get("InferenceSpecification") or {}).get("Containers", []):
+            if spec.get("Image"):
+                images.append(str(spec["Image"]))
+    return images
 
 
 # --- copied images --------------------------------------------------------------------------------------
@@ -200,7 +207,7 @@ def images_in_use(
         for summary in page.get("Models", []):
             name = str(summary["ModelName"])
             model = describe_or_none(sagemaker.describe_model, ModelName=name)
-            for image in model_images(model or {}):
+            for image in model_images(model or {}, sagemaker):
                 try:
                     ref = parse_image_reference(image, "Image")
                 except SageliftValidationError:
