@@ -123,3 +123,43 @@ def test_a_stop_stops_the_tuning_job(local_aws: LocalAws) -> None:
         assert tuning.stop_tuning(sm, name) is False  # ended: nothing to stop
         with pytest.raises(StepFailed, match="ended Stopped"):
             tuning.tuning_outcome(waiting[0])
+
+
+def test_the_execution_role_grants_exactly_the_tuning_calls_and_every_body_is_valid(
+    local_aws: LocalAws,
+) -> None:
+    from sagelift.domain.onboarding import render_policies
+    from sagelift.domain.platform import PlatformConfig
+    from tests.support.botocore_validation import recording_aws_calls
+
+    plan = _plan("tune-iam")
+    policy = render_policies(
+        PlatformConfig.from_dict(
+            {**PLATFORM, "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master"}
+        ),
+        SCIENTIST_ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:root",
+        data_uris=["s3://scientist-ml-data/churn/"],
+        output_uris=["s3://scientist-ml-data/churn/output/"],
+    )
+    granted: dict[str, list[str]] = {}
+    for statement in policy["execution-permissions"]["Statement"]:
+        actions = statement["Action"]
+        for action in [actions] if isinstance(actions, str) else actions:
+            resources = statement["Resource"]
+            granted.setdefault(action, []).extend([resources] if isinstance(resources, str) else resources)
+    sm = local_aws.client("sagemaker")
+    with (
+        SageMakerLifecycle(time_scale=100).tuning(seconds=10).installed(local_aws),
+        recording_aws_calls() as calls,
+    ):
+        request = tuning.tuning_request(plan, [], None)
+        name = request["HyperParameterTuningJobName"]
+        tuning.start_tuning(sm, request)
+        tuning.stop_tuning(sm, name)
+        train_here(sm, _plan("tune-iam-2"), [], None)
+    assert all(c.errors == [] for c in calls), [c.errors for c in calls if c.errors]
+    made = {f"sagemaker:{c.operation}" for c in calls if "Tuning" in c.operation}
+    assert made == {a for a in granted if "HyperParameterTuningJob" in a}
+    jobs = f"arn:aws:sagemaker:us-east-1:{SCIENTIST_ACCOUNT}:hyper-parameter-tuning-job/*"
+    assert all(jobs in granted[action] for action in made)
