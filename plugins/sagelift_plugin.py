@@ -16,6 +16,8 @@ from sagelift.links.sagemaker import (
     SageMakerModelLink,
     SageMakerTrainingJobLink,
     SageMakerTrainingLogsLink,
+    SageMakerTransformJobLink,
+    SageMakerTransformLogsLink,
 )
 
 
@@ -30,6 +32,8 @@ class SageliftPlugin(AirflowPlugin):
         SageMakerModelLink(),
         SageMakerEndpointLink(),
         SageMakerEndpointLogsLink(),
+        SageMakerTransformJobLink(),
+        SageMakerTransformLogsLink(),
     ]
     # The page the "How to call the model" link opens, served by the API server (plain ASGI, static).
     fastapi_apps = [{"app": how_to_call_app, "url_prefix": MOUNT_PREFIX, "name": "sagelift how to call"}]

@@ -26,6 +26,7 @@ EXPECTED_TASKS = [
     "create_model",
     "deploy_endpoint",
     "expose_api",
+    "batch_transform",
     "summarize_run",
     "release_model_lock",
 ]

@@ -19,7 +19,7 @@ The run:
    **create_model** creates the model from that version;
 8. **deploy_endpoint** creates your HTTPS endpoint, or updates it to this run's model;
 9. **expose_api** puts an API Gateway API in front of it for other applications;
-   with `batch` set, **batch_transform** scores your S3 prefix instead of steps 8-9 (which skip);
+   with `batch` set, steps 8-9 skip and **batch_transform** scores your S3 prefix with the model instead;
 10. **summarize_run** prints what the run created or updated and the invoke URL.
 
 With `plan_only: true`, the run stops after **plan_changes** (after step 3): it prints what it would
@@ -209,6 +209,15 @@ with DAG(
         doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
         "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
     )
+    expose_api = ApiGatewayExposeOperator(
+        task_id="expose_api",
+        plan=plan,
+        session=session,
+        tags=tags,
+        endpoint=deploy_endpoint.output,
+        doc_md="Creates or updates the model's API Gateway REST API (POST /invocations, or /async-invocations for an async endpoint) in front of the "
+        "endpoint and deploys it; the invoke URL stays the same across runs.",
+    )
     batch_transform = SageMakerBatchTransformOperator(
         task_id="batch_transform",
         plan=plan,
@@ -218,15 +227,6 @@ with DAG(
         doc_md="With batch set: scores your S3 input prefix with the run's model in the SageMaker batch "
         "transform job `<model_name>-<run key>` (no endpoint, no API) and writes one `<object>.out` per "
         "input object under the output prefix. Skipped otherwise. Links: the job and its CloudWatch logs.",
-    )
-    expose_api = ApiGatewayExposeOperator(
-        task_id="expose_api",
-        plan=plan,
-        session=session,
-        tags=tags,
-        endpoint=deploy_endpoint.output,
-        doc_md="Creates or updates the model's API Gateway REST API (POST /invocations, or /async-invocations for an async endpoint) in front of the "
-        "endpoint and deploys it; the invoke URL stays the same across runs.",
     )
     summarize_run = RunSummaryOperator(
         task_id="summarize_run",
@@ -264,9 +264,10 @@ with DAG(
     # One of train_model and tune_model skips; register_model reads the deployed job from SageMaker (with
     # tuning, the tuning job's best job), so it follows both.
     train_model >> tune_model >> register_model
-    # The steps stay one line: batch_transform after deploy_endpoint, expose_api after it; in each run one
-    # of the two paths skips (batch or serving) and the skipped steps pass the run on (none_failed).
-    deploy_endpoint >> batch_transform >> expose_api
+    # The steps stay one line: batch_transform after expose_api. In each run one of the two paths skips
+    # (serving or batch) and a skipped step passes the run on (none_failed); a failed batch job leaves the
+    # serving steps skipped, not upstream_failed.
+    expose_api >> batch_transform
 
 # The form stays on the DAG; each task's copy of it only slowed every parse (see share_form_params).
 share_form_params(dag)

@@ -2,7 +2,7 @@
 
 Every call the SageMaker operators and triggers make goes through this hook's client (the scientist
 account's connection, sagelift.hooks.session_factory); the workflows over that client are the core's
-(sagelift.steps.training, .model, .endpoint, .teardown), so both engines send the same calls.
+(sagelift.steps.training, .model, .endpoint, .batch, .teardown), so both engines send the same calls.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook as ProviderSageMakerHook
 
-from sagelift.steps import training
+from sagelift.steps import batch, training
 
 
 class SageMakerHook(ProviderSageMakerHook):
@@ -23,3 +23,7 @@ class SageMakerHook(ProviderSageMakerHook):
     def stop_training_job_if_running(self, job_name: str) -> bool:
         """Stop the job if it is still training; True when a stop was requested."""
         return training.stop_training(self.client, job_name)
+
+    def stop_transform_job_if_running(self, job_name: str) -> bool:
+        """Stop the batch transform job if it is still running; True when a stop was requested."""
+        return batch.stop_transform(self.client, job_name)

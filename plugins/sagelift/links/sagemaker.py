@@ -1,4 +1,4 @@
-"""Extra links from the SageMaker steps to the AWS consoles: training job, model, endpoint, CloudWatch logs.
+"""Extra links from the SageMaker steps to the AWS consoles: training job, model, endpoint, transform job, logs.
 
 Each link reads the task's own return value (the stock operators push the Describe* result: the job's,
 model's or endpoint's name and ARN), so the stock operators need no extra XCom push. Region and console
@@ -107,6 +107,24 @@ class SageMakerEndpointLogsLink(_SageMakerResultLink):
         return f"/aws/sagemaker/Endpoints/{name}"
 
 
+class SageMakerTransformJobLink(_SageMakerResultLink):
+    name = "SageMaker transform job"
+    section, name_key, arn_key = "Transform", "TransformJobName", "TransformJobArn"
+    format_str = SAGEMAKER_CONSOLE + "/transform-jobs/{name}"
+
+
+class SageMakerTransformLogsLink(_SageMakerResultLink):
+    """The transform job's log streams (``<job name>/<instance>-...``) in CloudWatch Logs."""
+
+    name = "Transform logs (CloudWatch)"
+    section, name_key, arn_key = "Transform", "TransformJobName", "TransformJobArn"
+    format_str = LOGS_CONSOLE + "$3FlogStreamNameFilter$3D{name}"
+
+    def log_group(self, name: str) -> str:
+        return "/aws/sagemaker/TransformJobs"
+
+
 TRAINING_LINKS = (SageMakerTrainingJobLink(), SageMakerTrainingLogsLink())
+TRANSFORM_LINKS = (SageMakerTransformJobLink(), SageMakerTransformLogsLink())
 MODEL_LINKS = (SageMakerModelLink(),)
 ENDPOINT_LINKS = (SageMakerEndpointLink(), SageMakerEndpointLogsLink())

@@ -26,6 +26,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         "endpoint",
         "api",
         "registered",
+        "batch",
         "tuning",
     )
     ui_color = "#e8f5e9"
@@ -39,8 +40,9 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         model: Any = None,
         endpoint: Any = None,
         api: Any = None,
-        tuning: Any = None,
         registered: Any = None,
+        batch: Any = None,
+        tuning: Any = None,
         **kwargs: Any,
     ) -> None:
         # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
@@ -52,8 +54,9 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.model = model
         self.endpoint = endpoint
         self.api = api
-        self.tuning = tuning
         self.registered = registered
+        self.batch = batch
+        self.tuning = tuning
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
@@ -64,8 +67,9 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             model=self.model,
             endpoint=self.endpoint,
             api=self.api,
-            tuning=self.tuning,
             registered=self.registered,
+            batch=self.batch,
+            tuning=self.tuning,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
         asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))

@@ -1,4 +1,4 @@
-"""Wait for a SageMaker training job or endpoint without holding a worker slot.
+"""Wait for a SageMaker training job, batch transform job or endpoint without holding a worker slot.
 
 The provider's ``SageMakerTrigger`` (its waiter JSON treats ``Failed`` and ``Stopped`` as terminal
 failures and reports the job's ``FailureReason``; its events and messages are kept) with what it lacks:
@@ -214,6 +214,26 @@ class SageMakerEndpointCompleteTrigger(_SharedClientWaitTrigger):
 
     def __init__(self, job_name: str, job_type: str = "endpoint", **kwargs: Any) -> None:
         super().__init__(job_name=job_name, job_type="endpoint", **kwargs)
+
+
+class SageMakerTransformCompleteTrigger(_SharedClientWaitTrigger):
+    """The provider's transform wait (``Failed`` and ``Stopped`` end it with the reason), with the attempt
+    count the caller derives from its budget; ``on_kill`` stops the job, as for training. The provider
+    streams no transform log, so neither does this wait: the task's link opens the job, whose page links
+    its CloudWatch logs (/aws/sagemaker/TransformJobs)."""
+
+    def __init__(self, job_name: str, job_type: str = "Transform", **kwargs: Any) -> None:
+        super().__init__(job_name=job_name, job_type="Transform", **kwargs)
+
+    async def on_kill(self) -> None:
+        """The user acted on the deferred task: stop the job so it stops spending in the account."""
+        hook = SageMakerHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+        await asyncio.to_thread(hook.stop_transform_job_if_running, self.job_name)
 
 
 class SageMakerTuningCompleteTrigger(_SharedClientWaitTrigger):
