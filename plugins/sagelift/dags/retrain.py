@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable
 
+from sagelift.domain.promotion import derive_stage_run_suffix
 from sagelift.domain.retrain import (
     RetrainModel,
     derive_retrain_run_id_prefix,
 )
-from sagelift.operators.trigger_dagrun import TriggerDeployRunOperator
+from sagelift.operators.trigger_dagrun import TriggerDeployRunOperator, TriggerPromotionRunOperator
 
 DEPLOY_DAG_ID = "sagemaker_deploy"
 TIMEZONE = "UTC"
@@ -59,6 +60,15 @@ def _doc(model: RetrainModel) -> str:
         f"{' or '.join(when)}, and waits for its outcome. Edit that file to change the conf or the schedule.\n\n"
         f"Scheduled and data-triggered runs act for the registration's owner, `{model.owner}`, who must be "
         "one of the account's deployers; a run you trigger here acts for you."
+        + (
+            "\n\nStaged: "
+            + " -> ".join(f"`{s.name}` ({s.account_id})" for s in model.stages)
+            + ". The first "
+            "stage trains and deploys; each next stage deploys the version the stage before registered "
+            "(same digests, same artifact), after its own approval where the account requires it."
+            if model.stages
+            else ""
+        )
     )
 
 
@@ -72,6 +82,9 @@ def build_retrain_dag(model: RetrainModel) -> DAG:
         max_active_runs=1,
         default_args={"retries": 0},
     ) as dag:
+        if model.stages:
+            _staged_tasks(model)
+            return dag
         TriggerDeployRunOperator(
             task_id="start_deploy",
             trigger_dag_id=DEPLOY_DAG_ID,
@@ -84,3 +97,41 @@ def build_retrain_dag(model: RetrainModel) -> DAG:
             doc_md="Starts sagemaker_deploy with the registered conf and waits for it to finish.",
         )
     return dag
+
+
+def _staged_tasks(model: RetrainModel) -> None:
+    """Deploy into the first stage, then one promotion per later stage, each after the one before."""
+    prefix = derive_retrain_run_id_prefix(model.dag_id)
+    first = model.stages[0]
+    previous_run_id = prefix + derive_stage_run_suffix(first) + "{{ run_id }}"
+    previous_task = TriggerDeployRunOperator(
+        task_id=f"deploy_to_{first.name}",
+        trigger_dag_id=DEPLOY_DAG_ID,
+        trigger_run_id=previous_run_id,
+        conf=model.conf,
+        wait_for_completion=True,
+        deferrable=True,
+        poke_interval=30,
+        doc_md=f"Starts sagemaker_deploy with the registered conf in {first.name} ({first.account_id}): it "
+        "trains, registers a model package version, deploys and smoke-tests there; waits for it.",
+    )
+    previous = first
+    for stage in model.stages[1:]:
+        run_id = prefix + derive_stage_run_suffix(stage) + "{{ run_id }}"
+        task = TriggerPromotionRunOperator(
+            task_id=f"promote_to_{stage.name}",
+            trigger_dag_id=DEPLOY_DAG_ID,
+            trigger_run_id=run_id,
+            registered_conf=model.conf,
+            stage=stage.to_dict(),
+            previous_stage=previous.to_dict(),
+            previous_run_id=previous_run_id,
+            wait_for_completion=True,
+            deferrable=True,
+            poke_interval=30,
+            doc_md=f"Starts sagemaker_deploy in {stage.name} ({stage.account_id}) with promote_from: the "
+            f"version the {previous.name} run registered, same image digests and artifact, copied across "
+            "accounts by digest; an account that requires approval pauses that run at approve_deploy.",
+        )
+        previous_task >> task
+        previous_task, previous, previous_run_id = task, stage, run_id

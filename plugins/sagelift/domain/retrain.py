@@ -7,8 +7,13 @@ A registration names when sagemaker_deploy runs again for a model, and with whic
       "owner": "alice",                             # the Airflow user the retrains act for
       "schedule": "0 3 * * 1",                     # optional cron (UTC) for periodic retraining
       "training_data_prefix": "s3://bucket/prefix/", # optional: new data here triggers a retrain
-      "conf": { ...sagemaker_deploy parameters... }  # validated by parse_params, like the trigger form
+      "conf": { ...sagemaker_deploy parameters... }, # validated by parse_params, like the trigger form
+      "stages": [{"name": "staging", "account_id": "<conf's account>"},   # optional: staged promotion
+                 {"name": "production", "account_id": "<another account>"}]
     }
+
+With ``stages`` (sagelift.domain.promotion), the retrain deploys into the first stage, then promotes the
+version it registered into each next stage, one sagemaker_deploy run per stage.
 
 At least one of ``schedule`` and ``training_data_prefix`` is required. The data prefix is an Airflow
 Asset URI, so an external system announces new data by posting an asset event for it through the REST
@@ -33,8 +38,9 @@ from typing import Any
 from sagelift.domain.errors import Problems, SageliftValidationError, show
 from sagelift.domain.params import S3_URI_RE, default_conf, parse_params
 from sagelift.domain.platform import USER_NAME_RULE, is_user_name
+from sagelift.domain.promotion import PromoteFrom, Stage, derive_stage_run_suffix, parse_stages, stage_conf
 
-RETRAIN_KEYS = {"owner", "schedule", "training_data_prefix", "conf", "description"}
+RETRAIN_KEYS = {"owner", "schedule", "training_data_prefix", "conf", "description", "stages"}
 # Airflow's run type of a run that a task started (TriggerDagRunOperator); a user's trigger from the UI,
 # the REST API or the CLI is always "manual", so a user cannot create a run of this type.
 OPERATOR_TRIGGERED = "operator_triggered"
@@ -52,6 +58,8 @@ class RetrainModel:
     training_data_prefix: str | None = None
     description: str = ""
     source: str = field(default="", compare=False)
+    # Staged promotion (sagelift.domain.promotion): deploy into stages[0], then promote stage by stage.
+    stages: tuple[Stage, ...] = ()
 
     @property
     def dag_id(self) -> str:
@@ -71,11 +79,23 @@ def is_retrain_run(model: RetrainModel, run_type: str, run_id: str, conf: Mappin
     """Whether a sagemaker_deploy run is ``model``'s retrain: started by a task (not by a user), with the
     run id the model's retrain DAG gives it, and exactly the registered conf (so even a run of the
     right shape started by some other DAG can only do what the owner registered)."""
-    return (
-        str(run_type) == OPERATOR_TRIGGERED
-        and run_id.startswith(derive_retrain_run_id_prefix(model.dag_id))
-        and dict(conf) == model.conf
-    )
+    prefix = derive_retrain_run_id_prefix(model.dag_id)
+    if str(run_type) != OPERATOR_TRIGGERED or not run_id.startswith(prefix):
+        return False
+    if dict(conf) == model.conf:
+        return True
+    # A later stage's run: exactly the conf the retrain DAG gives that stage, promoting from the stage
+    # before it (only the version number comes from that stage's run).
+    promote = conf.get("promote_from")
+    version = promote.get("version") if isinstance(promote, Mapping) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        return False
+    for previous, stage in zip(model.stages, model.stages[1:], strict=False):
+        if run_id.startswith(prefix + derive_stage_run_suffix(stage)) and dict(conf) == stage_conf(
+            model.conf, stage, PromoteFrom(previous.account_id, version)
+        ):
+            return True
+    return False
 
 
 def _check_cron(value: Any, problems: Problems) -> str | None:
@@ -126,6 +146,9 @@ def parse_retrain_model(name: str, raw: Any, source: str = "") -> RetrainModel:
         else:
             if params.model_name != name:
                 problems.add("conf.model_name", f"must equal the registration's file name {name!r}")
+    stages = parse_stages(
+        raw.get("stages"), problems, conf_account_id=conf.get("account_id") if conf else None
+    )
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.add("description", "must be a string")
@@ -140,6 +163,7 @@ def parse_retrain_model(name: str, raw: Any, source: str = "") -> RetrainModel:
         training_data_prefix=prefix,
         description=description,
         source=source,
+        stages=stages,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sagelift.domain.promotion import promoted_version
 from sagelift.domain.training_settings import training_facts
 
 
@@ -28,7 +29,6 @@ def build_run_summary(
     model: Mapping[str, Any] | None,
     endpoint: Mapping[str, Any] | None,
     api: Mapping[str, Any] | None,
-    batch: Mapping[str, Any] | None = None,
     tuning: Mapping[str, Any] | None = None,
     registered: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -97,8 +97,11 @@ def build_run_summary(
             }
         )
     serving = _get(params, "endpoint") or {}
-    train_only = not params.get("model_artifact_s3_path") and not (
-        params.get("model_docker_image") or params.get("training_algorithm_name")
+    promoted = promoted_version(images)
+    train_only = (
+        not params.get("model_artifact_s3_path")
+        and not promoted
+        and not (params.get("model_docker_image") or params.get("training_algorithm_name"))
     )
     if train_only:
         resources.append(
@@ -107,20 +110,6 @@ def build_run_summary(
                 "name": None,
                 "action": "skipped: a train-only run deploys nothing",
             }
-        )
-    scored = batch_summary(batch)
-    if scored:
-        resources.append(
-            {
-                "kind": "batch transform job",
-                "name": scored["job"],
-                "action": "created",
-                "status": scored["status"],
-                "output": scored["output_s3_uri"],
-            }
-        )
-        resources.append(
-            {"kind": "endpoint and API", "name": None, "action": "skipped: batch scoring serves no endpoint"}
         )
     if api:
         resources.append(
@@ -143,6 +132,8 @@ def build_run_summary(
         "authorization": (api or {}).get("authorization"),
         "api_key_id": (api or {}).get("api_key_id"),
         "train_only": train_only,
+        # staged promotion: the source version this run deployed (None: not a promotion)
+        "promoted_from": dict(promoted) if promoted else None,
         # the model artifact this run trained or deployed
         "artifact_s3_path": _get(training, "Training", "ModelArtifacts", "S3ModelArtifacts")
         or params.get("model_artifact_s3_path"),
@@ -157,24 +148,11 @@ def build_run_summary(
         # spot (interruptions, billable against training seconds) and the final metric values
         "training": training_facts(job) if isinstance(job := _get(training, "Training"), Mapping) else None,
         # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
-        # batch scoring: the transform job, where its results are (None: the run served an endpoint)
-        "batch": scored,
-        # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
         "tuning": tuned,
         # the model registry: group, version, status and the quality gate's verdict (None: not registered)
         "registry": registry,
         "resources": resources,
     }
-
-
-def batch_summary(batch: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """batch_transform's XCom (``{"Transform", "Batch"}``; KFP: the facts alone) as the summary shows it.
-    SageMaker reports no record counts for a transform job, so the summary claims none."""
-    facts = batch.get("Batch", batch) if isinstance(batch, Mapping) else None
-    if not isinstance(facts, Mapping) or not facts.get("job"):
-        return None
-    keys = ("job", "status", "input_s3_uri", "output_s3_uri", "instance_type", "instance_count", "seconds")
-    return {key: facts.get(key) for key in keys}
 
 
 def registry_summary(registered: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -219,7 +197,7 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
     for item in summary["resources"]:
         extra = ", ".join(
             f"{key} {item[key]}"
-            for key in ("status", "artifact", "output", "stage", "for")
+            for key in ("status", "artifact", "stage", "for")
             if item.get(key) is not None
         )
         lines.append(
@@ -253,13 +231,10 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"{registry.get('status')}; quality gate {registry.get('quality_gate')}"
             + (f" ({gate})" if gate else "")
         )
-    scored = summary.get("batch") or {}
-    if scored:
-        took = f" in {scored['seconds']:g} s" if scored.get("seconds") is not None else ""
+    if promoted := summary.get("promoted_from"):
         lines.append(
-            f"Batch scoring: {scored.get('job')} scored {scored.get('input_s3_uri')} on "
-            f"{scored.get('instance_count')} x {scored.get('instance_type')}{took}; results under "
-            f"{scored.get('output_s3_uri')}"
+            f"Promoted version {promoted.get('version')} from account {promoted.get('account_id')} "
+            f"({promoted.get('model_package_arn')}): same image digest, artifact {promoted.get('model_data_url')}"
         )
     if summary.get("train_only"):
         lines.append(f"Train-only run: nothing deployed. Trained artifact: {summary.get('artifact_s3_path')}")
