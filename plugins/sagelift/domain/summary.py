@@ -29,6 +29,7 @@ def build_run_summary(
     model: Mapping[str, Any] | None,
     endpoint: Mapping[str, Any] | None,
     api: Mapping[str, Any] | None,
+    batch: Mapping[str, Any] | None = None,
     tuning: Mapping[str, Any] | None = None,
     registered: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -111,6 +112,20 @@ def build_run_summary(
                 "action": "skipped: a train-only run deploys nothing",
             }
         )
+    scored = batch_summary(batch)
+    if scored:
+        resources.append(
+            {
+                "kind": "batch transform job",
+                "name": scored["job"],
+                "action": "created",
+                "status": scored["status"],
+                "output": scored["output_s3_uri"],
+            }
+        )
+        resources.append(
+            {"kind": "endpoint and API", "name": None, "action": "skipped: batch scoring serves no endpoint"}
+        )
     if api:
         resources.append(
             {
@@ -148,11 +163,24 @@ def build_run_summary(
         # spot (interruptions, billable against training seconds) and the final metric values
         "training": training_facts(job) if isinstance(job := _get(training, "Training"), Mapping) else None,
         # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
+        # batch scoring: the transform job, where its results are (None: the run served an endpoint)
+        "batch": scored,
+        # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
         "tuning": tuned,
         # the model registry: group, version, status and the quality gate's verdict (None: not registered)
         "registry": registry,
         "resources": resources,
     }
+
+
+def batch_summary(batch: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """batch_transform's XCom (``{"Transform", "Batch"}``; KFP: the facts alone) as the summary shows it.
+    SageMaker reports no record counts for a transform job, so the summary claims none."""
+    facts = batch.get("Batch", batch) if isinstance(batch, Mapping) else None
+    if not isinstance(facts, Mapping) or not facts.get("job"):
+        return None
+    keys = ("job", "status", "input_s3_uri", "output_s3_uri", "instance_type", "instance_count", "seconds")
+    return {key: facts.get(key) for key in keys}
 
 
 def registry_summary(registered: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -197,7 +225,7 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
     for item in summary["resources"]:
         extra = ", ".join(
             f"{key} {item[key]}"
-            for key in ("status", "artifact", "stage", "for")
+            for key in ("status", "artifact", "output", "stage", "for")
             if item.get(key) is not None
         )
         lines.append(
@@ -230,6 +258,14 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"Model registry: {registry.get('group')} version {registry.get('version')} is "
             f"{registry.get('status')}; quality gate {registry.get('quality_gate')}"
             + (f" ({gate})" if gate else "")
+        )
+    scored = summary.get("batch") or {}
+    if scored:
+        took = f" in {scored['seconds']:g} s" if scored.get("seconds") is not None else ""
+        lines.append(
+            f"Batch scoring: {scored.get('job')} scored {scored.get('input_s3_uri')} on "
+            f"{scored.get('instance_count')} x {scored.get('instance_type')}{took}; results under "
+            f"{scored.get('output_s3_uri')}"
         )
     if promoted := summary.get("promoted_from"):
         lines.append(
