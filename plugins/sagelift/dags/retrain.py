@@ -10,6 +10,10 @@ copy of it, and adding a retrain is adding a file. The schedule comes from the r
   ingestion job through the REST API (POST /api/v2/assets/events), starts a retrain;
 - both: whichever comes first (AssetOrTimeSchedule).
 
+A registration with ``stages`` (sagelift.domain.promotion) gets one task per stage instead: the first
+deploys the registered conf into the first stage's account, each next one (``TriggerPromotionRunOperator``)
+starts a run in its stage's account promoting the version the run before registered.
+
 The deploy run acts for the registration's ``owner`` when nobody triggered the retrain (a schedule, an
 asset event): its validate recognises the run (``registered_retrain``) and reads the owner from the file
 here, never from the run's conf. A retrain a user starts by hand acts for that user.
