@@ -201,13 +201,22 @@ def train_model(plan: str, tags: list, images: dict, metrics: dsl.Output[dsl.Met
     return artifact
 
 
-def create_model(plan: str, tags: list, images: dict, model_data_url: str) -> str:
-    """Register the model."""
+def register_model(plan: str, tags: list, images: dict, model_data_url: str) -> dict:
+    """Register the run's model package version; a quality gate failure rejects it and stops the run."""
     import json
 
-    from sagelift_kfp import steps
+    from sagelift_kfp import governance
 
-    return steps.create_model(json.loads(plan), tags, images, model_data_url)
+    return governance.register_model(json.loads(plan), tags, images, model_data_url)
+
+
+def create_model(plan: str, tags: list, images: dict, model_data_url: str, registered: dict) -> str:
+    """Create the SageMaker model from the run's registered version."""
+    import json
+
+    from sagelift_kfp import governance
+
+    return governance.create_model(json.loads(plan), tags, images, model_data_url, registered)
 
 
 def deploy_endpoint(plan: str, tags: list, model_name: str) -> dict:
@@ -236,6 +245,7 @@ STEPS = (
     resolve_tags,
     copy_images,
     train_model,
+    register_model,
     create_model,
     deploy_endpoint,
     expose_api,
@@ -299,12 +309,22 @@ def build_pipeline(
                 train = configure(
                     c["train_model"](plan=plan, tags=tags.output, images=images.output), "train_model"
                 )
+                registered = configure(
+                    c["register_model"](
+                        plan=plan,
+                        tags=tags.output,
+                        images=images.output,
+                        model_data_url=train.outputs["Output"],
+                    ),
+                    "register_model",
+                )
                 model = configure(
                     c["create_model"](
                         plan=plan,
                         tags=tags.output,
                         images=images.output,
                         model_data_url=train.outputs["Output"],
+                        registered=registered.output,
                     ),
                     "create_model",
                 )

@@ -24,6 +24,7 @@ STEPS = [
     "resolve_tags",
     "copy_images",
     "train_model",
+    "register_model",
     "create_model",
     "deploy_endpoint",
     "expose_api",
@@ -89,7 +90,7 @@ def test_every_step_runs_sagelift_code_with_the_platform_configuration(spec):
     assert len(executors) == len(STEPS) + 1  # and the exit handler's release_model_lock
     for executor in executors.values():
         container = executor["container"]
-        assert "from sagelift_kfp import steps" in "\n".join(container["command"])
+        assert "from sagelift_kfp import " in "\n".join(container["command"])  # steps, or a feature's
         assert "pip install" not in "\n".join(container["command"])  # the image brings sagelift
     platform = next(d for d in yaml.safe_load_all(PACKAGE.read_text()) if "platforms" in d)
     configured = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]

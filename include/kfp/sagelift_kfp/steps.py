@@ -19,7 +19,7 @@ from sagelift.domain.kfp import parse_run_parameters
 from sagelift.domain.params import default_conf
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import parse_platform_variable
-from sagelift.steps import api, endpoint, lock, model, overrides, pvc, serving, tags, training
+from sagelift.steps import api, endpoint, lock, overrides, pvc, serving, tags, training
 from sagelift.steps.clients import session_clients
 from sagelift.steps.errors import retry_transient
 from sagelift.steps.images import publish_images
