@@ -102,18 +102,6 @@ def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images:
 
 
 @retried
-def create_model(
-    plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any], model_data_url: str
-) -> str:
-    p = Plan.from_xcom(plan)
-    if skipped := p.skip_reason("create_model"):
-        print(f"{skipped}. The trained artifact: {model_data_url}")
-        return ""
-    request = model.model_request(p, run_tags, images, model_data_url)
-    return str(model.replace_model(_session(p).client("sagemaker"), request)["ModelName"])
-
-
-@retried
 def deploy_endpoint(
     plan: Mapping[str, Any], run_tags: list[dict[str, str]], model_name: str
 ) -> dict[str, Any]:
