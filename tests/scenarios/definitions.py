@@ -63,6 +63,9 @@ class Lifecycle:
     # issue 17: a spot job's interruptions, and the FinalMetricDataList a Completed job reports
     training_interruptions: int = 0
     training_metrics: Mapping[str, float] | None = None
+    # issue 17: a tuning job's length, and the objective value each of its training jobs reports in turn
+    tuning_seconds: float = 0.0
+    tuning_objective_values: tuple[float, ...] = (0.81, 0.92, 0.87)
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,9 @@ _VARIANT = (*_CONFIG, "ProductionVariants", 0)
 CAPTURES = "s3://scientist-ml-data/captures/"
 HEALTH_CHECK = "The primary container did not pass the ping health check."
 ROLLED_BACK = "Instance ping health check failed; rolled back."
-# issue 17: the spot scenario's training job
+# issue 17: the spot scenario's training job; the tuning scenario's best training job (its second)
 SPOT_JOB = ("training_jobs", PER_RUN.format(1))
+BEST_JOB = ("training_jobs", PER_RUN.format(1) + "-002-6b86b273")
 # issue 16 guarded deploys: sagelift's default alarms of the model (sagelift.domain.deployment)
 GUARD_ERRORS = f"sagelift-{MODEL}-invocation-5xx-errors"
 GUARD_LATENCY = f"sagelift-{MODEL}-model-latency"
@@ -686,6 +690,55 @@ SCENARIOS: tuple[Scenario, ...] = (
                 lifecycle=Lifecycle(
                     training_seconds=60, training_interruptions=1, training_metrics={"validation:auc": 0.88}
                 ),
+            ),
+        ),
+    ),
+    # --- issue 17: tuning -------------------------------------------------------------------------------
+    # The tuning job is named like the run's resources (the model name is short enough for its 32
+    # characters); its three training jobs are named as SageMaker names them (tests/support/sagemaker_tuning);
+    # the second reports the best objective, so its artifact is deployed and its metric is the run's.
+    Scenario(
+        "tuning to deploy",
+        runs=(
+            Run(
+                21,
+                "a tuning job runs instead of one training job; the best training job's model is deployed",
+                Expect(
+                    state={
+                        **_endpoint("InService", PER_RUN.format(1)),
+                        ("count", "training_jobs"): 3,  # the tuning's; train_model skipped
+                        (*BEST_JOB, "HyperParameters"): {
+                            "max_depth": "5",
+                            "eta": "0.2",
+                            "subsample": "0.75",
+                            "booster": "dart",
+                        },
+                        (*BEST_JOB, "FinalMetricDataList"): [{"MetricName": "validation:auc", "Value": 0.92}],
+                        ("models", PER_RUN.format(1), "PrimaryContainer", "ModelDataUrl"): (
+                            f"s3://scientist-ml-data/churn/output/{BEST_JOB[1]}/output/model.tar.gz"
+                        ),
+                        ("outcome", "metrics"): {"validation:auc": 0.92},
+                    }
+                ),
+                conf={
+                    "training": {
+                        "metric_definitions": [
+                            {"name": "validation:auc", "regex": "validation-auc=([0-9.]+)"}
+                        ],
+                    },
+                    "tuning": {
+                        "strategy": "Bayesian",
+                        "objective_metric": "validation:auc",
+                        "objective_direction": "Maximize",
+                        "parameter_ranges": {
+                            "subsample": {"type": "continuous", "min": 0.5, "max": 1.0},
+                            "booster": {"type": "categorical", "values": ["gbtree", "dart"]},
+                        },
+                        "max_jobs": 3,
+                        "max_parallel_jobs": 1,
+                    },
+                },
+                lifecycle=Lifecycle(tuning_seconds=120, tuning_objective_values=(0.81, 0.92, 0.87)),
             ),
         ),
     ),

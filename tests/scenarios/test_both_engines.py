@@ -190,8 +190,9 @@ class AirflowEngine:
             outcome.message = airflow_message(output.out + output.err)
         if states.get("expose_api") == "success":
             outcome.invoke_url = xcom(dag_run, "expose_api").get("invoke_url")
-        if states.get("train_model") == "success":
-            final = (xcom(dag_run, "train_model").get("Training") or {}).get("FinalMetricDataList") or []
+        trained = next((t for t in ("train_model", "tune_model") if states.get(t) == "success"), None)
+        if trained:  # tune_model's "Training" is its best job
+            final = (xcom(dag_run, trained).get("Training") or {}).get("FinalMetricDataList") or []
             outcome.metrics = {m["MetricName"]: m["Value"] for m in final} or None
         return outcome
 
@@ -309,7 +310,8 @@ class KfpEngine:
             outcome.attempts = sum(a["step"] == answer["failed_step"] for a in answer["attempts"])
         outcome.invoke_url = (answer["outputs"].get("expose_api") or {}).get("invoke_url")
         logged = answer.get("metrics", {}).get("train_model") or {}
-        outcome.metrics = {k: v for k, v in logged.items() if not k.startswith("spot:")} or None
+        # the job's own metrics; spot and tuning facts are the artifact's extras
+        outcome.metrics = {k: v for k, v in logged.items() if not k.startswith(("spot:", "tuning:"))} or None
         if answer["terminated"]:
             outcome.cancelled = "run terminated"
         return outcome
@@ -662,6 +664,7 @@ def _script(life: SageMakerLifecycle, lc: d.Lifecycle) -> None:
         interruptions=lc.training_interruptions,
         metrics=dict(lc.training_metrics) if lc.training_metrics is not None else None,
     )
+    life.tuning(seconds=lc.tuning_seconds, objective_values=lc.tuning_objective_values)
     life.endpoint_create(
         seconds=lc.create_seconds, outcome=lc.create_outcome, failure_reason=lc.create_failure
     )

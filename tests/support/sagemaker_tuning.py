@@ -10,7 +10,8 @@ emulated time since its creation:
   ``InProgress`` (``TrainingJobStatusCounters``); then ``Completed``, ``Failed`` with ``FailureReason``
   (half of its jobs completed), or ``Stopped``;
 - each completed training job exists in the account, named as SageMaker names them
-  (``<tuning job>-<nnn>-<8 hex>``), from the job's TrainingJobDefinition: its static hyperparameters plus
+  (``<tuning job>-<nnn>-<8 hex>``; the hex hashes the job's position, not random, so the same run on
+  either engine names them alike), from the job's TrainingJobDefinition: its static hyperparameters plus
   the tuned ones (integer and continuous ranges stepped from min to max, categorical values in turn),
   ``Completed`` with its objective value in ``FinalMetricDataList`` and its artifact where SageMaker writes
   it (``<output>/<job>/output/model.tar.gz``);
@@ -72,7 +73,7 @@ def _tuned_values(config: dict[str, Any], i: int, n: int) -> dict[str, str]:
 
 
 def _child_name(tuning: str, i: int) -> str:
-    return f"{tuning}-{i + 1:03d}-{hashlib.sha256(f'{tuning}/{i}'.encode()).hexdigest()[:8]}"
+    return f"{tuning}-{i + 1:03d}-{hashlib.sha256(f'{i}'.encode()).hexdigest()[:8]}"
 
 
 def _create_child(life: Any, backend: Any, job: Any, state: _Tuning, i: int, value: float) -> None:
