@@ -237,6 +237,15 @@ def expose_api(plan: str, tags: list, endpoint: dict) -> dict:
     return steps.expose_api(json.loads(plan), tags, endpoint)
 
 
+def batch_transform(plan: str, tags: list, model_name: str) -> dict:
+    """With batch set: score the S3 input prefix with the run's model (a batch transform job)."""
+    import json
+
+    from sagelift_kfp import batch
+
+    return batch.batch_transform(json.loads(plan), tags, model_name)
+
+
 STEPS = (
     ensure_pvc,
     assume_role_chain,
@@ -249,6 +258,7 @@ STEPS = (
     create_model,
     deploy_endpoint,
     expose_api,
+    batch_transform,
     release_model_lock,
 )
 
@@ -334,6 +344,11 @@ def build_pipeline(
                 )
                 configure(
                     c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api"
+                )
+                # batch mode: the model scores the conf's S3 prefix (the endpoint steps skip)
+                configure(
+                    c["batch_transform"](plan=plan, tags=tags.output, model_name=model.output),
+                    "batch_transform",
                 )
 
     # The parameters are the 13 original ones and the serving settings of the one definition,
