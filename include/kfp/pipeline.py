@@ -342,12 +342,13 @@ def build_pipeline(
                     c["deploy_endpoint"](plan=plan, tags=tags.output, model_name=model.output),
                     "deploy_endpoint",
                 )
-                configure(
+                exposed = configure(
                     c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api"
                 )
-                # batch mode: the model scores the conf's S3 prefix (the endpoint steps skip)
+                # batch mode: the model scores the conf's S3 prefix (the endpoint steps skip); one line
+                # of steps, as on Airflow
                 configure(
-                    c["batch_transform"](plan=plan, tags=tags.output, model_name=model.output),
+                    c["batch_transform"](plan=plan, tags=tags.output, model_name=model.output).after(exposed),
                     "batch_transform",
                 )
 

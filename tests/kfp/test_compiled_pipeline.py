@@ -28,6 +28,7 @@ STEPS = [
     "create_model",
     "deploy_endpoint",
     "expose_api",
+    "batch_transform",
 ]
 # A KFP v2 parameter type per JSON-schema type of the parameter definitions.
 KFP_TYPES = {
