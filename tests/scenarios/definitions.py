@@ -742,6 +742,47 @@ SCENARIOS: tuple[Scenario, ...] = (
             ),
         ),
     ),
+    # --- issue 17: the quality gate ----------------------------------------------------------------
+    # The conf's gate asks for validation:auc >= 0.8 and the job reports 0.71: register_model registers
+    # the version Rejected (the registry keeps it, with the metric and the verdict) and fails naming the
+    # metric and both values; no model, endpoint or API is created. The teardown keeps the version.
+    Scenario(
+        "quality-gate stop",
+        runs=(
+            Run(
+                22,
+                "a metric below the conf's threshold: the version is Rejected and nothing is deployed",
+                Expect(
+                    outcome="failed",
+                    failed_step="register_model",
+                    message=(
+                        "quality_gate: validation:auc is 0.71, which fails >= 0.8; "
+                        f"{MODEL} version 1 is Rejected."
+                    ),
+                    state={
+                        ("model_packages", f"{MODEL}/1", "ModelApprovalStatus"): "Rejected",
+                        ("model_packages", f"{MODEL}/1", "CustomerMetadataProperties"): {
+                            "metric:validation:auc": "0.71",
+                            "sagelift:quality_gate": "failed",
+                        },
+                        ("count", "training_jobs"): 1,
+                        ("count", "models"): 0,
+                        ("count", "endpoints"): 0,
+                        ("count", "apis"): 0,
+                    },
+                ),
+                conf={
+                    "training": {
+                        "metric_definitions": [
+                            {"name": "validation:auc", "regex": "validation-auc=([0-9.]+)"}
+                        ],
+                    },
+                    "quality_gate": ["validation:auc >= 0.8"],
+                },
+                lifecycle=Lifecycle(training_metrics={"validation:auc": 0.71}),
+            ),
+        ),
+    ),
     # --- issue 17: safe request overrides ----------------------------------------------------------
     # The platform lets runs set the training job's StoppingCondition only; a conf that sets its
     # Environment is refused by validate (KFP: by ensure_pvc, its first component), naming the field,
