@@ -82,6 +82,13 @@ def test_a_promoted_run_refuses_its_own_training_or_image():
     assert "must be empty with promote_from" in str(raised.value)
 
 
+def test_a_promotion_cannot_be_planned_yet():
+    with pytest.raises(SageliftValidationError) as raised:
+        parse_params(promoted_conf(plan_only=True))
+    assert raised.value.fields == ["plan_only"]
+    assert "not available with promote_from yet" in str(raised.value)
+
+
 def test_validate_refuses_a_user_who_is_not_a_deployer_in_the_source_account():
     build_plan(promoted_conf(), PLATFORM, "sagemaker_deploy", "r1", triggered_by="priya")
     swapped = promoted_conf(account_id=STAGING, promote_from={"account_id": PRODUCTION, "version": 3})

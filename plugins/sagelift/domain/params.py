@@ -988,6 +988,10 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     )
     batch = _parse_batch(conf, sources, endpoint)
     promote_from = parse_promote_from(conf.json("promote_from", dict), problems, account_id=account_id)
+    if promote_from.enabled and plan_only:
+        problems.add(
+            "plan_only", "not available with promote_from yet: the plan would need the source version"
+        )
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
