@@ -131,3 +131,60 @@ def test_sigterm_stops_the_job(local_aws: LocalAws) -> None:
 def test_a_serving_run_scores_nothing(local_aws: LocalAws) -> None:
     plan = Plan.from_xcom(build_plan(demo_conf(), PLATFORM, "sagemaker_deploy", "serving"))
     assert batch.transform_here(local_aws.client("sagemaker"), plan, []) == {}
+
+
+def test_onboarding_grants_exactly_the_transform_calls_and_the_batch_prefixes(local_aws: LocalAws) -> None:
+    """The execution role may make the calls batch_transform makes (each body valid for botocore), on the
+    account's transform jobs; the model role, which the job runs as, reads and writes the batch prefixes."""
+    from sagelift.domain.onboarding import render_policies
+    from sagelift.domain.platform import PlatformConfig
+    from tests.support.botocore_validation import recording_aws_calls
+
+    scoring = f"s3://{DATA_BUCKET}/scoring/"
+    account = {"deployers": {"users": ["admin"]}, "batch_prefixes": [scoring]}
+    platform = {**PLATFORM, "accounts": {SCIENTIST_ACCOUNT: account}}
+    policies = render_policies(
+        PlatformConfig.from_dict(
+            {**platform, "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master"}
+        ),
+        SCIENTIST_ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:root",
+        data_uris=[f"s3://{DATA_BUCKET}/churn/"],
+        output_uris=[f"s3://{DATA_BUCKET}/churn/output/"],
+    )
+
+    def granted(policy: str) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for statement in policies[policy]["Statement"]:
+            actions, resources = statement["Action"], statement["Resource"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                found.setdefault(action, []).extend([resources] if isinstance(resources, str) else resources)
+        return found
+
+    execution, model_role = granted("execution-permissions"), granted("training-and-model-permissions")
+    plan = Plan.from_xcom(
+        build_plan(
+            demo_conf(batch={"input_s3_uri": scoring + "in/", "output_s3_uri": scoring + "out/"}),
+            platform,
+            "sagemaker_deploy",
+            "iam",
+        )
+    )
+    s3 = local_aws.client("s3")
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_object(Bucket=DATA_BUCKET, Key="scoring/in/a.csv", Body=b"1\n")
+    sm = local_aws.client("sagemaker")
+    with (
+        SageMakerLifecycle(time_scale=1).transform(seconds=600).installed(local_aws),
+        recording_aws_calls() as calls,
+    ):
+        batch.start_transform(sm, batch.transform_request(plan, []))
+        batch.stop_transform(sm, plan.names.model)
+    assert all(c.errors == [] for c in calls), [c.errors for c in calls if c.errors]
+    made = {f"sagemaker:{c.operation}" for c in calls if "Transform" in c.operation}
+    assert made == {a for a in execution if "TransformJob" in a}
+    jobs = f"arn:aws:sagemaker:us-east-1:{SCIENTIST_ACCOUNT}:transform-job/*"
+    assert all(jobs in execution[action] for action in made)
+    assert jobs in execution["sagemaker:AddTags"]  # the job's tags are set on create
+    assert f"arn:aws:s3:::{DATA_BUCKET}/scoring/*" in model_role["s3:GetObject"]
+    assert f"arn:aws:s3:::{DATA_BUCKET}/scoring/*" in model_role["s3:PutObject"]

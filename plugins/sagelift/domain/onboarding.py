@@ -65,6 +65,7 @@ def render_policies(
     if platform.master_role_arn is None:
         raise ValueError("platform.master_role_arn: required to onboard an account")
     read_uris = list(data_uris) + ([platform.tags_s3_uri] if platform.tags_s3_uri else [])
+    read_uris += list(account.batch_prefixes)  # a batch transform reads its input there (issue 17)
     locks = account_locks(platform, account_id)
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: templates.joinpath(name).read_text(encoding="utf-8")),
@@ -87,8 +88,12 @@ def render_policies(
         "model_role_name": account.model_role_name or platform.model_role_name,
         "api_invoke_role_name": account.api_invoke_role_name or platform.api_invoke_role_name,
         "s3_read_arns": _s3_arns(read_uris, buckets=True),
-        # training output, and where the account's endpoints write data capture and async results
-        "s3_write_arns": _s3_arns(list(output_uris) + list(account.endpoint.capture_prefixes), buckets=False),
+        # training output (where a batch transform writes by default), where the account's endpoints write
+        # data capture and async results, and its batch prefixes (a transform's output may be there)
+        "s3_write_arns": _s3_arns(
+            list(output_uris) + list(account.endpoint.capture_prefixes) + list(account.batch_prefixes),
+            buckets=False,
+        ),
         # the account's model locks (sagelift.steps.lock), when the platform serializes runs
         "lock_bucket_arn": f"arn:aws:s3:::{locks[0]}" if locks else None,
         "lock_objects_arn": f"arn:aws:s3:::{locks[0]}/{locks[1]}*" if locks else None,
