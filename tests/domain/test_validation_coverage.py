@@ -736,6 +736,12 @@ CLASSIFIED: dict[tuple[str, str], str] = {
         "(checked_plan) right after build_plan"
     ),
     ("steps/images.py", "copy_image"): "runtime: an immutable tag already in ECR",
+    ("steps/promotion.py", "check_source_deployer"): (
+        "runtime: validate refuses it first (promote_from.account_id); checked again against the platform "
+        "as it is when copy_images acts"
+    ),
+    ("steps/promotion.py", "read_source_version"): "runtime: the source version is read from its account",
+    ("steps/promotion.py", "promote_images"): "runtime: where the source version's image is, read from it",
     ("steps/registry.py", "_get_api_root"): "runtime: what a registry answers",
     ("steps/registry.py", "_read_head"): "runtime: what a registry answers",
     ("pod/ensure_pvc.py", "parse_quantity"): "rule:pvc_size_quantity",
