@@ -109,7 +109,7 @@ def test_the_request_shows_version_metrics_and_plan_to_the_deployers_and_no_secr
 
     assert request["options"] == ["Approve", "Reject"] and request["defaults"] == ["Reject"]
     assert request["assigned_users"] == [approver(DAG_TEST_USER), approver("ines")]
-    assert request["subject"] == f"Deploy churn\\-predictor version 1 into account {SCIENTIST_ACCOUNT}?"
+    assert request["subject"] == f"Deploy churn-predictor version 1 into account {SCIENTIST_ACCOUNT}?"
     body = request["body"]
     assert "- version: 1" in body and "validation:auc: 0.91" in body.replace("\\", "")
     # the change set a plan_only run prints: the model, its endpoint config and endpoint, the API

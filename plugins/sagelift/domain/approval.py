@@ -96,7 +96,8 @@ def _metric_items(metrics: Any) -> list[tuple[str, Any]]:
 
 
 def _change_lines(change: Change) -> list[str]:
-    head = f"**{change.action}** {escape_markdown(change.kind, 60)} `{escape_markdown(change.name, 120)}`"
+    # escaped, not in a code span: CommonMark keeps a code span's backslashes, so it would show them
+    head = f"**{change.action}** {escape_markdown(change.kind, 60)} {escape_markdown(change.name, 120)}"
     lines = [f"- {head}" + (f": {escape_markdown(change.note, 200)}" if change.note else "")]
     for item in change.fields:
         if any(hidden in item.path for hidden in HIDDEN_PATHS):
@@ -107,10 +108,8 @@ def _change_lines(change: Change) -> list[str]:
 
 
 def request_subject(model_name: str, account_id: str, version: Any) -> str:
-    return (
-        f"Deploy {escape_markdown(model_name, 80)} version {escape_markdown(version, 12)} "
-        f"into account {escape_markdown(account_id, 20)}?"
-    )
+    """Plain text (the UI shows the subject as it is): a validated model name, account id and version."""
+    return f"Deploy {model_name[:80]} version {str(version)[:12]} into account {account_id[:20]}?"
 
 
 def request_body(
