@@ -163,3 +163,25 @@ def test_the_execution_role_grants_exactly_the_tuning_calls_and_every_body_is_va
     assert made == {a for a in granted if "HyperParameterTuningJob" in a}
     jobs = f"arn:aws:sagemaker:us-east-1:{SCIENTIST_ACCOUNT}:hyper-parameter-tuning-job/*"
     assert all(jobs in granted[action] for action in made)
+
+
+def test_plan_only_shows_the_tuning_job_it_would_start_and_writes_nothing(local_aws: LocalAws) -> None:
+    from sagelift.steps.plan_changes import PlanContext, plan_training_job
+    from tests.support.botocore_validation import recording_aws_calls
+
+    plan = _plan("tune-plan")
+    sm = local_aws.client("sagemaker")
+    ctx = PlanContext(plan=plan, clients=lambda service, region=None: sm, tags=[])
+    with SageMakerLifecycle(time_scale=100).tuning(seconds=5).installed(local_aws):
+        with recording_aws_calls() as calls:
+            (change,) = plan_training_job(ctx)
+        assert [c.operation for c in calls] == ["DescribeHyperParameterTuningJob"]
+        name = derive_tuning_job_name(plan.names)
+        assert (change.kind, change.name, change.action) == ("SageMaker tuning job", name, "create")
+        assert "up to 3 training jobs, 1 at a time" in change.note and "validation:auc" in change.note
+        train_here(sm, plan, [], None)  # the run tunes; planned again, its job is followed
+        ctx = PlanContext(plan=plan, clients=lambda service, region=None: sm, tags=[])
+        (change,) = plan_training_job(ctx)
+    best = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)["BestTrainingJob"]
+    assert change.action == "unchanged"
+    assert ctx.artifact is not None and best["TrainingJobName"] in ctx.artifact

@@ -68,7 +68,8 @@ from sagelift.domain.lock import plan_lock
 from sagelift.domain.ownership import is_owned, owner_of, per_run_name_re
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import VARIANT_NAME, build_endpoint_config_request
-from sagelift.steps import alarms, api, autoscaling, lock, model, training
+from sagelift.domain.tuning import best_training_job
+from sagelift.steps import alarms, api, autoscaling, lock, model, training, tuning
 from sagelift.steps.clients import Clients
 from sagelift.steps.endpoint import CHANGING, list_tags, rollback_alarms
 from sagelift.steps.errors import StepFailed, describe_or_none, error_code
@@ -204,6 +205,8 @@ def plan_training_job(ctx: PlanContext) -> list[Change]:
         ctx.artifact = training.model_artifact(plan, None)
         ctx.notes.append(f"no training: the run deploys the existing artifact {ctx.artifact}")
         return []
+    if plan.params.tuning.enabled:
+        return plan_tuning_job(ctx)
     request = training.training_request(plan, ctx.tags, ctx.images)
     name = str(request["TrainingJobName"])
     existing = describe_or_none(ctx.client("sagemaker").describe_training_job, TrainingJobName=name)
@@ -214,6 +217,32 @@ def plan_training_job(ctx: PlanContext) -> list[Change]:
     resources = request["ResourceConfig"]
     note = f"{resources['InstanceCount']} x {resources['InstanceType']}"
     return [create("SageMaker training job", name, note)]
+
+
+def plan_tuning_job(ctx: PlanContext) -> list[Change]:
+    """A tuning run: its tuning job in place of the training job; the artifact is the best job's."""
+    plan, sm = ctx.plan, ctx.client("sagemaker")
+    request = tuning.tuning_request(plan, ctx.tags, ctx.images)
+    name = str(request["HyperParameterTuningJobName"])
+    existing = describe_or_none(sm.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
+    best = best_training_job(existing) if existing is not None else None
+    if best is not None:
+        job = describe_or_none(sm.describe_training_job, TrainingJobName=best["training_job"])
+        ctx.artifact = training.model_artifact(plan, job)
+    else:
+        ctx.notes.append("the model's artifact is the tuning job's best training job's, known when it ends")
+    if existing is not None:
+        note = f"this run's tuning job exists ({existing['HyperParameterTuningJobStatus']}): followed"
+        return [Change("SageMaker tuning job", name, "unchanged", note=note)]
+    config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
+    limits, resources = config["ResourceLimits"], definition["ResourceConfig"]
+    jobs = limits.get("MaxNumberOfTrainingJobs", "one per combination of")
+    note = (
+        f"{config['Strategy']}: up to {jobs} training jobs, {limits['MaxParallelTrainingJobs']} at a time, each "
+        f"{resources['InstanceCount']} x {resources['InstanceType']}; the best by "
+        f"{config['HyperParameterTuningJobObjective']['MetricName']} is deployed"
+    )
+    return [create("SageMaker tuning job", name, note)]
 
 
 def plan_model(ctx: PlanContext) -> list[Change]:
