@@ -152,7 +152,8 @@ with DAG(
         tags=tags,
         images=images,
         doc_md="Runs the SageMaker training job `<model_name>-<run key>` and streams its logs here. Skipped "
-        "when you deploy an existing artifact. Links: the job in the console and its CloudWatch logs.",
+        "when you deploy an existing artifact, or when tuning is set (tune_model trains then). Links: the job "
+        "in the console and its CloudWatch logs.",
     )
     tune_model = SageMakerTuneModelOperator(
         task_id="tune_model",
