@@ -23,6 +23,7 @@ EXPECTED_TASKS = [
     "train_model",
     "tune_model",
     "register_model",
+    "approve_deploy",
     "create_model",
     "deploy_endpoint",
     "expose_api",
