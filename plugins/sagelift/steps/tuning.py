@@ -163,7 +163,8 @@ def wait_for_tuning(
     told: list[str] = []
 
     def progress(parsed: Any = None, **_: Any) -> None:
-        if isinstance(parsed, Mapping) and "HyperParameterTuningJobStatus" in parsed:
+        # while it runs: the end is told once, by report_tuning
+        if isinstance(parsed, Mapping) and parsed.get("HyperParameterTuningJobStatus") in RUNNING:
             line = render_tuning_progress(tuning_facts(parsed))
             if not told or told[-1] != line:
                 told.append(line)
