@@ -4,6 +4,7 @@ Markdown and what an answer means."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.lock import lease_seconds_for
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import PlatformConfig
+from tests.conftest import ROOT
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
 from tests.support.scenario import demo_conf
 
@@ -148,3 +150,13 @@ def test_an_answer_means_approved_only_from_an_approver() -> None:
     assert read_decision({"error": "x", "error_type": "timeout"}, APPROVERS).timed_out
     assert Decision(False, None, True).status == "Rejected"
     assert len(Decision(True, "x" * 2000, False).description("r1")) <= 1024
+
+
+def test_the_kfp_glue_s_validate_refuses_it_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGELIFT_PLATFORM", json.dumps(platform()))
+    monkeypatch.syspath_prepend(str(ROOT / "include" / "kfp"))
+    from sagelift_kfp import steps
+
+    with pytest.raises(SageliftValidationError) as refused:
+        steps.plan_run(demo_conf(), "sagemaker-deploy", "kfp-approval-1")
+    assert "KFP cannot ask: use the Airflow DAG sagemaker_deploy" in str(refused.value)

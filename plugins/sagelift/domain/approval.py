@@ -155,12 +155,12 @@ def request_body(
             lines += _change_lines(change)
         if len(changes.changes) > MAX_CHANGES:
             lines.append(f"- and {len(changes.changes) - MAX_CHANGES} more (this task's log has them all)")
-    hours = timeout_seconds / 3600
+    wait = f"{timeout_seconds / 3600:g} h" if timeout_seconds >= 3600 else f"{timeout_seconds / 60:g} min"
     who = ", ".join(escape_markdown(a, 80) for a in approvers[:20]) or "nobody"
     lines += [
         "",
         f"**Approve** deploys this version (it becomes Approved). **Reject**, or no answer within "
-        f"{hours:g} h, stops the run before anything in the account changes (the version becomes Rejected).",
+        f"{wait}, stops the run before anything in the account changes (the version becomes Rejected).",
         f"Who may answer: the account's deployers ({who}).",
     ]
     body = "\n".join(lines)
