@@ -41,6 +41,9 @@ EARLIER_CONFIG = f"{MODEL}-0badc0de"
 # ECR API that teardown deletes through does not see (tests/support/oci_registry.py), and S3 (the
 # scientist's data; a run gives its model lock back itself).
 TEARDOWN_KEEPS = ("training_jobs", "ecr", "registry", "s3", "model_packages")  # the model registry: history
+# Batch scoring leaves nothing to delete: a transform job is a record SageMaker cannot delete, like a
+# training job, and its results are the scientist's data (kept with S3).
+TEARDOWN_KEEPS += ("transform_jobs",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class Lifecycle:
     # issue 17: a tuning job's length, and the objective value each of its training jobs reports in turn
     tuning_seconds: float = 0.0
     tuning_objective_values: tuple[float, ...] = (0.81, 0.92, 0.87)
+    # issue 17: how long a batch transform job runs (Completed then, with one result per input object)
+    transform_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,10 @@ GUARD_ERRORS = f"sagelift-{MODEL}-invocation-5xx-errors"
 GUARD_LATENCY = f"sagelift-{MODEL}-model-latency"
 GUARD_DIMENSIONS = [{"Name": "EndpointName", "Value": MODEL}, {"Name": "VariantName", "Value": "AllTraffic"}]
 CANARY = {"type": "canary", "canary_percent": 10, "bake_seconds": 120}
+# issue 17 batch scoring: the run's transform job, what it scores and where its results land
+BATCH_JOB = PER_RUN.format(1)
+BATCH_INPUT = "s3://scientist-ml-data/churn/validation/"
+BATCH_OUTPUT = f"s3://scientist-ml-data/churn/output/{PER_RUN.format(1)}/batch/"
 
 
 def _guard_alarms(state: str) -> dict[str, Any]:
@@ -803,6 +812,61 @@ SCENARIOS: tuple[Scenario, ...] = (
                     changes_nothing=True,
                 ),
                 conf={"request_overrides": {"CreateTrainingJob": {"Environment": {"LOG_LEVEL": "debug"}}}},
+            ),
+        ),
+    ),
+    # --- issue 17: batch scoring -----------------------------------------------------------------
+    # The run trains, registers and creates its model as any run does, then scores the validation prefix
+    # with a transform job of the run's name instead of serving: no endpoint config, endpoint or API. The
+    # emulated job writes one <object>.out per input object under the derived output prefix. Teardown has
+    # nothing of the batch to delete (TEARDOWN_KEEPS: the job record, the results in S3).
+    Scenario(
+        "batch",
+        runs=(
+            Run(
+                23,
+                "batch scoring: a transform job scores an S3 prefix; no endpoint or API is created",
+                Expect(
+                    state={
+                        ("transform_jobs", BATCH_JOB, "TransformJobStatus"): "Completed",
+                        ("transform_jobs", BATCH_JOB, "ModelName"): PER_RUN.format(1),
+                        ("transform_jobs", BATCH_JOB, "TransformInput"): {
+                            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": BATCH_INPUT}},
+                            "ContentType": "text/csv",
+                            "SplitType": "Line",
+                        },
+                        ("transform_jobs", BATCH_JOB, "TransformOutput"): {
+                            "S3OutputPath": BATCH_OUTPUT,
+                            "AssembleWith": "Line",
+                        },
+                        ("transform_jobs", BATCH_JOB, "TransformResources"): {
+                            "InstanceType": "ml.m5.large",
+                            "InstanceCount": 1,
+                        },
+                        ("transform_jobs", BATCH_JOB, "Tags", "sagelift:model-name"): MODEL,
+                        # the results a user finds: one <object>.out per input object, beside the inputs
+                        ("s3", "scientist-ml-data"): [
+                            f"churn/output/{PER_RUN.format(1)}/batch/part-0.csv.out",
+                            "churn/train/part-0.csv",
+                            "churn/validation/part-0.csv",
+                            "models/churn/model.tar.gz",
+                            "platform/standard-tags.json",
+                        ],
+                        ("count", "models"): 1,
+                        ("count", "endpoint_configs"): 0,
+                        ("count", "endpoints"): 0,
+                        ("count", "apis"): 0,
+                    }
+                ),
+                conf={
+                    "batch": {
+                        "input_s3_uri": BATCH_INPUT,
+                        "content_type": "text/csv",
+                        "split_type": "Line",
+                        "assemble_with": "Line",
+                    }
+                },
+                lifecycle=Lifecycle(transform_seconds=60),
             ),
         ),
     ),

@@ -434,6 +434,11 @@ def sagemaker_state(admin: AdminView) -> dict[str, Any]:
         if source:
             served = source["InferenceSpecification"]["Containers"][0]
             container.update({k: served[k] for k in ("Image", "ModelDataUrl") if k in served})
+    # batch scoring (issue 17 item 10): the run's transform jobs, as SageMaker keeps them
+    state["transform_jobs"] = {}
+    for job in sm.list_transform_jobs(MaxResults=100)["TransformJobSummaries"]:
+        name = job["TransformJobName"]
+        described("transform_jobs", name, "TransformJobArn", sm.describe_transform_job, TransformJobName=name)
     for config in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]:
         name = config["EndpointConfigName"]
         described(
@@ -665,6 +670,7 @@ def _script(life: SageMakerLifecycle, lc: d.Lifecycle) -> None:
         metrics=dict(lc.training_metrics) if lc.training_metrics is not None else None,
     )
     life.tuning(seconds=lc.tuning_seconds, objective_values=lc.tuning_objective_values)
+    life.transform(seconds=lc.transform_seconds)
     life.endpoint_create(
         seconds=lc.create_seconds, outcome=lc.create_outcome, failure_reason=lc.create_failure
     )
@@ -838,7 +844,7 @@ class Play:
         # table, not compared.
         tag_sets = [
             r["Tags"]
-            for kind in ("training_jobs", "models", "endpoint_configs", "endpoints", "ecr")
+            for kind in ("training_jobs", "models", "endpoint_configs", "endpoints", "ecr", "transform_jobs")
             for r in raw[kind].values()
         ]
         tag_sets += [api.get("tags", {}) for api in raw["apis"].values()]

@@ -188,3 +188,29 @@ def test_onboarding_grants_exactly_the_transform_calls_and_the_batch_prefixes(lo
     assert jobs in execution["sagemaker:AddTags"]  # the job's tags are set on create
     assert f"arn:aws:s3:::{DATA_BUCKET}/scoring/*" in model_role["s3:GetObject"]
     assert f"arn:aws:s3:::{DATA_BUCKET}/scoring/*" in model_role["s3:PutObject"]
+
+
+def test_a_plan_lists_the_transform_job_and_no_endpoint_or_api(local_aws: LocalAws) -> None:
+    from sagelift.steps import plan_changes as planning
+
+    planners = (
+        planning.plan_model,
+        planning.plan_batch_transform,
+        planning.plan_endpoint_config,
+        planning.plan_endpoint,
+        planning.plan_alarms,
+        planning.plan_autoscaling,
+        planning.plan_pruning,
+        planning.plan_api,
+    )
+    plan = _plan("batch-plan")
+    changes = planning.plan_changes(
+        plan, lambda service, region=None: local_aws.client(service), tags=[], planners=planners
+    )
+    found = [(c.kind, c.name, c.action) for c in changes.changes]
+    assert found == [
+        ("SageMaker model", plan.names.model, "create"),
+        ("SageMaker transform job", plan.names.model, "create"),
+    ]
+    note = changes.changes[1].note
+    assert INPUT in note and f"churn/output/{plan.names.model}/batch/" in note and "1 x ml.m5.large" in note

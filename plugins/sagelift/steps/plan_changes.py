@@ -69,7 +69,7 @@ from sagelift.domain.ownership import is_owned, owner_of, per_run_name_re
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import VARIANT_NAME, build_endpoint_config_request
 from sagelift.domain.tuning import best_training_job
-from sagelift.steps import alarms, api, autoscaling, lock, model, training, tuning
+from sagelift.steps import alarms, api, autoscaling, batch, lock, model, training, tuning
 from sagelift.steps.clients import Clients
 from sagelift.steps.endpoint import CHANGING, list_tags, rollback_alarms
 from sagelift.steps.errors import StepFailed, describe_or_none, error_code
@@ -108,6 +108,11 @@ class PlanContext:
     def deploys(self) -> bool:
         """False for a train-only run (no serving image): it creates no model, endpoint or API."""
         return self.plan.params.deploys
+
+    @property
+    def serves(self) -> bool:
+        """False for a train-only run and in batch mode (a transform job instead): no endpoint, no API."""
+        return self.plan.skip_reason("deploy_endpoint") is None
 
 
 Planner = Callable[[PlanContext], list[Change]]
@@ -285,7 +290,7 @@ def _config_request(ctx: PlanContext) -> dict[str, Any]:
 
 
 def plan_endpoint_config(ctx: PlanContext) -> list[Change]:
-    if not ctx.deploys:
+    if not ctx.serves:
         return []
     name = ctx.plan.names.endpoint_config
     sm = ctx.client("sagemaker")
@@ -300,7 +305,7 @@ def plan_endpoint_config(ctx: PlanContext) -> list[Change]:
 
 
 def plan_endpoint(ctx: PlanContext) -> list[Change]:
-    if not ctx.deploys:
+    if not ctx.serves:
         return []
     changes = _plan_endpoint(ctx)
     ctx.endpoint_action = changes[0].action
@@ -385,7 +390,7 @@ def _endpoint_update(
 def plan_alarms(ctx: PlanContext) -> list[Change]:
     """The alarms of a guarded deploy, put in place when the run creates or updates the endpoint."""
     plan = ctx.plan
-    names = rollback_alarms(plan) if ctx.deploys and ctx.endpoint_action != "unchanged" else ()
+    names = rollback_alarms(plan) if ctx.serves and ctx.endpoint_action != "unchanged" else ()
     if not names:
         return []
     cloudwatch = ctx.client("cloudwatch")
@@ -423,7 +428,7 @@ def plan_autoscaling(ctx: PlanContext) -> list[Change]:
     """The variant's scalable target and policy, made what the conf says once the endpoint is InService."""
     plan = ctx.plan
     settings = plan.params.endpoint
-    if not ctx.deploys or settings.mode == "serverless":
+    if not ctx.serves or settings.mode == "serverless":
         return []
     endpoint_name = plan.names.endpoint
     client = ctx.client("application-autoscaling")  # as steps.clients.autoscaling_client makes it
@@ -466,7 +471,7 @@ def plan_pruning(ctx: PlanContext) -> list[Change]:
     """What conclude_deploy prunes after this run's successful deploy (sagelift.steps.endpoint.
     prune_revisions, read the same way): the model's endpoint configs beyond the newest
     ``keep_endpoint_configs``, this run's config being the newest and in service, and their models."""
-    if not ctx.deploys:
+    if not ctx.serves:
         return []
     plan = ctx.plan
     model_name, in_service = plan.model_name, plan.names.endpoint_config
@@ -504,7 +509,7 @@ def plan_pruning(ctx: PlanContext) -> list[Change]:
 
 # --- API Gateway ---------------------------------------------------------------------------------------
 def plan_api(ctx: PlanContext) -> list[Change]:
-    if not ctx.deploys:
+    if not ctx.serves:
         return []
     spec = api.api_spec(ctx.plan, ctx.tags)
     hook = api.ApiGatewayClient(ctx.client("apigateway"))
@@ -622,12 +627,34 @@ def _plan_usage_plan_and_key(hook: api.ApiGatewayClient, api_id: str, spec: Any)
     return changes
 
 
+# --- batch scoring -------------------------------------------------------------------------------------
+def plan_batch_transform(ctx: PlanContext) -> list[Change]:
+    """batch_transform: the run's transform job, created unless an earlier try of the run made it."""
+    if ctx.plan.skip_reason("batch_transform"):
+        return []
+    request = batch.transform_request(ctx.plan, ctx.tags)
+    name = str(request["TransformJobName"])
+    existing = describe_or_none(ctx.client("sagemaker").describe_transform_job, TransformJobName=name)
+    if existing is not None:
+        return [
+            Change("SageMaker transform job", name, "unchanged", note="made by an earlier try of this run")
+        ]
+    resources = request["TransformResources"]
+    source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    note = (
+        f"scores {source} on {resources['InstanceCount']} x {resources['InstanceType']}; results under "
+        f"{request['TransformOutput']['S3OutputPath']}"
+    )
+    return [create("SageMaker transform job", name, note)]
+
+
 # --- the change set ------------------------------------------------------------------------------------
 PLANNERS: tuple[Planner, ...] = (
     plan_model_lock,
     plan_images,
     plan_training_job,
     plan_model,
+    plan_batch_transform,
     plan_endpoint_config,
     plan_endpoint,
     plan_alarms,
