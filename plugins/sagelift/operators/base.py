@@ -100,6 +100,8 @@ def aws_session_fields(operator: Any, session: SessionFacts) -> None:
 
 
 def skip_if_train_only(plan: Plan, task: str) -> None:
-    """A train-only run (no serving image, no built-in algorithm) deploys nothing: steps 6-8 skip."""
+    """A train-only run (no serving image, no built-in algorithm) deploys nothing: steps 6-8 skip; a
+    batch run (``batch`` set) serves nothing: deploy_endpoint and expose_api skip."""
     if reason := plan.skip_reason(task):
-        raise AirflowSkipException(f"{reason}; summarize_run shows where the trained artifact is.")
+        where = "its results are" if plan.params.batch.enabled else "the trained artifact is"
+        raise AirflowSkipException(f"{reason}; summarize_run shows where {where}.")
