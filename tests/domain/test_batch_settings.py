@@ -230,3 +230,33 @@ def test_the_shipped_transform_instance_types_are_botocores() -> None:
     model = botocore.session.get_session().get_service_model("sagemaker")
     shape = model.operation_model("CreateTransformJob").input_shape.members["TransformResources"]
     assert transform_instance_types() == tuple(sorted(shape.members["InstanceType"].enum))
+
+
+def test_the_summary_shows_the_job_and_where_the_results_are_on_both_engines() -> None:
+    from sagelift.domain.summary import build_run_summary, render_run_summary
+
+    plan = _plan(batch={"input_s3_uri": INPUT})
+    facts = {
+        "job": plan.names.model,
+        "status": "Completed",
+        "input_s3_uri": INPUT,
+        "output_s3_uri": f"s3://{DATA_BUCKET}/churn/output/{plan.names.model}/batch/",
+        "instance_type": "ml.m5.large",
+        "instance_count": 1,
+        "seconds": 42.0,
+    }
+    airflow = {"Transform": {"TransformJobName": plan.names.model}, "Batch": facts}
+    for xcom in (airflow, facts):  # Airflow's task returns both, the KFP step the facts
+        summary = build_run_summary(
+            plan.to_xcom(), images=None, training=None, model=None, endpoint=None, api=None, batch=xcom
+        )
+        assert summary["batch"] == facts and summary["invoke_url"] is None
+        kinds = {r["kind"]: r for r in summary["resources"]}
+        assert kinds["batch transform job"]["output"] == facts["output_s3_uri"]
+        assert "endpoint" not in kinds and "endpoint config" not in kinds
+        text = render_run_summary(summary)
+        assert f"results under {facts['output_s3_uri']}" in text and "in 42 s" in text
+    serving = build_run_summary(
+        _plan().to_xcom(), images=None, training=None, model=None, endpoint=None, api=None
+    )
+    assert serving["batch"] is None
