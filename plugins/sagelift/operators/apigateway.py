@@ -20,10 +20,11 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from sagelift.domain.teardown import TeardownPlan
-from sagelift.hooks.apigateway import ApiGatewayHook
 from sagelift.links.apigateway import ApiGatewayInvokeUrlLink, ApiGatewayStageLink
 from sagelift.operators.base import StepInputs, skip_if_train_only, step_errors
-from sagelift.steps.api import api_spec, expose_model_api
+
+# The hook and the step (sagelift.steps.api) are imported when a task executes: the DAG file's parse and
+# every other task's process load this module (for the operator and the notifier) without needing them.
 
 
 class ApiGatewayExposeOperator(StepInputs, BaseOperator):
@@ -46,6 +47,9 @@ class ApiGatewayExposeOperator(StepInputs, BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         plan, session = self.read_plan(), self.read_session()
         skip_if_train_only(plan, "expose_api")
+        from sagelift.hooks.apigateway import ApiGatewayHook
+        from sagelift.steps.api import api_spec, expose_model_api
+
         hook = ApiGatewayHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
         with step_errors():
             spec = api_spec(plan, self.read_tags())
@@ -93,6 +97,8 @@ class ApiGatewayRemoveOperator(StepInputs, BaseOperator):
             plan = TeardownPlan.from_xcom(self.plan)
         session = self.read_session()
         api_name = model_name = plan.model_name
+        from sagelift.hooks.apigateway import ApiGatewayHook
+
         hook = ApiGatewayHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
         with step_errors():
             removal = hook.remove_model_api(api_name, model_name)

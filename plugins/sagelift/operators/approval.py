@@ -30,7 +30,9 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from sagelift.domain import approval
 from sagelift.operators.base import StepInputs, connection_clients, step_errors
-from sagelift.steps.approval import approval_changes, record_decision
+
+# sagelift.steps.approval (the change set's planners: most of the steps) is imported when the task runs:
+# the DAG file's parse and every other task's process load this module without needing it.
 
 
 class SageMakerApproveDeployOperator(StepInputs, ApprovalOperator):
@@ -75,6 +77,8 @@ class SageMakerApproveDeployOperator(StepInputs, ApprovalOperator):
                 f"approve_deploy: {plan.model_name} version {registered.get('version')} is Rejected in the "
                 "registry; the run stops before create_model: nothing in the account was changed"
             )
+        from sagelift.steps.approval import approval_changes
+
         with step_errors("approve_deploy: "):
             changes = approval_changes(
                 plan, connection_clients(self.read_session()), self.read_tags(), registered
@@ -107,6 +111,8 @@ class SageMakerApproveDeployOperator(StepInputs, ApprovalOperator):
         if "error" in event and event.get("error_type") != "timeout":
             self.process_trigger_event_error(event)  # an invalid response: Airflow's own error
         decision = approval.read_decision(event, plan.platform.approvers(plan.account_id))
+        from sagelift.steps.approval import record_decision
+
         with step_errors("approve_deploy: "):
             client = connection_clients(self.read_session())("sagemaker")
             status = record_decision(client, registered, decision, plan.run_id)

@@ -29,7 +29,8 @@ from sagelift.links.sagemaker import TRANSFORM_LINKS
 from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, step_errors
 from sagelift.steps import batch
 from sagelift.steps.endpoint import attempts
-from sagelift.triggers.sagemaker import SageMakerTransformCompleteTrigger
+
+# The trigger is imported when the task defers: the DAG file's parse and other tasks' processes skip it.
 
 
 class SageMakerBatchTransformOperator(StepInputs, SageMakerTransformOperator):
@@ -68,6 +69,8 @@ class SageMakerBatchTransformOperator(StepInputs, SageMakerTransformOperator):
             description = batch.start_transform(self._client, self.config)
             if description["TransformJobStatus"] in batch.RUNNING:
                 if self.deferrable:
+                    from sagelift.triggers.sagemaker import SageMakerTransformCompleteTrigger
+
                     self.defer(
                         timeout=datetime.timedelta(seconds=self.max_ingestion_time),
                         trigger=SageMakerTransformCompleteTrigger(

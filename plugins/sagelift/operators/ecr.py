@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -29,25 +29,31 @@ from sagelift.domain.images import ImageReference
 from sagelift.domain.plan import Plan, SessionFacts
 from sagelift.domain.platform import PlatformConfig
 from sagelift.operators.base import StepInputs, connection_clients, step_errors
-from sagelift.steps.images import publish_images, skip_reason
-from sagelift.steps.promotion import promote_images
-from sagelift.steps.registry import (
-    ImageNotFoundError,
-    RegistryAuthError,
-    RegistryCredentials,
-    RegistryHook,
-    RegistryPolicyError,
-    RegistryTlsError,
-)
+
+# The steps (sagelift.steps.images, .promotion, .registry) are imported when the task executes: the DAG
+# file's parse and every other task's process load this module without needing them.
+if TYPE_CHECKING:
+    from sagelift.steps.registry import RegistryCredentials, RegistryHook
 
 XCOM_RETURN_KEY = "return_value"
-FINAL = (
-    ImageNotFoundError,
-    RegistryAuthError,
-    RegistryTlsError,
-    RegistryPolicyError,
-    SageliftValidationError,
-)
+
+
+def _final_errors() -> tuple[type[Exception], ...]:
+    """The copy's outcomes that no retry changes."""
+    from sagelift.steps.registry import (
+        ImageNotFoundError,
+        RegistryAuthError,
+        RegistryPolicyError,
+        RegistryTlsError,
+    )
+
+    return (
+        ImageNotFoundError,
+        RegistryAuthError,
+        RegistryTlsError,
+        RegistryPolicyError,
+        SageliftValidationError,
+    )
 
 
 class EcrCopyImagesOperator(StepInputs, BaseOperator):
@@ -77,6 +83,8 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
 
     @cached_property
     def registry(self) -> RegistryHook:
+        from sagelift.steps.registry import RegistryHook
+
         return RegistryHook(
             skopeo=self.skopeo,
             retry_times=self.skopeo_retry_times,
@@ -85,6 +93,8 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from sagelift.steps.images import publish_images, skip_reason
+
         plan, session = self.read_plan(), self.read_session()
         source_conn_id = plan.platform.ecr.source_registry_conn_id
         with step_errors():
@@ -102,7 +112,7 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
                         registry=self.registry,
                         mask_secret=mask_secret,
                     )
-            except FINAL as err:
+            except _final_errors() as err:
                 raise AirflowFailException(str(err)) from err
         reason = skip_reason(results)
         if reason:
@@ -113,6 +123,8 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
     def _promote(self, plan: Plan, session: SessionFacts) -> dict[str, Any]:
         """A promoted run: the source version read through the source account's own connection (its role
         chain), checked against the platform configuration as it is now."""
+        from sagelift.steps.promotion import promote_images
+
         source_account = plan.params.promote_from.account_id
         current = PlatformConfig.from_dict(load_platform_config_raw())
         source_session = replace(
@@ -133,6 +145,8 @@ def _connection_credentials(conn_id: str) -> Any:
     """Credentials of the platform's source-registry connection, for the registry its Host names only."""
 
     def credentials(ref: ImageReference) -> RegistryCredentials | None:
+        from sagelift.steps.registry import RegistryCredentials
+
         conn = BaseHook.get_connection(conn_id)
         host = (conn.host or "").removeprefix("https://").rstrip("/")
         if not host:

@@ -32,8 +32,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from sagelift.domain.plan import Plan
 from sagelift.operators.base import StepInputs
-from sagelift.pod import program_source
-from sagelift.steps.pvc import FINAL_EXIT_CODES, PROGRAM, claim_spec, derive_pod_name
+
+# The step (sagelift.steps.pvc and the pod program it ships) is imported when the task executes: every
+# parse of the DAG file and every other task's process loads this module without needing it.
 
 # What BaseOperator takes; every other keyword goes to the pod operator (e.g. its poll intervals).
 _BASE_OPERATOR_ARGS = frozenset(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs"}
@@ -77,6 +78,8 @@ class KubernetesEnsurePvcOperator(StepInputs, BaseOperator):
             )
         if plan.params.plan_only:
             raise AirflowSkipException("plan_only: the run changes nothing, so no claim is ensured")
+        from sagelift.steps.pvc import claim_spec
+
         pod = self._pod_operator(plan, context)
         spec = claim_spec(plan)
         self.log.info(
@@ -100,9 +103,13 @@ class KubernetesEnsurePvcOperator(StepInputs, BaseOperator):
 
     def _pod_operator(self, plan: Plan, context: Any) -> Any:
         """The provider's pod operator, configured from the plan for this try."""
+        from kubernetes.client import models as k8s
+
+        from sagelift.pod import program_source
+        from sagelift.steps.pvc import PROGRAM, claim_spec, derive_pod_name
+
         settings = plan.platform.kubernetes
         spec = claim_spec(plan)
-        from kubernetes.client import models as k8s
 
         pod = _pod_operator_class()(task_id=self.task_id, **{**_POD_DEFAULTS, **self.pod_kwargs})
         pod.kubernetes_conn_id = settings.kubernetes_conn_id
@@ -133,6 +140,8 @@ class KubernetesEnsurePvcOperator(StepInputs, BaseOperator):
 def _pod_operator_class() -> type[Any]:
     """The provider's KubernetesPodOperator with sagelift's failure rule; imported on first use."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from sagelift.steps.pvc import FINAL_EXIT_CODES
 
     class EnsurePvcPodOperator(KubernetesPodOperator):
         def run_pod(self, context: Any) -> Any:

@@ -39,7 +39,8 @@ from sagelift.domain.plan import Plan
 from sagelift.domain.teardown import TeardownPlan, read_any_plan
 from sagelift.operators.base import StepInputs, connection_clients, step_errors
 from sagelift.steps import lock as locks
-from sagelift.triggers.lock import S3ModelLockAvailableTrigger
+
+# The trigger is imported when the task defers: the DAG file's parse and other tasks' processes skip it.
 
 
 def _unserialized(plan: Plan | TeardownPlan) -> str:
@@ -110,6 +111,8 @@ class S3AcquireModelLockOperator(_LockStep, BaseOperator):
             state.until,
             deadline,
         )
+        from sagelift.triggers.lock import S3ModelLockAvailableTrigger
+
         self.defer(
             trigger=S3ModelLockAvailableTrigger(
                 bucket=lock.bucket,

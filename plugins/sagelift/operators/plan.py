@@ -18,7 +18,6 @@ from airflow.sdk.bases.skipmixin import SkipMixin
 
 from sagelift.hooks.airflow_api import AirflowApiHook
 from sagelift.operators.base import StepInputs, connection_clients, step_errors
-from sagelift.steps.plan_changes import plan_changes
 
 
 class PlanChangesOperator(StepInputs, BaseOperator, SkipMixin):
@@ -37,6 +36,9 @@ class PlanChangesOperator(StepInputs, BaseOperator, SkipMixin):
         if not plan.params.plan_only:
             self.log.info("plan_only is not set: the run goes on and makes its changes.")
             return None
+        # Only a plan-only run needs the step: every other run (and every parse) goes without importing it.
+        from sagelift.steps.plan_changes import plan_changes
+
         session = self.read_session()
         with step_errors("plan_changes: "):
             changes = plan_changes(plan, connection_clients(session))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerEndpointOperator,
@@ -48,10 +48,12 @@ from sagelift.operators.base import (
     step_errors,
 )
 from sagelift.steps import endpoint as endpoints
-from sagelift.steps import model as models
-from sagelift.steps import serving, training
-from sagelift.steps.promotion import promoted_artifact
-from sagelift.triggers.sagemaker import SageMakerEndpointCompleteTrigger, SageMakerTrainingCompleteTrigger
+from sagelift.steps import training
+
+# The triggers and the steps only create_model and deploy_endpoint use are imported when a task executes:
+# the DAG file's parse and every other task's process load this module without needing them.
+if TYPE_CHECKING:
+    from sagelift.triggers.sagemaker import SageMakerTrainingCompleteTrigger
 
 
 def _client(operator: Any) -> Any:
@@ -117,6 +119,8 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
     def _trigger(
         self, job_name: str, print_log: bool, description: dict[str, Any]
     ) -> SageMakerTrainingCompleteTrigger:
+        from sagelift.triggers.sagemaker import SageMakerTrainingCompleteTrigger
+
         return SageMakerTrainingCompleteTrigger(
             job_name=job_name,
             waiter_delay=self.check_interval,
@@ -198,6 +202,9 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
         skip_if_train_only(plan, "create_model")
+        from sagelift.steps import model as models
+        from sagelift.steps.promotion import promoted_artifact
+
         aws_session_fields(self, self.read_session())
         artifact = promoted_artifact(self.read_images()) or training.model_artifact(
             plan, (self.tuning or self.training or {}).get("Training")
@@ -226,6 +233,9 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
         skip_if_train_only(plan, "deploy_endpoint")
+        from sagelift.steps import serving
+        from sagelift.triggers.sagemaker import SageMakerEndpointCompleteTrigger
+
         aws_session_fields(self, self.read_session())
         settings = plan.platform.sagemaker
         with step_errors():
@@ -264,6 +274,8 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
             return self._finish(plan)
 
     def _finish(self, plan: Plan) -> dict[str, Any]:
+        from sagelift.steps import serving
+
         names = plan.names
         result = {
             "EndpointConfig": serialize(self.hook.describe_endpoint_config(names.endpoint_config)),

@@ -17,9 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from sagelift.domain.plan import SessionFacts
 from sagelift.domain.teardown import read_any_plan
-from sagelift.hooks.session_factory import role_chain_factory_problem
 from sagelift.operators.base import StepInputs, step_errors
-from sagelift.steps.role_chain import check_identity
 
 
 class StsAssumeRoleChainOperator(StepInputs, BaseOperator):
@@ -33,6 +31,10 @@ class StsAssumeRoleChainOperator(StepInputs, BaseOperator):
         self._store_inputs(plan=plan)
 
     def execute(self, context: Any) -> dict[str, Any]:
+        # Imported here, not at the top: the DAG file's parse and every other task's process skip them.
+        from sagelift.hooks.session_factory import role_chain_factory_problem
+        from sagelift.steps.role_chain import check_identity
+
         with step_errors():
             plan = read_any_plan(self.plan)
         platform, account_id = plan.platform, plan.account_id

@@ -28,7 +28,8 @@ from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, step_errors
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import tuning
-from sagelift.triggers.sagemaker import SageMakerTuningCompleteTrigger
+
+# The trigger is imported when the task defers: the DAG file's parse and other tasks' processes skip it.
 
 
 def _client(operator: Any) -> Any:
@@ -68,6 +69,8 @@ class SageMakerTuneModelOperator(StepInputs, SageMakerTuningOperator):
             description = tuning.start_tuning(_client(self), self.config)
             if description["HyperParameterTuningJobStatus"] in tuning.RUNNING:
                 if self.deferrable:
+                    from sagelift.triggers.sagemaker import SageMakerTuningCompleteTrigger
+
                     self.defer(
                         timeout=datetime.timedelta(seconds=self.max_ingestion_time),
                         trigger=SageMakerTuningCompleteTrigger(
