@@ -115,23 +115,31 @@ def airflow_imports(path):
             yield node.module
 
 
-cpu = {}
+cpu, tasks = {}, {}
 for path in sys.argv[1:]:
     for module in airflow_imports(path):  # the manager's pre-import, before the fork
         importlib.import_module(module)
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # what the parsing process does: load the file, serialize its DAGs
         bag = BundleDagBag(dag_folder=path, bundle_path=Path(path).parent, bundle_name="dags-folder", load_op_links=False)
         _serialize_dags(bag, structlog.get_logger())
+        counts = [len(dag.tasks) for dag in bag.dags.values()]
+        os.write(write_end, json.dumps(counts).encode())
         os._exit(0 if bag.dags and not bag.import_errors else 1)
+    os.close(write_end)
     _, status, usage = os.wait4(pid, 0)
-    cpu[os.path.basename(path)] = usage.ru_utime + usage.ru_stime if status == 0 else float("nan")
-print(json.dumps(cpu))
+    name = os.path.basename(path)
+    cpu[name] = usage.ru_utime + usage.ru_stime if status == 0 else float("nan")
+    tasks[name] = json.loads(os.read(read_end, 4096) or b"[]")
+    os.close(read_end)
+print(json.dumps({"cpu": cpu, "tasks": tasks}))
 """
 
 
-def parse_cpu(home: Path, dags: Path, bytecode: bool) -> dict[str, float]:
-    """CPU seconds of each file's parse in a forked child, as the processor forks it (load-independent)."""
+def parse_cpu(home: Path, dags: Path, bytecode: bool) -> tuple[dict[str, float], dict[str, list[int]]]:
+    """CPU seconds of each file's parse in a forked child, as the processor forks it (load-independent),
+    and the task count of each DAG the file defines."""
     env = environment(home, dags, bytecode)
     files = [str(p) for p in sorted(dags.glob("*.py"))]
     out = subprocess.run(
@@ -139,7 +147,8 @@ def parse_cpu(home: Path, dags: Path, bytecode: bool) -> dict[str, float]:
     )
     if out.returncode != 0:
         raise RuntimeError(f"the CPU probe failed:\n{out.stderr[-2000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(result["cpu"]), dict(result["tasks"])
 
 
 def main() -> None:
@@ -164,7 +173,9 @@ def main() -> None:
             if bytecode:
                 parse_once(home, dags, bytecode)  # compiles what has no .pyc yet into the pycache folder
             passes = [parse_once(home, dags, bytecode) for _ in range(RUNS)]
-            cpu_passes = [parse_cpu(home, dags, bytecode) for _ in range(RUNS)]
+            probes = [parse_cpu(home, dags, bytecode) for _ in range(RUNS)]
+            cpu_passes = [cpu for cpu, _ in probes]
+            tasks = probes[0][1]
             files = sorted({name for result in passes for name in result})
             median = {name: statistics.median(p[name] for p in passes if name in p) for name in files}
             cpu = {name: statistics.median(p.get(name, float("nan")) for p in cpu_passes) for name in files}
@@ -173,12 +184,14 @@ def main() -> None:
             label = "with bytecode" if bytecode else "without bytecode"
             load = os.getloadavg()[0]
             print(f"\nDAG processor parse time per file, {label} (median of {RUNS} passes, load {load:.1f})")
-            print(f"  {'file':28} {'seconds':>8} {'x empty':>8} {'target':>8} {'CPU s':>7} {'x empty':>8}")
+            print(
+                f"  {'file':28} {'seconds':>8} {'x empty':>8} {'target':>8} {'CPU s':>7} {'x empty':>8}  tasks"
+            )
             for name in files:
                 verdict = "" if name == "empty_floor.py" else ("ok" if median[name] <= TARGET else "OVER")
                 print(
                     f"  {name:28} {median[name]:8.3f} {median[name] / floor:8.1f} {verdict:>8} "
-                    f"{cpu[name]:7.3f} {cpu[name] / cpu_floor:8.1f}"
+                    f"{cpu[name]:7.3f} {cpu[name] / cpu_floor:8.1f}  {'+'.join(map(str, tasks.get(name, [])))}"
                 )
     finally:
         shutil.rmtree(home, ignore_errors=True)
