@@ -280,3 +280,60 @@ def test_validate_refuses_a_promotion_by_a_user_who_is_not_a_deployer_in_the_sou
     )
     assert len(first_line) < 200
     assert local_aws.request_count() == before  # refused before any AWS call
+
+
+@pytest.mark.slow
+def test_the_staged_retrain_dag_promotes_the_version_its_staging_run_registered(tmp_path, airflow_db):
+    """The retrain DAG runs for real (dag.test): its first task starts the staging run, the second reads that
+    run's register_model XCom through Airflow (another DAG's run) and starts the production run with the
+    promotion conf. (dag.test cannot run the triggered runs: a stand-in for them records what register_model
+    returns and marks each finished, so the waits end.)"""
+    import threading
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    registration = _staged_registration(tmp_path)
+    (model,) = load_retrain_models(tmp_path)
+    dag = build_retrain_dag(model)
+    started: dict[str, Any] = {}
+    done = threading.Event()
+
+    def stand_in_for_the_deploy_runs() -> None:
+        while not done.wait(0.2):
+            with create_session() as session:
+                for run in session.query(DagRun).filter(DagRun.dag_id == "sagemaker_deploy"):
+                    if run.run_id in started:
+                        continue
+                    started[run.run_id] = run.conf
+                    if "promote_from" not in run.conf:  # staging: it registered version 5
+                        XComModel.set(
+                            "return_value",
+                            {"version": 5, "status": "Approved", "model_package_group": "churn-predictor"},
+                            dag_id="sagemaker_deploy",
+                            task_id="register_model",
+                            run_id=run.run_id,
+                            serialize=False,  # stored as the execution API stores a task's return value
+                            session=session,
+                        )
+                    run.state = "success"
+                if len(started) == 2:
+                    return
+
+    watcher = threading.Thread(target=stand_in_for_the_deploy_runs, daemon=True)
+    watcher.start()
+    try:
+        retrain_run = dag.test()
+    finally:
+        done.set()
+        watcher.join(10)
+
+    assert str(retrain_run.state) == "success"
+    prefix = f"retrain__{dag.dag_id}__"
+    (staging_id,) = [r for r in started if r.startswith(prefix + "staging__")]
+    (production_id,) = [r for r in started if r.startswith(prefix + "production__")]
+    assert started[staging_id] == registration["conf"]
+    assert started[production_id] == stage_conf(
+        registration["conf"], Stage("production", PRODUCTION), PromoteFrom(STAGING, 5)
+    )
