@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from sagelift.domain import apigateway as api
+from sagelift.domain.batch_settings import BatchSettings, build_transform_job_request
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.images import (
     check_source_registry,
@@ -230,6 +231,25 @@ class Rule:
 
 LONG_PATH = "public.ecr.aws/team/" + "t" * 150 + ":1"
 AWS_IMAGE_ELSEWHERE = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.1"
+
+
+def _transform_request(settings: BatchSettings, *, training_output: str | None) -> dict[str, Any]:
+    return build_transform_job_request(
+        settings,
+        job_name="churn-predictor-0123abcd",
+        model_name="churn-predictor-0123abcd",
+        training_output=training_output,
+        tags=[],
+    )
+
+
+def _refused_transform(settings: BatchSettings, *, training_output: str | None) -> None:
+    errors = validate_request(
+        "sagemaker", "CreateTransformJob", _transform_request(settings, training_output=training_output)
+    )
+    assert errors, f"botocore's model accepts {settings}"
+
+
 RULES: tuple[Rule, ...] = (
     # CreateTrainingJob (train_model), via botocore's model
     Rule(
@@ -658,6 +678,40 @@ RULES: tuple[Rule, ...] = (
         platform={"api": {"access_log_destination_arn": "arn:aws:logs:us-east-1:1:log-group:x:*"}},
         later=api_refuses(access_log_destination_arn="arn:aws:logs:us-east-1:1:log-group:x:*"),
     ),
+    # CreateTransformJob (batch_transform, issue 17 item 10)
+    Rule(
+        "batch_input_required",
+        "build_transform_job_request",
+        "batch.input_s3_uri",
+        {"batch": {"split_type": "Line"}},
+        later=raises(ValueError, lambda: _transform_request(BatchSettings(), training_output="s3://b/out/")),
+    ),
+    Rule(
+        "batch_output_required",
+        "batch_output_s3_uri (build_transform_job_request)",
+        "batch.output_s3_uri",
+        {
+            "batch": {"input_s3_uri": "s3://scientist-ml-data/trials/"},
+            "model_artifact_s3_path": "s3://scientist-ml-data/models/churn/model.tar.gz",
+            "training_docker_image": "",
+            "training_channels": [],
+            "training_s3_output_path": "",
+        },
+        later=raises(
+            ValueError,
+            lambda: _transform_request(BatchSettings(input_s3_uri="s3://b/in/"), training_output=None),
+        ),
+    ),
+    Rule(
+        "batch_instance_type",
+        "CreateTransformJob TransformResources.InstanceType",
+        "batch.instance_type",
+        {"batch": {"input_s3_uri": "s3://scientist-ml-data/trials/", "instance_type": "ml.t2.medium"}},
+        later=lambda: _refused_transform(
+            BatchSettings(input_s3_uri="s3://b/in/", instance_type="ml.t2.medium"),
+            training_output="s3://b/o/",
+        ),
+    ),
 )
 
 
@@ -696,6 +750,7 @@ def test_every_rule_either_shows_the_later_refusal_or_says_why_not() -> None:
 # --- every input error raised after validate is classified -------------------------------------------
 SCANNED = (
     "domain/sagemaker.py",
+    "domain/batch_settings.py",
     "domain/apigateway.py",
     "domain/images.py",
     "domain/tags.py",
@@ -712,6 +767,8 @@ INPUT_ERRORS = {"ValueError", "SageliftValidationError", "SageliftValidationErro
 CLASSIFIED: dict[tuple[str, str], str] = {
     ("domain/sagemaker.py", "resolve_training_image"): "rule:algorithm_region",
     ("domain/sagemaker.py", "build_training_job_request"): "rule:output_path_required",
+    ("domain/batch_settings.py", "build_transform_job_request"): "rule:batch_input_required",
+    ("domain/batch_settings.py", "batch_output_s3_uri"): "rule:batch_output_required",
     ("domain/images.py", "parse_image_reference"): "rule:image_reference",
     ("domain/images.py", "derive_ecr_repository_name"): "rule:ecr_repository_name",
     ("domain/images.py", "validate_image_host"): "rule:image_source",
