@@ -4,6 +4,7 @@ registered version, and the summary's registry line; every body valid for botoco
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -160,3 +161,15 @@ def test_the_summary_shows_group_version_status_and_gate() -> None:
     )
     assert summary["registry"]["version"] == 3 and summary["registry"]["quality_gate"] == "passed"
     assert "Model registry: churn version 3 is Approved; quality gate passed" in render_run_summary(summary)
+
+
+def test_a_retrain_registration_carries_its_threshold() -> None:
+    from sagelift.domain.retrain import parse_retrain_model
+    from tests.conftest import ROOT
+
+    raw = json.loads((ROOT / "include/examples/retrain/fraud-scorer.json").read_text())
+    registered = parse_retrain_model("fraud-scorer", raw)
+    assert parse_params(registered.conf).quality_gate.to_dict() == ["validation:auc >= 0.9"]
+    with pytest.raises(SageliftValidationError) as refused:
+        parse_retrain_model("fraud-scorer", {**raw, "conf": {**raw["conf"], "quality_gate": ["auc >> 1"]}})
+    assert refused.value.fields == ["fraud-scorer: conf.quality_gate[0]"]
