@@ -79,6 +79,7 @@ LIVE_TIER = "tests/live/"
 LIVE_UNITS = {
     "tests/live/test_standalone.py": "tests/live/#1",
     "tests/live/test_trigger_form.py": "tests/live/#1",
+    "tests/live/test_approval.py": "tests/live/#1",
 }
 # The modules that take minutes (measured with --durations), handed out right after the live tier.
 # Modules whose tests are independent runs, split round-robin into this many units so that several

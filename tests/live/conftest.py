@@ -23,6 +23,7 @@ import pytest
 from sagelift.domain.plan import derive_run_key
 from tests.conftest import ROOT
 from tests.e2e.conftest import K8S_CONN_ID, kubernetes_api  # noqa: F401  (fixture)
+from tests.live import approval_account
 from tests.support.airflow_standalone import ADMIN, AirflowStandalone, dag_imports
 from tests.support.local_aws import SCIENTIST_ACCOUNT
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
@@ -43,7 +44,9 @@ def access_settings() -> dict:
         "accounts": {
             SCIENTIST_ACCOUNT: {"deployers": {"groups": ["scientists"]}},
             ALICE_ACCOUNT: {"deployers": {"users": [ALICE]}},
+            **approval_account.account_settings("scientists"),
         },
+        "approval_timeout_seconds": approval_account.APPROVAL_TIMEOUT_SECONDS,
     }
 
 
@@ -74,6 +77,7 @@ def world(local_aws_server, kubernetes_api, airflow_db):  # noqa: F811
         env.update(kubernetes_api.airflow_connection_env(K8S_CONN_ID))
     scenario.build()
     env.update(scenario.airflow_env())
+    env.update(approval_account.onboard(local_aws_server, scenario))
     with (
         SageMakerLifecycle(time_scale=10).installed(local_aws_server) as life,
         AirflowStandalone(
