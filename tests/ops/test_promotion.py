@@ -47,7 +47,8 @@ class RecordingTaskInstance(FakeTaskInstance):
 
 
 def _staged_registration(folder: Path) -> dict[str, Any]:
-    conf = demo_conf(quality_gate=[], endpoint={"instance_count": 1})
+    # a value that Jinja would render: the promoted run must receive it as written (conf is data)
+    conf = demo_conf(quality_gate=[], endpoint={"instance_count": 1}, environment={"NOTE": "{{ 7*191 }}"})
     registration = {"owner": "priya.shah", "schedule": "0 3 * * 1", "conf": conf, "stages": STAGES}
     (folder / f"{conf['model_name']}.json").write_text(json.dumps(registration))
     return registration
@@ -86,6 +87,7 @@ def test_a_staged_retrain_deploys_to_staging_then_promotes_the_version_it_regist
         registration["conf"], Stage("production", PRODUCTION), PromoteFrom(STAGING, 4)
     )
     assert triggered.conf["account_id"] == PRODUCTION and "training_docker_image" not in triggered.conf
+    assert triggered.conf["environment"] == {"NOTE": "{{ 7*191 }}"}  # rendered fields left it alone
     # validate recognises both runs as the registration's (the owner acts in both), and nothing else
     found = registered_retrain("operator_triggered", triggered.dag_run_id, triggered.conf, tmp_path)
     assert found is not None and found.owner == "priya.shah"
