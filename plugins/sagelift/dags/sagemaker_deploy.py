@@ -142,7 +142,8 @@ with DAG(
         session=session,
         tags=tags,
         doc_md="Copies training and serving images from other registries into your account's ECR and pins "
-        "every image by digest. Images already in your ECR are used as they are.",
+        "every image by digest. Images already in your ECR are used as they are. With promote_from, it "
+        "reads that version in the source account and copies its serving image from there by digest.",
     )
     images = copy_images.output
     train_model = SageMakerTrainModelOperator(
