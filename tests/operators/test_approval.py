@@ -9,20 +9,23 @@ in the registry, the task's outcome and message, and the account (no model or en
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
+from airflow.sdk.api.datamodels._generated import DagRunType
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
 
 from sagelift.domain.plan import Plan
 from sagelift.operators.approval import SageMakerApproveDeployOperator
 from sagelift.steps.model_registry import register_version
 from tests.support.botocore_validation import recording_aws_calls
-from tests.support.local_aws import SCIENTIST_ACCOUNT, LocalAws
-from tests.support.scenario import DAG_TEST_USER, Scenario
+from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
+from tests.support.scenario import DAG_TEST_USER, Scenario, demo_conf
 from tests.support.task_context import FakeTaskInstance, step_plan, step_session, use_scientist_keys
 
 TAGS = [{"Key": "team", "Value": "churn"}]
@@ -185,3 +188,26 @@ def test_an_account_without_approval_skips_saying_why(
 
     assert "does not require approval (platform.accounts.<account>.requires_approval)" in str(skipped.value)
     assert setup.requests == [] and local_aws.request_count() == before
+
+
+def test_the_kfp_dag_s_validate_refuses_a_run_that_needs_approval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sagelift.dags.sagemaker_deploy_kfp import dag
+
+    account = {"deployers": {"users": ["bob"]}, "requires_approval": True}
+    platform = {"region": REGION, "accounts": {SCIENTIST_ACCOUNT: account}}
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(platform))
+    dag_run = SimpleNamespace(
+        conf=demo_conf(),
+        dag_id="sagemaker_deploy_kfp",
+        run_id="manual__1",
+        run_type=DagRunType("manual"),
+        triggering_user_name="bob",
+    )
+
+    with pytest.raises(AirflowFailException) as refused:
+        dag.get_task("validate").execute({"dag_run": dag_run})
+
+    assert (
+        "requires approval (platform.accounts.<id>.requires_approval); KFP cannot ask: use the Airflow DAG"
+        in str(refused.value)
+    )
