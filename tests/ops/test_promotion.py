@@ -339,3 +339,39 @@ def test_the_staged_retrain_dag_promotes_the_version_its_staging_run_registered(
     assert started[production_id] == stage_conf(
         registration["conf"], Stage("production", PRODUCTION), PromoteFrom(STAGING, 5)
     )
+
+
+def test_a_source_account_without_its_connection_is_refused_naming_it(monkeypatch):
+    """The provider would fall back to the worker's own identity: copy_images refuses instead."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sagelift.domain.params import default_conf
+    from sagelift.domain.plan import SessionFacts, build_plan
+    from sagelift.operators.ecr import EcrCopyImagesOperator
+
+    platform = {
+        "region": REGION,
+        "accounts": {
+            STAGING: {"deployers": {"users": ["priya"]}},
+            PRODUCTION: {"deployers": {"users": ["priya"]}},
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(platform))
+    monkeypatch.delenv(f"AIRFLOW_CONN_SAGELIFT_AWS_{STAGING}", raising=False)
+    conf = stage_conf(demo_conf(), Stage("production", PRODUCTION), PromoteFrom(STAGING, 1))
+    plan = build_plan({**default_conf(), **conf}, platform, "sagemaker_deploy", "r1", triggered_by="priya")
+    session = SessionFacts(
+        region=REGION,
+        account_id=PRODUCTION,
+        execution_role_arn=role_arn(PRODUCTION, EXECUTION_ROLE),
+        caller_arn="arn:aws:sts::444444444444:assumed-role/sagelift-pipeline-execution/s",
+        session_name="s",
+        aws_conn_id=f"sagelift_aws_{PRODUCTION}",
+    ).to_xcom()
+    task = EcrCopyImagesOperator(task_id="copy_images", plan=plan, session=session, tags=[])
+    with pytest.raises(AirflowFailException) as refused:
+        task.execute({"ti": FakeTaskInstance({})})
+    assert f"promote_from.account_id: account {STAGING} is onboarded but its AWS connection" in str(
+        refused.value
+    )
+    assert f"'sagelift_aws_{STAGING}' does not exist" in str(refused.value)

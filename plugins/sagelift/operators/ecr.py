@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 from airflow.sdk.log import mask_secret
 
 from sagelift.config import load_platform_config_raw
@@ -126,13 +126,26 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
         from sagelift.steps.promotion import promote_images
 
         source_account = plan.params.promote_from.account_id
+        conn_id = plan.platform.aws_conn_id(source_account)
         current = PlatformConfig.from_dict(load_platform_config_raw())
-        source_session = replace(
-            session, account_id=source_account, aws_conn_id=plan.platform.aws_conn_id(source_account)
-        )
+        source = connection_clients(replace(session, account_id=source_account, aws_conn_id=conn_id))
+
+        def source_clients(service: str, region: str | None = None) -> Any:
+            # Called only after the step has checked the user against the source account's deployers.
+            # A missing connection would make the provider fall back to the worker's own identity.
+            try:
+                BaseHook.get_connection(conn_id)
+            except AirflowNotFoundException:
+                raise AirflowFailException(
+                    f"promote_from.account_id: account {source_account} is onboarded but its AWS connection "
+                    f"{conn_id!r} does not exist; an ML engineer creates it (README 'Onboarding a scientist "
+                    "account')."
+                ) from None
+            return source(service, region)
+
         return promote_images(
             plan,
-            connection_clients(source_session),
+            source_clients,
             connection_clients(session),
             self.read_tags(),
             registry=self.registry,
