@@ -21,9 +21,11 @@ from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.lock import lease_seconds_for
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.summary import build_run_summary, render_run_summary
 from tests.conftest import ROOT
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
 from tests.support.scenario import demo_conf
+from tests.support.task_context import step_plan
 
 APPROVERS = ("alice", "ines")
 
@@ -160,3 +162,19 @@ def test_the_kfp_glue_s_validate_refuses_it_too(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SageliftValidationError) as refused:
         steps.plan_run(demo_conf(), "sagemaker-deploy", "kfp-approval-1")
     assert "KFP cannot ask: use the Airflow DAG sagemaker_deploy" in str(refused.value)
+
+
+def test_the_run_summary_shows_the_version_as_approved_and_by_whom() -> None:
+    registered = {"model_package_group": "churn-predictor", "model_package_arn": "arn:p/1", "version": 1}
+    approval = {"status": "Approved", "version": 1, "model_package_arn": "arn:p/1", "approved_by": "ines"}
+    inputs: dict[str, Any] = {"images": None, "training": None, "model": None, "endpoint": None, "api": None}
+    pending = build_run_summary(
+        step_plan(), registered={**registered, "status": "PendingManualApproval"}, **inputs
+    )
+    approved = build_run_summary(
+        step_plan(), registered={**registered, "status": "PendingManualApproval"}, approval=approval, **inputs
+    )
+
+    assert pending["registry"]["status"] == "PendingManualApproval"
+    assert (approved["registry"]["status"], approved["registry"]["approved_by"]) == ("Approved", "ines")
+    assert "churn-predictor version 1 is Approved (approved by ines)" in render_run_summary(approved)

@@ -241,6 +241,7 @@ with DAG(
         batch=batch_transform.output,
         registered=registered,
         tuning=tune_model.output,
+        approval=approve_deploy.output,
         on_success_callback=SageliftNotifier("success"),
         doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
     )

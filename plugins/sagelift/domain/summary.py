@@ -32,6 +32,7 @@ def build_run_summary(
     batch: Mapping[str, Any] | None = None,
     tuning: Mapping[str, Any] | None = None,
     registered: Mapping[str, Any] | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     params, names = plan["params"], plan["names"]
     tuned = tuning_summary(tuning)
@@ -70,6 +71,9 @@ def build_run_summary(
             }
         )
     registry = registry_summary(registered)
+    if registry and isinstance(approval, Mapping) and approval.get("status"):
+        # approve_deploy decided after register_model: the version's status is the decision's
+        registry = {**registry, "status": approval["status"], "approved_by": approval.get("approved_by")}
     if registry:
         resources.append(
             {
@@ -256,7 +260,9 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
         gate = "; ".join(f"{c.get('rule')}: {c.get('value')}" for c in registry.get("checks") or [])
         lines.append(
             f"Model registry: {registry.get('group')} version {registry.get('version')} is "
-            f"{registry.get('status')}; quality gate {registry.get('quality_gate')}"
+            f"{registry.get('status')}"
+            + (f" (approved by {registry['approved_by']})" if registry.get("approved_by") else "")
+            + f"; quality gate {registry.get('quality_gate')}"
             + (f" ({gate})" if gate else "")
         )
     scored = summary.get("batch") or {}

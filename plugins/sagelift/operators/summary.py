@@ -28,6 +28,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         "registered",
         "batch",
         "tuning",
+        "approval",
     )
     ui_color = "#e8f5e9"
 
@@ -43,6 +44,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         registered: Any = None,
         batch: Any = None,
         tuning: Any = None,
+        approval: Any = None,
         **kwargs: Any,
     ) -> None:
         # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
@@ -57,6 +59,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.registered = registered
         self.batch = batch
         self.tuning = tuning
+        self.approval = approval
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
@@ -70,6 +73,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             registered=self.registered,
             batch=self.batch,
             tuning=self.tuning,
+            approval=self.approval,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
         asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))
