@@ -173,3 +173,9 @@ def test_a_retrain_registration_carries_its_threshold() -> None:
     with pytest.raises(SageliftValidationError) as refused:
         parse_retrain_model("fraud-scorer", {**raw, "conf": {**raw["conf"], "quality_gate": ["auc >> 1"]}})
     assert refused.value.fields == ["fraud-scorer: conf.quality_gate[0]"]
+
+
+def test_a_threshold_keeps_every_digit_through_the_plan() -> None:
+    gate = QualityGate.from_dict(["validation:auc >= 0.123456789", "train:loss < 1e-7", "epochs > 100"])
+    assert gate.to_dict() == ["validation:auc >= 0.123456789", "train:loss < 1e-07", "epochs > 100"]
+    assert QualityGate.from_dict(gate.to_dict()) == gate

@@ -36,6 +36,12 @@ PENDING = "PendingManualApproval"
 REJECTED = "Rejected"
 
 
+def number(value: float) -> str:
+    """A number as written (0.8, 1e-07, 100), exact: a rule read back from its text is the same rule."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 @dataclass(frozen=True)
 class GateRule:
     metric: str
@@ -43,7 +49,7 @@ class GateRule:
     threshold: float
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.threshold:g}"
+        return f"{self.metric} {self.op} {number(self.threshold)}"
 
     def holds(self, value: float) -> bool:
         if self.op == ">=":
@@ -181,7 +187,7 @@ def evaluate_gate(gate: QualityGate, metrics: Mapping[str, float]) -> GateResult
             check.update(value=value, passed=ok)
             if not ok:
                 failures.append(
-                    f"quality_gate: {rule.metric} is {value:g}, which fails {rule.op} {rule.threshold:g}"[
+                    f"quality_gate: {rule.metric} is {number(value)}, which fails {rule.op} {number(rule.threshold)}"[
                         :190
                     ]
                 )
