@@ -844,6 +844,8 @@ SCENARIOS: tuple[Scenario, ...] = (
                             "InstanceCount": 1,
                         },
                         ("transform_jobs", BATCH_JOB, "Tags", "sagelift:model-name"): MODEL,
+                        # the version is registered as in any run; the model scores through it
+                        ("model_packages", f"{MODEL}/1", "ModelApprovalStatus"): "Approved",
                         # the results a user finds: one <object>.out per input object, beside the inputs
                         ("s3", "scientist-ml-data"): [
                             f"churn/output/{PER_RUN.format(1)}/batch/part-0.csv.out",

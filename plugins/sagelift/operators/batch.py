@@ -11,7 +11,8 @@ worker, the trigger's ``on_kill`` when the deferred task is marked failed. The p
 transform log (its hook has no log reader for transform jobs), so the task links the job's CloudWatch
 logs instead.
 
-The return value: ``{"Transform": <DescribeTransformJob>, "Batch": <facts>}`` (identifiers, prefixes,
+The return value is the provider's (``{"Model": <DescribeModel>, "Transform": <DescribeTransformJob>}``,
+which its OpenLineage facets read too) plus ``"Batch"``: the job's facts (identifiers, prefixes,
 instances, seconds), read by the links and summarize_run.
 """
 
@@ -105,7 +106,11 @@ class SageMakerBatchTransformOperator(StepInputs, SageMakerTransformOperator):
     def _finish(self, description: dict[str, Any]) -> dict[str, Any]:
         batch.transform_outcome(description)
         facts = batch.report_transform(description, self.log.info)
-        return {"Transform": serialize(description), "Batch": facts}
+        # the provider's result shape and the attributes its OpenLineage facets read (input and output
+        # prefixes, the model package's artifact)
+        self.serialized_transform = serialize(description)
+        self.serialized_model = serialize(self.hook.describe_model(description["ModelName"]))
+        return {"Model": self.serialized_model, "Transform": self.serialized_transform, "Batch": facts}
 
     def on_kill(self) -> None:
         """The task was killed while waiting in the worker: stop the run's transform job."""
