@@ -16,7 +16,13 @@ from sagelift.domain.ownership import OWNER_TAG_KEY
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.steps.errors import StepFailed
 from sagelift.steps.model import model_request, replace_model
-from sagelift.steps.model_registry import gate_outcome, register_version, run_metrics, set_approval
+from sagelift.steps.model_registry import (
+    gate_outcome,
+    register_run,
+    register_version,
+    run_metrics,
+    set_approval,
+)
 from sagelift.steps.teardown import _Repository, delete_sagemaker_resources, images_in_use
 from tests.support.botocore_validation import recording_aws_calls
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
@@ -200,3 +206,23 @@ def test_teardown_leaves_the_group_and_its_versions_and_a_models_package_image_c
     assert [v["ModelPackageArn"] for v in _versions(local_aws, "churn-predictor")] == [
         registered["model_package_arn"]
     ]
+
+
+def test_a_promoted_run_registers_the_source_versions_image_and_artifact_naming_it_without_a_gate(
+    local_aws: LocalAws, sm: Any
+) -> None:
+    plan = _plan("reg-9", ["validation:auc >= 0.8"])  # a gate in the conf: the source passed its own
+    source = {
+        "model_package_arn": "arn:aws:sagemaker:us-east-1:444444444444:model-package/churn-predictor/3",
+        "model_data_url": "s3://staging-bucket/churn/output/job/output/model.tar.gz",
+    }
+    images = {"model_docker_image": {"image": PINNED, "promote_from": source}}
+    with SageMakerLifecycle().installed(local_aws):
+        registered = register_run(sm, plan, TAGS, images)
+    [version] = _versions(local_aws, "churn-predictor")
+    assert version["ModelApprovalStatus"] == registered["status"] == "Approved"
+    assert version["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == source["model_data_url"]
+    assert version["InferenceSpecification"]["Containers"][0]["Image"] == PINNED
+    props = version["CustomerMetadataProperties"]
+    assert props["sagelift:promoted_from"] == registered["promoted_from"] == source["model_package_arn"]
+    assert props["sagelift:quality_gate"] == "none" and registered["gate"]["checks"] == []

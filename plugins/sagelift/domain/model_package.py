@@ -17,6 +17,7 @@ from typing import Any
 RUN_KEY_PROPERTY = "sagelift:run_key"
 DAG_PROPERTY = "sagelift:dag_id"
 GATE_PROPERTY = "sagelift:quality_gate"
+PROMOTED_PROPERTY = "sagelift:promoted_from"
 METRIC_PREFIX = "metric:"
 MAX_PROPERTIES = 50  # botocore: CustomerMetadataMap holds 1-50 entries
 PROPERTY_MAX = 256
@@ -36,9 +37,11 @@ def _safe(text: str, limit: int) -> str:
 
 
 def metadata_properties(
-    *, run_key: str, dag_id: str, metrics: Mapping[str, float], gate: str
+    *, run_key: str, dag_id: str, metrics: Mapping[str, float], gate: str, promoted_from: str | None = None
 ) -> dict[str, str]:
     props = {RUN_KEY_PROPERTY: run_key, DAG_PROPERTY: _safe(dag_id, PROPERTY_MAX), GATE_PROPERTY: gate}
+    if promoted_from:  # a promoted run's version names the version it copies (another account's)
+        props[PROMOTED_PROPERTY] = _safe(promoted_from, PROPERTY_MAX)
     for name, value in sorted(metrics.items())[: MAX_PROPERTIES - len(props)]:
         props[_safe(METRIC_PREFIX + name, 128)] = f"{value:g}"
     return props
@@ -65,8 +68,10 @@ def build_model_package_request(
     gate: str,
     status: str,
     tags: Tags,
+    promoted_from: str | None = None,
 ) -> dict[str, Any]:
-    """CreateModelPackage's body for the run's version; ``gate`` is passed, failed or none."""
+    """CreateModelPackage's body for the run's version; ``gate`` is passed, failed or none;
+    ``promoted_from`` the ARN of the version a promoted run deploys."""
     container: dict[str, Any] = {"Image": image, "ModelDataUrl": model_data_url}
     if environment:
         container["Environment"] = dict(environment)
@@ -76,7 +81,7 @@ def build_model_package_request(
         "InferenceSpecification": {"Containers": [container]},
         "ModelApprovalStatus": status,
         "CustomerMetadataProperties": metadata_properties(
-            run_key=run_key, dag_id=dag_id, metrics=metrics, gate=gate
+            run_key=run_key, dag_id=dag_id, metrics=metrics, gate=gate, promoted_from=promoted_from
         ),
         "ClientToken": f"sagelift-{run_key}",
         "Tags": [dict(tag) for tag in tags],

@@ -26,7 +26,8 @@ The register_model task's XCom (both engines; JSON-able, no secrets)::
      "gate": {"passed": true, "checks": [{"rule", "metric", "threshold", "value", "passed"}], "message": ""},
      "adopted": false}
 
-or ``{"skipped": true, "reason": "..."}`` when nothing was registered.
+with ``"promoted_from": <source version ARN>`` in a promoted run; or ``{"skipped": true, "reason": "..."}``
+when nothing was registered.
 Teardown never deletes a group or its versions: the registry is the model's history.
 """
 
@@ -46,6 +47,7 @@ from sagelift.domain.model_package import (
     derive_group_name,
 )
 from sagelift.domain.plan import Plan
+from sagelift.domain.promotion import promoted_version
 from sagelift.domain.quality_gate import (
     APPROVED,
     REJECTED,
@@ -142,13 +144,20 @@ def register_run(
 ) -> dict[str, Any]:
     """register_model on either engine: the deployed job's artifact (or ``artifact``, a given one) and
     final metrics, registered as the run's version (``register_version``), then the gate's verdict
-    (``gate_outcome``: a Rejected version stops the run)."""
+    (``gate_outcome``: a Rejected version stops the run). A promoted run (``promote_from``) registers the
+    source version's image and artifact, naming that version; the source passed its own gate, so none
+    is applied again."""
     if reason := skip_reason(plan):
         say(reason)
         return {"skipped": True, "reason": reason}
+    source = promoted_version(images)
     job = deployed_job(client, plan)
-    url = artifact or model_artifact(plan, job)
-    return dict(gate_outcome(register_version(client, plan, tags, images, url, run_metrics(job), say)))
+    url = artifact or (str(source["model_data_url"]) if source else model_artifact(plan, job))
+    promoted_from = str(source["model_package_arn"]) if source else None
+    registered = register_version(
+        client, plan, tags, images, url, run_metrics(job), say, promoted_from=promoted_from
+    )
+    return dict(gate_outcome(registered))
 
 
 def register_version(
@@ -159,13 +168,15 @@ def register_version(
     model_data_url: str,
     metrics: Mapping[str, float],
     say: Callable[[str], None] = log.info,
+    promoted_from: str | None = None,
 ) -> dict[str, Any]:
     """Judge the gate and register (or adopt) the run's version; returns the task's XCom (see above)."""
     if reason := skip_reason(plan):
         say(reason)
         return {"skipped": True, "reason": reason}
     params = plan.params
-    gate = evaluate_gate(params.quality_gate, metrics) if params.quality_gate.enabled else GateResult(True)
+    gated = params.quality_gate.enabled and not promoted_from
+    gate = evaluate_gate(params.quality_gate, metrics) if gated else GateResult(True)
     status = approval_status(gate, requires_approval(plan))
     image = resolve_model_image(params, plan.region, images)
     group = ensure_group(client, plan.model_name, tags)
@@ -181,9 +192,10 @@ def register_version(
             model_data_url=model_data_url,
             environment=params.environment,
             metrics=metrics,
-            gate=("passed" if gate.passed else "failed") if params.quality_gate.enabled else "none",
+            gate=("passed" if gate.passed else "failed") if gated else "none",
             status=status,
             tags=tags,
+            promoted_from=promoted_from,
         )
         arn = client.create_model_package(**request)["ModelPackageArn"]
         existing = dict(client.describe_model_package(ModelPackageName=arn))
@@ -199,7 +211,9 @@ def register_version(
         say(
             f"Quality gate {rule['rule']}: value {rule['value']}, {'passed' if rule['passed'] else 'failed'}."
         )
+    promotion = {"promoted_from": promoted_from} if promoted_from else {}
     return {
+        **promotion,
         "model_package_group": group,
         "model_package_arn": str(existing["ModelPackageArn"]),
         "version": int(existing.get("ModelPackageVersion") or 0),
