@@ -41,7 +41,12 @@ def _status(local_aws, name: str) -> str:
     return sm.describe_transform_job(TransformJobName=name)["TransformJobStatus"]
 
 
-def test_a_failed_transform_fails_the_task_and_leaves_the_model(run_deploy, lifecycle, local_aws, capfd):
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in-worker"])
+def test_a_failed_transform_fails_the_task_and_leaves_the_model(
+    run_deploy, lifecycle, local_aws, scenario, monkeypatch, capfd, deferrable
+):
+    scenario.platform_overrides["sagemaker"] = {"check_interval_seconds": 1, "deferrable": deferrable}
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_PLATFORM", json.dumps(scenario.platform()))
     _inputs(local_aws)
     lifecycle.transform(
         seconds=60, outcome="Failed", failure_reason="ClientError: 400 from the model container"
