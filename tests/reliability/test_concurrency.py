@@ -333,7 +333,7 @@ def test_a_wait_that_runs_out_fails_naming_the_model_the_account_and_the_holding
         "sagemaker_deploy (since "
     ) in out
     # The budget or a little more: on a loaded machine the last check can end late (it said more than
-    # 3 s once, when the machine ran 12 processes a core).
+    # 3 s once, at a load average of 12 on 2 cores).
     waited = re.search(r"this run waited (\d+) s \(platform\.locks\.wait_budget_seconds\) and gave up\.", out)
     assert waited and int(waited.group(1)) >= 3, out[-2000:]
     assert f"deleting s3://{LOCKS_BUCKET}/{_lock_key('churn-predictor')} releases it now" in out
