@@ -80,3 +80,39 @@ def test_the_source_version_is_read_from_the_source_accounts_registry(local_aws)
     # the production account has no such group: the version exists only where staging registered it
     with pytest.raises(SageliftValidationError):
         read_source_version(local_aws.client("sagemaker", PRODUCTION), _plan(1))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="approval_changes plans the model from the conf's images, and a promoted run has none (they come "
+    "from the source version): steps.approval should seed the planners' images from the registered version "
+    "(register_model's 'image' in a promoted run), or plan_images from copy_images' result",
+)
+def test_the_approval_of_a_promoted_run_shows_the_promoted_image(local_aws):
+    from sagelift.steps.approval import approval_changes
+
+    platform = _platform(["priya"])
+    platform["accounts"][PRODUCTION]["requires_approval"] = True
+    conf = {
+        **default_conf(),
+        "model_name": "churn-predictor",
+        "account_id": PRODUCTION,
+        "promote_from": {"account_id": STAGING, "version": 1},
+    }
+    plan = Plan.from_xcom(build_plan(conf, platform, "sagemaker_deploy", "r1", triggered_by="priya"))
+    promoted_image = f"{PRODUCTION}.dkr.ecr.{REGION}.amazonaws.com/sagelift/churn-serving@{DIGEST}"
+    registered = {
+        "model_package_arn": f"arn:aws:sagemaker:{REGION}:{PRODUCTION}:model-package/churn-predictor/1",
+        "version": 1,
+        "status": "PendingManualApproval",
+        "image": promoted_image,
+        "model_data_url": "s3://scientist-ml-data/churn/model.tar.gz",
+        "promoted_from": f"arn:aws:sagemaker:{REGION}:{STAGING}:model-package/churn-predictor/1",
+    }
+
+    changes = approval_changes(
+        plan, lambda service, region=None: local_aws.client(service, PRODUCTION), [], registered
+    )
+
+    assert promoted_image in repr(changes)
