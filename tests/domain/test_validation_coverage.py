@@ -799,6 +799,7 @@ CLASSIFIED: dict[tuple[str, str], str] = {
     ),
     ("steps/promotion.py", "read_source_version"): "runtime: the source version is read from its account",
     ("steps/promotion.py", "promote_images"): "runtime: where the source version's image is, read from it",
+    ("steps/model_registry.py", "set_approval"): "code argument (an approval's decision), not a conf value",
     ("steps/registry.py", "_get_api_root"): "runtime: what a registry answers",
     ("steps/registry.py", "_read_head"): "runtime: what a registry answers",
     ("pod/ensure_pvc.py", "parse_quantity"): "rule:pvc_size_quantity",
