@@ -82,13 +82,6 @@ def test_the_source_version_is_read_from_the_source_accounts_registry(local_aws)
         read_source_version(local_aws.client("sagemaker", PRODUCTION), _plan(1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="approval_changes plans the model from the conf's images, and a promoted run has none (they come "
-    "from the source version): steps.approval should seed the planners' images from the registered version "
-    "(register_model's 'image' in a promoted run), or plan_images from copy_images' result",
-)
 def test_the_approval_of_a_promoted_run_shows_the_promoted_image(local_aws):
     from sagelift.steps.approval import approval_changes
 

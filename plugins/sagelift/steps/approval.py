@@ -46,12 +46,34 @@ def _artifact_planner(registered: Mapping[str, Any]) -> Planner:
     return plan_artifact
 
 
+def _promoted_images_planner(registered: Mapping[str, Any]) -> Planner:
+    """A promoted run's serving image is the registered version's, copied by digest by copy_images (the
+    conf names no image to plan from)."""
+
+    def plan_promoted_image(ctx: PlanContext) -> list[Change]:
+        image = str(registered["image"])
+        digest = image.partition("@")[2] or None
+        source = str(registered["promoted_from"])
+        ctx.images["model_docker_image"] = {
+            "image": image,
+            "digest": digest,
+            "source": source,
+            "action": "promoted",
+        }
+        ctx.images.setdefault("training_docker_image", None)
+        return [Change("image", image, "unchanged", note=f"promoted by digest from {source}")]
+
+    return plan_promoted_image
+
+
 def approval_changes(
     plan: Plan, clients: Clients, tags: list[dict[str, str]], registered: Mapping[str, Any]
 ) -> ChangeSet:
     """What the run will change after approval: plan_changes' deploy planners, read-only."""
     deploy = tuple(p for p in PLANNERS if p not in (plan_model_lock, plan_training_job))
     images, rest = deploy[:1], deploy[1:]
+    if registered.get("promoted_from") and registered.get("image"):
+        images = (_promoted_images_planner(registered),)
     planners = (*images, _artifact_planner(registered), *rest)
     return plan_changes(plan, clients, tags=tags, planners=planners)
 
