@@ -8,8 +8,9 @@
   with ``StoppingCondition.MaxWaitTimeInSeconds`` and ``CheckpointConfig`` under a prefix derived from
   the job's name (``derive_checkpoint_s3_uri``: ``<output>/<job>/checkpoints/``, beside the job's
   ``output/``, so a retry of the run resumes from the same checkpoints), and
-  ``AlgorithmSpecification.MetricDefinitions`` from the conf (your own image) or from sagelift's table
-  of the built-in algorithms (algorithm_metrics.json).
+  ``AlgorithmSpecification.MetricDefinitions`` from the conf for your own image; a built-in algorithm
+  reports its own metrics (SageMaker refuses definitions for it), and sagelift's table of them
+  (algorithm_metrics.json) names what a quality gate or a tuning objective may use.
 - ``training_facts`` and ``render_training_facts`` read a DescribeTrainingJob answer back: spot
   interruptions (SecondaryStatus ``Interrupted`` in its transitions), billable against training seconds
   (the saving) and the final metric values (``FinalMetricDataList``), for the task log, the run summary
@@ -221,7 +222,7 @@ def training_job_fields(
 ) -> dict[str, Any]:
     """The CreateTrainingJob fields the settings add: ``EnableManagedSpotTraining``, ``CheckpointConfig``
     and ``StoppingCondition`` (with its max wait) for spot, ``MetricDefinitions`` (to merge into
-    ``AlgorithmSpecification``) when there are any."""
+    ``AlgorithmSpecification``) for your own image's defined metrics."""
     fields: dict[str, Any] = {}
     if settings.use_spot:
         fields["EnableManagedSpotTraining"] = True
@@ -230,9 +231,12 @@ def training_job_fields(
             "MaxWaitTimeInSeconds": max_wait_seconds(settings, max_runtime_seconds),
         }
         fields["CheckpointConfig"] = {"S3Uri": derive_checkpoint_s3_uri(output_path, training_job)}
-    metrics = resolve_metric_definitions(settings, algorithm)
-    if metrics:
-        fields["MetricDefinitions"] = [{"Name": m.name, "Regex": m.regex} for m in metrics]
+    # A built-in algorithm's metrics are SageMaker's own: it refuses MetricDefinitions for them ("You can't
+    # override the metric definitions for Amazon SageMaker algorithms"), so only your own image sends them.
+    if algorithm is None and settings.metric_definitions:
+        fields["MetricDefinitions"] = [
+            {"Name": m.name, "Regex": m.regex} for m in settings.metric_definitions
+        ]
     return fields
 
 
