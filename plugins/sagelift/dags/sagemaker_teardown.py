@@ -8,7 +8,8 @@ progress, and no deploy starts while it deletes), it deletes:
 
 1. **remove_api**: the model's API Gateway API, with its usage plan and API key;
 2. **delete_sagemaker_resources**: the endpoint `<model_name>`, then every endpoint config and model
-   `<model_name>-<run key>` tagged as this model's (training jobs cannot be deleted and stay in history);
+   `<model_name>-<run key>` tagged as this model's (training jobs cannot be deleted and stay in history;
+   so does the model registry: the model package group `<model_name>` and every version are kept);
 3. **delete_images** (if `delete_images`): the images sagelift recorded copying for this model, unless
    another model still uses or recorded them (never images you pushed yourself);
 4. **delete_pvc** (if `delete_pvc`): the pipeline's volume claim, when it was created for this model;

@@ -3,7 +3,9 @@
 A resource is the model's only if its name has the shape a run gives it (``<model_name>`` or
 ``<model_name>-<run key>``) and it carries the model's owner tag (sagelift.domain.ownership), so a
 look-alike made by someone else survives. Every delete is idempotent: a second teardown finds nothing
-and succeeds. Training jobs cannot be deleted in SageMaker; they stay in the account's history.
+and succeeds. Training jobs cannot be deleted in SageMaker; they stay in the account's history. The model
+registry (the model package group named after the model, and its versions) is the model's history too:
+teardown never deletes it.
 
 Copied images are the model's only through the copy record step 4 leaves on each digest it copies (the
 tag ``sagelift.<model>.<digest hex>``, sagelift.domain.images.derive_copy_record_tag); an image in the
