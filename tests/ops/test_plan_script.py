@@ -49,7 +49,10 @@ def test_make_plan_prints_the_change_set_and_writes_nothing(
 
     out, err = capsys.readouterr()
     assert "as arn:aws:sts::333333333333:assumed-role/sagelift-pipeline-execution/" in err
-    assert "7 to create, 0 to update, 2 unchanged. Nothing was changed." in out
+    # 9: the lock, training job, model package group and version (register_model), model, config, endpoint,
+    # API and its stage
+    assert "9 to create, 0 to update, 2 unchanged. Nothing was changed." in out
+    assert "+ create    SageMaker model package version churn-predictor (a new version)" in out
     assert "+ create    SageMaker endpoint churn-predictor" in out
     received = local_aws.requests[before:]
     assert any(r.target.endswith("DescribeEndpoint") for r in received)

@@ -73,6 +73,8 @@ def plan_of(glue: Any, run_id: str, **conf: Any) -> tuple[Plan, ChangeSet, list[
 
 def run_for_real(glue: Any, run_id: str, **conf: Any) -> list[RecordedCall]:
     """The deploy's steps as the KFP engine runs them; the calls they made."""
+    from sagelift_kfp import governance
+
     conf = demo_conf(**conf)
     plan = glue.plan_run(conf, DAG_ID, run_id)
     with recording_aws_calls() as calls:
@@ -81,7 +83,8 @@ def run_for_real(glue: Any, run_id: str, **conf: Any) -> list[RecordedCall]:
         tags = glue.resolve_tags(plan)
         images = glue.copy_images(plan, tags)
         artifact, _ = glue.train_model(plan, tags, images)  # (the artifact, the job's facts)
-        model_name = glue.create_model(plan, tags, images, artifact)
+        registered = governance.register_model(plan, tags, images, artifact)
+        model_name = governance.create_model(plan, tags, images, artifact, registered)
         deployed = glue.deploy_endpoint(plan, tags, model_name)
         glue.expose_api(plan, tags, deployed)
         assert glue.release_lock(conf, DAG_ID, run_id)
@@ -94,6 +97,8 @@ def touched(call: RecordedCall, plan: Plan) -> tuple[str, str]:
     kinds = {
         "CreateTrainingJob": ("SageMaker training job", names.training_job),
         "CreateModel": ("SageMaker model", names.model),
+        "CreateModelPackageGroup": ("SageMaker model package group", MODEL),
+        "CreateModelPackage": ("SageMaker model package version", MODEL),
         "DeleteModel": ("SageMaker model", str(p.get("ModelName"))),
         "CreateEndpointConfig": ("SageMaker endpoint config", names.endpoint_config),
         "CreateEndpoint": ("SageMaker endpoint", names.endpoint),
@@ -225,6 +230,7 @@ def test_a_plan_writes_nothing_and_a_real_run_then_does_what_it_said(glue: Any, 
     _, again, _ = plan_of(glue, "plan_test__3")
     assert {(c.kind, c.action) for c in again.changes if c.kind.startswith("SageMaker")} == {
         ("SageMaker training job", "unchanged"),
+        ("SageMaker model package version", "unchanged"),
         ("SageMaker model", "update"),
         ("SageMaker endpoint config", "unchanged"),
         ("SageMaker endpoint", "unchanged"),

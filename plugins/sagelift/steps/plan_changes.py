@@ -69,7 +69,7 @@ from sagelift.domain.ownership import is_owned, owner_of, per_run_name_re
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import VARIANT_NAME, build_endpoint_config_request
 from sagelift.domain.tuning import best_training_job
-from sagelift.steps import alarms, api, autoscaling, batch, lock, model, training, tuning
+from sagelift.steps import alarms, api, autoscaling, batch, lock, model, model_registry, training, tuning
 from sagelift.steps.clients import Clients
 from sagelift.steps.endpoint import CHANGING, list_tags, rollback_alarms
 from sagelift.steps.errors import StepFailed, describe_or_none, error_code
@@ -248,6 +248,32 @@ def plan_tuning_job(ctx: PlanContext) -> list[Change]:
         f"{config['HyperParameterTuningJobObjective']['MetricName']} is deployed"
     )
     return [create("SageMaker tuning job", name, note)]
+
+
+def plan_model_version(ctx: PlanContext) -> list[Change]:
+    """register_model: the run's version in the group named after the model (and the group, the first
+    time); a retry finds the version its run registered."""
+    plan = ctx.plan
+    if model_registry.skip_reason(plan):
+        return []
+    sm = ctx.client("sagemaker")
+    group = model_registry.derive_group_name(plan.model_name)
+    kind = "SageMaker model package version"
+    changes: list[Change] = []
+    existing = None
+    if describe_or_none(sm.describe_model_package_group, ModelPackageGroupName=group) is None:
+        changes.append(
+            create("SageMaker model package group", group, "the model's registry; teardown keeps it")
+        )
+    else:
+        existing = model_registry.find_run_version(sm, group, plan.names.run_key)
+    if existing is not None:
+        version, status = existing.get("ModelPackageVersion"), existing.get("ModelApprovalStatus")
+        return [Change(kind, f"{group} (version {version})", "unchanged", note=f"this run's, {status}")]
+    status = "PendingManualApproval" if model_registry.requires_approval(plan) else "Approved"
+    rules = plan.params.quality_gate.to_dict()
+    gate = f"; Rejected instead if the quality gate ({', '.join(rules)}) fails" if rules else ""
+    return [*changes, create(kind, f"{group} (a new version)", f"{status}{gate}")]
 
 
 def plan_model(ctx: PlanContext) -> list[Change]:
@@ -653,6 +679,7 @@ PLANNERS: tuple[Planner, ...] = (
     plan_model_lock,
     plan_images,
     plan_training_job,
+    plan_model_version,
     plan_model,
     plan_batch_transform,
     plan_endpoint_config,
