@@ -116,7 +116,10 @@ def test_an_allowed_override_and_isolation_reach_the_account(glue, local_aws):
         artifact = expected_model_artifact(
             plan["params"]["training_s3_output_path"], plan["names"]["training_job"]
         )
-        model_name = glue.create_model(plan, tags, images, artifact)
+        from sagelift_kfp import governance  # register_model, then the model from its version
+
+        registered = governance.register_model(plan, tags, images, artifact)
+        model_name = governance.create_model(plan, tags, images, artifact, registered)
 
     # the bodies sent (the local AWS keeps neither a job's Environment nor isolation), each valid for
     # botocore's model, and the model the account now holds
