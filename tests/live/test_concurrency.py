@@ -38,7 +38,9 @@ def own_model(world):
 
 
 def test_the_later_run_waits_deferred_for_the_earlier_one(world, own_model):
-    world.life.training(seconds=300)  # thirty real seconds: the later run arrives while the first trains
+    # twenty real seconds: the later run reaches its lock (five tasks) while the first trains, then each
+    # run trains in turn
+    world.life.training(seconds=200)
     conf = demo_conf(model_name=own_model)
     first = world.af.trigger(DAG_ID, conf)
     world.af.wait_for_task_state(DAG_ID, first, "train_model", "deferred", timeout=300)
