@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -582,3 +583,18 @@ def test_without_skopeo_a_copy_says_what_to_do_instead(tmp_path: Path) -> None:
     message = str(failure.value)
     for fact in ("skopeo is not installed", source, "Amazon MWAA", "account's ECR", "AWS-owned"):
         assert fact in message
+
+
+def test_a_workspace_removed_while_the_sweep_lists_it_is_passed_over(tmp_path: Path, monkeypatch) -> None:
+    # another worker's sweep (or its owner) removes a workspace between the listing and its lstat
+    gone = tmp_path / "sagelift-registry-gone"
+    gone.mkdir()
+    real_glob = Path.glob
+
+    def glob_then_remove(self: Path, pattern: str):
+        found = list(real_glob(self, pattern))
+        shutil.rmtree(gone)
+        return iter(found)
+
+    monkeypatch.setattr(Path, "glob", glob_then_remove)
+    assert sweep_stale_workspaces(tmp_path) == []

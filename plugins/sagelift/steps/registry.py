@@ -699,10 +699,13 @@ def sweep_stale_workspaces(parent: Path | None = None) -> list[Path]:
     for path in parent.glob(f"{WORKSPACE_PREFIX}*"):
         try:
             info = path.lstat()
-            if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
-                continue
+        except OSError:  # removed since the listing (another process's sweep or its owner)
+            continue
+        if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
+            continue
+        try:
             stamp = (path / "owner").read_text().strip()
-        except FileNotFoundError:
+        except FileNotFoundError:  # an older workspace, or one whose owner has not written its stamp yet
             stamp = ""
         except OSError:
             continue
