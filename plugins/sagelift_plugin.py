@@ -18,6 +18,7 @@ from sagelift.links.sagemaker import (
     SageMakerTrainingLogsLink,
     SageMakerTransformJobLink,
     SageMakerTransformLogsLink,
+    SageMakerTuningJobLink,
 )
 
 
@@ -34,6 +35,7 @@ class SageliftPlugin(AirflowPlugin):
         SageMakerEndpointLogsLink(),
         SageMakerTransformJobLink(),
         SageMakerTransformLogsLink(),
+        SageMakerTuningJobLink(),
     ]
     # The page the "How to call the model" link opens, served by the API server (plain ASGI, static).
     fastapi_apps = [{"app": how_to_call_app, "url_prefix": MOUNT_PREFIX, "name": "sagelift how to call"}]

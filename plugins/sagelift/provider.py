@@ -29,6 +29,9 @@ EXTRA_LINKS = (
     "sagelift.links.sagemaker.SageMakerModelLink",
     "sagelift.links.sagemaker.SageMakerEndpointLink",
     "sagelift.links.sagemaker.SageMakerEndpointLogsLink",
+    "sagelift.links.sagemaker.SageMakerTransformJobLink",
+    "sagelift.links.sagemaker.SageMakerTransformLogsLink",
+    "sagelift.links.sagemaker.SageMakerTuningJobLink",
 )
 NOTIFICATIONS = ("sagelift.notifications.SageliftNotifier",)
 # The [sagelift] settings, so `airflow config list` shows them with their defaults.

@@ -9,6 +9,8 @@ from sagelift.links.sagemaker import (
     SageMakerModelLink,
     SageMakerTrainingJobLink,
     SageMakerTrainingLogsLink,
+    SageMakerTransformJobLink,
+    SageMakerTuningJobLink,
 )
 
 ARN = "arn:aws:sagemaker:eu-west-1:333333333333"
@@ -41,6 +43,26 @@ def test_links_open_the_scientist_accounts_console_in_the_resources_region():
     )
     assert "churn-1a2b3c4d" in SageMakerTrainingLogsLink().format_result(TRAINING)
     assert "%2Faws%2Fsagemaker%2FEndpoints%2Fchurn" in SageMakerEndpointLogsLink().format_result(ENDPOINT)
+
+
+def test_tune_model_links_its_tuning_job_and_its_best_training_job():
+    tuned = {
+        **TRAINING,
+        "Tuning": {
+            "HyperParameterTuningJobName": "churn-1a2b3c4d-hpo",
+            "HyperParameterTuningJobArn": f"{ARN}:hyper-parameter-tuning-job/churn-1a2b3c4d-hpo",
+        },
+    }
+    assert (
+        SageMakerTuningJobLink()
+        .format_result(tuned)
+        .endswith("region=eu-west-1#/hyper-tuning-jobs/churn-1a2b3c4d-hpo")
+    )
+    assert SageMakerTrainingJobLink().format_result(tuned).endswith("#/jobs/churn-1a2b3c4d")
+    transform = {
+        "Transform": {"TransformJobName": "churn-b1", "TransformJobArn": f"{ARN}:transform-job/churn-b1"}
+    }
+    assert SageMakerTransformJobLink().format_result(transform).endswith("#/transform-jobs/churn-b1")
 
 
 def test_a_skipped_step_shows_no_link():

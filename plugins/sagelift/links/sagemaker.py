@@ -124,7 +124,15 @@ class SageMakerTransformLogsLink(_SageMakerResultLink):
         return "/aws/sagemaker/TransformJobs"
 
 
+class SageMakerTuningJobLink(_SageMakerResultLink):
+    name = "SageMaker tuning job"
+    section, name_key, arn_key = "Tuning", "HyperParameterTuningJobName", "HyperParameterTuningJobArn"
+    format_str = SAGEMAKER_CONSOLE + "/hyper-tuning-jobs/{name}"
+
+
 TRAINING_LINKS = (SageMakerTrainingJobLink(), SageMakerTrainingLogsLink())
+# tune_model's result holds the tuning job and its best training job ("Training"), whose links follow it
+TUNING_LINKS = (SageMakerTuningJobLink(), *TRAINING_LINKS)
 TRANSFORM_LINKS = (SageMakerTransformJobLink(), SageMakerTransformLogsLink())
 MODEL_LINKS = (SageMakerModelLink(),)
 ENDPOINT_LINKS = (SageMakerEndpointLink(), SageMakerEndpointLogsLink())

@@ -25,6 +25,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTuningOper
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from sagelift.hooks.sagemaker import SageMakerHook
+from sagelift.links.sagemaker import TUNING_LINKS
 from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, step_errors
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import tuning
@@ -41,6 +42,7 @@ class SageMakerTuneModelOperator(StepInputs, SageMakerTuningOperator):
 
     aws_hook_class = SageMakerHook
     template_fields: Sequence[str] = (*SageMakerTuningOperator.template_fields, *INPUT_FIELDS)
+    operator_extra_links = TUNING_LINKS
 
     def __init__(
         self, *, plan: Any = None, session: Any = None, tags: Any = None, images: Any = None, **kwargs: Any
