@@ -26,10 +26,10 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from sagelift.domain import approval
-from sagelift.operators.base import StepInputs, connection_clients, step_errors
+from sagelift.operators.base import StepInputs, connection_clients, skip_step, step_errors
 
 # sagelift.steps.approval (the change set's planners: most of the steps) is imported when the task runs:
 # the DAG file's parse and every other task's process load this module without needing it.
@@ -59,7 +59,7 @@ class SageMakerApproveDeployOperator(StepInputs, ApprovalOperator):
     def execute(self, context: Any) -> Any:
         plan = self.read_plan()
         if reason := approval.skip_reason(plan.params, plan.platform):
-            raise AirflowSkipException(reason)
+            skip_step(reason)
         registered = dict(self.registered or {})
         if registered.get("skipped") or not registered.get("model_package_arn"):
             raise AirflowFailException(

@@ -23,11 +23,11 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator, serialize
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException
 
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.links.sagemaker import TRANSFORM_LINKS
-from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, step_errors
+from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, skip_step, step_errors
 from sagelift.steps import batch
 from sagelift.steps.endpoint import attempts
 
@@ -57,7 +57,7 @@ class SageMakerBatchTransformOperator(StepInputs, SageMakerTransformOperator):
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
         if reason := plan.skip_reason("batch_transform"):
-            raise AirflowSkipException(reason)
+            skip_step(reason)
         aws_session_fields(self, self.read_session())
         settings = plan.platform.sagemaker
         self.deferrable = settings.deferrable

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from sagelift.config import load_platform_config_raw
@@ -28,14 +28,12 @@ from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.images import ImageReference
 from sagelift.domain.plan import Plan, SessionFacts
 from sagelift.domain.platform import PlatformConfig
-from sagelift.operators.base import StepInputs, connection_clients, step_errors
+from sagelift.operators.base import StepInputs, connection_clients, skip_step, step_errors
 
 # The steps (sagelift.steps.images, .promotion, .registry) are imported when the task executes: the DAG
 # file's parse and every other task's process load this module without needing them.
 if TYPE_CHECKING:
     from sagelift.steps.registry import RegistryCredentials, RegistryHook
-
-XCOM_RETURN_KEY = "return_value"
 
 
 def _final_errors() -> tuple[type[Exception], ...]:
@@ -116,8 +114,7 @@ class EcrCopyImagesOperator(StepInputs, BaseOperator):
                 raise AirflowFailException(str(err)) from err
         reason = skip_reason(results)
         if reason:
-            context["ti"].xcom_push(key=XCOM_RETURN_KEY, value=results)
-            raise AirflowSkipException(reason)
+            skip_step(reason, results, context)
         return results
 
     def _promote(self, plan: Plan, session: SessionFacts) -> dict[str, Any]:

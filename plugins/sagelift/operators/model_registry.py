@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerRegisterModelVersionOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
 from sagelift.hooks.sagemaker import SageMakerHook
-from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, step_errors
+from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, skip_step, step_errors
 from sagelift.steps import model_registry
 
 
@@ -44,7 +43,7 @@ class SageMakerRegisterModelOperator(StepInputs, SageMakerRegisterModelVersionOp
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
         if reason := model_registry.skip_reason(plan):
-            raise AirflowSkipException(reason)
+            skip_step(reason)
         aws_session_fields(self, self.read_session())
         client = cast(SageMakerHook, self.hook).client
         with step_errors():

@@ -34,7 +34,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerTrainingOperator,
     serialize,
 )
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException
 
 from sagelift.domain.plan import Plan
 from sagelift.hooks.sagemaker import SageMakerHook
@@ -45,6 +45,7 @@ from sagelift.operators.base import (
     aws_session_fields,
     connection_clients,
     skip_if_train_only,
+    skip_step,
     step_errors,
 )
 from sagelift.steps import endpoint as endpoints
@@ -79,17 +80,17 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
         plan = self.read_plan()
         if plan.params.promote_from.enabled:
             promote = plan.params.promote_from
-            raise AirflowSkipException(
+            skip_step(
                 f"Training skipped: this run promotes version {promote.version} of {plan.model_name} from "
                 f"account {promote.account_id} (promote_from), with its images and artifact."
             )
         if not plan.params.trains:
-            raise AirflowSkipException(
+            skip_step(
                 f"Training skipped: model_artifact_s3_path is set, so the existing artifact "
                 f"{plan.params.model_artifact_s3_path} is deployed as it is."
             )
         if plan.params.tuning.enabled:
-            raise AirflowSkipException(
+            skip_step(
                 "Training skipped: the conf sets tuning, so tune_model runs a tuning job and its best "
                 "training job's model is deployed."
             )

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTuningOperator, serialize
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException
 
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.links.sagemaker import TUNING_LINKS
-from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, step_errors
+from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, skip_step, step_errors
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import tuning
 
@@ -54,7 +54,7 @@ class SageMakerTuneModelOperator(StepInputs, SageMakerTuningOperator):
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
         if not plan.params.trains or not plan.params.tuning.enabled:
-            raise AirflowSkipException(
+            skip_step(
                 "Tuning skipped: the conf sets no tuning, so train_model runs one training job."
                 if plan.params.trains
                 else "Tuning skipped: model_artifact_s3_path is set, so nothing is trained."
