@@ -358,7 +358,9 @@ class SageMakerLifecycle:
 
         if outcome not in TUNING_OUTCOMES:
             raise ValueError(f"outcome must be one of {TUNING_OUTCOMES}")
-        self.tuning_script = TuningScript(seconds, outcome, failure_reason, stop_seconds, tuple(objective_values))
+        self.tuning_script = TuningScript(
+            seconds, outcome, failure_reason, stop_seconds, tuple(objective_values)
+        )
         return self
 
     def transform(

@@ -15,17 +15,18 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import WaiterError
 
 from sagelift.domain.batch_settings import build_transform_job_request, transform_facts
 from sagelift.domain.plan import Plan
+from sagelift.steps import jobs
 from sagelift.steps.endpoint import attempts
-from sagelift.steps.errors import StepFailed, describe_or_none, error_code, stop_on_sigterm
+from sagelift.steps.errors import StepFailed, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("InProgress", "Stopping")
-STOPPABLE = ("InProgress",)
+RUNNING = jobs.RUNNING
+STOPPABLE = jobs.STOPPABLE
 
 
 def transform_job_name(plan: Plan) -> str:
@@ -47,48 +48,14 @@ def transform_request(plan: Plan, tags: list[dict[str, str]]) -> dict[str, Any]:
 
 def start_transform(client: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     """Create the job, or adopt the run's job when it exists; returns its description."""
-    name = str(request["TransformJobName"])
-    existing = describe_or_none(client.describe_transform_job, TransformJobName=name)
-    if existing is not None:
-        log.info(
-            "Transform job %s of this run already exists (%s); following it instead of starting another.",
-            name,
-            existing["TransformJobStatus"],
-        )
-        return existing
-    try:
-        client.create_transform_job(**request)
-    except ClientError as err:
-        # A create SageMaker processed but whose answer was lost: botocore's retry meets the job.
-        if error_code(err) != "ResourceInUse":
-            raise
-        log.info("Transform job %s was created by an earlier attempt; following it.", name)
-    else:
-        log.info(
-            "Started transform job %s: %s -> %s.",
-            name,
-            request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"],
-            request["TransformOutput"]["S3OutputPath"],
-        )
-    return dict(client.describe_transform_job(TransformJobName=name))
+    source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    started = f": {source} -> {request['TransformOutput']['S3OutputPath']}"
+    return jobs.start_or_adopt(client, jobs.TRANSFORM_JOB, request, started)
 
 
 def stop_transform(client: Any, name: str) -> bool:
     """Stop the job if it is still running; True when a stop was requested."""
-    try:
-        status = client.describe_transform_job(TransformJobName=name)["TransformJobStatus"]
-    except ClientError as err:
-        log.warning("Could not read transform job %s to stop it: %s", name, err)
-        return False
-    if status not in STOPPABLE:
-        return False
-    log.info("Stopping transform job %s because the run was stopped", name)
-    try:
-        client.stop_transform_job(TransformJobName=name)
-    except ClientError as err:
-        log.warning("Stopping transform job %s failed: %s", name, err)
-        return False
-    return True
+    return jobs.stop_if_running(client, jobs.TRANSFORM_JOB, name)
 
 
 def ended_message(description: Mapping[str, Any]) -> str:

@@ -13,18 +13,19 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import WaiterError
 
 from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import build_training_job_request, expected_model_artifact
 from sagelift.domain.training_settings import render_training_facts, training_facts
+from sagelift.steps import jobs
 from sagelift.steps.endpoint import attempts
-from sagelift.steps.errors import StepFailed, describe_or_none, error_code, stop_on_sigterm
+from sagelift.steps.errors import StepFailed, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("InProgress", "Stopping")
-STOPPABLE = ("InProgress",)
+RUNNING = jobs.RUNNING
+STOPPABLE = jobs.STOPPABLE
 
 
 def training_request(
@@ -44,43 +45,12 @@ def training_request(
 
 def start_training(client: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     """Create the job, or adopt the run's job when it exists; returns its description."""
-    name = str(request["TrainingJobName"])
-    existing = describe_or_none(client.describe_training_job, TrainingJobName=name)
-    if existing is not None:
-        log.info(
-            "Training job %s of this run already exists (%s); following it instead of starting another.",
-            name,
-            existing["TrainingJobStatus"],
-        )
-        return existing
-    try:
-        client.create_training_job(**request)
-    except ClientError as err:
-        # A create SageMaker processed but whose answer was lost: botocore's retry meets the job.
-        if error_code(err) != "ResourceInUse":
-            raise
-        log.info("Training job %s was created by an earlier attempt; following it.", name)
-    else:
-        log.info("Started training job %s.", name)
-    return dict(client.describe_training_job(TrainingJobName=name))
+    return jobs.start_or_adopt(client, jobs.TRAINING_JOB, request)
 
 
 def stop_training(client: Any, name: str) -> bool:
     """Stop the job if it is still training; True when a stop was requested."""
-    try:
-        status = client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
-    except ClientError as err:
-        log.warning("Could not read training job %s to stop it: %s", name, err)
-        return False
-    if status not in STOPPABLE:
-        return False
-    log.info("Stopping training job %s because the run was stopped", name)
-    try:
-        client.stop_training_job(TrainingJobName=name)
-    except ClientError as err:
-        log.warning("Stopping training job %s failed: %s", name, err)
-        return False
-    return True
+    return jobs.stop_if_running(client, jobs.TRAINING_JOB, name)
 
 
 def ended_message(description: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import WaiterError
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
 from sagelift.domain.plan import Plan
@@ -29,14 +29,14 @@ from sagelift.domain.tuning import (
     render_tuning_progress,
     tuning_facts,
 )
-from sagelift.steps import training
+from sagelift.steps import jobs, training
 from sagelift.steps.endpoint import attempts
-from sagelift.steps.errors import StepFailed, describe_or_none, error_code, stop_on_sigterm
+from sagelift.steps.errors import StepFailed, stop_on_sigterm
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("InProgress", "Stopping")
-STOPPABLE = ("InProgress",)
+RUNNING = jobs.RUNNING
+STOPPABLE = jobs.STOPPABLE
 _DESCRIBE = "DescribeHyperParameterTuningJob"
 # botocore ships no tuning waiter: the provider's acceptors, with Failed and Stopped ending the wait
 # (success) so that the outcome is judged once, by tuning_outcome.
@@ -73,44 +73,12 @@ def tuning_request(
 
 def start_tuning(client: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     """Create the tuning job, or adopt the run's job when it exists; returns its description."""
-    name = str(request["HyperParameterTuningJobName"])
-    existing = describe_or_none(client.describe_hyper_parameter_tuning_job, HyperParameterTuningJobName=name)
-    if existing is not None:
-        log.info(
-            "Tuning job %s of this run already exists (%s); following it instead of starting another.",
-            name,
-            existing.get("HyperParameterTuningJobStatus"),
-        )
-        return existing
-    try:
-        client.create_hyper_parameter_tuning_job(**request)
-    except ClientError as err:
-        if error_code(err) != "ResourceInUse":
-            raise
-        log.info("Tuning job %s was created by an earlier attempt; following it.", name)
-    else:
-        log.info("Started tuning job %s.", name)
-    return dict(client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name))
+    return jobs.start_or_adopt(client, jobs.TUNING_JOB, request)
 
 
 def stop_tuning(client: Any, name: str) -> bool:
     """Stop the tuning job (SageMaker stops its training jobs) if it runs; True when a stop was requested."""
-    try:
-        status = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)[
-            "HyperParameterTuningJobStatus"
-        ]
-    except ClientError as err:
-        log.warning("Could not read tuning job %s to stop it: %s", name, err)
-        return False
-    if status not in STOPPABLE:
-        return False
-    log.info("Stopping tuning job %s because the run was stopped", name)
-    try:
-        client.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    except ClientError as err:
-        log.warning("Stopping tuning job %s failed: %s", name, err)
-        return False
-    return True
+    return jobs.stop_if_running(client, jobs.TUNING_JOB, name)
 
 
 def ended_message(description: Mapping[str, Any]) -> str:
