@@ -86,6 +86,16 @@ def test_settings_round_trip_through_the_plan_and_the_kfp_struct() -> None:
         ),
         ({"input_s3_uri": INPUT, "instance_count": 0}, "batch.instance_count", "from 1 to 100"),
         ({"input_s3_uri": INPUT, "max_payload_mb": 101}, "batch.max_payload_mb", "from 0 to 100"),
+        (
+            {"input_s3_uri": INPUT, "max_payload_mb": 10, "max_concurrent_transforms": 11},
+            "batch.max_concurrent_transforms",
+            "at most 100 MB, got 11 x 10",
+        ),
+        (
+            {"input_s3_uri": INPUT, "max_concurrent_transforms": 17},
+            "batch.max_concurrent_transforms",
+            "got 17 x 6 (max_payload_mb unset: SageMaker's 6)",
+        ),
         ({"input_s3_uri": INPUT, "assemble_with": "Newline"}, "batch.assemble_with", "None, Line"),
         (
             {"input_s3_uri": INPUT, "output_s3_uri": INPUT + "out/"},
@@ -99,6 +109,19 @@ def test_each_rule_names_its_field(batch: dict[str, Any], field: str, rule: str)
     message = _refusal(batch=batch)
     first = message.splitlines()[0]
     assert len(first) < 200 and field in message and rule in message
+
+
+def test_payload_times_concurrency_within_sagemaker_s_100_mb_passes() -> None:
+    for batch in (
+        {"input_s3_uri": INPUT, "max_payload_mb": 10, "max_concurrent_transforms": 10},
+        {"input_s3_uri": INPUT, "max_concurrent_transforms": 16},  # 16 x the default 6 MB
+        {
+            "input_s3_uri": INPUT,
+            "max_payload_mb": 0,
+            "max_concurrent_transforms": 50,
+        },  # 0: unlimited, streamed
+    ):
+        assert _plan(batch=batch).params.batch.max_concurrent_transforms == batch["max_concurrent_transforms"]
 
 
 def test_an_artifact_run_must_name_where_results_go() -> None:

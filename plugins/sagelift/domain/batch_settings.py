@@ -44,6 +44,7 @@ ASSEMBLE_WITH = ("None", "Line")
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 MAX_INSTANCES = 100
 MAX_PAYLOAD_MB = 100  # SageMaker's limit on one request to the container
+DEFAULT_PAYLOAD_MB = 6  # what SageMaker uses when MaxPayloadInMB is unset
 MAX_CONCURRENT = 1000
 OUTPUT_FOLDER = "batch"
 _KEYS = (
@@ -170,7 +171,23 @@ def parse_batch(raw: Any, problems: Problems, *, training_output: str | None = N
     )
     if settings.split_type != "None" and settings.strategy == "MultiRecord" and settings.max_payload_mb == 0:
         problems.add(r.name("max_payload_mb"), "must be above 0 for MultiRecord batches of split records")
+    _check_payload_times_concurrency(settings, r, problems)
     return settings
+
+
+def _check_payload_times_concurrency(settings: BatchSettings, r: ObjectReader, problems: Problems) -> None:
+    """SageMaker refuses MaxConcurrentTransforms x MaxPayloadInMB above 100 MB (the payload defaults to
+    6 MB when unset); MaxPayloadInMB 0 (unlimited, for streaming) is not multiplied."""
+    concurrency = settings.max_concurrent_transforms
+    payload = DEFAULT_PAYLOAD_MB if settings.max_payload_mb is None else settings.max_payload_mb
+    if concurrency and payload and concurrency * payload > MAX_PAYLOAD_MB:
+        given = (
+            "" if settings.max_payload_mb is not None else f" (max_payload_mb unset: SageMaker's {payload})"
+        )
+        problems.add(
+            r.name("max_concurrent_transforms"),
+            f"times max_payload_mb must be at most {MAX_PAYLOAD_MB} MB, got {concurrency} x {payload}{given}",
+        )
 
 
 def check_batch_against_platform(
