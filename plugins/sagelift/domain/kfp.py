@@ -14,8 +14,12 @@ from typing import Any
 from sagelift.domain.batch_settings import BatchSettings
 from sagelift.domain.endpoint_settings import EndpointSettings
 from sagelift.domain.errors import SageliftValidationError
+from sagelift.domain.labeling import LabelingSettings
+from sagelift.domain.monitoring import MonitoringSettings
+from sagelift.domain.multi_model import MultiModelSettings
 from sagelift.domain.params import PARAMETERS
 from sagelift.domain.quality_gate import QualityGate
+from sagelift.domain.recommendation import RecommendationSettings
 from sagelift.domain.training_settings import TrainingSettings
 from sagelift.domain.tuning_settings import TuningSettings
 
@@ -29,6 +33,10 @@ PIPELINE_EXTRA_PARAMETERS = (
     "tuning",
     "quality_gate",
     "batch",
+    "multi_model",
+    "instance_recommendation",
+    "monitoring",
+    "labeling",
 )
 # The object and list parameters, which KFP hands over as protobuf Struct values.
 PIPELINE_STRUCTS = (
@@ -41,6 +49,10 @@ PIPELINE_STRUCTS = (
     "tuning",
     "quality_gate",
     "batch",
+    "multi_model",
+    "instance_recommendation",
+    "monitoring",
+    "labeling",
 )
 PIPELINE_PARAMETER_NAMES = tuple(
     spec.name for spec in PARAMETERS if spec.original or spec.name in PIPELINE_EXTRA_PARAMETERS
@@ -137,6 +149,12 @@ def build_run_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     run["tuning"] = TuningSettings.from_dict(params.get("tuning")).to_conf()
     run["quality_gate"] = QualityGate.from_dict(params.get("quality_gate")).to_conf()
     run["batch"] = BatchSettings.from_dict(params.get("batch")).to_conf()
+    run["multi_model"] = MultiModelSettings.from_dict(params.get("multi_model")).to_conf()
+    run["instance_recommendation"] = RecommendationSettings.from_dict(
+        params.get("instance_recommendation")
+    ).to_conf()
+    run["monitoring"] = MonitoringSettings.from_dict(params.get("monitoring")).to_conf()
+    run["labeling"] = LabelingSettings.from_dict(params.get("labeling")).to_conf()
     return run
 
 

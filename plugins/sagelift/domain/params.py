@@ -33,10 +33,14 @@ from sagelift.domain.endpoint_settings import (
 )
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import parse_image_reference
+from sagelift.domain.labeling import LabelingSettings, parse_labeling
+from sagelift.domain.monitoring import MonitoringSettings, parse_monitoring
+from sagelift.domain.multi_model import MultiModelSettings, parse_multi_model
 from sagelift.domain.overrides import parse_request_overrides
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
 from sagelift.domain.promotion import PromoteFrom, parse_promote_from
 from sagelift.domain.quality_gate import QualityGate, parse_quality_gate
+from sagelift.domain.recommendation import RecommendationSettings, parse_recommendation
 from sagelift.domain.training_settings import SETTINGS_DOC as TRAINING_SETTINGS_DOC
 from sagelift.domain.training_settings import TrainingSettings, parse_training, resolve_metric_definitions
 from sagelift.domain.tuning_settings import SETTINGS_DOC as TUNING_SETTINGS_DOC
@@ -425,6 +429,50 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         ({"account_id": "333333333333", "version": 3},),
         original=False,
     ),
+    ParamSpec(
+        "multi_model",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Multi-model endpoint",
+        "Optional, as a JSON object: deploy into your team's shared multi-model endpoint instead of an "
+        "endpoint of its own (README: Multi-model endpoints).",
+        SECTION_DEPLOYMENT,
+        (),
+        original=False,
+    ),
+    ParamSpec(
+        "instance_recommendation",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Instance recommendation",
+        "Optional, as a JSON object: run a SageMaker Inference Recommender job before deploy; with "
+        'endpoint_instance_type "auto" the run deploys the recommended type (README: Instance recommendation).',
+        SECTION_DEPLOYMENT,
+        (),
+        original=False,
+    ),
+    ParamSpec(
+        "monitoring",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Model monitoring",
+        "Optional, as a JSON object: a data-quality monitor on the endpoint (baseline, hourly or daily "
+        "schedule, alarms); needs data capture (README: Model monitoring).",
+        SECTION_DEPLOYMENT,
+        (),
+        original=False,
+    ),
+    ParamSpec(
+        "labeling",
+        {},
+        {"type": ["object", "string", "null"]},
+        "Labeling before training",
+        "Optional, as a JSON object: a Ground Truth labeling job over an S3 manifest; its output manifest "
+        "becomes a training channel (README: Labeling).",
+        SECTION_TRAINING,
+        (),
+        original=False,
+    ),
 )
 
 PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
@@ -467,6 +515,14 @@ class RunParams:
     batch: BatchSettings = field(default_factory=BatchSettings)
     # Deploy another account's registered version instead of training (issue 17 item 9).
     promote_from: PromoteFrom = field(default_factory=PromoteFrom)
+    # A team's shared multi-model endpoint instead of an endpoint of its own (issue 20 item 1).
+    multi_model: MultiModelSettings = field(default_factory=MultiModelSettings)
+    # An Inference Recommender job before deploy (issue 20 item 2).
+    instance_recommendation: RecommendationSettings = field(default_factory=RecommendationSettings)
+    # A data-quality monitor on the endpoint (issue 20 item 3).
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    # A Ground Truth labeling job before training (issue 20 item 4).
+    labeling: LabelingSettings = field(default_factory=LabelingSettings)
 
     @property
     def trains(self) -> bool:
@@ -486,6 +542,10 @@ class RunParams:
         data["quality_gate"] = self.quality_gate.to_dict()
         data["batch"] = self.batch.to_dict()
         data["promote_from"] = self.promote_from.to_dict() or None  # unset: no KFP pipeline parameter needed
+        data["multi_model"] = self.multi_model.to_dict()
+        data["instance_recommendation"] = self.instance_recommendation.to_dict()
+        data["monitoring"] = self.monitoring.to_dict()
+        data["labeling"] = self.labeling.to_dict()
         return data
 
     @classmethod
@@ -503,6 +563,16 @@ class RunParams:
             values["batch"] = BatchSettings.from_dict(values.get("batch"))
         if not isinstance(values.get("promote_from"), PromoteFrom):
             values["promote_from"] = PromoteFrom.from_dict(values.get("promote_from"))
+        if not isinstance(values.get("multi_model"), MultiModelSettings):
+            values["multi_model"] = MultiModelSettings.from_dict(values.get("multi_model"))
+        if not isinstance(values.get("instance_recommendation"), RecommendationSettings):
+            values["instance_recommendation"] = RecommendationSettings.from_dict(
+                values.get("instance_recommendation")
+            )
+        if not isinstance(values.get("monitoring"), MonitoringSettings):
+            values["monitoring"] = MonitoringSettings.from_dict(values.get("monitoring"))
+        if not isinstance(values.get("labeling"), LabelingSettings):
+            values["labeling"] = LabelingSettings.from_dict(values.get("labeling"))
         return cls(**values)
 
 
@@ -526,6 +596,10 @@ class _Conf:
         "quality_gate",
         "batch",
         "promote_from",
+        "multi_model",
+        "instance_recommendation",
+        "monitoring",
+        "labeling",
     )
 
     def __init__(self, raw: Mapping[str, Any], problems: Problems):
@@ -992,6 +1066,10 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         problems.add(
             "plan_only", "not available with promote_from yet: the plan would need the source version"
         )
+    multi_model = parse_multi_model(conf.values.get("multi_model"), problems)
+    instance_recommendation = parse_recommendation(conf.values.get("instance_recommendation"), problems)
+    monitoring = parse_monitoring(conf.values.get("monitoring"), problems)
+    labeling = parse_labeling(conf.values.get("labeling"), problems)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),
@@ -1015,6 +1093,10 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         quality_gate=quality_gate,
         batch=batch,
         promote_from=promote_from,
+        multi_model=multi_model,
+        instance_recommendation=instance_recommendation,
+        monitoring=monitoring,
+        labeling=labeling,
         **overrides,
     )
 
