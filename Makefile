@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 include include/kfp/kfp.mk
 
-.PHONY: help env system-deps demo test lint typecheck pytest onboard submit plan wheel clean
+.PHONY: help env system-deps demo test lint typecheck pytest onboard submit plan wheel compose-env clean
 
 help:
 	@echo "make demo   run sagemaker_deploy against a local AWS and print what it created"
@@ -77,6 +77,10 @@ wheel: $(UV)
 	$(UV) build --wheel --out-dir dist
 	$(UV) export --frozen --no-dev --all-extras --no-hashes --no-emit-project --no-header \
 	  --output-file dist/constraints.txt
+
+# docker compose's .env for the full local stack: a new Fernet key and API secrets, kept once written.
+compose-env:
+	$(PYTHON) scripts/compose_env.py
 
 clean:
 	rm -rf $(VENV) .tools .airflow include/kfp/.venv dist
