@@ -35,6 +35,7 @@ from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind
 from sagelift.domain.images import parse_image_reference
 from sagelift.domain.labeling import LabelingSettings, parse_labeling
 from sagelift.domain.monitoring import MonitoringSettings, parse_monitoring
+from sagelift.domain.multi_model import SETTINGS_DOC as MULTI_MODEL_SETTINGS_DOC
 from sagelift.domain.multi_model import MultiModelSettings, parse_multi_model
 from sagelift.domain.overrides import parse_request_overrides
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
@@ -434,10 +435,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         {},
         {"type": ["object", "string", "null"]},
         "Multi-model endpoint",
-        "Optional, as a JSON object: deploy into your team's shared multi-model endpoint instead of an "
-        "endpoint of its own (README: Multi-model endpoints).",
+        MULTI_MODEL_SETTINGS_DOC,
         SECTION_DEPLOYMENT,
-        (),
+        ({"endpoint": "fraud-team"},),
         original=False,
     ),
     ParamSpec(
@@ -1066,7 +1066,13 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         problems.add(
             "plan_only", "not available with promote_from yet: the plan would need the source version"
         )
-    multi_model = parse_multi_model(conf.values.get("multi_model"), problems)
+    multi_model = parse_multi_model(
+        conf.values.get("multi_model"),
+        problems,
+        deploys=not (sources.trains and sources.model_image is None and sources.algorithm is None),
+        batch=batch.enabled,
+        endpoint_settings=endpoint != EndpointSettings() and not conf.has_problem("endpoint"),
+    )
     instance_recommendation = parse_recommendation(conf.values.get("instance_recommendation"), problems)
     monitoring = parse_monitoring(conf.values.get("monitoring"), problems)
     labeling = parse_labeling(conf.values.get("labeling"), problems)

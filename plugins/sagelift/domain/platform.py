@@ -23,6 +23,12 @@ from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_js
 from sagelift.domain.endpoint_settings import MAX_INSTANCES, MODES, STRATEGIES, EndpointCaps
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import host_pattern_problem
+from sagelift.domain.multi_model import (
+    SharedEndpoint,
+    check_shared_endpoint_images,
+    parse_multi_model_images,
+    parse_shared_endpoints,
+)
 from sagelift.domain.overrides import parse_allowed_overrides
 from sagelift.domain.security import NetworkSettings, check_network_regions, parse_network_settings
 
@@ -268,6 +274,8 @@ class AccountSettings:
     # A run pauses at approve_deploy until one of the account's deployers approves it in the Airflow UI
     # (README "Approval"); the KFP engine refuses such runs.
     requires_approval: bool = False
+    # the teams' shared multi-model endpoints a run may deploy into (README "Multi-model endpoints")
+    multi_model_endpoints: Mapping[str, SharedEndpoint] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, account_id: str, raw: Mapping[str, Any] | None, problems: Problems) -> AccountSettings:
@@ -303,6 +311,9 @@ class AccountSettings:
             values["requires_approval"] = False
         values["batch_prefixes"] = _batch_prefixes(
             values["batch_prefixes"], f"{prefix}.batch_prefixes", problems
+        )
+        values["multi_model_endpoints"] = parse_shared_endpoints(
+            values["multi_model_endpoints"], f"{prefix}.multi_model_endpoints", problems
         )
         return cls(account_id=account_id, network=values_network, **values)
 
@@ -950,6 +961,9 @@ class PlatformConfig:
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # How long approve_deploy waits for an answer in an account that requires approval; then: Reject.
     approval_timeout_seconds: int = 24 * 3600
+    # Images (registry/repository) whose containers serve multi-model endpoints, besides the built-in
+    # algorithms that do (README "Multi-model endpoints").
+    multi_model_images: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> PlatformConfig:
@@ -968,6 +982,12 @@ class PlatformConfig:
             check_network_regions({a: s.network for a, s in accounts.items()}, simple["region"], problems)
         sagemaker = SageMakerSettings.from_dict(raw.get("sagemaker"), problems)
         locks = LockSettings.from_dict(raw.get("locks"), problems)
+        simple["multi_model_images"] = parse_multi_model_images(
+            raw.get("multi_model_images"), "platform.multi_model_images", problems
+        )
+        check_shared_endpoint_images(
+            {a: s.multi_model_endpoints for a, s in accounts.items()}, simple["multi_model_images"], problems
+        )
         problems.raise_if_any()
         return cls(
             accounts=accounts,

@@ -15,6 +15,7 @@ from sagelift.domain.images import (
     ecr_registry_host,
     plan_image_steps,
 )
+from sagelift.domain.multi_model import check_multi_model_against_platform
 from sagelift.domain.overrides import check_request_overrides
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
 from sagelift.domain.platform import PlatformConfig, s3_key_segments_problem
@@ -39,6 +40,16 @@ def check_against_platform(
         # batch_transform: reads and writes only where the account's batch_prefixes allow
         check_batch_against_platform(
             params.batch, account.batch_prefixes, params.training_s3_output_path, problems
+        )
+        # create_model, deploy_endpoint: the team's shared endpoint is enabled and serves this model
+        check_multi_model_against_platform(
+            params.multi_model,
+            account_id=params.account_id,
+            endpoints=account.multi_model_endpoints,
+            model_image=params.model_docker_image,
+            algorithm=params.training_algorithm_name,
+            instance_type=params.endpoint_instance_type,
+            problems=problems,
         )
     _check_algorithm_region(params, platform, problems)
     _check_images(params, platform, problems)
