@@ -33,6 +33,7 @@ from sagelift.domain.endpoint_settings import (
 )
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import parse_image_reference
+from sagelift.domain.labeling import SETTINGS_DOC as LABELING_SETTINGS_DOC
 from sagelift.domain.labeling import LabelingSettings, parse_labeling
 from sagelift.domain.monitoring import MonitoringSettings, parse_monitoring
 from sagelift.domain.multi_model import SETTINGS_DOC as MULTI_MODEL_SETTINGS_DOC
@@ -467,10 +468,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         {},
         {"type": ["object", "string", "null"]},
         "Labeling before training",
-        "Optional, as a JSON object: a Ground Truth labeling job over an S3 manifest; its output manifest "
-        "becomes a training channel (README: Labeling).",
+        LABELING_SETTINGS_DOC,
         SECTION_TRAINING,
-        (),
+        (
+            {
+                "manifest_s3_uri": "s3://field-trials/to-label/leaves.manifest",
+                "task_type": "image_classification",
+                "labels": ["healthy", "rust", "blight"],
+                "instructions": "Pick the disease the leaf shows.",
+            },
+        ),
         original=False,
     ),
 )
@@ -1035,8 +1042,10 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     count, training_type, endpoint_type = _parse_compute(conf)
     _check_artifact_url(model_name, sources, problems)
     given = conf.json("training_channels", list)
+    # a labeling job's output manifest is a training channel of its own (added by build_plan)
+    labeling = parse_labeling(conf.values.get("labeling"), problems, trains=sources.trains, channels=given)
     channels = parse_training_channels(
-        given, sources.trains and not problems.has("training_channels"), problems
+        given, sources.trains and not labeling.enabled and not problems.has("training_channels"), problems
     )
     overrides = _parse_overrides(conf)
     plan_only = _parse_plan_only(conf)
@@ -1075,7 +1084,6 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
     )
     instance_recommendation = parse_recommendation(conf.values.get("instance_recommendation"), problems)
     monitoring = parse_monitoring(conf.values.get("monitoring"), problems)
-    labeling = parse_labeling(conf.values.get("labeling"), problems)
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),

@@ -17,6 +17,7 @@ from typing import Any
 from sagelift.domain.approval import check_engine_approval, needs_approval
 from sagelift.domain.endpoint_settings import resolve_endpoint
 from sagelift.domain.errors import Problems, SageliftValidationError
+from sagelift.domain.labeling import derive_labeling_job_name, labeling_channel
 from sagelift.domain.ownership import RUN_KEY_LEN
 from sagelift.domain.params import ACCOUNT_ID_RE, RunParams, parse_params
 from sagelift.domain.platform import PlatformConfig
@@ -114,6 +115,10 @@ def build_plan(
         caps = platform.account(params.account_id).endpoint
         params = replace(params, endpoint=resolve_endpoint(params.endpoint, caps, params.model_name))
     names = derive_names(params.model_name, dag_id, run_id)
+    if params.labeling.enabled and params.training_s3_output_path:  # label_data's output manifest
+        job = derive_labeling_job_name(names.training_job)
+        channel = labeling_channel(params.labeling, params.training_s3_output_path, job)
+        params = replace(params, training_channels=[*params.training_channels, channel])
     return {
         "params": params.to_dict(),
         "names": asdict(names),
@@ -169,6 +174,8 @@ class Plan:
     def skip_reason(self, step: str) -> str | None:
         """Why ``step`` (create_model, deploy_endpoint, expose_api, batch_transform) does nothing in this
         run, or None."""
+        if step == "label_data" and not self.params.labeling.enabled:
+            return "label_data skipped: labeling is not set (README: Labeling before training)"
         batch = self.params.batch.enabled
         if step == "batch_transform" and not batch and self.params.deploys:
             return "batch_transform skipped: batch is not set, so the model is served by an endpoint"

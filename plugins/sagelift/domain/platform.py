@@ -44,6 +44,11 @@ S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?\Z")
 DNS1123_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 QUANTITY_RE = re.compile(r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?\Z")
 STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
+# A Ground Truth workteam (README "Labeling before training"): private or vendor, in the account.
+WORKTEAM_ARN_RE = re.compile(
+    r"arn:aws[a-z\-]*:sagemaker:(?P<region>[a-z0-9\-]+):(?P<account>[0-9]{12}):"
+    r"workteam/(?P<kind>private-crowd|vendor-crowd)/[A-Za-z0-9\-]{1,63}"
+)
 
 
 # The Variable is read within these bounds before any rule looks at it (a typo must not become a
@@ -271,6 +276,10 @@ class AccountSettings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     # where a run's batch transform may read and write (README "Batch scoring"); empty: not bounded
     batch_prefixes: tuple[str, ...] = ()
+    # The account's Ground Truth workteam, and where a run's labeling manifest may lie (README "Labeling
+    # before training"): the manifest's objects are shown to that workteam.
+    labeling_workteam_arn: str | None = None
+    labeling_prefixes: tuple[str, ...] = ()
     # A run pauses at approve_deploy until one of the account's deployers approves it in the Airflow UI
     # (README "Approval"); the KFP engine refuses such runs.
     requires_approval: bool = False
@@ -312,10 +321,30 @@ class AccountSettings:
         values["batch_prefixes"] = _batch_prefixes(
             values["batch_prefixes"], f"{prefix}.batch_prefixes", problems
         )
+        values["labeling_prefixes"] = _batch_prefixes(
+            values["labeling_prefixes"], f"{prefix}.labeling_prefixes", problems
+        )
+        values["labeling_workteam_arn"] = _workteam_arn(
+            values["labeling_workteam_arn"], account_id, f"{prefix}.labeling_workteam_arn", problems
+        )
         values["multi_model_endpoints"] = parse_shared_endpoints(
             values["multi_model_endpoints"], f"{prefix}.multi_model_endpoints", problems
         )
         return cls(account_id=account_id, network=values_network, **values)
+
+
+def _workteam_arn(raw: Any, account_id: str, name: str, problems: Problems) -> str | None:
+    if raw is None:
+        return None
+    match = WORKTEAM_ARN_RE.fullmatch(raw) if isinstance(raw, str) else None
+    if match is None or match["account"] != account_id:
+        problems.add(
+            name,
+            "a private or vendor workteam of this account: "
+            f"arn:aws:sagemaker:<region>:{account_id}:workteam/private-crowd/<name>",
+        )
+        return None
+    return str(raw)
 
 
 def _batch_prefixes(raw: Any, name: str, problems: Problems) -> tuple[str, ...]:

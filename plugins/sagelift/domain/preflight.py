@@ -15,6 +15,7 @@ from sagelift.domain.images import (
     ecr_registry_host,
     plan_image_steps,
 )
+from sagelift.domain.labeling import check_labeling_against_platform
 from sagelift.domain.multi_model import check_multi_model_against_platform
 from sagelift.domain.overrides import check_request_overrides
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
@@ -40,6 +41,15 @@ def check_against_platform(
         # batch_transform: reads and writes only where the account's batch_prefixes allow
         check_batch_against_platform(
             params.batch, account.batch_prefixes, params.training_s3_output_path, problems
+        )
+        # label_data: the account's workteam, the region's Ground Truth functions, the manifest's prefix
+        check_labeling_against_platform(
+            params.labeling,
+            account_id=params.account_id,
+            workteam_arn=account.labeling_workteam_arn,
+            prefixes=account.labeling_prefixes,
+            region=platform.region,
+            problems=problems,
         )
         # create_model, deploy_endpoint: the team's shared endpoint is enabled and serves this model
         check_multi_model_against_platform(
