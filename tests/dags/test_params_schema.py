@@ -76,7 +76,9 @@ def test_instance_types_and_algorithms_are_offered_as_the_form_s_suggestions():
     params = airflow_params()
     for name, kind in (("training_instance_type", "training"), ("endpoint_instance_type", "endpoint")):
         # examples, not enum: the form offers the list, validate refuses what is not in it
-        assert params[name].schema["examples"] == list(instance_types()[kind])
+        # endpoint_instance_type offers "auto" first: recommend_instance picks (README: Instance recommendation)
+        offered = ["auto"] if name == "endpoint_instance_type" else []
+        assert params[name].schema["examples"] == offered + list(instance_types()[kind])
         assert params[name].value in params[name].schema["examples"]
     assert params["training_algorithm_name"].schema["examples"] == list(builtin_algorithms())
     assert not [name for name, param in params.items() if "enum" in param.schema]

@@ -31,6 +31,8 @@ def param_schema(spec: ParamSpec) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": declared + [t for t in JSON_TYPES if t not in declared]}
     if spec.name in INSTANCE_TYPE_PARAMS:
         schema["examples"] = list(instance_types()[INSTANCE_TYPE_PARAMS[spec.name]])
+        if spec.name == "endpoint_instance_type":  # "auto": recommend_instance decides
+            schema["examples"].insert(0, "auto")
     elif spec.name == "training_algorithm_name":
         schema["examples"] = list(builtin_algorithms())
     elif [t for t in declared if t != "null"] == ["string"]:

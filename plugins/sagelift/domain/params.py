@@ -42,6 +42,8 @@ from sagelift.domain.overrides import parse_request_overrides
 from sagelift.domain.platform import is_dns1123_name, is_quantity, is_s3_uri
 from sagelift.domain.promotion import PromoteFrom, parse_promote_from
 from sagelift.domain.quality_gate import QualityGate, parse_quality_gate
+from sagelift.domain.recommendation import AUTO as AUTO_INSTANCE_TYPE
+from sagelift.domain.recommendation import SETTINGS_DOC as RECOMMENDATION_SETTINGS_DOC
 from sagelift.domain.recommendation import RecommendationSettings, parse_recommendation
 from sagelift.domain.training_settings import SETTINGS_DOC as TRAINING_SETTINGS_DOC
 from sagelift.domain.training_settings import TrainingSettings, parse_training, resolve_metric_definitions
@@ -229,9 +231,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "ml.m5.large",
         {"type": "string"},
         "Endpoint instance type",
-        "SageMaker ML instance type that hosts the endpoint; start typing to pick one from the list.",
+        "SageMaker ML instance type that hosts the endpoint; start typing to pick one from the list. "
+        '"auto": recommend_instance picks the cheapest type that fits the model (its artifact\'s size, the '
+        "image's CPU or GPU serving, your account's allowed types) from sagelift's price table, or an "
+        "Inference Recommender job's cheapest fitting answer; the run summary lists the fits with prices per "
+        "hour and the pick (README: Instance recommendation).",
         SECTION_DEPLOYMENT,
-        ("ml.m5.large",),
+        ("ml.m5.large", "auto"),
     ),
     ParamSpec(
         "training_channels",
@@ -446,8 +452,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         {},
         {"type": ["object", "string", "null"]},
         "Instance recommendation",
-        "Optional, as a JSON object: run a SageMaker Inference Recommender job before deploy; with "
-        'endpoint_instance_type "auto" the run deploys the recommended type (README: Instance recommendation).',
+        RECOMMENDATION_SETTINGS_DOC,
         SECTION_DEPLOYMENT,
         (),
         original=False,
@@ -949,7 +954,9 @@ def _parse_compute(conf: _Conf) -> tuple[int, str, str]:
     training_type = conf.text("training_instance_type") or "ml.m5.large"
     endpoint_type = conf.text("endpoint_instance_type") or "ml.m5.large"
     _check_instance_type(training_type, "training_instance_type", "training", conf.problems)
-    _check_instance_type(endpoint_type, "endpoint_instance_type", "endpoint", conf.problems)
+    # "auto": recommend_instance decides (README: Instance recommendation)
+    if endpoint_type != AUTO_INSTANCE_TYPE:
+        _check_instance_type(endpoint_type, "endpoint_instance_type", "endpoint", conf.problems)
     return count, training_type, endpoint_type
 
 

@@ -23,6 +23,7 @@ from sagelift.domain.params import ACCOUNT_ID_RE, RunParams, parse_params
 from sagelift.domain.platform import PlatformConfig
 from sagelift.domain.preflight import check_against_platform
 from sagelift.domain.promotion import check_promotion
+from sagelift.domain.recommendation import serves_own_endpoint
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,11 @@ class Plan:
         if step == "label_data" and not self.params.labeling.enabled:
             return "label_data skipped: labeling is not set (README: Labeling before training)"
         batch = self.params.batch.enabled
+        if step == "recommend_instance" and not serves_own_endpoint(self.params):
+            return (
+                "recommend_instance skipped: this run creates no instance-backed endpoint of its own "
+                "(train-only, batch, multi_model or serverless), so there is no instance type to choose"
+            )
         if step == "batch_transform" and not batch and self.params.deploys:
             return "batch_transform skipped: batch is not set, so the model is served by an endpoint"
         if step in ("deploy_endpoint", "expose_api") and batch and self.params.deploys:

@@ -23,6 +23,7 @@ from sagelift.domain.bounded_json import JsonLimits, find_json_problem, parse_js
 from sagelift.domain.endpoint_settings import MAX_INSTANCES, MODES, STRATEGIES, EndpointCaps
 from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind, show, subfield
 from sagelift.domain.images import host_pattern_problem
+from sagelift.domain.instance_choice import hosting_instance_types
 from sagelift.domain.multi_model import (
     SharedEndpoint,
     check_shared_endpoint_images,
@@ -270,6 +271,10 @@ class AccountSettings:
     deployers: Deployers = field(default_factory=Deployers)
     # where this account's model locks live, instead of the platform's locks_s3_uri
     locks_s3_uri: str | None = None
+    # recommend_instance may run SageMaker Inference Recommender jobs here (README "Instance recommendation")
+    inference_recommender: bool = False
+    # the hosting types a run may deploy (or be recommended) here; empty: every type SageMaker hosts
+    endpoint_instance_types: tuple[str, ...] = ()
     # what a run's ``endpoint`` settings may use in this account (README "Serving settings")
     endpoint: EndpointCaps = field(default_factory=EndpointCaps)
     # VPC, KMS keys and isolation of the account's SageMaker jobs (README "Network and encryption")
@@ -313,6 +318,12 @@ class AccountSettings:
             problems.add(f"{prefix}.locks_s3_uri", LOCKS_URI_RULE)
             values["locks_s3_uri"] = None
         values["api_callers"] = ApiCallers.from_dict(values["api_callers"], f"{prefix}.api_callers", problems)
+        values["inference_recommender"] = _flag(
+            values["inference_recommender"], f"{prefix}.inference_recommender", problems
+        )
+        values["endpoint_instance_types"] = _endpoint_instance_types(
+            values["endpoint_instance_types"], f"{prefix}.endpoint_instance_types", problems
+        )
         if values["requires_approval"] is None:
             values["requires_approval"] = False
         elif not isinstance(values["requires_approval"], bool):
@@ -345,6 +356,30 @@ def _workteam_arn(raw: Any, account_id: str, name: str, problems: Problems) -> s
         )
         return None
     return str(raw)
+
+
+def _flag(raw: Any, name: str, problems: Problems) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        problems.add(name, "true or false")
+        return False
+    return raw
+
+
+def _endpoint_instance_types(raw: Any, name: str, problems: Problems) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    known = hosting_instance_types()
+    if not isinstance(raw, list) or not raw or any(t not in known for t in raw):
+        bad = next((t for t in raw if t not in known), None) if isinstance(raw, list) else None
+        problems.add(
+            name,
+            "a non-empty list of SageMaker hosting instance types such as ml.m5.large"
+            + (f"; {show(bad)} is not one" if bad is not None else ""),
+        )
+        return ()
+    return tuple(dict.fromkeys(raw))
 
 
 def _batch_prefixes(raw: Any, name: str, problems: Problems) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from sagelift.domain.multi_model import check_multi_model_against_platform
 from sagelift.domain.overrides import check_request_overrides
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
 from sagelift.domain.platform import PlatformConfig, s3_key_segments_problem
+from sagelift.domain.recommendation import check_recommendation_against_platform, serves_own_endpoint
 from sagelift.domain.tags import check_tags, derive_run_tags
 from sagelift.domain.training_settings import check_training_against_platform
 
@@ -41,6 +42,16 @@ def check_against_platform(
         # batch_transform: reads and writes only where the account's batch_prefixes allow
         check_batch_against_platform(
             params.batch, account.batch_prefixes, params.training_s3_output_path, problems
+        )
+        # recommend_instance and deploy_endpoint: the job is allowed, "auto" has an endpoint to size
+        check_recommendation_against_platform(
+            params.instance_recommendation,
+            endpoint_instance_type=params.endpoint_instance_type,
+            allows_job=account.inference_recommender,
+            allowed_types=account.endpoint_instance_types,
+            account_id=params.account_id,
+            serves_own_endpoint=serves_own_endpoint(params),
+            problems=problems,
         )
         # label_data: the account's workteam, the region's Ground Truth functions, the manifest's prefix
         check_labeling_against_platform(
