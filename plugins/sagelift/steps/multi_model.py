@@ -1,0 +1,233 @@
+"""A run's model on its team's shared multi-model endpoint (issue 20 item 1), for both engines.
+
+- ``place_model`` (create_model): copies the run's artifact to ``<prefix><model_name>/<run key>.tar.gz``
+  (a retry copies the same object again) and ensures the shared SageMaker model, one MultiModel
+  container over the prefix. The registered version is still registered (register_model); no model of
+  the run's own is created.
+- ``ensure_shared_endpoint`` (deploy_endpoint): the shared endpoint config and endpoint, created when
+  absent and adopted as they are otherwise. Two runs that both find nothing both create: the loser's
+  "already exists" (or ResourceInUse) is the winner's resource, adopted, so they converge on one endpoint.
+  The answer says whether to wait (the endpoint is not InService yet); ``shared_endpoint_outcome`` judges
+  the end (Failed is final). A run never updates the shared endpoint: its settings are the platform's,
+  and a change there is the ML engineer's (delete the endpoint, and the next run creates it anew).
+- ``prune_versions``: after expose_api moved the route, the model's older keys are deleted, so the prefix
+  holds one artifact per model (the one the route names).
+- ``remove_model`` (teardown): deletes every key of one model under the prefix; the shared endpoint and
+  model stay while any other model's artifact is there. When the last model leaves, they are deleted too
+  (an endpoint serving nothing still bills its instances); ``shared_endpoint_users`` tells who is left.
+
+The shared resources carry the team's tag (domain.multi_model.SHARED_TAG_KEY), never a model's owner
+tag: no model's teardown of "its own" resources matches them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from sagelift.domain.multi_model import (
+    MultiModelPlacement,
+    SharedEndpoint,
+    artifact_uri,
+    build_shared_endpoint_config_request,
+    build_shared_endpoint_request,
+    build_shared_model_request,
+    derive_target_model,
+    model_artifacts_prefix,
+)
+from sagelift.domain.plan import Plan
+from sagelift.domain.platform import SageMakerSettings
+from sagelift.steps.errors import StepFailed, delete_if_exists, describe_or_none, error_code
+
+log = logging.getLogger(__name__)
+FAILED = ("Failed",)
+MAX_KEYS_LISTED = 10_000  # a model's versions under the prefix: a handful; bound what one listing reads
+
+
+def shared_endpoint(plan: Plan) -> SharedEndpoint:
+    team = str(plan.params.multi_model.endpoint)
+    return plan.platform.account(plan.account_id).multi_model_endpoints[team]
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _created_already(err: ClientError) -> bool:
+    """A create answered "exists": another run (or this one's lost answer) created it; adopt it."""
+    return error_code(err) == "ResourceInUse" or (
+        error_code(err) == "ValidationException" and "already exist" in str(err)
+    )
+
+
+def _create_or_adopt(create: Callable[..., Any], request: Mapping[str, Any], what: str) -> bool:
+    """True when this call created it, False when it existed."""
+    try:
+        create(**request)
+    except ClientError as err:
+        if not _created_already(err):
+            raise
+        log.info("%s exists already (another run created it): adopted as it is.", what)
+        return False
+    log.info("Created %s.", what)
+    return True
+
+
+def place_model(s3: Any, sagemaker: Any, plan: Plan, source_s3_uri: str) -> MultiModelPlacement:
+    """create_model on a shared endpoint: the artifact at this run's key, and the shared model."""
+    endpoint = shared_endpoint(plan)
+    target = derive_target_model(plan.model_name, plan.names.run_key)
+    destination = artifact_uri(endpoint, target)
+    source_bucket, source_key = _split(source_s3_uri)
+    bucket, key = _split(destination)
+    s3.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)  # multipart above 8 MB
+    log.info("Copied the model's artifact %s to %s.", source_s3_uri, destination)
+    ensure_shared_model(sagemaker, plan, endpoint)
+    return MultiModelPlacement(
+        team=endpoint.team,
+        endpoint_name=endpoint.name,
+        target_model=target,
+        artifact_s3_uri=destination,
+        source_s3_uri=source_s3_uri,
+    )
+
+
+def ensure_shared_model(sagemaker: Any, plan: Plan, endpoint: SharedEndpoint) -> None:
+    if describe_or_none(sagemaker.describe_model, ModelName=endpoint.name) is not None:
+        return
+    request = build_shared_model_request(
+        endpoint,
+        region=plan.region,
+        role_arn=plan.platform.model_role_arn(plan.account_id),
+        network=plan.platform.account(plan.account_id).network,
+    )
+    _create_or_adopt(sagemaker.create_model, request, f"shared model {endpoint.name}")
+
+
+@dataclass(frozen=True)
+class SharedDeploy:
+    endpoint_name: str
+    created: bool  # this run created the endpoint
+    wait: bool  # not InService yet: wait for it (deferred on Airflow)
+
+
+def ensure_shared_endpoint(sagemaker: Any, plan: Plan) -> SharedDeploy:
+    """deploy_endpoint on a shared endpoint: create the config and the endpoint when absent, else adopt."""
+    endpoint = shared_endpoint(plan)
+    network = plan.platform.account(plan.account_id).network
+    if describe_or_none(sagemaker.describe_endpoint_config, EndpointConfigName=endpoint.name) is None:
+        request = build_shared_endpoint_config_request(endpoint, network)
+        _create_or_adopt(sagemaker.create_endpoint_config, request, f"shared endpoint config {endpoint.name}")
+    current = describe_or_none(sagemaker.describe_endpoint, EndpointName=endpoint.name)
+    created = False
+    if current is None:
+        created = _create_or_adopt(
+            sagemaker.create_endpoint,
+            build_shared_endpoint_request(endpoint),
+            f"shared endpoint {endpoint.name}",
+        )
+        current = describe_or_none(sagemaker.describe_endpoint, EndpointName=endpoint.name) or {}
+    status = current.get("EndpointStatus")
+    if status in FAILED:
+        shared_endpoint_outcome(current)
+    return SharedDeploy(endpoint.name, created, wait=status != "InService")
+
+
+def shared_endpoint_outcome(described: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The shared endpoint's description when it serves; Failed is final (the platform's to repair)."""
+    status = described.get("EndpointStatus")
+    if status in FAILED:
+        raise StepFailed(
+            f"Shared multi-model endpoint {described.get('EndpointName')} failed: "
+            f"{described.get('FailureReason') or 'SageMaker gave no reason'}; an ML engineer deletes it "
+            "and the next run creates it again"
+        )
+    if status != "InService":
+        raise StepFailed(
+            f"Shared multi-model endpoint {described.get('EndpointName')} is {status}, not InService"
+        )
+    return described
+
+
+def wait_for_shared_endpoint(sagemaker: Any, name: str, settings: SageMakerSettings) -> dict[str, Any]:
+    """In-process wait (the KFP engine, and Airflow without deferral): botocore's waiter, then the outcome."""
+    from sagelift.steps.endpoint import attempts
+
+    try:
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName=name,
+            WaiterConfig={
+                "Delay": settings.check_interval_seconds,
+                "MaxAttempts": attempts(
+                    settings.endpoint_wait_budget_seconds, settings.check_interval_seconds
+                ),
+            },
+        )
+    except WaiterError as err:  # Failed, or the budget spent: judged below
+        log.info("Waiting for %s ended: %s", name, err)
+    described = dict(sagemaker.describe_endpoint(EndpointName=name))
+    shared_endpoint_outcome(described)
+    return described
+
+
+def _keys(s3: Any, uri: str) -> list[str]:
+    bucket, prefix = _split(uri)
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(str(o["Key"]) for o in page.get("Contents") or [])
+        if len(keys) >= MAX_KEYS_LISTED:
+            break
+    return keys
+
+
+def prune_versions(s3: Any, plan: Plan, placement: MultiModelPlacement) -> list[str]:
+    """Delete the model's keys other than the one the route now names; returns the deleted URIs."""
+    endpoint = shared_endpoint(plan)
+    bucket, keep = _split(placement.artifact_s3_uri)
+    deleted = []
+    for key in _keys(s3, model_artifacts_prefix(endpoint, plan.model_name)):
+        if key != keep:
+            s3.delete_object(Bucket=bucket, Key=key)
+            deleted.append(f"s3://{bucket}/{key}")
+    if deleted:
+        log.info("Deleted the model's earlier versions on the shared endpoint: %s", ", ".join(deleted))
+    return deleted
+
+
+def shared_endpoint_users(s3: Any, endpoint: SharedEndpoint) -> list[str]:
+    """The models with an artifact under the endpoint's prefix."""
+    _bucket, prefix = _split(endpoint.prefix)
+    users = {key[len(prefix) :].split("/", 1)[0] for key in _keys(s3, endpoint.prefix)}
+    return sorted(u for u in users if u)
+
+
+@dataclass(frozen=True)
+class SharedRemoval:
+    artifacts: list[str]  # the model's deleted artifact URIs
+    endpoint_deleted: bool  # it was the last model: the shared endpoint, config and model went too
+    others: list[str]  # the models still served
+
+
+def remove_model(
+    s3: Any, sagemaker: Any, endpoint: SharedEndpoint, model_name: str, settings: SageMakerSettings
+) -> SharedRemoval:
+    """Teardown of one model on a shared endpoint: its artifacts; the endpoint when nobody is left."""
+    from sagelift.steps.endpoint import delete_endpoint
+
+    bucket, _ = _split(endpoint.prefix)
+    artifacts = []
+    for key in _keys(s3, model_artifacts_prefix(endpoint, model_name)):
+        s3.delete_object(Bucket=bucket, Key=key)
+        artifacts.append(f"s3://{bucket}/{key}")
+    others = shared_endpoint_users(s3, endpoint)
+    if others:
+        return SharedRemoval(artifacts, False, others)
+    deleted = delete_endpoint(sagemaker, endpoint.name, settings)
+    deleted = delete_if_exists(sagemaker.delete_endpoint_config, EndpointConfigName=endpoint.name) or deleted
+    deleted = delete_if_exists(sagemaker.delete_model, ModelName=endpoint.name) or deleted
+    return SharedRemoval(artifacts, deleted, [])

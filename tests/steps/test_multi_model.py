@@ -1,0 +1,124 @@
+"""A model on its team's shared multi-model endpoint against the local AWS (issue 20 item 1): the artifact
+at its versioned key, one shared model/config/endpoint however many runs place models (two at once
+converge), a re-deploy's new key with the old one pruned, and teardown that removes only one model's
+artifacts while another is served, then the endpoint with the last one."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from sagelift.domain.plan import Plan, build_plan
+from sagelift.steps import multi_model
+from tests.support.local_aws import SCIENTIST_ACCOUNT, LocalAws
+from tests.support.scenario import DATA_BUCKET, REGION, demo_conf
+
+SERVING = f"{SCIENTIST_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn-serving"
+PREFIX = f"s3://{DATA_BUCKET}/mme/fraud/"
+PLATFORM = {
+    "region": REGION,
+    "sagemaker": {"check_interval_seconds": 1},
+    "multi_model_images": [SERVING],
+    "accounts": {
+        SCIENTIST_ACCOUNT: {
+            "deployers": {"users": ["admin"]},
+            "multi_model_endpoints": {"fraud": {"prefix": PREFIX, "image": SERVING + ":1.4"}},
+        }
+    },
+}
+
+
+def _plan(model_name: str, run_id: str) -> Plan:
+    conf = demo_conf(model_name=model_name, multi_model={"endpoint": "fraud"})
+    return Plan.from_xcom(build_plan(conf, PLATFORM, "sagemaker_deploy", run_id, triggered_by="admin"))
+
+
+def _artifact(aws: LocalAws, model_name: str, body: bytes) -> str:
+    s3 = aws.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=DATA_BUCKET)
+    key = f"churn/output/{model_name}/output/model.tar.gz"
+    s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)
+    return f"s3://{DATA_BUCKET}/{key}"
+
+
+def _under_prefix(aws: LocalAws) -> dict[str, bytes]:
+    s3 = aws.client("s3")
+    listed = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix="mme/fraud/").get("Contents", [])
+    return {
+        o["Key"].removeprefix("mme/fraud/"): s3.get_object(Bucket=DATA_BUCKET, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+
+
+def _deploy(aws: LocalAws, plan: Plan, body: bytes) -> multi_model.MultiModelPlacement:
+    s3, sm = aws.client("s3"), aws.client("sagemaker")
+    placement = multi_model.place_model(s3, sm, plan, _artifact(aws, plan.model_name, body))
+    deploy = multi_model.ensure_shared_endpoint(sm, plan)
+    if deploy.wait:
+        multi_model.wait_for_shared_endpoint(sm, deploy.endpoint_name, plan.platform.sagemaker)
+    multi_model.prune_versions(s3, plan, placement)
+    return placement
+
+
+def test_two_models_share_one_endpoint_and_a_redeploy_moves_to_a_new_key(local_aws: LocalAws) -> None:
+    first = _deploy(local_aws, _plan("churn", "run-1"), b"churn v1")
+    second = _deploy(local_aws, _plan("fraud-score", "run-2"), b"fraud v1")
+    sm = local_aws.client("sagemaker")
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["sagelift-mme-fraud"]
+    model = sm.describe_model(ModelName="sagelift-mme-fraud")
+    assert model["PrimaryContainer"]["Mode"] == "MultiModel"
+    assert model["PrimaryContainer"]["ModelDataUrl"] == PREFIX
+    assert first.endpoint_name == second.endpoint_name == "sagelift-mme-fraud"
+    assert _under_prefix(local_aws) == {first.target_model: b"churn v1", second.target_model: b"fraud v1"}
+
+    again = _deploy(local_aws, _plan("churn", "run-3"), b"churn v2")
+    assert again.target_model != first.target_model and again.target_model.startswith("churn/")
+    assert _under_prefix(local_aws) == {again.target_model: b"churn v2", second.target_model: b"fraud v1"}
+    tags = sm.list_tags(ResourceArn=sm.describe_endpoint(EndpointName="sagelift-mme-fraud")["EndpointArn"])
+    assert tags["Tags"] == [{"Key": "sagelift:multi-model-endpoint", "Value": "fraud"}]
+
+
+def test_two_runs_at_once_converge_on_one_endpoint(local_aws: LocalAws) -> None:
+    plans = [_plan("churn", "run-a"), _plan("fraud-score", "run-b")]
+    for plan in plans:
+        _artifact(local_aws, plan.model_name, plan.model_name.encode())
+    errors: list[BaseException] = []
+    answers: list[Any] = []
+
+    def deploy(plan: Plan) -> None:
+        try:
+            sm = local_aws.client("sagemaker")
+            multi_model.ensure_shared_model(sm, plan, multi_model.shared_endpoint(plan))
+            answers.append(multi_model.ensure_shared_endpoint(sm, plan))
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=deploy, args=(plan,)) for plan in plans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    sm = local_aws.client("sagemaker")
+    assert [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]] == ["sagelift-mme-fraud"]
+    assert {a.endpoint_name for a in answers} == {"sagelift-mme-fraud"}
+
+
+def test_teardown_removes_one_model_and_the_endpoint_with_the_last(local_aws: LocalAws) -> None:
+    churn = _deploy(local_aws, _plan("churn", "run-1"), b"churn v1")
+    fraud = _deploy(local_aws, _plan("fraud-score", "run-2"), b"fraud v1")
+    plan = _plan("churn", "run-1")
+    endpoint = multi_model.shared_endpoint(plan)
+    s3, sm = local_aws.client("s3"), local_aws.client("sagemaker")
+    removed = multi_model.remove_model(s3, sm, endpoint, "churn", plan.platform.sagemaker)
+    assert removed.artifacts == [PREFIX + churn.target_model] and removed.others == ["fraud-score"]
+    assert not removed.endpoint_deleted
+    assert _under_prefix(local_aws) == {fraud.target_model: b"fraud v1"}
+    assert sm.describe_endpoint(EndpointName="sagelift-mme-fraud")["EndpointStatus"] == "InService"
+
+    last = multi_model.remove_model(s3, sm, endpoint, "fraud-score", plan.platform.sagemaker)
+    assert last.endpoint_deleted and last.others == []
+    assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
