@@ -216,7 +216,10 @@ def test_delete_images_deletes_only_this_models_copies_that_no_other_model_holds
     report = _report(dag_run)
     assert report["images"] == [f"{host}/sagelift/team/churn-trainer@{churn_trainer}"]
     assert report["images_kept"] == [f"{host}/sagelift/team/server@{server}"]
-    assert tags("sagelift/team/churn-trainer") == {}
+    # churn's run created churn-trainer (copy_images tags it with the owner tag): left empty, it goes
+    assert report["repositories"] == ["sagelift/team/churn-trainer"]
+    with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
+        ecr.describe_repositories(repositoryNames=["sagelift/team/churn-trainer"])
     assert tags("sagelift/team/server") == {
         server: [derive_copy_record_tag("fraud-scorer", server)],
         own: ["hotfix"],
@@ -234,3 +237,5 @@ def test_delete_images_deletes_only_this_models_copies_that_no_other_model_holds
         ]
     )
     assert tags("sagelift/team/server") == {own: ["hotfix"]}
+    # fraud's own repository goes; server, created by churn's run and holding the scientist's image, stays
+    assert _report(dag_run)["repositories"] == ["sagelift/team/fraud-trainer"]

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from sagelift.domain.images import derive_copy_record_tag, manifest_digest
-from sagelift.steps.images import CopyOutcome, record_copy
+from sagelift.domain.tags import derive_run_tags
+from sagelift.steps.images import CopyOutcome, create_repository, record_copy
 from sagelift.steps.teardown import delete_copied_images
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
 
@@ -187,3 +188,73 @@ def test_records_are_idempotent_and_one_per_model_in_an_immutable_repository(wor
     assert world.tags("sagelift/team/trainer", newer) == sorted(
         ["2.0", derive_copy_record_tag("churn", newer)]
     )
+
+
+# --- repositories ----------------------------------------------------------------------------------------
+def _create_for(world: World, model: str, repository: str) -> None:
+    """Step 4's CreateRepository for ``model``: the run's tags, whose owner tag names the model."""
+    tags = derive_run_tags(
+        model_name=model, dag_id="sagemaker_deploy", run_id="manual__1", account_id=SCIENTIST_ACCOUNT
+    )
+    assert create_repository(world.ecr, repository, tags=tags, scan_on_push=False, tag_mutability="IMMUTABLE")
+
+
+def _repositories(world: World) -> set[str]:
+    return {r["repositoryName"] for r in world.ecr.describe_repositories()["repositories"]}
+
+
+def test_a_repository_sagelift_created_for_the_model_is_deleted_once_left_empty(world: World) -> None:
+    _create_for(world, "churn", "sagelift/team/trainer")
+    world.copy_for("churn", "sagelift/team/trainer", "trainer")  # churn's copy alone: emptied below
+    _create_for(world, "churn", "sagelift/team/failed")  # created, then the copy failed: empty
+    _create_for(world, "churn", "sagelift/team/server")
+    world.copy_for("churn", "sagelift/team/server", "server")
+    world.push("sagelift/team/server", "pushed-by-the-scientist", "mine")  # holds another image
+    _create_for(world, "fraud", "sagelift/team/fraud")  # empty, but another model's
+    world.copy_for("churn", "sagelift/team/own", "own")  # the scientist's repository: no owner tag
+    _create_for(world, "churn", "sagelift/team/shared")
+    world.copy_for("churn", "sagelift/team/shared", "shared")
+    world.copy_for("fraud", "sagelift/team/shared", "shared")
+
+    result = world.teardown("churn")
+
+    assert sorted(result.repositories) == ["sagelift/team/failed", "sagelift/team/trainer"]
+    assert _repositories(world) == {
+        "sagelift/team/server",
+        "sagelift/team/fraud",
+        "sagelift/team/own",  # empty now, but sagelift did not create it
+        "sagelift/team/shared",
+    }
+    assert world.teardown("churn").repositories == []
+    # fraud empties the shared repository, which churn's run created: fraud's teardown leaves it ...
+    fraud = world.teardown("fraud")
+    assert fraud.repositories == ["sagelift/team/fraud"]
+    assert "sagelift/team/shared" in _repositories(world)
+    # ... and churn's next teardown finds it empty and deletes it
+    assert world.teardown("churn").repositories == ["sagelift/team/shared"]
+    assert _repositories(world) == {"sagelift/team/server", "sagelift/team/own"}
+
+
+class _PushedMeanwhile:
+    """The ECR client, with an image pushed into the repository just before teardown deletes it."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._world.ecr, name)
+
+    def delete_repository(self, **kwargs: Any) -> Any:
+        self._world.push(kwargs["repositoryName"], "arrived-meanwhile", "late")
+        return self._world.ecr.delete_repository(**kwargs)
+
+
+def test_a_repository_an_image_reaches_meanwhile_is_kept_with_the_image(world: World) -> None:
+    _create_for(world, "churn", "sagelift/team/trainer")
+    world.copy_for("churn", "sagelift/team/trainer", "trainer")
+
+    result = world.teardown("churn", _PushedMeanwhile(world))
+
+    assert result.repositories == []
+    late = manifest_digest(_manifest("arrived-meanwhile"))
+    assert world.tags("sagelift/team/trainer", late) == ["late"]

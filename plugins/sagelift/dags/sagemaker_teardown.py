@@ -11,7 +11,8 @@ progress, and no deploy starts while it deletes), it deletes:
    `<model_name>-<run key>` tagged as this model's (training jobs cannot be deleted and stay in history;
    so does the model registry: the model package group `<model_name>` and every version are kept);
 3. **delete_images** (if `delete_images`): the images sagelift recorded copying for this model, unless
-   another model still uses or recorded them (never images you pushed yourself);
+   another model still uses or recorded them (never images you pushed yourself), then each repository
+   left empty that sagelift created for this model;
 4. **delete_pvc** (if `delete_pvc`): the pipeline's volume claim, when it was created for this model;
 5. **report**: what was deleted. Running it again succeeds and reports that nothing was left.
 """

@@ -64,7 +64,8 @@ TEARDOWN_PARAMETERS: tuple[TeardownParamSpec, ...] = (
         {"type": "boolean"},
         "Delete copied images",
         "Also delete the images sagelift copied into your account's ECR for this model's runs "
-        "(never images you pushed yourself).",
+        "and the repositories sagelift created for it once they are empty "
+        "(never images you pushed yourself, nor a repository that holds other images).",
     ),
     TeardownParamSpec(
         "delete_pvc",
@@ -191,6 +192,8 @@ class TeardownReport:
     scalable_targets: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     pvc: list[str] = field(default_factory=list)
+    # ECR repositories left empty that sagelift had created for the model
+    repositories: list[str] = field(default_factory=list)
     # copied images left in place: recorded for another model too, or still used by a SageMaker model
     images_kept: list[str] = field(default_factory=list)
 
@@ -206,6 +209,7 @@ class TeardownReport:
                 self.scalable_targets,
                 self.images,
                 self.pvc,
+                self.repositories,
             )
         )
 
@@ -225,6 +229,7 @@ class TeardownReport:
             ("CloudWatch alarms", self.alarms),
             ("scalable targets (with their scaling policies)", self.scalable_targets),
             ("ECR images", self.images),
+            ("ECR repositories (left empty)", self.repositories),
             ("volume claims", self.pvc),
         ):
             if items:

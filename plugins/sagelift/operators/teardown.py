@@ -108,7 +108,8 @@ class EcrTeardownImagesOperator(_TeardownStep):
     The decision is the core's (sagelift.steps.teardown.delete_copied_images): only digests carrying this
     model's copy record, and none another model recorded or a remaining SageMaker model uses. Runs after
     ``delete_sagemaker_resources`` (``sagemaker`` is its result), so the model's own models are gone.
-    Returns the images deleted, released (another model's record keeps them) and kept (still in use).
+    Returns the images deleted, released (another model's record keeps them) and kept (still in use), and
+    the repositories deleted (left empty, created by sagelift for the model).
     """
 
     template_fields: Sequence[str] = ("plan", "session", "sagemaker")
@@ -202,6 +203,7 @@ class TeardownReportOperator(_TeardownStep):
             images=list(images.get("deleted", [])),
             images_kept=list(images.get("released", [])) + list(images.get("kept", [])),
             pvc=list(self.pvc or []),
+            repositories=list(images.get("repositories", [])),
         )
         self.log.info("%s", report.render())
         return report.to_dict()

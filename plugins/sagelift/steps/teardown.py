@@ -16,6 +16,13 @@ run's region) uses it, by digest or by a tag naming it. When another model recor
 model's record goes; when a remaining model uses it, image and record stay, so a later teardown can
 finish once it is free. Deletes remove the image's tags (the image goes with its last tag): a record
 another model's copy adds meanwhile keeps the image alive, where a delete by digest would not.
+
+A repository under the prefix goes too once it holds no image at all (tagged or not) and sagelift created
+it for this model: step 4 creates it with the run's tags, whose owner tag names the model, and an existing
+repository is used as it is, untagged. A repository the scientist made, one created for another model,
+or one still holding any image stays. (Created for model A and shared by B: B's teardown leaves it; A's
+next teardown finds it empty and deletes it.) DeleteRepository without ``force`` refuses a repository an
+image reached meanwhile.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any
 from sagelift.domain.autoscaling import derive_resource_id
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.images import ecr_registry_host, parse_copy_record_tag, parse_image_reference
-from sagelift.domain.ownership import is_owned, is_per_run_name
+from sagelift.domain.ownership import is_owned, is_per_run_name, owner_of
 from sagelift.domain.platform import SageMakerSettings
 from sagelift.domain.sagemaker import VARIANT_NAME
 from sagelift.steps.alarms import delete_model_alarms
@@ -120,6 +127,8 @@ class ImageTeardown:
     deleted: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)  # another model recorded it: only this record went
     kept: list[str] = field(default_factory=list)  # "<image> (<why>)": still used, image and record stay
+    # repositories deleted: left empty, and created by sagelift for the model
+    repositories: list[str] = field(default_factory=list)
 
     def to_xcom(self) -> dict[str, list[str]]:
         return asdict(self)
@@ -128,6 +137,7 @@ class ImageTeardown:
 @dataclass
 class _Repository:
     name: str
+    arn: str = ""
     tags_of: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # digest -> tags
     digest_of: dict[str, str] = field(default_factory=dict)  # tag -> digest
 
@@ -137,9 +147,14 @@ def delete_copied_images(
 ) -> ImageTeardown:
     """Delete the images step 4 copied for ``model_name`` that nothing else holds (see the module doc)."""
     result = ImageTeardown()
-    repositories = [r for r in _repositories_under(ecr, repository_prefix) if _records_of(r, model_name)]
+    listed = list(_repositories_under(ecr, repository_prefix))
+    repositories = [r for r in listed if _records_of(r, model_name)]
+    # repositories that may be left empty: no tagged image (a copy that failed after creating it), or
+    # every tagged image deleted below
+    emptied = [r for r in listed if not r.tags_of]
     if not repositories:
         log.info("No image carries a copy record of model %s: nothing to delete.", model_name)
+        result.repositories = _delete_empty_repositories(ecr, emptied, model_name)
         return result
     host = ecr_registry_host(account_id, region)
     users = images_in_use(sagemaker, host, {r.name: r for r in repositories})
@@ -163,7 +178,42 @@ def delete_copied_images(
                 log.info("Deleted %s (tags: %s).", image, ", ".join(tags))
             else:
                 result.kept.append(f"{image} (an image index in the repository lists it)")
+        gone = {
+            image.rsplit("@", 1)[1]
+            for image in result.deleted
+            if image.startswith(f"{host}/{repository.name}@")
+        }
+        if set(repository.tags_of) <= gone:
+            emptied.append(repository)
+    result.repositories = _delete_empty_repositories(ecr, emptied, model_name)
     return result
+
+
+def _delete_empty_repositories(ecr: Any, candidates: list[_Repository], model_name: str) -> list[str]:
+    """Delete each candidate that holds no image and carries this model's owner tag; the names deleted."""
+    deleted: list[str] = []
+    for repository in candidates:
+        try:
+            tags = ecr.list_tags_for_resource(resourceArn=repository.arn).get("tags", [])
+            if owner_of(tags) != model_name:
+                continue  # the scientist's own, or created for another model
+            if any(
+                page.get("imageIds")
+                for page in ecr.get_paginator("list_images").paginate(repositoryName=repository.name)
+            ):
+                log.info("Keeping ECR repository %s: it still holds images.", repository.name)
+                continue
+            ecr.delete_repository(repositoryName=repository.name)  # no force: refuses if an image came
+        except ecr.exceptions.RepositoryNotFoundException:
+            continue  # deleted meanwhile
+        except ecr.exceptions.RepositoryNotEmptyException:
+            log.info("Keeping ECR repository %s: an image reached it meanwhile.", repository.name)
+            continue
+        deleted.append(repository.name)
+        log.info(
+            "Deleted ECR repository %s: empty, created by sagelift for model %s.", repository.name, model_name
+        )
+    return deleted
 
 
 def _records_of(repository: _Repository, model_name: str) -> dict[str, list[str]]:
@@ -183,7 +233,7 @@ def _repositories_under(ecr: Any, prefix: str) -> Iterable[_Repository]:
             name = str(item["repositoryName"])
             if not name.startswith(prefix):
                 continue
-            repository = _Repository(name)
+            repository = _Repository(name, str(item.get("repositoryArn", "")))
             try:
                 pages = ecr.get_paginator("list_images").paginate(
                     repositoryName=name, filter={"tagStatus": "TAGGED"}
