@@ -913,6 +913,7 @@ def _patch_moto() -> None:
     _patch_model_registry()
     _patch_transform()
     _patch_tuning()
+    _patch_monitoring()
     backend.update_endpoint = update_endpoint
     backend.describe_endpoint = describe_endpoint
 
@@ -1337,3 +1338,9 @@ def _patch_tuning() -> None:
     from tests.support.sagemaker_tuning import patch_tuning
 
     patch_tuning()
+
+
+def _patch_monitoring() -> None:
+    from tests.support.sagemaker_monitoring import patch_monitoring
+
+    patch_monitoring()

@@ -1090,7 +1090,16 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         endpoint_settings=endpoint != EndpointSettings() and not conf.has_problem("endpoint"),
     )
     instance_recommendation = parse_recommendation(conf.values.get("instance_recommendation"), problems)
-    monitoring = parse_monitoring(conf.values.get("monitoring"), problems)
+    monitoring = parse_monitoring(
+        conf.values.get("monitoring"),
+        problems,
+        channels=[str(c.get("ChannelName")) for c in channels],
+        trains=sources.trains,
+        deploys=not (sources.trains and sources.model_image is None and sources.algorithm is None),
+        batch=batch.enabled,
+        capture=endpoint.data_capture.enabled,
+        account_id=None if account_id is None else str(account_id),
+    )
     problems.raise_if_any()
     return RunParams(
         model_name=str(model_name),

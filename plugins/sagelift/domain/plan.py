@@ -177,6 +177,8 @@ class Plan:
         run, or None."""
         if step == "label_data" and not self.params.labeling.enabled:
             return "label_data skipped: labeling is not set (README: Labeling before training)"
+        if step == "monitor_endpoint" and not self.params.monitoring.enabled:
+            return "monitor_endpoint skipped: monitoring is not set (README: Model monitoring)"
         batch = self.params.batch.enabled
         if step == "recommend_instance" and not serves_own_endpoint(self.params):
             return (

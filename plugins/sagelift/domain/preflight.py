@@ -17,6 +17,7 @@ from sagelift.domain.images import (
 )
 from sagelift.domain.labeling import check_labeling_against_platform
 from sagelift.domain.multi_model import check_multi_model_against_platform
+from sagelift.domain.monitoring import check_monitoring_region
 from sagelift.domain.overrides import check_request_overrides
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
 from sagelift.domain.platform import PlatformConfig, s3_key_segments_problem
@@ -73,6 +74,8 @@ def check_against_platform(
             problems=problems,
         )
     _check_algorithm_region(params, platform, problems)
+    # monitor_endpoint: the analyzer image exists in the region
+    check_monitoring_region(params.monitoring, platform.region, problems)
     _check_images(params, platform, problems)
     # train_model: a spot job's max wait covers the platform's max runtime
     check_training_against_platform(
