@@ -293,6 +293,8 @@ class SageMakerLifecycle:
     # Hyperparameter tuning jobs (tests/support/sagemaker_tuning): the script and each job's state.
     tuning_script: Any = None
     tunings: dict[str, Any] = field(default_factory=dict)
+    # Ground Truth labeling jobs (tests/support/sagemaker_labeling): the next jobs' script.
+    labeling_script: Any = None
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -361,6 +363,21 @@ class SageMakerLifecycle:
         self.tuning_script = TuningScript(
             seconds, outcome, failure_reason, stop_seconds, tuple(objective_values)
         )
+        return self
+
+    def labeling(
+        self,
+        seconds: float = 0.0,
+        outcome: str = "Completed",
+        failure_reason: str = "",
+        stop_seconds: float = 5.0,
+    ) -> SageMakerLifecycle:
+        """The next labeling jobs' script; see tests/support/sagemaker_labeling."""
+        from tests.support.sagemaker_labeling import LABELING_OUTCOMES, LabelingScript
+
+        if outcome not in LABELING_OUTCOMES:
+            raise ValueError(f"outcome must be one of {LABELING_OUTCOMES}")
+        self.labeling_script = LabelingScript(seconds, outcome, failure_reason, stop_seconds)
         return self
 
     def transform(
@@ -913,6 +930,7 @@ def _patch_moto() -> None:
     _patch_model_registry()
     _patch_transform()
     _patch_tuning()
+    _patch_labeling()
     _patch_monitoring()
     backend.update_endpoint = update_endpoint
     backend.describe_endpoint = describe_endpoint
@@ -1338,6 +1356,12 @@ def _patch_tuning() -> None:
     from tests.support.sagemaker_tuning import patch_tuning
 
     patch_tuning()
+
+
+def _patch_labeling() -> None:
+    from tests.support.sagemaker_labeling import patch_labeling
+
+    patch_labeling()
 
 
 def _patch_monitoring() -> None:
