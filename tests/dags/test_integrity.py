@@ -20,6 +20,7 @@ EXPECTED_TASKS = [
     "acquire_model_lock",
     "resolve_tags",
     "copy_images",
+    "label_data",
     "train_model",
     "tune_model",
     "register_model",

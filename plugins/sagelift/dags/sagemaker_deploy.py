@@ -13,6 +13,7 @@ The run:
 5. **copy_images** copies images from other registries into your account's ECR;
 6. **train_model** trains on SageMaker (skipped when you deploy an existing artifact); with `tuning` set,
    **tune_model** runs a hyperparameter tuning job instead and its best training job's model is deployed;
+   with `labeling` set, **label_data** first has your workteam label a manifest (Ground Truth) to train on;
 7. **register_model** registers the run's version in the model registry and applies the quality gate;
    in an account that requires approval, **approve_deploy** waits for a deployer to approve that version
    in the Airflow UI (Required Actions; reject or no answer stops the run, nothing deployed);
@@ -61,6 +62,7 @@ from sagelift.operators.approval import SageMakerApproveDeployOperator
 from sagelift.operators.batch import SageMakerBatchTransformOperator
 from sagelift.operators.ecr import EcrCopyImagesOperator
 from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
+from sagelift.operators.labeling import SageMakerLabelingOperator
 from sagelift.operators.lock import S3AcquireModelLockOperator, S3ReleaseModelLockOperator
 from sagelift.operators.model_registry import SageMakerRegisterModelOperator
 from sagelift.operators.plan import PlanChangesOperator
@@ -146,6 +148,16 @@ with DAG(
         "reads that version in the source account and copies its serving image from there by digest.",
     )
     images = copy_images.output
+    label_data = SageMakerLabelingOperator(
+        task_id="label_data",
+        plan=plan,
+        session=session,
+        tags=tags,
+        doc_md="With labeling set: runs the Ground Truth labeling job `<model_name>-<run key>` over your "
+        "manifest with your account's workteam and waits (deferred) until the people are done; its output "
+        "manifest is a training channel of train_model or tune_model. Marking it failed stops the job. "
+        "Skipped otherwise.",
+    )
     train_model = SageMakerTrainModelOperator(
         task_id="train_model",
         plan=plan,
@@ -267,6 +279,9 @@ with DAG(
     # One of train_model and tune_model skips; register_model reads the deployed job from SageMaker (with
     # tuning, the tuning job's best job), so it follows both.
     train_model >> tune_model >> register_model
+    # Labels before training, after copy_images (cheap checks first, people's work last); both training
+    # tasks read the labeled manifest through the plan's channels, so only the order is wired.
+    copy_images >> label_data >> [train_model, tune_model]
     # The steps stay one line: batch_transform after expose_api. In each run one of the two paths skips
     # (serving or batch) and a skipped step passes the run on (none_failed); a failed batch job leaves the
     # serving steps skipped, not upstream_failed.
