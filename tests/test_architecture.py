@@ -86,3 +86,6 @@ def test_the_kfp_glue_uses_the_core_and_is_small():
         more = ROOT / "include/kfp/sagelift_kfp" / module
         assert len(more.read_text().splitlines()) < 150
         assert "sagelift" in _imports(more) and not _imports(more) & {"airflow"}
+    labeling_glue = ROOT / "include/kfp/sagelift_kfp/labeling.py"  # label_data's, as small
+    assert len(labeling_glue.read_text().splitlines()) < 150
+    assert "sagelift" in _imports(labeling_glue) and not _imports(labeling_glue) & {"airflow"}

@@ -183,6 +183,16 @@ def copy_images(plan: str, tags: list) -> dict:
     return steps.copy_images(json.loads(plan), tags)
 
 
+def label_data(plan: str, tags: list) -> dict:
+    """With labeling set: the workteam labels the conf's manifest (a Ground Truth labeling job), whose
+    output manifest the plan already lists as a training channel."""
+    import json
+
+    from sagelift_kfp import labeling
+
+    return labeling.label_data(json.loads(plan), tags)
+
+
 def train_model(plan: str, tags: list, images: dict, metrics: dsl.Output[dsl.Metrics]) -> str:
     """Train on SageMaker (the given artifact when training is skipped); returns the artifact URI.
 
@@ -261,6 +271,7 @@ STEPS = (
     acquire_model_lock,
     resolve_tags,
     copy_images,
+    label_data,
     train_model,
     register_model,
     create_model,
@@ -324,8 +335,12 @@ def build_pipeline(
                     c["resolve_tags"](plan=plan, identity=role.output).after(lock), "resolve_tags"
                 )
                 images = configure(c["copy_images"](plan=plan, tags=tags.output), "copy_images")
+                # labels before training (after copy_images, as on Airflow); train_model reads them
+                # through the plan's channels, so only the order is wired
+                labeled = configure(c["label_data"](plan=plan, tags=tags.output).after(images), "label_data")
                 train = configure(
-                    c["train_model"](plan=plan, tags=tags.output, images=images.output), "train_model"
+                    c["train_model"](plan=plan, tags=tags.output, images=images.output).after(labeled),
+                    "train_model",
                 )
                 registered = configure(
                     c["register_model"](

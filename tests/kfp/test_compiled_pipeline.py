@@ -23,6 +23,7 @@ STEPS = [
     "acquire_model_lock",
     "resolve_tags",
     "copy_images",
+    "label_data",
     "train_model",
     "register_model",
     "create_model",

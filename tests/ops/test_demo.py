@@ -22,6 +22,7 @@ TASKS = [
     "acquire_model_lock",
     "resolve_tags",
     "copy_images",
+    "label_data",
     "train_model",
     "tune_model",
     "register_model",
@@ -33,8 +34,8 @@ TASKS = [
     "summarize_run",
     "release_model_lock",
 ]
-# The demo's conf sets no tuning and no batch scoring, and its account needs no approval.
-OPTIONAL_AND_UNUSED = {"tune_model", "approve_deploy", "batch_transform"}
+# The demo's conf sets no labeling, no tuning and no batch scoring, and its account needs no approval.
+OPTIONAL_AND_UNUSED = {"label_data", "tune_model", "approve_deploy", "batch_transform"}
 DIGEST = r"sha256:[0-9a-f]{64}"
 
 
