@@ -930,6 +930,7 @@ def _patch_moto() -> None:
     _patch_model_registry()
     _patch_transform()
     _patch_tuning()
+    _patch_recommender()
     _patch_labeling()
     _patch_monitoring()
     backend.update_endpoint = update_endpoint
@@ -1356,6 +1357,12 @@ def _patch_tuning() -> None:
     from tests.support.sagemaker_tuning import patch_tuning
 
     patch_tuning()
+
+
+def _patch_recommender() -> None:
+    from tests.support.sagemaker_recommender import patch_recommender
+
+    patch_recommender()
 
 
 def _patch_labeling() -> None:

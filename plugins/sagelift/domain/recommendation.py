@@ -237,6 +237,7 @@ def build_recommendations_job_request(
     framework_hint: str | None,
     tags: Sequence[Mapping[str, str]],
     volume_kms_key: str | None = None,
+    vpc_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """CreateInferenceRecommendationsJob's body. ``instance_types``: the types a default job may test
     (the cheapest that fit) or an advanced job's own."""
@@ -263,6 +264,8 @@ def build_recommendations_job_request(
     }
     if volume_kms_key:
         input_config["VolumeKmsKeyId"] = volume_kms_key
+    if vpc_config:  # the test endpoints run in the account's VPC, as its own endpoints do
+        input_config["VpcConfig"] = dict(vpc_config)
     if settings.job == "advanced":
         input_config["EndpointConfigurations"] = [{"InstanceType": t} for t in types]
         input_config["TrafficPattern"] = {
@@ -349,9 +352,9 @@ def resolve_instance_type(
 ) -> dict[str, Any]:
     """The plan (its XCom form) with ``endpoint_instance_type: "auto"`` replaced by recommend_instance's
     pick, for deploy_endpoint on both engines; any other plan unchanged."""
-    params = plan.get("params") or {}
+    params = (plan or {}).get("params") or {}
     if params.get("endpoint_instance_type") != AUTO:
-        return dict(plan)
+        return dict(plan or {})
     pick = (recommendation or {}).get("pick")
     if not isinstance(pick, str) or pick not in hosting_instance_types():
         why = (recommendation or {}).get("why") or "recommend_instance left no answer"
