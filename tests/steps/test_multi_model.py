@@ -6,12 +6,18 @@ artifacts while another is served, then the endpoint with the last one."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.steps import multi_model
+from sagelift.steps.api import ApiGatewayClient, api_spec, expose_model_api
 from tests.support.local_aws import SCIENTIST_ACCOUNT, LocalAws
+from tests.support.sagemaker_multi_model import invoke_through_api
 from tests.support.scenario import DATA_BUCKET, REGION, demo_conf
 
 SERVING = f"{SCIENTIST_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn-serving"
@@ -122,3 +128,47 @@ def test_teardown_removes_one_model_and_the_endpoint_with_the_last(local_aws: Lo
     assert last.endpoint_deleted and last.others == []
     assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+
+
+def _expose(aws: LocalAws, plan: Plan, placement: multi_model.MultiModelPlacement | None) -> None:
+    expose_model_api(ApiGatewayClient(aws.client("apigateway")), api_spec(plan, [], placement))
+
+
+def _paths(aws: LocalAws) -> set[str]:
+    client = aws.client("apigateway")
+    [api] = client.get_rest_apis()["items"]
+    return {r["path"] for r in client.get_resources(restApiId=api["id"])["items"]}
+
+
+def test_the_api_routes_the_model_to_its_current_key_and_the_other_model_keeps_serving(
+    local_aws: LocalAws,
+) -> None:
+    churn_plan = _plan("churn", "run-1")
+    churn = _deploy(local_aws, churn_plan, b"churn v1")
+    fraud = _deploy(local_aws, _plan("fraud-score", "run-2"), b"fraud v1")
+    _expose(local_aws, churn_plan, churn)
+    route = "/models/churn/invocations"
+    assert _paths(local_aws) == {"/", "/models", "/models/churn", route}
+    answer = invoke_through_api(local_aws, route, b"1,2,3")
+    assert answer == {"target_model": churn.target_model, "artifact": "churn v1"}
+
+    # A re-deploy moves the route to the new key; the old key is gone; the other model still answers.
+    again_plan = _plan("churn", "run-3")
+    again = _deploy(local_aws, again_plan, b"churn v2")
+    _expose(local_aws, again_plan, again)
+    assert invoke_through_api(local_aws, route, b"1,2,3") == {
+        "target_model": again.target_model,
+        "artifact": "churn v2",
+    }
+    runtime = local_aws.client("sagemaker-runtime")
+    answer = runtime.invoke_endpoint(
+        EndpointName="sagelift-mme-fraud", Body=b"1", TargetModel=fraud.target_model
+    )
+    assert json.loads(answer["Body"].read())["artifact"] == "fraud v1"
+    with pytest.raises(ClientError, match="Failed to download model data"):
+        runtime.invoke_endpoint(EndpointName="sagelift-mme-fraud", Body=b"1", TargetModel=churn.target_model)
+
+    # Back on an endpoint of its own: /models goes, /invocations comes, on the same API.
+    own = Plan.from_xcom(build_plan(demo_conf(model_name="churn"), PLATFORM, "sagemaker_deploy", "run-4"))
+    _expose(local_aws, own, None)
+    assert _paths(local_aws) == {"/", "/invocations"}

@@ -18,8 +18,9 @@ API Gateway", the request and response tables; "binaryMediaTypes" matching):
 - integration request headers come from the method request headers the method declares, by the
   integration's ``requestParameters``.
 
-What it does not model: mapping templates themselves (VTL), static or context parameter mappings,
-content encoding (gzip), payload size limits (10 MB), and the Accept list beyond its first type.
+What it does not model: mapping templates themselves (VTL), context parameter mappings (static header
+values in quotes are modelled), content encoding (gzip), payload size limits (10 MB), and the Accept list
+beyond its first type.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def integration_request_headers(
     by_name = {k.lower(): v for k, v in headers.items()}
     sent: dict[str, str] = {}
     for target, source in (integration.get("requestParameters") or {}).items():
+        if (
+            target.startswith("integration.request.header.")
+            and len(source) > 1
+            and source[0] == source[-1] == "'"
+        ):
+            sent[target.removeprefix("integration.request.header.")] = source[1:-1]  # a static value
+            continue
         if not (target.startswith("integration.request.header.") and source in declared):
             continue
         if not source.startswith("method.request.header."):

@@ -87,7 +87,13 @@ def _patch_moto() -> None:
 
     from moto.s3.responses import S3Response
 
-    from tests.support import local_aws_apigateway, local_aws_autoscaling, local_aws_sts, sagemaker_runtime
+    from tests.support import (
+        local_aws_apigateway,
+        local_aws_autoscaling,
+        local_aws_sts,
+        sagemaker_multi_model,
+        sagemaker_runtime,
+    )
 
     def serialized(original: Callable[..., Any]) -> Callable[..., Any]:
         def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -104,6 +110,7 @@ def _patch_moto() -> None:
     SageMakerResponse.update_endpoint = update_endpoint_response  # type: ignore[attr-defined]
     local_aws_autoscaling.install()  # wraps the backend's UpdateEndpoint just set
     sagemaker_runtime.install()
+    sagemaker_multi_model.install()  # wraps sagemaker_runtime's InvokeEndpoint
     SageMakerModelBackend._sagelift_patched = True  # type: ignore[attr-defined]
 
 

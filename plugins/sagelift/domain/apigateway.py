@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sagelift.domain.errors import Problems
+from sagelift.domain.multi_model import TARGET_MODEL_HEADER
 from sagelift.domain.ownership import OWNER_TAG_KEY
 from sagelift.domain.platform import (  # the rules live with the settings
     ApiCallers,
@@ -118,10 +119,11 @@ class Invocation:
     request_headers: tuple[tuple[str, str], ...]
     response_headers: tuple[str, ...]
     responses: tuple[ResponseRule, ...]
+    parents: tuple[str, ...] = ()  # the resources above path_part: ("models", "<model>") on a shared endpoint
 
     @property
     def path(self) -> str:
-        return "/" + self.path_part
+        return "/" + "/".join((*self.parents, self.path_part))
 
 
 REALTIME_INVOCATION = Invocation(
@@ -152,6 +154,13 @@ ASYNC_INVOCATION = Invocation(
     responses=ASYNC_RESPONSES,
 )
 INVOCATIONS = (REALTIME_INVOCATION, ASYNC_INVOCATION)
+MULTI_MODEL_ROOT = "models"  # POST /models/<model>/invocations: a model on a shared multi-model endpoint
+
+
+def multi_model_invocation(model_name: str) -> Invocation:
+    """The realtime invocation at /models/<model>/invocations (issue 20 item 1): the integration sets
+    the TargetModel header to the model's current key (ApiSpec.target_model)."""
+    return replace(REALTIME_INVOCATION, parents=(MULTI_MODEL_ROOT, model_name))
 
 
 @dataclass(frozen=True)
@@ -181,6 +190,8 @@ class ApiSpec:
     caller_account_ids: tuple[str, ...] = ()
     caller_org_id: str | None = None
     invocation: Invocation = REALTIME_INVOCATION
+    # On a shared multi-model endpoint: the artifact key the API's route invokes (TargetModel).
+    target_model: str | None = None
 
     @property
     def uses_api_key(self) -> bool:
@@ -210,6 +221,7 @@ def derive_api_spec(
     run_id: str,
     callers: ApiCallers | None = None,
     asynchronous: bool = False,
+    target_model: str | None = None,
 ) -> ApiSpec:
     """Check the settings step 8 depends on together and freeze them into one spec.
 
@@ -247,7 +259,14 @@ def derive_api_spec(
         binary_media_types=tuple(settings.binary_media_types),
         caller_account_ids=tuple(sorted(set(callers.accounts) - {account_id})),
         caller_org_id=callers.org_id,
-        invocation=ASYNC_INVOCATION if asynchronous else REALTIME_INVOCATION,
+        invocation=(
+            multi_model_invocation(model_name)
+            if target_model
+            else ASYNC_INVOCATION
+            if asynchronous
+            else REALTIME_INVOCATION
+        ),
+        target_model=target_model,
     )
 
 
@@ -321,7 +340,7 @@ def build_resource_policy(spec: ApiSpec) -> dict[str, Any] | None:
     callers = bool(spec.caller_account_ids or spec.caller_org_id)
     if not spec.allowed_vpc_endpoint_ids and not spec.allowed_org_id and not callers:
         return None
-    route = f"{spec.stage_name}/{HTTP_METHOD}/{spec.invocation.path_part}"
+    route = f"{spec.stage_name}/{HTTP_METHOD}{spec.invocation.path}"
     invoke = {"Action": "execute-api:Invoke", "Resource": derive_execute_api_arn(spec, route)}
     everything = {"Action": "execute-api:Invoke", "Resource": derive_execute_api_arn(spec)}
     if spec.uses_api_key or spec.allowed_org_id:
@@ -503,8 +522,16 @@ def build_put_integration_request(api_id: str, resource_id: str, spec: ApiSpec) 
         "uri": derive_integration_uri(spec.region, spec.endpoint_name, spec.invocation.path_part),
         "credentials": spec.invoke_role_arn,
         "requestParameters": {
-            f"integration.request.header.{sagemaker}": f"method.request.header.{caller}"
-            for caller, sagemaker in spec.invocation.request_headers
+            **{
+                f"integration.request.header.{sagemaker}": f"method.request.header.{caller}"
+                for caller, sagemaker in spec.invocation.request_headers
+            },
+            # a shared multi-model endpoint: which model answers (a static value, in quotes)
+            **(
+                {f"integration.request.header.{TARGET_MODEL_HEADER}": f"'{spec.target_model}'"}
+                if spec.target_model
+                else {}
+            ),
         },
         # No request templates, and no contentHandling: the body goes to SageMaker exactly as the caller
         # sent it. A body whose Content-Type is one of the API's binaryMediaTypes passes as bytes; any

@@ -388,7 +388,8 @@ class MultiModelPlacement:
 
     @classmethod
     def from_xcom(cls, data: Mapping[str, Any] | None) -> MultiModelPlacement | None:
-        data = (data or {}).get("MultiModel") if data and "MultiModel" in data else data
-        if not data or "target_model" not in data:
+        """From the placement itself or a step result holding it under ``MultiModel``."""
+        found = (data or {}).get("MultiModel", data)
+        if not isinstance(found, Mapping) or "target_model" not in found:
             return None
-        return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__})
+        return cls(**{k: str(found[k]) for k in cls.__dataclass_fields__})

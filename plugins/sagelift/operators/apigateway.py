@@ -21,7 +21,7 @@ from airflow.sdk import BaseOperator
 
 from sagelift.domain.teardown import TeardownPlan
 from sagelift.links.apigateway import ApiGatewayInvokeUrlLink, ApiGatewayStageLink
-from sagelift.operators.base import StepInputs, skip_if_train_only, step_errors
+from sagelift.operators.base import StepInputs, connection_clients, skip_if_train_only, step_errors
 
 # The hook and the step (sagelift.steps.api) are imported when a task executes: the DAG file's parse and
 # every other task's process load this module (for the operator and the notifier) without needing them.
@@ -42,7 +42,7 @@ class ApiGatewayExposeOperator(StepInputs, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self._store_inputs(plan=plan, session=session, tags=tags)
-        self.endpoint = endpoint  # only orders this step after deploy_endpoint
+        self.endpoint = endpoint  # deploy_endpoint's result: on a shared endpoint, the model's key
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan, session = self.read_plan(), self.read_session()
@@ -52,8 +52,16 @@ class ApiGatewayExposeOperator(StepInputs, BaseOperator):
 
         hook = ApiGatewayHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
         with step_errors():
-            spec = api_spec(plan, self.read_tags())
-            exposed = expose_model_api(hook, spec)
+            if plan.params.multi_model.enabled:  # /models/<model>/invocations on the team's shared endpoint
+                from sagelift.steps import multi_model
+
+                placement = multi_model.placement_of(self.endpoint)
+                spec = api_spec(plan, self.read_tags(), placement)
+                exposed = expose_model_api(hook, spec)
+                multi_model.prune_versions(connection_clients(session)("s3"), plan, placement)
+            else:
+                spec = api_spec(plan, self.read_tags())
+                exposed = expose_model_api(hook, spec)
         ApiGatewayStageLink.persist(
             context=context,
             operator=self,

@@ -210,6 +210,14 @@ class SageMakerCreateModelOperator(StepInputs, SageMakerModelOperator):
         artifact = promoted_artifact(self.read_images()) or training.model_artifact(
             plan, (self.tuning or self.training or {}).get("Training")
         )
+        if plan.params.multi_model.enabled:  # the team's shared model serves this artifact at its own key
+            from sagelift.steps import multi_model
+
+            with step_errors():
+                clients = connection_clients(self.read_session())
+                result = multi_model.create_model_here(clients("s3"), _client(self), plan, artifact)
+            self.log.info("The model's artifact is %s on the shared endpoint.", result["MultiModel"])
+            return serialize(result)
         package = (self.registered or {}).get("model_package_arn")
         self.config = models.model_request(plan, self.read_tags(), self.read_images(), artifact, package)
         with step_errors():
@@ -234,21 +242,27 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()
         skip_if_train_only(plan, "deploy_endpoint")
-        from sagelift.steps import serving
+        from sagelift.steps import multi_model, serving
         from sagelift.triggers.sagemaker import SageMakerEndpointCompleteTrigger
 
         aws_session_fields(self, self.read_session())
         settings = plan.platform.sagemaker
         with step_errors():
             clients = connection_clients(self.read_session())
-            change = serving.begin_deploy(_client(self), clients, plan, self.read_tags())
-            self.operation = change.operation
+            if plan.params.multi_model.enabled:  # the team's shared endpoint: create or adopt, never update
+                shared = multi_model.ensure_shared_endpoint(_client(self), plan)
+                self.operation = "create" if shared.created else "adopt"
+                name, wait = shared.endpoint_name, shared.wait
+            else:
+                change = serving.begin_deploy(_client(self), clients, plan, self.read_tags())
+                self.operation = change.operation
+                name, wait = change.endpoint_name, change.wait
             budget = endpoints.endpoint_wait_budget(plan)  # a guarded update's baking included
-            if change.wait and settings.deferrable:
+            if wait and settings.deferrable:
                 self.defer(
                     timeout=datetime.timedelta(seconds=budget),
                     trigger=SageMakerEndpointCompleteTrigger(
-                        job_name=change.endpoint_name,
+                        job_name=name,
                         waiter_delay=settings.check_interval_seconds,
                         waiter_max_attempts=endpoints.attempts(budget, settings.check_interval_seconds),
                         aws_conn_id=self.aws_conn_id,
@@ -258,7 +272,9 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
                     ),
                     method_name="execute_complete",
                 )
-            if change.wait:
+            if wait and plan.params.multi_model.enabled:
+                multi_model.wait_for_shared_endpoint(_client(self), name, settings)
+            elif wait:
                 endpoints.wait_for_endpoint(_client(self), plan)
             return self._finish(plan)
 
@@ -275,8 +291,10 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
             return self._finish(plan)
 
     def _finish(self, plan: Plan) -> dict[str, Any]:
-        from sagelift.steps import serving
+        from sagelift.steps import multi_model, serving
 
+        if plan.params.multi_model.enabled:
+            return serialize(multi_model.deploy_result(_client(self), multi_model.placement_of(self.model)))
         names = plan.names
         result = {
             "EndpointConfig": serialize(self.hook.describe_endpoint_config(names.endpoint_config)),

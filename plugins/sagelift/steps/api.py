@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagelift.domain.apigateway import (
     HTTP_METHOD,
     INVOCATIONS,
+    MULTI_MODEL_ROOT,
     ApiSpec,
     api_stages_of,
     build_create_api_key_request,
@@ -59,6 +60,7 @@ from sagelift.domain.apigateway import (
     method_response_matches,
     select_owned,
 )
+from sagelift.domain.multi_model import MultiModelPlacement
 from sagelift.domain.plan import Plan
 from sagelift.steps.errors import StepFailed, classify, error_code, is_not_found
 
@@ -350,16 +352,18 @@ class ExposedApi:
         return asdict(self)
 
 
-def api_spec(plan: Plan, tags: list[dict[str, str]]) -> ApiSpec:
+def api_spec(plan: Plan, tags: list[dict[str, str]], placement: MultiModelPlacement | None = None) -> ApiSpec:
     """What the model's API must look like for this run (validated against the platform's API settings):
-    the account's callers from other accounts, and the asynchronous invocation for an async endpoint."""
+    the account's callers from other accounts, and the asynchronous invocation for an async endpoint.
+    ``placement``: the model's key on its team's shared multi-model endpoint (deploy_endpoint's), which
+    the API's /models/<model>/invocations invokes."""
     platform = plan.platform
     return derive_api_spec(
         api_name=plan.names.api,
         model_name=plan.model_name,
         account_id=plan.account_id,
         region=plan.region,
-        endpoint_name=plan.names.endpoint,
+        endpoint_name=placement.endpoint_name if placement else plan.names.endpoint,
         invoke_role_arn=platform.api_invoke_role_arn(plan.account_id),
         settings=platform.api,
         tags=tags,
@@ -367,6 +371,7 @@ def api_spec(plan: Plan, tags: list[dict[str, str]]) -> ApiSpec:
         run_id=plan.run_id,
         callers=platform.account(plan.account_id).api_callers,
         asynchronous=plan.params.endpoint.mode == "async",
+        target_model=placement.target_model if placement else None,
     )
 
 
@@ -503,18 +508,26 @@ def _deploy(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> str:
 
 
 def _ensure_invocations_resource(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> str:
-    path = spec.invocation.path
+    """The invocation's resource, and those above it (/models/<model> on a shared endpoint)."""
     by_path = {r["path"]: r["id"] for r in hook.list_resources(api_id)}
-    if path in by_path:
-        return by_path[path]
+    parent, path = by_path["/"], ""
+    for part in (*spec.invocation.parents, spec.invocation.path_part):
+        path = f"{path}/{part}"
+        if path not in by_path:
+            by_path[path] = _create_resource(hook, api_id, parent, part, path, by_path)
+        parent = by_path[path]
+    return parent
 
+
+def _create_resource(
+    hook: ApiGatewayClient, api_id: str, parent: str, part: str, path: str, by_path: dict[str, str]
+) -> str:
     def in_place() -> bool:
         by_path.update({r["path"]: r["id"] for r in hook.list_resources(api_id)})
         return path in by_path
 
-    request = build_create_resource_request(api_id, by_path["/"], spec.invocation.path_part)
     try:
-        return str(hook.create_resource(request)["id"])
+        return str(hook.create_resource(build_create_resource_request(api_id, parent, part))["id"])
     except ClientError as err:
         if error_code(err) != "ConflictException" or not in_place():
             raise
@@ -523,11 +536,17 @@ def _ensure_invocations_resource(hook: ApiGatewayClient, api_id: str, spec: ApiS
 
 
 def _remove_other_invocations(hook: ApiGatewayClient, api_id: str, spec: ApiSpec) -> None:
-    """A run that changed the endpoint's mode (realtime <-> async) drops the invocation path the endpoint
-    no longer answers, so the next deployment does not publish it."""
+    """A run that changed the endpoint's mode (realtime <-> async, own <-> shared multi-model endpoint)
+    drops the invocation path the endpoint no longer answers, so the next deployment does not publish it
+    (/models and what lies under it, deepest first)."""
     others = {i.path for i in INVOCATIONS if i != spec.invocation}
-    for resource in hook.list_resources(api_id):
-        if resource["path"] in others and hook.delete_resource(api_id, resource["id"]):
+    shared = "/" + MULTI_MODEL_ROOT
+    for resource in sorted(hook.list_resources(api_id), key=lambda r: -len(str(r["path"]))):
+        path = str(resource["path"])
+        under_shared = path == shared or path.startswith(shared + "/")
+        wanted = spec.invocation.path == path or spec.invocation.path.startswith(path + "/")
+        stale = path in others or (under_shared and not wanted)
+        if stale and hook.delete_resource(api_id, resource["id"]):
             log.info(
                 "Removed %s from API %s: the endpoint now serves %s.",
                 resource["path"],

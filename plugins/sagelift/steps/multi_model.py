@@ -231,3 +231,37 @@ def remove_model(
     deleted = delete_if_exists(sagemaker.delete_endpoint_config, EndpointConfigName=endpoint.name) or deleted
     deleted = delete_if_exists(sagemaker.delete_model, ModelName=endpoint.name) or deleted
     return SharedRemoval(artifacts, deleted, [])
+
+
+# --- each engine's step, one call ------------------------------------------------------------------------
+def create_model_here(s3: Any, sagemaker: Any, plan: Plan, source_s3_uri: str) -> dict[str, Any]:
+    """create_model's result on a shared endpoint: the shared model's description and where this model's
+    artifact lies (``MultiModel``, read by deploy_endpoint, expose_api and the summary)."""
+    placement = place_model(s3, sagemaker, plan, source_s3_uri)
+    model = dict(sagemaker.describe_model(ModelName=placement.endpoint_name))
+    model.pop("ResponseMetadata", None)
+    return {"Model": model, "MultiModel": placement.to_xcom()}
+
+
+def deploy_result(sagemaker: Any, placement: MultiModelPlacement) -> dict[str, Any]:
+    """deploy_endpoint's result once the shared endpoint serves: its description and the placement."""
+    described = dict(sagemaker.describe_endpoint(EndpointName=placement.endpoint_name))
+    described.pop("ResponseMetadata", None)
+    shared_endpoint_outcome(described)
+    return {"Endpoint": described, "MultiModel": placement.to_xcom()}
+
+
+def deploy_here(sagemaker: Any, plan: Plan, placement: MultiModelPlacement) -> dict[str, Any]:
+    """deploy_endpoint waiting in-process (the KFP engine)."""
+    change = ensure_shared_endpoint(sagemaker, plan)
+    if change.wait:
+        wait_for_shared_endpoint(sagemaker, change.endpoint_name, plan.platform.sagemaker)
+    return deploy_result(sagemaker, placement)
+
+
+def placement_of(result: Mapping[str, Any] | None) -> MultiModelPlacement:
+    """The placement a previous step's result carries; its absence is a wiring error, final."""
+    placement = MultiModelPlacement.from_xcom(result)
+    if placement is None:
+        raise StepFailed("multi_model: create_model's result names no placement on the shared endpoint")
+    return placement
