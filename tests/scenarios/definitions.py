@@ -44,6 +44,9 @@ TEARDOWN_KEEPS = ("training_jobs", "ecr", "registry", "s3", "model_packages")  #
 # Batch scoring leaves nothing to delete: a transform job is a record SageMaker cannot delete, like a
 # training job, and its results are the scientist's data (kept with S3).
 TEARDOWN_KEEPS += ("transform_jobs",)
+# Labeling leaves nothing to delete either: a labeling job is a record SageMaker cannot delete, and the
+# labeled manifest is the scientist's data (kept with S3).
+TEARDOWN_KEEPS += ("labeling_jobs",)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Lifecycle:
     tuning_objective_values: tuple[float, ...] = (0.81, 0.92, 0.87)
     # issue 17: how long a batch transform job runs (Completed then, with one result per input object)
     transform_seconds: float = 0.0
+    # issue 20: how long a labeling job's workteam labels (Completed then, the output manifest written)
+    labeling_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,14 @@ CANARY = {"type": "canary", "canary_percent": 10, "bake_seconds": 120}
 BATCH_JOB = PER_RUN.format(1)
 BATCH_INPUT = "s3://scientist-ml-data/churn/validation/"
 BATCH_OUTPUT = f"s3://scientist-ml-data/churn/output/{PER_RUN.format(1)}/batch/"
+# issue 20 labeling: the account's workteam and manifest prefix (world "labeling_workteam"), the manifest the
+# world puts there (two texts), and where the run's labeling job writes the labeled manifest
+LABELING_PLATFORM = {
+    "labeling_workteam_arn": "arn:aws:sagemaker:us-east-1:333333333333:workteam/private-crowd/churn-labelers",
+    "labeling_prefixes": ["s3://scientist-ml-data/to-label/"],
+}
+LABELING_MANIFEST = "s3://scientist-ml-data/to-label/churn.manifest"
+LABELED = f"s3://scientist-ml-data/churn/output/{PER_RUN.format(1)}/manifests/output/output.manifest"
 
 
 def _guard_alarms(state: str) -> dict[str, Any]:
@@ -869,6 +882,58 @@ SCENARIOS: tuple[Scenario, ...] = (
                     }
                 },
                 lifecycle=Lifecycle(transform_seconds=60),
+            ),
+        ),
+    ),
+    # issue 20 item 4: a workteam labels a manifest before training, and the training job reads the labeled
+    # manifest as a channel of its own (AugmentedManifestFile, Pipe); teardown leaves the job's record and
+    # the scientist's objects (S3)
+    Scenario(
+        "labeled then trained",
+        world=("labeling_workteam",),
+        runs=(
+            Run(
+                1,
+                "the labeling job's output manifest is the training job's channel",
+                expect=Expect(
+                    state={
+                        ("labeling_jobs", PER_RUN.format(1), "LabelingJobStatus"): "Completed",
+                        ("labeling_jobs", PER_RUN.format(1), "LabelCounters", "TotalLabeled"): 2,
+                        ("labeling_jobs", PER_RUN.format(1), "OutputDatasetS3Uri"): LABELED,
+                        ("training_jobs", PER_RUN.format(1), "TrainingJobStatus"): "Completed",
+                        ("training_jobs", PER_RUN.format(1), "InputDataConfig", 2): {
+                            "ChannelName": "labeled",
+                            "DataSource": {
+                                "S3DataSource": {
+                                    "S3DataType": "AugmentedManifestFile",
+                                    "S3Uri": LABELED,
+                                    "S3DataDistributionType": "FullyReplicated",
+                                    "AttributeNames": ["source", "label"],
+                                }
+                            },
+                            "InputMode": "Pipe",
+                        },
+                        ("s3", "scientist-ml-data"): [
+                            f"churn/output/{PER_RUN.format(1)}/labeling-input/label-categories.json",
+                            f"churn/output/{PER_RUN.format(1)}/labeling-input/template.liquid.html",
+                            f"churn/output/{PER_RUN.format(1)}/manifests/output/output.manifest",
+                            "churn/train/part-0.csv",
+                            "churn/validation/part-0.csv",
+                            "models/churn/model.tar.gz",
+                            "platform/standard-tags.json",
+                            "to-label/churn.manifest",
+                        ],
+                    }
+                ),
+                conf={
+                    "labeling": {
+                        "manifest_s3_uri": LABELING_MANIFEST,
+                        "task_type": "text_classification",
+                        "labels": ["churns", "stays"],
+                        "channel": "labeled",
+                    }
+                },
+                lifecycle=Lifecycle(labeling_seconds=60),
             ),
         ),
     ),

@@ -434,6 +434,15 @@ def sagemaker_state(admin: AdminView) -> dict[str, Any]:
         if source:
             served = source["InferenceSpecification"]["Containers"][0]
             container.update({k: served[k] for k in ("Image", "ModelDataUrl") if k in served})
+    # labeling (issue 20 item 4): the run's labeling jobs, their counts and output (their tags differ by
+    # engine in the triggering user, and ListTags is not emulated for them)
+    state["labeling_jobs"] = {}
+    for job in sm.list_labeling_jobs(MaxResults=100)["LabelingJobSummaryList"]:
+        state["labeling_jobs"][job["LabelingJobName"]] = {
+            "LabelingJobStatus": job["LabelingJobStatus"],
+            "LabelCounters": job["LabelCounters"],
+            "OutputDatasetS3Uri": (job.get("LabelingJobOutput") or {}).get("OutputDatasetS3Uri"),
+        }
     # batch scoring (issue 17 item 10): the run's transform jobs, as SageMaker keeps them
     state["transform_jobs"] = {}
     for job in sm.list_transform_jobs(MaxResults=100)["TransformJobSummaries"]:
@@ -671,6 +680,7 @@ def _script(life: SageMakerLifecycle, lc: d.Lifecycle) -> None:
     )
     life.tuning(seconds=lc.tuning_seconds, objective_values=lc.tuning_objective_values)
     life.transform(seconds=lc.transform_seconds)
+    life.labeling(seconds=lc.labeling_seconds)
     life.endpoint_create(
         seconds=lc.create_seconds, outcome=lc.create_outcome, failure_reason=lc.create_failure
     )
@@ -755,6 +765,16 @@ class Play:
                 (self.pair.ecr.host, "<ecr registry>"),
             ]
         world.build()
+        if "labeling_workteam" in self.scenario.world:  # issue 20: the account's workteam, a manifest
+            accounts = world.platform()["accounts"]
+            accounts[SCIENTIST_ACCOUNT] = {**accounts[SCIENTIST_ACCOUNT], **d.LABELING_PLATFORM}
+            world.platform_overrides["accounts"] = accounts
+            bucket, _, key = d.LABELING_MANIFEST.removeprefix("s3://").partition("/")
+            lines = (
+                b'{"source": "cancelled after the price rise"}\n',
+                b'{"source": "renewed for two years"}\n',
+            )
+            self.admin.client("s3").put_object(Bucket=bucket, Key=key, Body=b"".join(lines))
         if "refuse_second_hop" in self.scenario.world:
             self.admin.client("iam").update_assume_role_policy(
                 RoleName=EXECUTION_ROLE,

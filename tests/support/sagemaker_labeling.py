@@ -15,13 +15,14 @@ scripted, each DescribeLabelingJob computes the job from the emulated time since
   (``<S3OutputPath>/<job>/manifests/output/output.manifest``): each input line with the label attribute
   (the index of a label, in turn) and ``<attribute>-metadata`` (class name, confidence, human-annotated,
   creation date, job name), and ``LabelCounters`` count the lines;
+- ``ListLabelingJobs`` lists every job of the account and region (no filters, no paging);
 - ``StopLabelingJob``: ``Stopping`` for ``stop_seconds``, then ``Stopped``; stopping an ended job is a
   ValidationException.
 
 What it does not emulate: workers, the worker portal and its UI (the template is stored, not rendered),
 the pre-annotation and consolidation Lambda functions (their ARNs are only checked against botocore's
 model by the request validation), automated data labeling, per-task-type output formats beyond a class
-label (bounding boxes, masks, entities), streaming jobs (SNS input), ListLabelingJobs, tags on the job,
+label (bounding boxes, masks, entities), streaming jobs (SNS input), ListLabelingJobs' filters, ListTags,
 and KMS encryption of the output.
 """
 
@@ -246,6 +247,34 @@ def patch_labeling() -> None:
                 _advance(job, life)
         return ActionResult({})
 
+    def list_jobs(self: Any) -> Any:
+        with lifecycle._LOCK:
+            summaries = []
+            for job in _jobs(self.sagemaker_backend).values():
+                _advance(job, lifecycle.active())
+                described = _describe(job)
+                summaries.append(
+                    {
+                        "WorkteamArn": job.request["HumanTaskConfig"]["WorkteamArn"],
+                        **{
+                            key: described[key]
+                            for key in (
+                                "LabelingJobName",
+                                "LabelingJobArn",
+                                "CreationTime",
+                                "LastModifiedTime",
+                                "LabelingJobStatus",
+                                "LabelCounters",
+                                "FailureReason",
+                                "LabelingJobOutput",
+                            )
+                            if key in described
+                        },
+                    }
+                )
+        return ActionResult({"LabelingJobSummaryList": summaries})
+
     SageMakerResponse.create_labeling_job = create  # type: ignore[attr-defined]
     SageMakerResponse.describe_labeling_job = describe  # type: ignore[attr-defined]
     SageMakerResponse.stop_labeling_job = stop  # type: ignore[attr-defined]
+    SageMakerResponse.list_labeling_jobs = list_jobs  # type: ignore[attr-defined]
