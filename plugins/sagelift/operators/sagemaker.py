@@ -49,6 +49,7 @@ from sagelift.operators.base import (
     skip_step,
     step_errors,
 )
+from sagelift.operators.lock import renew_model_lock
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import training
 
@@ -104,6 +105,7 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
         self.config = training.training_request(plan, self.read_tags(), self.read_images())
         self.job_name = name = str(self.config["TrainingJobName"])
         with step_errors():
+            renew_model_lock(plan, self.read_session())
             description = training.start_training(_client(self), self.config)
             running = description["TrainingJobStatus"] in training.RUNNING
             if running and self.deferrable:
