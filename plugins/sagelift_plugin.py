@@ -14,6 +14,8 @@ from sagelift.links.sagemaker import (
     SageMakerEndpointLink,
     SageMakerEndpointLogsLink,
     SageMakerModelLink,
+    SageMakerMonitoringScheduleLink,
+    SageMakerProcessingJobLink,
     SageMakerTrainingJobLink,
     SageMakerTrainingLogsLink,
     SageMakerTransformJobLink,
@@ -36,6 +38,8 @@ class SageliftPlugin(AirflowPlugin):
         SageMakerTransformJobLink(),
         SageMakerTransformLogsLink(),
         SageMakerTuningJobLink(),
+        SageMakerMonitoringScheduleLink(),
+        SageMakerProcessingJobLink(),
     ]
     # The page the "How to call the model" link opens, served by the API server (plain ASGI, static).
     fastapi_apps = [{"app": how_to_call_app, "url_prefix": MOUNT_PREFIX, "name": "sagelift how to call"}]

@@ -229,25 +229,20 @@ def register_model(plan: str, tags: list, images: dict, model_data_url: str) -> 
 
 
 def create_model(plan: str, tags: list, images: dict, model_data_url: str, registered: dict) -> str:
-    """Create the SageMaker model from the run's registered version (on a team's shared multi-model
-    endpoint: the artifact at its key, and the shared model)."""
+    """Create the SageMaker model from the run's registered version."""
     import json
 
-    from sagelift_kfp import governance, multi_model
+    from sagelift_kfp import governance
 
-    if multi_model.applies(json.loads(plan)):
-        return multi_model.create_model(json.loads(plan), model_data_url)
     return governance.create_model(json.loads(plan), tags, images, model_data_url, registered)
 
 
 def deploy_endpoint(plan: str, tags: list, model_name: str) -> dict:
-    """Create the model's endpoint, or update it to this run's model (or the team's shared one)."""
+    """Create the model's endpoint, or update it to this run's model."""
     import json
 
-    from sagelift_kfp import multi_model, steps
+    from sagelift_kfp import steps
 
-    if multi_model.applies(json.loads(plan)):
-        return multi_model.deploy_endpoint(json.loads(plan), model_name)
     return steps.deploy_endpoint(json.loads(plan), tags, model_name)
 
 
@@ -255,10 +250,8 @@ def expose_api(plan: str, tags: list, endpoint: dict) -> dict:
     """Put an API Gateway API in front of the endpoint."""
     import json
 
-    from sagelift_kfp import multi_model, steps
+    from sagelift_kfp import steps
 
-    if multi_model.applies(json.loads(plan)):
-        return multi_model.expose_api(json.loads(plan), tags, endpoint)
     return steps.expose_api(json.loads(plan), tags, endpoint)
 
 
@@ -269,6 +262,16 @@ def batch_transform(plan: str, tags: list, model_name: str) -> dict:
     from sagelift_kfp import batch
 
     return batch.batch_transform(json.loads(plan), tags, model_name)
+
+
+def monitor_endpoint(plan: str, tags: list, endpoint: dict) -> dict:
+    """With monitoring set: baseline the training data, put a data-quality schedule and drift alarms on
+    the endpoint."""
+    import json
+
+    from sagelift_kfp import monitoring
+
+    return monitoring.monitor_endpoint(json.loads(plan), tags, endpoint)
 
 
 STEPS = (
@@ -284,6 +287,7 @@ STEPS = (
     create_model,
     deploy_endpoint,
     expose_api,
+    monitor_endpoint,
     batch_transform,
     release_model_lock,
 )
@@ -375,10 +379,13 @@ def build_pipeline(
                 exposed = configure(
                     c["expose_api"](plan=plan, tags=tags.output, endpoint=endpoint.output), "expose_api"
                 )
+                # a data-quality monitor on the endpoint (skips without monitoring); one line of steps
+                watch = c["monitor_endpoint"](plan=plan, tags=tags.output, endpoint=endpoint.output)
+                monitored = configure(watch.after(exposed), "monitor_endpoint")
                 # batch mode: the model scores the conf's S3 prefix (the endpoint steps skip); one line
                 # of steps, as on Airflow
                 configure(
-                    c["batch_transform"](plan=plan, tags=tags.output, model_name=model.output).after(exposed),
+                    c["batch_transform"](plan=plan, tags=tags.output, model_name=model.output).after(monitored),
                     "batch_transform",
                 )
 

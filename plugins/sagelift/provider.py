@@ -32,6 +32,8 @@ EXTRA_LINKS = (
     "sagelift.links.sagemaker.SageMakerTransformJobLink",
     "sagelift.links.sagemaker.SageMakerTransformLogsLink",
     "sagelift.links.sagemaker.SageMakerTuningJobLink",
+    "sagelift.links.sagemaker.SageMakerMonitoringScheduleLink",
+    "sagelift.links.sagemaker.SageMakerProcessingJobLink",
 )
 NOTIFICATIONS = ("sagelift.notifications.SageliftNotifier",)
 # The [sagelift] settings, so `airflow config list` shows them with their defaults.

@@ -29,6 +29,7 @@ STEPS = [
     "create_model",
     "deploy_endpoint",
     "expose_api",
+    "monitor_endpoint",
     "batch_transform",
 ]
 # A KFP v2 parameter type per JSON-schema type of the parameter definitions.

@@ -30,12 +30,14 @@ TASKS = [
     "create_model",
     "deploy_endpoint",
     "expose_api",
+    "monitor_endpoint",
     "batch_transform",
     "summarize_run",
     "release_model_lock",
 ]
-# The demo's conf sets no labeling, no tuning and no batch scoring, and its account needs no approval.
-OPTIONAL_AND_UNUSED = {"label_data", "tune_model", "approve_deploy", "batch_transform"}
+# The demo's conf sets no labeling, no tuning, no monitoring and no batch scoring, and its account needs
+# no approval.
+OPTIONAL_AND_UNUSED = {"label_data", "tune_model", "approve_deploy", "monitor_endpoint", "batch_transform"}
 DIGEST = r"sha256:[0-9a-f]{64}"
 
 

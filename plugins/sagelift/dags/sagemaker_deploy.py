@@ -17,11 +17,11 @@ The run:
 7. **register_model** registers the run's version in the model registry and applies the quality gate;
    in an account that requires approval, **approve_deploy** waits for a deployer to approve that version
    in the Airflow UI (Required Actions; reject or no answer stops the run, nothing deployed);
-   **recommend_instance** answers which instance types fit the model, what each costs per hour and
-   which it picks (with `endpoint_instance_type: "auto"` the run deploys the pick);
    **create_model** creates the model from that version;
 8. **deploy_endpoint** creates your HTTPS endpoint, or updates it to this run's model;
 9. **expose_api** puts an API Gateway API in front of it for other applications;
+   with `monitoring` set, **monitor_endpoint** baselines the training data and puts a data-quality
+   schedule and drift alarms on the endpoint;
    with `batch` set, steps 8-9 skip and **batch_transform** scores your S3 prefix with the model instead;
 10. **summarize_run** prints what the run created or updated and the invoke URL.
 
@@ -67,8 +67,8 @@ from sagelift.operators.kubernetes import KubernetesEnsurePvcOperator
 from sagelift.operators.labeling import SageMakerLabelingOperator
 from sagelift.operators.lock import S3AcquireModelLockOperator, S3ReleaseModelLockOperator
 from sagelift.operators.model_registry import SageMakerRegisterModelOperator
+from sagelift.operators.monitoring import SageMakerMonitorEndpointOperator
 from sagelift.operators.plan import PlanChangesOperator
-from sagelift.operators.recommendation import SageMakerRecommendInstanceOperator
 from sagelift.operators.sagemaker import (
     SageMakerCreateModelOperator,
     SageMakerDeployEndpointOperator,
@@ -205,19 +205,6 @@ with DAG(
         "becomes Approved and the run deploys it. Reject, or no answer before the platform's timeout: the "
         "version becomes Rejected and this task fails, so nothing is deployed. Skipped in other accounts.",
     )
-    recommend_instance = SageMakerRecommendInstanceOperator(
-        task_id="recommend_instance",
-        plan=plan,
-        session=session,
-        tags=tags,
-        registered=registered,
-        doc_md="Answers which hosting instance types fit the model (its artifact's size, CPU or GPU serving, "
-        "your account's allowed types), what each costs per hour in the region (sagelift's dated price "
-        "table) and which it picks: the cheapest that fits. With instance_recommendation.job, a SageMaker "
-        "Inference Recommender job load-tests them first (deferred; marking the task failed stops it) and "
-        'the pick is its cheapest answer that fits. With endpoint_instance_type "auto", deploy_endpoint '
-        "deploys the pick. Skipped when the run has no instance-backed endpoint of its own.",
-    )
     create_model = SageMakerCreateModelOperator(
         task_id="create_model",
         plan=plan,
@@ -236,7 +223,6 @@ with DAG(
         session=session,
         tags=tags,
         model=create_model.output,
-        recommendation=recommend_instance.output,
         doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
         "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
     )
@@ -248,6 +234,17 @@ with DAG(
         endpoint=deploy_endpoint.output,
         doc_md="Creates or updates the model's API Gateway REST API (POST /invocations, or /async-invocations for an async endpoint) in front of the "
         "endpoint and deploys it; the invoke URL stays the same across runs.",
+    )
+    monitor_endpoint = SageMakerMonitorEndpointOperator(
+        task_id="monitor_endpoint",
+        plan=plan,
+        session=session,
+        tags=tags,
+        endpoint=deploy_endpoint.output,
+        doc_md="With monitoring set: runs the Model Monitor baseline job `<model_name>-<run key>` over the "
+        "training channel (deferred; cancel stops it), then puts the data-quality schedule `<model_name>` "
+        "on the endpoint (a re-run updates it) and one CloudWatch drift alarm per baselined feature. "
+        "Skipped otherwise. Links: the schedule and the baseline job.",
     )
     batch_transform = SageMakerBatchTransformOperator(
         task_id="batch_transform",
@@ -268,6 +265,7 @@ with DAG(
         endpoint=deploy_endpoint.output,
         api=expose_api.output,
         batch=batch_transform.output,
+        monitoring=monitor_endpoint.output,
         registered=registered,
         tuning=tune_model.output,
         approval=approve_deploy.output,
@@ -292,17 +290,17 @@ with DAG(
     summarize_run >> release_model_lock
     # A rejected or unanswered approval fails approve_deploy: create_model and every later step are then
     # upstream_failed (the none_failed rule would run them after a mere skip).
-    approve_deploy >> recommend_instance >> create_model
+    approve_deploy >> create_model
     # One of train_model and tune_model skips; register_model reads the deployed job from SageMaker (with
     # tuning, the tuning job's best job), so it follows both.
     train_model >> tune_model >> register_model
     # Labels before training, after copy_images (cheap checks first, people's work last); both training
     # tasks read the labeled manifest through the plan's channels, so only the order is wired.
     copy_images >> label_data >> [train_model, tune_model]
-    # The steps stay one line: batch_transform after expose_api. In each run one of the two paths skips
-    # (serving or batch) and a skipped step passes the run on (none_failed); a failed batch job leaves the
-    # serving steps skipped, not upstream_failed.
-    expose_api >> batch_transform
+    # The steps stay one line: monitor_endpoint (serving only) and batch_transform after expose_api. In
+    # each run one of the two paths skips (serving or batch) and a skipped step passes the run on
+    # (none_failed); a failed batch job leaves the serving steps skipped, not upstream_failed.
+    expose_api >> monitor_endpoint >> batch_transform
 
 # The form stays on the DAG; each task's copy of it only slowed every parse (see share_form_params).
 share_form_params(dag)

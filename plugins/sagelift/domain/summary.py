@@ -33,6 +33,7 @@ def build_run_summary(
     tuning: Mapping[str, Any] | None = None,
     registered: Mapping[str, Any] | None = None,
     approval: Mapping[str, Any] | None = None,
+    monitoring: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     params, names = plan["params"], plan["names"]
     tuned = tuning_summary(tuning)
@@ -130,6 +131,16 @@ def build_run_summary(
         resources.append(
             {"kind": "endpoint and API", "name": None, "action": "skipped: batch scoring serves no endpoint"}
         )
+    watched = monitoring_summary(monitoring)
+    if watched:
+        resources.append(
+            {
+                "kind": "monitoring schedule",
+                "name": watched["schedule"],
+                "action": watched["schedule_action"],
+                "link": watched["console_url"],
+            }
+        )
     if api:
         resources.append(
             {
@@ -169,6 +180,8 @@ def build_run_summary(
         # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
         # batch scoring: the transform job, where its results are (None: the run served an endpoint)
         "batch": scored,
+        # model monitoring: the endpoint's schedule, its baseline, alarms and console link (None: none)
+        "monitoring": watched,
         # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
         "tuning": tuned,
         # the model registry: group, version, status and the quality gate's verdict (None: not registered)
@@ -184,6 +197,25 @@ def batch_summary(batch: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(facts, Mapping) or not facts.get("job"):
         return None
     keys = ("job", "status", "input_s3_uri", "output_s3_uri", "instance_type", "instance_count", "seconds")
+    return {key: facts.get(key) for key in keys}
+
+
+def monitoring_summary(monitoring: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """monitor_endpoint's XCom (``{"Monitoring", "Baseline"}``; KFP: the facts alone) as the summary shows it."""
+    facts = monitoring.get("Monitoring", monitoring) if isinstance(monitoring, Mapping) else None
+    if not isinstance(facts, Mapping) or not facts.get("schedule"):
+        return None
+    keys = (
+        "schedule",
+        "schedule_action",
+        "frequency",
+        "schedule_expression",
+        "baseline_s3_uri",
+        "reports_s3_uri",
+        "alarms",
+        "drift_threshold",
+        "console_url",
+    )
     return {key: facts.get(key) for key in keys}
 
 
@@ -272,6 +304,13 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"Batch scoring: {scored.get('job')} scored {scored.get('input_s3_uri')} on "
             f"{scored.get('instance_count')} x {scored.get('instance_type')}{took}; results under "
             f"{scored.get('output_s3_uri')}"
+        )
+    if watched := summary.get("monitoring"):
+        lines.append(
+            f"Model monitoring: schedule {watched.get('schedule')} ({watched.get('frequency')}, "
+            f"{watched.get('schedule_action')}) checks captured data against the baseline "
+            f"{watched.get('baseline_s3_uri')}; {len(watched.get('alarms') or [])} drift alarm(s); reports under "
+            f"{watched.get('reports_s3_uri')}; {watched.get('console_url')}"
         )
     if promoted := summary.get("promoted_from"):
         lines.append(

@@ -130,9 +130,26 @@ class SageMakerTuningJobLink(_SageMakerResultLink):
     format_str = SAGEMAKER_CONSOLE + "/hyper-tuning-jobs/{name}"
 
 
+class SageMakerMonitoringScheduleLink(_SageMakerResultLink):
+    """monitor_endpoint's schedule on the endpoint (its executions, reports and violations)."""
+
+    name = "SageMaker monitoring schedule"
+    section, name_key, arn_key = "Monitoring", "schedule", "schedule_arn"
+    format_str = SAGEMAKER_CONSOLE + "/monitoring-schedules/{name}"
+
+
+class SageMakerProcessingJobLink(_SageMakerResultLink):
+    """monitor_endpoint's baseline processing job."""
+
+    name = "SageMaker baseline job"
+    section, name_key, arn_key = "Baseline", "ProcessingJobName", "ProcessingJobArn"
+    format_str = SAGEMAKER_CONSOLE + "/processing-jobs/{name}"
+
+
 TRAINING_LINKS = (SageMakerTrainingJobLink(), SageMakerTrainingLogsLink())
 # tune_model's result holds the tuning job and its best training job ("Training"), whose links follow it
 TUNING_LINKS = (SageMakerTuningJobLink(), *TRAINING_LINKS)
 TRANSFORM_LINKS = (SageMakerTransformJobLink(), SageMakerTransformLogsLink())
 MODEL_LINKS = (SageMakerModelLink(),)
 ENDPOINT_LINKS = (SageMakerEndpointLink(), SageMakerEndpointLogsLink())
+MONITORING_LINKS = (SageMakerMonitoringScheduleLink(), SageMakerProcessingJobLink())

@@ -29,6 +29,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         "batch",
         "tuning",
         "approval",
+        "monitoring",
     )
     ui_color = "#e8f5e9"
 
@@ -45,6 +46,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         batch: Any = None,
         tuning: Any = None,
         approval: Any = None,
+        monitoring: Any = None,
         **kwargs: Any,
     ) -> None:
         # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
@@ -60,6 +62,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.batch = batch
         self.tuning = tuning
         self.approval = approval
+        self.monitoring = monitoring
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
@@ -74,6 +77,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             batch=self.batch,
             tuning=self.tuning,
             approval=self.approval,
+            monitoring=self.monitoring,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
         asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))
