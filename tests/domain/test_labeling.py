@@ -4,6 +4,7 @@ the plan carries from validate on."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -287,3 +288,49 @@ def test_the_conf_reaches_the_worker_template_as_inert_text() -> None:
     # the template's own Liquid is there: the object to label and the labels
     assert "{{ task.input.taskObject | grant_read_access }}" in template
     assert '<crowd-image-classifier name="crowd-image-classifier"' in template
+
+
+def test_onboarding_grants_the_labeling_calls_and_documents_only_to_an_account_with_a_workteam() -> None:
+    """The execution role may create, describe and stop the account's labeling jobs and write their two
+    documents beside the training output; the training role, which the job runs as, reads the manifest's
+    prefix and the job's own output. An account without a workteam gets none of it."""
+    from parliament import analyze_policy_string
+
+    from sagelift.domain.onboarding import render_policies
+    from sagelift.domain.platform import PlatformConfig
+
+    platform = _platform()
+    platform["master_role_arn"] = "arn:aws:iam::222222222222:role/sagelift-master-pipeline"
+    platform["accounts"]["444444444444"] = {}
+
+    def render(account: str) -> dict[str, Any]:
+        return render_policies(
+            PlatformConfig.from_dict(platform),
+            account,
+            runner_principal_arn="arn:aws:iam::111111111111:role/airflow-workers",
+            data_uris=[f"s3://{DATA_BUCKET}/churn/"],
+            output_uris=[f"s3://{DATA_BUCKET}/churn/output/"],
+        )
+
+    policies = render(SCIENTIST_ACCOUNT)
+    statements = {s["Sid"]: s for s in policies["execution-permissions"]["Statement"]}
+    jobs = statements["LabelingJobsOfTheRun"]
+    assert set(jobs["Action"]) == {
+        "sagemaker:CreateLabelingJob",
+        "sagemaker:DescribeLabelingJob",
+        "sagemaker:StopLabelingJob",
+        "sagemaker:AddTags",
+    }
+    assert jobs["Resource"] == f"arn:aws:sagemaker:us-east-1:{SCIENTIST_ACCOUNT}:labeling-job/*"
+    documents = statements["WriteTheLabelingJobsTemplateAndLabels"]["Resource"]
+    assert documents == [f"arn:aws:s3:::{DATA_BUCKET}/churn/output/*/labeling-input/*"]
+    reads = {s["Sid"]: s for s in policies["training-and-model-permissions"]["Statement"]}[
+        "ReadDataAndArtifacts"
+    ]
+    assert f"arn:aws:s3:::{DATA_BUCKET}/to-label/*" in reads["Resource"]
+    assert f"arn:aws:s3:::{DATA_BUCKET}/churn/output/*" in reads["Resource"]
+    for name in ("execution-permissions", "training-and-model-permissions"):
+        findings = analyze_policy_string(json.dumps(policies[name])).findings
+        assert not [f for f in findings if f.severity in ("HIGH", "MEDIUM", "CRITICAL")], name
+    other = render("444444444444")
+    assert "Labeling" not in json.dumps(other) and "to-label" not in json.dumps(other)

@@ -51,6 +51,15 @@ def _s3_arns(uris: list[str], *, buckets: bool) -> list[str]:
     return sorted(arns)
 
 
+def _labeling_document_arns(output_uris: list[str]) -> list[str]:
+    """``<output>/<job>/labeling-input/*`` under each training output (sagelift.domain.labeling)."""
+    arns = set()
+    for uri in output_uris:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        arns.add(f"arn:aws:s3:::{bucket}/{key.rstrip('/') + '/' if key.strip('/') else ''}*/labeling-input/*")
+    return sorted(arns)
+
+
 def render_policies(
     platform: PlatformConfig,
     account_id: str,
@@ -66,6 +75,8 @@ def render_policies(
         raise ValueError("platform.master_role_arn: required to onboard an account")
     read_uris = list(data_uris) + ([platform.tags_s3_uri] if platform.tags_s3_uri else [])
     read_uris += list(account.batch_prefixes)  # a batch transform reads its input there (issue 17)
+    if account.labeling_workteam_arn:  # a labeling job reads the manifest's objects and its own output
+        read_uris += list(account.labeling_prefixes) + list(output_uris)
     locks = account_locks(platform, account_id)
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: templates.joinpath(name).read_text(encoding="utf-8")),
@@ -106,6 +117,10 @@ def render_policies(
         ),
         # a spot job resumes from the checkpoints it wrote under the training output (issue 17)
         "checkpoint_statements": checkpoint_role_statements(list(output_uris)),
+        # label_data writes the labeling job's worker template and labels beside its output (issue 20)
+        "labeling_document_arns": (
+            _labeling_document_arns(output_uris) if account.labeling_workteam_arn else []
+        ),
     }
     return {name: json.loads(env.get_template(template).render(**values)) for name, template, _ in POLICIES}
 
