@@ -334,3 +334,23 @@ def test_onboarding_grants_the_labeling_calls_and_documents_only_to_an_account_w
         assert not [f for f in findings if f.severity in ("HIGH", "MEDIUM", "CRITICAL")], name
     other = render("444444444444")
     assert "Labeling" not in json.dumps(other) and "to-label" not in json.dumps(other)
+
+
+def test_every_setting_is_documented_in_the_trigger_form_and_the_readme_whose_example_is_valid() -> None:
+    from sagelift.dags.params import airflow_params
+    from sagelift.domain.labeling import _KEYS
+    from tests.conftest import ROOT
+
+    form = airflow_params()["labeling"]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Labeling before training") :]
+    section = section[: section.index("\n### ")]
+    for key in _KEYS:
+        assert key in form.description, key
+        assert f"`{key}`" in section, key
+    example = json.loads(
+        section[section.index("```json") + 7 : section.index("```\n", section.index("```json"))]
+    )
+    problems = Problems()
+    assert parse_labeling(example["labeling"], problems).enabled and not problems
+    assert form.schema["section"] == "Training"
