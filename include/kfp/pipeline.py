@@ -229,20 +229,25 @@ def register_model(plan: str, tags: list, images: dict, model_data_url: str) -> 
 
 
 def create_model(plan: str, tags: list, images: dict, model_data_url: str, registered: dict) -> str:
-    """Create the SageMaker model from the run's registered version."""
+    """Create the SageMaker model from the run's registered version (on a team's shared multi-model
+    endpoint: the artifact at its key, and the shared model)."""
     import json
 
-    from sagelift_kfp import governance
+    from sagelift_kfp import governance, multi_model
 
+    if multi_model.applies(json.loads(plan)):
+        return multi_model.create_model(json.loads(plan), model_data_url)
     return governance.create_model(json.loads(plan), tags, images, model_data_url, registered)
 
 
 def deploy_endpoint(plan: str, tags: list, model_name: str) -> dict:
-    """Create the model's endpoint, or update it to this run's model."""
+    """Create the model's endpoint, or update it to this run's model (or the team's shared one)."""
     import json
 
-    from sagelift_kfp import steps
+    from sagelift_kfp import multi_model, steps
 
+    if multi_model.applies(json.loads(plan)):
+        return multi_model.deploy_endpoint(json.loads(plan), model_name)
     return steps.deploy_endpoint(json.loads(plan), tags, model_name)
 
 
@@ -250,8 +255,10 @@ def expose_api(plan: str, tags: list, endpoint: dict) -> dict:
     """Put an API Gateway API in front of the endpoint."""
     import json
 
-    from sagelift_kfp import steps
+    from sagelift_kfp import multi_model, steps
 
+    if multi_model.applies(json.loads(plan)):
+        return multi_model.expose_api(json.loads(plan), tags, endpoint)
     return steps.expose_api(json.loads(plan), tags, endpoint)
 
 

@@ -25,6 +25,7 @@ EXPECTED_TASKS = [
     "tune_model",
     "register_model",
     "approve_deploy",
+    "recommend_instance",
     "create_model",
     "deploy_endpoint",
     "expose_api",

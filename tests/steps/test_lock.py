@@ -90,6 +90,15 @@ def test_the_derived_lease_covers_the_run_s_own_budgets():
     guarded = Plan.from_xcom(step_plan({**artifact_conf, "endpoint": endpoint}, _platform()))
     budget = settings.sagemaker.endpoint_wait_budget_seconds
     assert lease_seconds_for(guarded) == copy_and_endpoint + 5 * 1800 + budget
+    # batch_transform waits under the lock too, within the training wait budget
+    scoring = Plan.from_xcom(
+        step_plan({"batch": {"input_s3_uri": "s3://scientist-ml-data/score/"}}, _platform())
+    )
+    assert scoring.params.batch.enabled
+    assert (
+        lease_seconds_for(scoring)
+        == lease_seconds_for(trains) + settings.sagemaker.training_wait_budget_seconds
+    )
 
 
 def test_one_run_holds_the_lock_until_it_gives_it_back(s3, local_aws):
@@ -228,6 +237,29 @@ def test_a_run_whose_lock_another_run_took_stops_before_the_endpoint(s3, local_a
     assert locks.runs_in_progress(s3, next_run) == frozenset()
 
 
+def test_renewing_starts_the_lease_again_so_a_long_run_keeps_its_lock(s3, local_aws):
+    """Two runs take their models' locks with a 3 s lease; one renews after 1.6 s. At 3.1 s the other's
+    lock has lapsed and a later run takes it over; the renewed one is still held (S3's clock counts
+    whole seconds: a renewal at 1.6 s moves the lapse to 4 s at the earliest)."""
+    long_run, idle = _plan("long", lease_seconds=3), _plan("idle", model="fraud-scorer", lease_seconds=3)
+    assert locks.try_acquire(s3, plan_lock(long_run), run_holder(long_run)).acquired
+    assert locks.try_acquire(s3, plan_lock(idle), run_holder(idle)).acquired
+    time.sleep(1.6)
+    renewed = locks.renew(s3, long_run)
+    assert renewed is not None and renewed.holder.run_key == long_run.names.run_key
+    time.sleep(1.5)
+
+    later, later_fraud = _plan("later"), _plan("later-fraud", model="fraud-scorer")
+    refused = locks.try_acquire(s3, plan_lock(later), run_holder(later))
+    taken = locks.try_acquire(s3, plan_lock(idle), run_holder(later_fraud))
+
+    assert not refused.acquired and refused.state.holder.run_id == long_run.run_id
+    assert taken.acquired and taken.took_over.run_id == idle.run_id
+    assert _object(local_aws)["run_id"] == long_run.run_id  # the body is the same record, rewritten
+    with pytest.raises(StepFailed, match=f"is now locked by run {later_fraud.run_id} of sagemaker_deploy"):
+        locks.renew(s3, idle)  # the run that did not renew stops at its next renewal
+
+
 def test_a_lock_released_by_hand_is_taken_again_before_the_endpoint(s3, local_aws):
     plan = _plan("a")
     assert locks.try_acquire(s3, plan_lock(plan), run_holder(plan)).acquired
@@ -242,5 +274,6 @@ def test_without_a_lock_location_runs_are_not_serialized(s3, local_aws):
     assert locks.acquire_waiting(s3, plan) == {"lock_uri": None}
     assert locks.release_run(s3, plan) is False
     locks.verify_held(s3, plan)
+    assert locks.renew(s3, plan) is None
     assert locks.runs_in_progress(s3, plan) is None  # unknown: pruning spares models without a config
     assert local_aws.request_count() == before

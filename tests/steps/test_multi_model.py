@@ -172,3 +172,16 @@ def test_the_api_routes_the_model_to_its_current_key_and_the_other_model_keeps_s
     own = Plan.from_xcom(build_plan(demo_conf(model_name="churn"), PLATFORM, "sagemaker_deploy", "run-4"))
     _expose(local_aws, own, None)
     assert _paths(local_aws) == {"/", "/invocations"}
+
+
+def test_teardown_of_a_model_never_on_the_shared_endpoint_leaves_it_alone(local_aws: LocalAws) -> None:
+    churn = _deploy(local_aws, _plan("churn", "run-1"), b"churn v1")
+    plan = _plan("churn", "run-1")
+    endpoints = plan.platform.account(SCIENTIST_ACCOUNT).multi_model_endpoints
+    s3, sm = local_aws.client("s3"), local_aws.client("sagemaker")
+    settings = plan.platform.sagemaker
+    assert multi_model.remove_from_shared_endpoints(s3, sm, endpoints, "fraud-score", settings) == []
+    assert _under_prefix(local_aws) == {churn.target_model: b"churn v1"}
+    [removed] = multi_model.remove_from_shared_endpoints(s3, sm, endpoints, "churn", settings)
+    assert removed["endpoint"] == "sagelift-mme-fraud" and removed["endpoint_deleted"]
+    assert sm.list_endpoints()["Endpoints"] == []

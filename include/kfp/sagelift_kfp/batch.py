@@ -3,7 +3,9 @@
 In batch mode the run scores the conf's S3 prefix with the model create_model made, in the run's
 transform job: started or followed (a retried step adopts the job of its fixed name), waited for with
 botocore's waiter, stopped when KFP terminates the run (SIGTERM), as the Airflow operator does by
-deferring and cancelling. Otherwise the step prints why it skips and returns ``{"skipped": True}``.
+deferring and cancelling. It renews the model's lock first (sagelift.steps.lock.renew: the lease starts
+again, and a run whose lock another run took stops before starting the job). Otherwise the step prints
+why it skips and returns ``{"skipped": True}``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagelift.domain.plan import Plan
-from sagelift.steps import batch
+from sagelift.steps import batch, lock
 from sagelift.steps.role_chain import chained_session, derive_session_name
 from sagelift_kfp.steps import retried
 
@@ -29,5 +31,6 @@ def batch_transform(
     session = chained_session(
         p.platform, p.account_id, derive_session_name(p.dag_id, p.run_id, fallback="kfp")
     )
+    lock.renew(session.client("s3"), p)  # the lease starts again for the transform's wait
     facts = batch.transform_here(session.client("sagemaker"), p, run_tags, say=print)
     return {key: value for key, value in facts.items() if value is not None}

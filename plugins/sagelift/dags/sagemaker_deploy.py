@@ -17,6 +17,8 @@ The run:
 7. **register_model** registers the run's version in the model registry and applies the quality gate;
    in an account that requires approval, **approve_deploy** waits for a deployer to approve that version
    in the Airflow UI (Required Actions; reject or no answer stops the run, nothing deployed);
+   **recommend_instance** answers which instance types fit the model, what each costs per hour and
+   which it picks (with `endpoint_instance_type: "auto"` the run deploys the pick);
    **create_model** creates the model from that version;
 8. **deploy_endpoint** creates your HTTPS endpoint, or updates it to this run's model;
 9. **expose_api** puts an API Gateway API in front of it for other applications;
@@ -69,6 +71,7 @@ from sagelift.operators.lock import S3AcquireModelLockOperator, S3ReleaseModelLo
 from sagelift.operators.model_registry import SageMakerRegisterModelOperator
 from sagelift.operators.monitoring import SageMakerMonitorEndpointOperator
 from sagelift.operators.plan import PlanChangesOperator
+from sagelift.operators.recommendation import SageMakerRecommendInstanceOperator
 from sagelift.operators.sagemaker import (
     SageMakerCreateModelOperator,
     SageMakerDeployEndpointOperator,
@@ -205,6 +208,19 @@ with DAG(
         "becomes Approved and the run deploys it. Reject, or no answer before the platform's timeout: the "
         "version becomes Rejected and this task fails, so nothing is deployed. Skipped in other accounts.",
     )
+    recommend_instance = SageMakerRecommendInstanceOperator(
+        task_id="recommend_instance",
+        plan=plan,
+        session=session,
+        tags=tags,
+        registered=registered,
+        doc_md="Answers which hosting instance types fit the model (its artifact's size, CPU or GPU serving, "
+        "your account's allowed types), what each costs per hour in the region (sagelift's dated price "
+        "table) and which it picks: the cheapest that fits. With instance_recommendation.job, a SageMaker "
+        "Inference Recommender job load-tests them first (deferred; marking the task failed stops it) and "
+        'the pick is its cheapest answer that fits. With endpoint_instance_type "auto", deploy_endpoint '
+        "deploys the pick. Skipped when the run has no instance-backed endpoint of its own.",
+    )
     create_model = SageMakerCreateModelOperator(
         task_id="create_model",
         plan=plan,
@@ -223,6 +239,7 @@ with DAG(
         session=session,
         tags=tags,
         model=create_model.output,
+        recommendation=recommend_instance.output,
         doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
         "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
     )
@@ -290,7 +307,7 @@ with DAG(
     summarize_run >> release_model_lock
     # A rejected or unanswered approval fails approve_deploy: create_model and every later step are then
     # upstream_failed (the none_failed rule would run them after a mere skip).
-    approve_deploy >> create_model
+    approve_deploy >> recommend_instance >> create_model
     # One of train_model and tune_model skips; register_model reads the deployed job from SageMaker (with
     # tuning, the tuning job's best job), so it follows both.
     train_model >> tune_model >> register_model

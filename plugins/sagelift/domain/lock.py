@@ -134,8 +134,9 @@ class LockHolder:
 def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
     """The platform's lease, or one as long as this run may take: its copies, its training (if it
     trains), the endpoint (a Failed one is deleted, then created: twice its budget; a guarded update's
-    baking; a smoke test's revert), plus slack. A
-    teardown waits for at most one endpoint deletion."""
+    baking; a smoke test's revert), its batch transform (if it scores a prefix), plus slack. A
+    teardown waits for at most one endpoint deletion. Steps that start a long wait renew the lease
+    (sagelift.steps.lock.renew), so it must outlast the longest stretch between two renewals."""
     platform = plan.platform
     if platform.locks.lease_seconds is not None:
         return platform.locks.lease_seconds
@@ -144,6 +145,8 @@ def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
         return sagemaker.endpoint_wait_budget_seconds + LEASE_SLACK_SECONDS
     copying = 2 * int(platform.ecr.copy_timeout_max_minutes * 60)
     training = sagemaker.training_wait_budget_seconds if plan.params.trains else 0
+    # batch_transform runs under the lock too, within the same wait budget as training
+    training += sagemaker.training_wait_budget_seconds if plan.params.batch.enabled else 0
     serving = plan.params.endpoint
     # A guarded update's shifting and baking; a smoke test that reverts waits for one more update.
     endpoint = 2 * sagemaker.endpoint_wait_budget_seconds + deployment_seconds(serving.deployment)

@@ -28,6 +28,7 @@ from airflow.sdk.exceptions import AirflowException
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.links.sagemaker import TRANSFORM_LINKS
 from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, skip_step, step_errors
+from sagelift.operators.lock import renew_model_lock
 from sagelift.steps import batch
 from sagelift.steps.endpoint import attempts
 
@@ -67,6 +68,7 @@ class SageMakerBatchTransformOperator(StepInputs, SageMakerTransformOperator):
         self.config = batch.transform_request(plan, self.read_tags())
         self.job_name = name = str(self.config["TransformJobName"])
         with step_errors():
+            renew_model_lock(plan, self.read_session())
             description = batch.start_transform(self._client, self.config)
             if description["TransformJobStatus"] in batch.RUNNING:
                 if self.deferrable:

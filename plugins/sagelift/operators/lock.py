@@ -43,6 +43,14 @@ from sagelift.steps import lock as locks
 # The trigger is imported when the task defers: the DAG file's parse and other tasks' processes skip it.
 
 
+def renew_model_lock(plan: Plan, session: Any) -> None:
+    """At the start of a step that begins a long wait: this run's lease starts again (steps.lock.renew),
+    and a run whose lock another run took stops here, before it starts its job. Call within
+    step_errors; no call is made when runs are not serialized."""
+    if plan_lock(plan) is not None:
+        locks.renew(connection_clients(session)("s3"), plan)
+
+
 def _unserialized(plan: Plan | TeardownPlan) -> str:
     return (
         f"platform.locks_s3_uri is not set: runs of model {plan.model_name} in account {plan.account_id} "

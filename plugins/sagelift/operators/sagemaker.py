@@ -37,6 +37,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 from airflow.sdk.exceptions import AirflowException
 
 from sagelift.domain.plan import Plan
+from sagelift.domain.recommendation import resolve_instance_type
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.links.sagemaker import ENDPOINT_LINKS, MODEL_LINKS, TRAINING_LINKS
 from sagelift.operators.base import (
@@ -48,6 +49,7 @@ from sagelift.operators.base import (
     skip_step,
     step_errors,
 )
+from sagelift.operators.lock import renew_model_lock
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import training
 
@@ -103,6 +105,7 @@ class SageMakerTrainModelOperator(StepInputs, SageMakerTrainingOperator):
         self.config = training.training_request(plan, self.read_tags(), self.read_images())
         self.job_name = name = str(self.config["TrainingJobName"])
         with step_errors():
+            renew_model_lock(plan, self.read_session())
             description = training.start_training(_client(self), self.config)
             running = description["TrainingJobStatus"] in training.RUNNING
             if running and self.deferrable:
@@ -229,15 +232,33 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
     """Step 7: make the model's endpoint serve this run's config; wait only when it changed."""
 
     aws_hook_class = SageMakerHook
-    template_fields: Sequence[str] = (*SageMakerEndpointOperator.template_fields, *INPUT_FIELDS, "model")
+    template_fields: Sequence[str] = (
+        *SageMakerEndpointOperator.template_fields,
+        *INPUT_FIELDS,
+        "model",
+        "recommendation",
+    )
     operator_extra_links = ENDPOINT_LINKS
 
     def __init__(
-        self, *, plan: Any = None, session: Any = None, tags: Any = None, model: Any = None, **kwargs: Any
+        self,
+        *,
+        plan: Any = None,
+        session: Any = None,
+        tags: Any = None,
+        model: Any = None,
+        recommendation: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(config={}, **kwargs)
         self._store_inputs(plan=plan, session=session, tags=tags)
         self.model = model  # only orders this step after create_model
+        self.recommendation = recommendation  # recommend_instance's answer: the type "auto" deploys
+
+    def read_plan(self) -> Plan:
+        """The run's plan with endpoint_instance_type "auto" resolved to recommend_instance's pick."""
+        with step_errors():
+            return Plan.from_xcom(resolve_instance_type(self.plan, self.recommendation))
 
     def execute(self, context: Any) -> dict:
         plan = self.read_plan()

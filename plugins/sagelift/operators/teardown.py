@@ -86,20 +86,34 @@ class SageMakerTeardownOperator(_TeardownStep):
     guard its updates.
 
     Returns what it deleted, by kind. Training jobs cannot be deleted in SageMaker; they stay in the
-    account's history.
+    account's history. On a team's shared multi-model endpoint only the model's artifacts go (its route
+    goes with its API); the endpoint stays while another model is served, and goes with the last one
+    (``multi_model``: sagelift.steps.multi_model.remove_from_shared_endpoints).
     """
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan, session = self.read_teardown_plan(), self.read_session()
         hook = SageMakerHook(aws_conn_id=session.aws_conn_id, region_name=session.region)
         with step_errors():
-            return delete_sagemaker_resources(
+            deleted = delete_sagemaker_resources(
                 hook.client,
                 plan.model_name,
                 plan.platform.sagemaker,
                 connection_clients(session)("cloudwatch"),
                 connection_clients(session)("application-autoscaling"),
             )
+            shared = plan.platform.account(plan.account_id).multi_model_endpoints
+            if shared:
+                from sagelift.steps.multi_model import remove_from_shared_endpoints
+
+                deleted["multi_model"] = remove_from_shared_endpoints(
+                    connection_clients(session)("s3"),
+                    hook.client,
+                    shared,
+                    plan.model_name,
+                    plan.platform.sagemaker,
+                )
+            return deleted
 
 
 class EcrTeardownImagesOperator(_TeardownStep):

@@ -27,6 +27,7 @@ from airflow.sdk.exceptions import AirflowException
 from sagelift.hooks.sagemaker import SageMakerHook
 from sagelift.links.sagemaker import TUNING_LINKS
 from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, skip_step, step_errors
+from sagelift.operators.lock import renew_model_lock
 from sagelift.steps import endpoint as endpoints
 from sagelift.steps import tuning
 
@@ -68,6 +69,7 @@ class SageMakerTuneModelOperator(StepInputs, SageMakerTuningOperator):
         self.config = tuning.tuning_request(plan, self.read_tags(), self.read_images())
         self.job_name = name = str(self.config["HyperParameterTuningJobName"])
         with step_errors():
+            renew_model_lock(plan, self.read_session())
             description = tuning.start_tuning(_client(self), self.config)
             if description["HyperParameterTuningJobStatus"] in tuning.RUNNING:
                 if self.deferrable:

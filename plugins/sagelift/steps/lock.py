@@ -9,15 +9,24 @@ makes the S3 calls, each of them atomic on S3's side:
   succeeds; otherwise the holder is returned and the caller waits (Airflow: deferred, on
   ``sagelift.triggers.lock``; KFP: ``acquire_waiting`` polls in the component);
 - give back: ``DeleteObject`` with ``If-Match: <ETag>``, only while the lock still names this run;
-- check: before the deploy changes the endpoint, ``verify_held`` stops a run whose lock another run has
-  taken meanwhile; ``runs_in_progress`` names the runs pruning must spare.
+- renew: ``renew`` rewrites the lock (``If-Match: <ETag>``) while it names this run, so its lease starts
+  again by S3's clock; a run whose lock another run has taken meanwhile stops (StepFailed naming it);
+- check: before the deploy changes the endpoint, ``verify_held`` renews; ``runs_in_progress`` names the
+  runs pruning must spare.
 
-The lease is not renewed while the run works: it is as long as the run's own budgets (copy, training,
-endpoint) unless the platform sets one, and every engine releases the lock at the end of the run
-whatever its outcome (Airflow: a teardown task; KFP: an exit handler). The lease only matters when
-every release path is gone; the wait message then says when the lock lapses and how to release it by
-hand. A renewal from every step and from the training wait would add writes, and a failure mode (a
-renewal refused mid-training), to every step of both engines, for that rare case.
+Why renew: the lease is as long as the run's own budgets (copy, training, endpoint, batch transform,
+approval; sagelift.domain.lock.lease_seconds_for) unless the platform sets one, but a run also spends
+time no budget bounds: tasks queued for a free worker slot or pod, retries and their back-off, a task
+cleared hours later. Past the lease another run of the model may take the lock over and prune this
+run's model mid-run. So each step that starts a long wait renews when it starts (train_model,
+tune_model, batch_transform on Airflow; deploy_endpoint and batch_transform on both engines): the lease
+then only has to outlast the longest stretch from one renewal to the next, which the derived lease
+does (it covers every budgeted wait together). A wait itself (deferred in the triggerer, or polled in
+the KFP component) does not renew: it ends within its own budget, which the lease exceeds; only a
+platform ``locks.lease_seconds`` shorter than one wait can lapse during it (deploy_endpoint then stops
+the run). Every engine still releases the lock at the end of the run whatever its outcome (Airflow: a
+teardown task; KFP: an exit handler); the wait message says when a lock lapses and how to release it
+by hand.
 
 Contention (a 412 or 409 answer to a conditional write) is retried at once a few times, then reported
 as a transient state; S3's own throttling and 5xx answers are retried by botocore, then classified as
@@ -235,22 +244,46 @@ def release_run(s3: Any, plan: Plan) -> bool:
     return lock is not None and release(s3, lock, plan.names.run_key)
 
 
-def verify_held(s3: Any, plan: Plan) -> None:
-    """Before changing the endpoint: StepFailed when another run holds the model's lock now.
+def renew(s3: Any, plan: Plan) -> LockState | None:
+    """Start this run's lease again now (by S3's clock): rewrite the lock while it names this run.
 
-    A lock found released (by hand) is taken again, so the run goes on only while it holds it.
+    A lock found released (by hand) is taken again; StepFailed when another run holds it now, so the run
+    goes on only while it holds it. None when runs are not serialized (no call is made).
     """
     lock = plan_lock(plan)
     if lock is None:
-        return
-    state = read_lock(s3, lock)
-    if state.holder is None:
-        attempt = try_acquire(s3, lock, run_holder(plan))
-        if attempt.acquired:
-            return
-        state = attempt.state
-    if state.holder is not None and state.holder.run_key != plan.names.run_key:
-        raise StepFailed(lost_lock_message(lock, state.holder, state.since))
+        return None
+    me = run_holder(plan)
+    put = {
+        "Bucket": lock.bucket,
+        "Key": lock.key,
+        "Body": me.to_body(lock),
+        "ContentType": "application/json",
+    }
+    for _ in range(CONTENTION_ATTEMPTS):
+        state = read_lock(s3, lock)
+        if state.holder is None:
+            attempt = try_acquire(s3, lock, me)
+            if attempt.acquired:
+                return attempt.state
+            state = attempt.state
+        if state.holder is not None and state.holder.run_key != me.run_key:
+            raise StepFailed(lost_lock_message(lock, state.holder, state.since))
+        if _conditional(s3.put_object, IfMatch=str(state.etag), **put):
+            renewed = LockState(lock=lock, holder=me, now=state.now, since=state.now)
+            log.info(
+                "Renewed the lock of model %s: its lease of %d s runs until %s.",
+                lock.model_name,
+                me.lease_seconds,
+                renewed.until,
+            )
+            return renewed
+    raise StepRetry(f"The lock of model {lock.model_name} ({lock.uri}) kept changing; the step is retried.")
+
+
+def verify_held(s3: Any, plan: Plan) -> None:
+    """Before changing the endpoint: renew the lease; StepFailed when another run holds the lock now."""
+    renew(s3, plan)
 
 
 def runs_in_progress(s3: Any, plan: Plan) -> frozenset[str] | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
@@ -225,12 +225,36 @@ def remove_model(
         s3.delete_object(Bucket=bucket, Key=key)
         artifacts.append(f"s3://{bucket}/{key}")
     others = shared_endpoint_users(s3, endpoint)
-    if others:
+    if others or not artifacts:  # still serving others, or never this model's: left as it is
         return SharedRemoval(artifacts, False, others)
     deleted = delete_endpoint(sagemaker, endpoint.name, settings)
     deleted = delete_if_exists(sagemaker.delete_endpoint_config, EndpointConfigName=endpoint.name) or deleted
     deleted = delete_if_exists(sagemaker.delete_model, ModelName=endpoint.name) or deleted
     return SharedRemoval(artifacts, deleted, [])
+
+
+def remove_from_shared_endpoints(
+    s3: Any,
+    sagemaker: Any,
+    endpoints: Mapping[str, SharedEndpoint],
+    model_name: str,
+    settings: SageMakerSettings,
+) -> list[dict[str, Any]]:
+    """Teardown: the model leaves every shared endpoint of the account it has an artifact on (JSON-able)."""
+    removed = []
+    for team, endpoint in sorted(endpoints.items()):
+        removal = remove_model(s3, sagemaker, endpoint, model_name, settings)
+        if removal.artifacts:
+            log.info(
+                "Removed %s from %s; %s",
+                ", ".join(removal.artifacts),
+                endpoint.name,
+                "deleted the endpoint (no model left)"
+                if removal.endpoint_deleted
+                else f"it still serves {', '.join(removal.others)}",
+            )
+            removed.append({"team": team, "endpoint": endpoint.name, **asdict(removal)})
+    return removed
 
 
 # --- each engine's step, one call ------------------------------------------------------------------------
