@@ -250,6 +250,32 @@ def _refused_transform(settings: BatchSettings, *, training_output: str | None) 
     assert errors, f"botocore's model accepts {settings}"
 
 
+# issue 20 item 4: labeling before training, on an account with a workteam and a manifest prefix
+LABELING = {
+    "manifest_s3_uri": "s3://scientist-ml-data/to-label/x.manifest",
+    "task_type": "text_classification",
+    "labels": ["a", "b"],
+    "channel": "labeled",
+}
+LABELING_ACCOUNT = {
+    "labeling_workteam_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/t",
+    "labeling_prefixes": ["s3://scientist-ml-data/to-label/"],
+}
+
+
+def _labeling_request(account: dict[str, Any], **params: Any) -> None:
+    """steps.labeling.labeling_request of a plan validate accepted, given another account or params."""
+    from sagelift.steps.labeling import labeling_request
+
+    platform = {**PLATFORM, "accounts": {ACCOUNT: LABELING_ACCOUNT}}
+    plan = Plan.from_xcom(build_plan(demo_conf(labeling=LABELING), platform, DAG_ID, RUN_ID))
+    changed = {**PLATFORM, "accounts": {ACCOUNT: account}}
+    plan = dataclasses.replace(
+        plan, platform=PlatformConfig.from_dict(changed), params=dataclasses.replace(plan.params, **params)
+    )
+    labeling_request(plan, [])
+
+
 RULES: tuple[Rule, ...] = (
     # CreateTrainingJob (train_model), via botocore's model
     Rule(
@@ -712,6 +738,29 @@ RULES: tuple[Rule, ...] = (
             training_output="s3://b/o/",
         ),
     ),
+    # CreateLabelingJob (label_data, issue 20 item 4)
+    Rule(
+        "labeling_workteam_required",
+        "labeling_request (HumanTaskConfig.WorkteamArn)",
+        "labeling",
+        {"labeling": LABELING},
+        platform={"accounts": {ACCOUNT: {"labeling_prefixes": LABELING_ACCOUNT["labeling_prefixes"]}}},
+        later=raises(ValueError, lambda: _labeling_request({})),
+    ),
+    Rule(
+        "labeling_needs_training",
+        "labeling_request (OutputConfig.S3OutputPath)",
+        "labeling",
+        {
+            "labeling": LABELING,
+            "model_artifact_s3_path": "s3://scientist-ml-data/models/churn/model.tar.gz",
+            "training_docker_image": "",
+            "training_channels": [],
+            "training_s3_output_path": "",
+        },
+        platform={"accounts": {ACCOUNT: LABELING_ACCOUNT}},
+        later=raises(ValueError, lambda: _labeling_request(LABELING_ACCOUNT, training_s3_output_path=None)),
+    ),
 )
 
 
@@ -793,6 +842,8 @@ CLASSIFIED: dict[tuple[str, str], str] = {
         "(checked_plan) right after build_plan"
     ),
     ("steps/images.py", "copy_image"): "runtime: an immutable tag already in ECR",
+    ("steps/labeling.py", "labeling_request"): "rule:labeling_workteam_required",
+    ("steps/labeling.py", "_training_output"): "rule:labeling_needs_training",
     ("steps/promotion.py", "check_source_deployer"): (
         "runtime: validate refuses it first (promote_from.account_id); checked again against the platform "
         "as it is when copy_images acts"
