@@ -354,3 +354,44 @@ def test_every_setting_is_documented_in_the_trigger_form_and_the_readme_whose_ex
     problems = Problems()
     assert parse_labeling(example["labeling"], problems).enabled and not problems
     assert form.schema["section"] == "Training"
+
+
+def test_the_summary_shows_the_labeling_job_its_counts_and_the_channel_it_fed() -> None:
+    from sagelift.domain.labeling import labeling_facts
+    from sagelift.domain.summary import build_run_summary, render_run_summary
+
+    plan = _plan()
+    job = plan.names.training_job
+    manifest = plan.params.training_channels[-1]["DataSource"]["S3DataSource"]["S3Uri"]
+    facts = labeling_facts(
+        {
+            "LabelingJobName": job,
+            "LabelingJobStatus": "Completed",
+            "LabelAttributeName": "label",
+            "LabelCounters": {
+                "TotalLabeled": 40,
+                "HumanLabeled": 38,
+                "FailedNonRetryableError": 2,
+                "Unlabeled": 0,
+            },
+            "LabelingJobOutput": {"OutputDatasetS3Uri": manifest},
+        }
+    )
+    summary = build_run_summary(
+        plan.to_xcom(), images=None, training=None, model=None, endpoint=None, api=None, labeling=facts
+    )
+    assert summary["labeling"]["channel"] == "labeled" and summary["labeling"]["labeled"] == 40
+    assert {
+        "kind": "labeling job",
+        "name": job,
+        "action": "created",
+        "status": "Completed",
+        "output": manifest,
+    } in (summary["resources"])
+    text = render_run_summary(summary)
+    assert f"Labeling: {job} labeled 40 objects (38 by people, 2 failed, 0 unlabeled)" in text
+    assert f"training channel labeled read {manifest}" in text
+    skipped = build_run_summary(
+        plan.to_xcom(), images=None, training=None, model=None, endpoint=None, api=None
+    )
+    assert skipped["labeling"] is None and "Labeling" not in render_run_summary(skipped)

@@ -283,6 +283,7 @@ with DAG(
         api=expose_api.output,
         batch=batch_transform.output,
         monitoring=monitor_endpoint.output,
+        labeling=label_data.output,
         registered=registered,
         tuning=tune_model.output,
         approval=approve_deploy.output,

@@ -34,6 +34,7 @@ def build_run_summary(
     registered: Mapping[str, Any] | None = None,
     approval: Mapping[str, Any] | None = None,
     monitoring: Mapping[str, Any] | None = None,
+    labeling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     params, names = plan["params"], plan["names"]
     tuned = tuning_summary(tuning)
@@ -48,6 +49,17 @@ def build_run_summary(
             resources.append(
                 {"kind": "ECR image", "name": image.get("image"), "action": action, "for": field}
             )
+    labeled = labeling_summary(labeling, params)
+    if labeled:
+        resources.append(
+            {
+                "kind": "labeling job",
+                "name": labeled["job"],
+                "action": "created",
+                "status": labeled["status"],
+                "output": labeled["output_manifest_s3_uri"],
+            }
+        )
     if tuned:
         resources.append(
             {"kind": "tuning job", "name": tuned["job"], "action": "created", "status": tuned["status"]}
@@ -186,6 +198,8 @@ def build_run_summary(
         "tuning": tuned,
         # the model registry: group, version, status and the quality gate's verdict (None: not registered)
         "registry": registry,
+        # labeling: the labeling job, its counts and the labeled manifest training read (None: no labeling)
+        "labeling": labeled,
         "resources": resources,
     }
 
@@ -198,6 +212,15 @@ def batch_summary(batch: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     keys = ("job", "status", "input_s3_uri", "output_s3_uri", "instance_type", "instance_count", "seconds")
     return {key: facts.get(key) for key in keys}
+
+
+def labeling_summary(labeling: Mapping[str, Any] | None, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """label_data's XCom (domain.labeling.labeling_facts) as the summary shows it, with the training
+    channel its labeled manifest became."""
+    if not isinstance(labeling, Mapping) or not labeling.get("job"):
+        return None
+    keys = ("job", "status", "labeled", "human_labeled", "failed", "unlabeled", "output_manifest_s3_uri")
+    return {**{key: labeling.get(key) for key in keys}, "channel": _get(params, "labeling", "channel")}
 
 
 def monitoring_summary(monitoring: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -286,6 +309,13 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"{(tuned.get('training_jobs') or {}).get('completed', 0)} jobs completed); best job "
             f"{tuned.get('best_training_job')}: {tuned.get('objective_metric')}={tuned.get('objective_value')} "
             f"({tuned.get('objective_direction')}) with {tried or 'no tuned hyperparameters'}"
+        )
+    if labeled := summary.get("labeling"):
+        lines.append(
+            f"Labeling: {labeled.get('job')} labeled {labeled.get('labeled')} objects "
+            f"({labeled.get('human_labeled')} by people, {labeled.get('failed')} failed, "
+            f"{labeled.get('unlabeled')} unlabeled); training channel {labeled.get('channel')} read "
+            f"{labeled.get('output_manifest_s3_uri')}"
         )
     registry = summary.get("registry") or {}
     if registry:

@@ -30,6 +30,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         "tuning",
         "approval",
         "monitoring",
+        "labeling",
     )
     ui_color = "#e8f5e9"
 
@@ -47,6 +48,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         tuning: Any = None,
         approval: Any = None,
         monitoring: Any = None,
+        labeling: Any = None,
         **kwargs: Any,
     ) -> None:
         # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
@@ -63,6 +65,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.tuning = tuning
         self.approval = approval
         self.monitoring = monitoring
+        self.labeling = labeling
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
@@ -78,6 +81,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             tuning=self.tuning,
             approval=self.approval,
             monitoring=self.monitoring,
+            labeling=self.labeling,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
         asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))
