@@ -20,6 +20,7 @@ from sagelift.domain.multi_model import (
 from sagelift.domain.params import builtin_algorithms
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import PlatformConfig
+from sagelift.domain.summary import build_run_summary, render_run_summary
 from tests.support.botocore_validation import validate_request
 from tests.support.local_aws import SCIENTIST_ACCOUNT
 from tests.support.scenario import DATA_BUCKET, REGION, demo_conf
@@ -87,6 +88,11 @@ def test_off_by_default_and_the_setting_round_trips_through_the_plan_and_the_kfp
             {"multi_model": {"endpoint": "fraud"}, "endpoint_instance_type": "ml.c5.large"},
             "endpoint_instance_type",
             "runs on ml.m5.xlarge",
+        ),
+        (
+            {"multi_model": {"endpoint": "fraud"}, "plan_only": True},
+            "plan_only",
+            "not available with multi_model",
         ),
         (
             {"multi_model": {"endpoint": "fraud"}, "batch": {"input_s3_uri": f"s3://{DATA_BUCKET}/in/"}},
@@ -169,3 +175,40 @@ def test_the_shared_requests_are_valid_for_botocore_and_carry_no_owner_tag() -> 
         assert validate_request("sagemaker", "CreateEndpoint", build_shared_endpoint_request(endpoint)) == []
         assert [t["Key"] for t in model["Tags"]] == ["sagelift:multi-model-endpoint"]
     assert derive_target_model("churn-predictor", "abc123") == "churn-predictor/abc123.tar.gz"
+
+
+def test_the_summary_shows_the_shared_endpoint_the_models_key_and_the_route() -> None:
+    plan = _plan(multi_model={"endpoint": "fraud"})
+    placement = {
+        "team": "fraud",
+        "endpoint_name": "sagelift-mme-fraud",
+        "target_model": "churn-predictor/abc.tar.gz",
+        "artifact_s3_uri": PREFIX + "churn-predictor/abc.tar.gz",
+        "source_s3_uri": f"s3://{DATA_BUCKET}/out/model.tar.gz",
+    }
+    endpoint = {
+        "Endpoint": {"EndpointName": "sagelift-mme-fraud", "EndpointStatus": "InService"},
+        "MultiModel": placement,
+    }
+    api = {
+        "invoke_url": "https://x.execute-api.us-east-1.amazonaws.com/prod/models/churn-predictor/invocations"
+    }
+    summary = build_run_summary(
+        plan.to_xcom(),
+        images=None,
+        training=None,
+        model={"MultiModel": placement},
+        endpoint=endpoint,
+        api=api,
+    )
+    assert summary["multi_model"]["endpoint"] == "sagelift-mme-fraud"
+    [shared] = [r for r in summary["resources"] if r["kind"] == "shared multi-model endpoint"]
+    assert shared["action"] == "serving this model as TargetModel churn-predictor/abc.tar.gz"
+    assert not [r for r in summary["resources"] if r["kind"] == "endpoint config"]
+    text = render_run_summary(summary)
+    assert (
+        "team fraud's sagelift-mme-fraud serves this model as TargetModel churn-predictor/abc.tar.gz" in text
+    )
+    assert (
+        "POST https://x.execute-api.us-east-1.amazonaws.com/prod/models/churn-predictor/invocations" in text
+    )

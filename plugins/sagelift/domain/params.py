@@ -1089,6 +1089,10 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         batch=batch.enabled,
         endpoint_settings=endpoint != EndpointSettings() and not conf.has_problem("endpoint"),
     )
+    if multi_model.enabled and plan_only:
+        problems.add(
+            "plan_only", "not available with multi_model yet: the change set plans an endpoint of its own"
+        )
     instance_recommendation = parse_recommendation(conf.values.get("instance_recommendation"), problems)
     monitoring = parse_monitoring(
         conf.values.get("monitoring"),

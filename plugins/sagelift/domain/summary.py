@@ -104,16 +104,8 @@ def build_run_summary(
                 "action": "created",
             }
         )
-    if endpoint:
-        resources.append({"kind": "endpoint config", "name": names["endpoint_config"], "action": "created"})
-        resources.append(
-            {
-                "kind": "endpoint",
-                "name": _get(endpoint, "Endpoint", "EndpointName") or names["endpoint"],
-                "action": "serving this run's config",
-                "status": _get(endpoint, "Endpoint", "EndpointStatus"),
-            }
-        )
+    shared = multi_model_summary(endpoint) or multi_model_summary(model)
+    resources.extend(_endpoint_resources(endpoint, names, shared))
     serving = _get(params, "endpoint") or {}
     promoted = promoted_version(images)
     train_only = (
@@ -194,6 +186,8 @@ def build_run_summary(
         "batch": scored,
         # model monitoring: the endpoint's schedule, its baseline, alarms and console link (None: none)
         "monitoring": watched,
+        # a team's shared multi-model endpoint: the endpoint, this model's key and artifact (None: its own)
+        "multi_model": shared,
         # tuning: the tuning job, its best training job, objective value and hyperparameters (None: no tuning)
         "tuning": tuned,
         # the model registry: group, version, status and the quality gate's verdict (None: not registered)
@@ -202,6 +196,55 @@ def build_run_summary(
         "labeling": labeled,
         "resources": resources,
     }
+
+
+def _endpoint_resources(
+    endpoint: Mapping[str, Any] | None, names: Mapping[str, Any], shared: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The endpoint's lines of the resources: its config and itself, or the team's shared endpoint."""
+    resources: list[dict[str, Any]] = []
+    if endpoint and shared:  # a team's shared endpoint: created by the first model's run, then adopted
+        resources.append(
+            {
+                "kind": "shared multi-model endpoint",
+                "name": shared["endpoint"],
+                "action": f"serving this model as TargetModel {shared['target_model']}",
+                "status": _get(endpoint, "Endpoint", "EndpointStatus"),
+            }
+        )
+    elif endpoint:
+        resources.append({"kind": "endpoint config", "name": names["endpoint_config"], "action": "created"})
+        resources.append(
+            {
+                "kind": "endpoint",
+                "name": _get(endpoint, "Endpoint", "EndpointName") or names["endpoint"],
+                "action": "serving this run's config",
+                "status": _get(endpoint, "Endpoint", "EndpointStatus"),
+            }
+        )
+    return resources
+
+
+def multi_model_summary(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """create_model's or deploy_endpoint's ``MultiModel`` placement as the summary shows it."""
+    found = result.get("MultiModel") if isinstance(result, Mapping) else None
+    if not isinstance(found, Mapping) or "target_model" not in found:
+        return None
+    return {
+        "team": found.get("team"),
+        "endpoint": found.get("endpoint_name"),
+        "target_model": found.get("target_model"),
+        "artifact_s3_uri": found.get("artifact_s3_uri"),
+    }
+
+
+def _multi_model_lines(shared: Mapping[str, Any] | None) -> list[str]:
+    if not shared:
+        return []
+    return [
+        f"Multi-model endpoint: team {shared.get('team')}'s {shared.get('endpoint')} serves this model as "
+        f"TargetModel {shared.get('target_model')} ({shared.get('artifact_s3_uri')}); the invoke URL routes to it"
+    ]
 
 
 def batch_summary(batch: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -335,6 +378,7 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"{scored.get('instance_count')} x {scored.get('instance_type')}{took}; results under "
             f"{scored.get('output_s3_uri')}"
         )
+    lines.extend(_multi_model_lines(summary.get("multi_model")))
     if watched := summary.get("monitoring"):
         lines.append(
             f"Model monitoring: schedule {watched.get('schedule')} ({watched.get('frequency')}, "
