@@ -90,6 +90,9 @@ def test_the_kfp_glue_uses_the_core_and_is_small():
     labeling_glue = ROOT / "include/kfp/sagelift_kfp/labeling.py"  # label_data's, as small
     assert len(labeling_glue.read_text().splitlines()) < 150
     assert "sagelift" in _imports(labeling_glue) and not _imports(labeling_glue) & {"airflow"}
+    recommendation_glue = ROOT / "include/kfp/sagelift_kfp/recommendation.py"  # recommend_instance's
+    assert len(recommendation_glue.read_text().splitlines()) < 150
+    assert "sagelift" in _imports(recommendation_glue) and not _imports(recommendation_glue) & {"airflow"}
     multi_model_glue = ROOT / "include/kfp/sagelift_kfp/multi_model.py"  # on a shared endpoint, as small
     assert len(multi_model_glue.read_text().splitlines()) < 150
     assert "sagelift" in _imports(multi_model_glue) and not _imports(multi_model_glue) & {"airflow"}

@@ -21,6 +21,7 @@ import argparse
 import inspect
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from kfp import compiler, dsl, kubernetes
 
@@ -228,6 +229,23 @@ def register_model(plan: str, tags: list, images: dict, model_data_url: str) -> 
     return governance.register_model(json.loads(plan), tags, images, model_data_url)
 
 
+def recommend_instance(plan: str, tags: list, registered: dict) -> NamedTuple(
+    "Recommended", [("recommendation", dict), ("deploy_plan", str)]
+):
+    """Which hosting types fit the model, what each costs per hour and the pick (with an Inference
+    Recommender job when the conf asks); ``deploy_plan``: the plan deploy_endpoint deploys ("auto"
+    resolved to the pick)."""
+    import json
+    from typing import NamedTuple
+
+    from sagelift_kfp import recommendation
+
+    answer = recommendation.recommend_instance(json.loads(plan), tags, registered)
+    resolved = json.dumps(recommendation.deploy_plan(json.loads(plan), answer))
+    outputs = NamedTuple("Recommended", [("recommendation", dict), ("deploy_plan", str)])  # noqa: UP014
+    return outputs(answer, resolved)
+
+
 def create_model(plan: str, tags: list, images: dict, model_data_url: str, registered: dict) -> str:
     """Create the SageMaker model from the run's registered version (on a team's shared multi-model
     endpoint: the artifact at its key, and the shared model)."""
@@ -291,6 +309,7 @@ STEPS = (
     label_data,
     train_model,
     register_model,
+    recommend_instance,
     create_model,
     deploy_endpoint,
     expose_api,
@@ -369,6 +388,11 @@ def build_pipeline(
                     ),
                     "register_model",
                 )
+                # which types fit, their price and the pick; deploy_endpoint deploys it for "auto"
+                recommended = configure(
+                    c["recommend_instance"](plan=plan, tags=tags.output, registered=registered.output),
+                    "recommend_instance",
+                )
                 model = configure(
                     c["create_model"](
                         plan=plan,
@@ -376,11 +400,13 @@ def build_pipeline(
                         images=images.output,
                         model_data_url=train.outputs["Output"],
                         registered=registered.output,
-                    ),
+                    ).after(recommended),
                     "create_model",
                 )
                 endpoint = configure(
-                    c["deploy_endpoint"](plan=plan, tags=tags.output, model_name=model.output),
+                    c["deploy_endpoint"](
+                        plan=recommended.outputs["deploy_plan"], tags=tags.output, model_name=model.output
+                    ),
                     "deploy_endpoint",
                 )
                 exposed = configure(

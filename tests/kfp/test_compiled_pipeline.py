@@ -26,6 +26,7 @@ STEPS = [
     "label_data",
     "train_model",
     "register_model",
+    "recommend_instance",
     "create_model",
     "deploy_endpoint",
     "expose_api",
