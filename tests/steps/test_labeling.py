@@ -164,3 +164,29 @@ def test_a_scripted_outcome_is_one_of_the_three_ends() -> None:
 def test_a_run_without_labeling_labels_nothing(local_aws: LocalAws) -> None:
     plan = Plan.from_xcom(build_plan(demo_conf(), PLATFORM, "sagemaker_deploy", "no-label"))
     assert labeling.label_here(local_aws.client("sagemaker"), local_aws.client("s3"), plan, []) == {}
+
+
+def test_plan_changes_lists_the_labeling_job_then_an_earlier_try_s_as_unchanged(local_aws: LocalAws) -> None:
+    from sagelift.steps.plan_changes import plan_changes, plan_labeling_job
+
+    plan = _plan("label-plan")
+    _manifest(local_aws)
+
+    def clients(service: str, region: str | None = None) -> Any:
+        return local_aws.client(service)
+
+    with SageMakerLifecycle(time_scale=1).labeling(seconds=600).installed(local_aws):
+        (change,) = plan_changes(plan, clients, tags=[], planners=(plan_labeling_job,)).changes
+        assert (change.kind, change.name, change.action) == (
+            "SageMaker labeling job",
+            plan.names.training_job,
+            "create",
+        )
+        assert MANIFEST in change.note and "training channel labeled" in change.note
+        s3, sm = local_aws.client("s3"), local_aws.client("sagemaker")
+        jobs.start_or_adopt(sm, labeling.KIND, labeling.prepare_labeling(s3, plan, []))
+        (again,) = plan_changes(plan, clients, tags=[], planners=(plan_labeling_job,)).changes
+        assert again.action == "unchanged"
+        jobs.stop_if_running(sm, labeling.KIND, plan.names.training_job)
+    skipped = Plan.from_xcom(build_plan(demo_conf(), PLATFORM, "sagemaker_deploy", "no-label-plan"))
+    assert plan_changes(skipped, clients, tags=[], planners=(plan_labeling_job,)).changes == ()

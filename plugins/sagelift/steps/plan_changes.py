@@ -70,6 +70,7 @@ from sagelift.domain.plan import Plan
 from sagelift.domain.sagemaker import VARIANT_NAME, build_endpoint_config_request
 from sagelift.domain.tuning import best_training_job
 from sagelift.steps import alarms, api, autoscaling, batch, lock, model, model_registry, training, tuning
+from sagelift.steps import labeling as labeling_step
 from sagelift.steps.clients import Clients
 from sagelift.steps.endpoint import CHANGING, list_tags, rollback_alarms
 from sagelift.steps.errors import StepFailed, describe_or_none, error_code
@@ -201,6 +202,26 @@ def _plan_copy(ctx: PlanContext, ecr: Any, step: ImageStep) -> list[Change]:
         note = f"{source}; nothing moves if the source still has that digest"
         changes.append(Change("image copy", name, "update", (moved,), note))
     return changes
+
+
+# --- labeling -----------------------------------------------------------------------------------------
+def plan_labeling_job(ctx: PlanContext) -> list[Change]:
+    """label_data: the run's labeling job, created unless an earlier try of the run made it."""
+    if ctx.plan.skip_reason("label_data"):
+        return []
+    request = labeling_step.labeling_request(ctx.plan, ctx.tags)
+    name = str(request["LabelingJobName"])
+    existing = describe_or_none(ctx.client("sagemaker").describe_labeling_job, LabelingJobName=name)
+    if existing is not None:
+        return [
+            Change("SageMaker labeling job", name, "unchanged", note="made by an earlier try of this run")
+        ]
+    settings = ctx.plan.params.labeling
+    note = (
+        f"the account's workteam labels {settings.manifest_s3_uri} ({settings.task_type}); the labeled "
+        f"manifest is training channel {settings.channel}"
+    )
+    return [create("SageMaker labeling job", name, note)]
 
 
 # --- SageMaker -----------------------------------------------------------------------------------------
@@ -678,6 +699,7 @@ def plan_batch_transform(ctx: PlanContext) -> list[Change]:
 PLANNERS: tuple[Planner, ...] = (
     plan_model_lock,
     plan_images,
+    plan_labeling_job,
     plan_training_job,
     plan_model_version,
     plan_model,
