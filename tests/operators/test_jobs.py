@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
 
+from sagelift.domain.lock import plan_lock, run_holder
 from sagelift.domain.plan import Plan
 from sagelift.operators.jobs import SageMakerJobOperator
 from sagelift.steps import jobs, training
+from sagelift.steps import lock as locks
 from sagelift.triggers.jobs import SageMakerJobTrigger
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
@@ -204,3 +207,20 @@ async def _first_event(trigger: SageMakerJobTrigger) -> dict[str, Any]:
     async for event in trigger.run():
         return dict(event.payload)
     raise AssertionError("the trigger fired nothing")
+
+
+def test_a_job_task_stops_before_its_job_when_another_run_took_the_model_lock(local_aws, monkeypatch):
+    conn_id = use_scientist_keys(local_aws, monkeypatch)
+    bucket = f"sagelift-state-{SCIENTIST_ACCOUNT}"
+    local_aws.client("s3", SCIENTIST_ACCOUNT).create_bucket(Bucket=bucket)
+    locked = {**_platform(False), "locks_s3_uri": "s3://sagelift-state-{account_id}/locks/"}
+    slow = step_plan({}, {**locked, "locks": {"lease_seconds": 1}}, run_id="jobs-slow")
+    later = Plan.from_xcom(step_plan({}, locked, run_id="jobs-later"))
+    s3 = local_aws.client("s3", SCIENTIST_ACCOUNT)
+    assert locks.try_acquire(s3, plan_lock(later), run_holder(Plan.from_xcom(slow))).acquired
+    time.sleep(2.2)  # slow's lease lapsed (queued, say, for hours): the later run takes the lock over
+    assert locks.try_acquire(s3, plan_lock(later), run_holder(later)).took_over is not None
+    task = _TrainingTask(task_id="a_job", plan=slow, session=step_session(conn_id))
+    with pytest.raises(AirflowFailException, match="is now locked by run jobs-later"):
+        task.execute({})
+    assert _creates(local_aws) == 0

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from sagelift.domain.labeling import LabelingSettings
 from sagelift.domain.lock import lease_seconds_for, plan_lock, run_holder
+from sagelift.domain.monitoring import MonitoringSettings
 from sagelift.domain.plan import Plan
+from sagelift.domain.recommendation import RecommendationSettings
 from sagelift.steps import lock as locks
 from sagelift.steps.errors import StepFailed
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
@@ -98,6 +102,18 @@ def test_the_derived_lease_covers_the_run_s_own_budgets():
     assert (
         lease_seconds_for(scoring)
         == lease_seconds_for(trains) + settings.sagemaker.training_wait_budget_seconds
+    )
+    # issue 20's jobs (labeling, an Inference Recommender job, the monitoring baseline) each wait within
+    # that budget under the lock too
+    params = replace(
+        trains.params,
+        labeling=LabelingSettings.from_dict({"manifest_s3_uri": "s3://scientist-ml-data/label/in.manifest"}),
+        instance_recommendation=RecommendationSettings.from_dict({"job": "default"}),
+        monitoring=MonitoringSettings.from_dict({"schedule": "daily"}),
+    )
+    assert params.labeling.enabled and params.instance_recommendation.enabled and params.monitoring.enabled
+    assert lease_seconds_for(replace(trains, params=params)) == (
+        lease_seconds_for(trains) + 3 * settings.sagemaker.training_wait_budget_seconds
     )
 
 

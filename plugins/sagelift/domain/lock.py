@@ -134,7 +134,8 @@ class LockHolder:
 def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
     """The platform's lease, or one as long as this run may take: its copies, its training (if it
     trains), the endpoint (a Failed one is deleted, then created: twice its budget; a guarded update's
-    baking; a smoke test's revert), its batch transform (if it scores a prefix), plus slack. A
+    baking; a smoke test's revert), its batch transform (if it scores a prefix), its labeling, recommendation and baseline jobs (if
+    set), plus slack. A
     teardown waits for at most one endpoint deletion. Steps that start a long wait renew the lease
     (sagelift.steps.lock.renew), so it must outlast the longest stretch between two renewals."""
     platform = plan.platform
@@ -147,6 +148,10 @@ def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
     training = sagemaker.training_wait_budget_seconds if plan.params.trains else 0
     # batch_transform runs under the lock too, within the same wait budget as training
     training += sagemaker.training_wait_budget_seconds if plan.params.batch.enabled else 0
+    # issue 20's jobs (labeling, an Inference Recommender job, the monitoring baseline) wait within the
+    # same budget each (sagelift.operators.jobs); their tasks renew the lease when they start
+    jobs = (plan.params.labeling, plan.params.instance_recommendation, plan.params.monitoring)
+    training += sagemaker.training_wait_budget_seconds * sum(1 for job in jobs if job.enabled)
     serving = plan.params.endpoint
     # A guarded update's shifting and baking; a smoke test that reverts waits for one more update.
     endpoint = 2 * sagemaker.endpoint_wait_budget_seconds + deployment_seconds(serving.deployment)

@@ -7,6 +7,8 @@ steps: ``build_request(plan, context)`` returns the job's Create request, or Non
 apply (it then skips with ``skip_reason(plan)``), and ``finish(description, plan)`` turns the ended job's
 description into the task's return value (JSON-able, no secret). The base:
 
+- renews the model's lock (sagelift.operators.lock.renew_model_lock): the lease starts again, and a run
+  whose lapsed lock another run took stops before it starts a job;
 - starts the job or adopts the run's job (its name is fixed per run: a retry, a resumed deferral or a
   lost answer follows the one job), through ``steps.jobs.start_or_adopt``;
 - waits, deferred to ``SageMakerJobTrigger`` when the platform's ``deferrable`` is on (the default) or
@@ -28,6 +30,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from sagelift.domain.plan import Plan
 from sagelift.operators.base import INPUT_FIELDS, StepInputs, aws_session_fields, skip_step, step_errors
+from sagelift.operators.lock import renew_model_lock
 from sagelift.steps import jobs
 from sagelift.steps.endpoint import attempts
 
@@ -93,6 +96,8 @@ class SageMakerJobOperator(StepInputs, BaseOperator):
         delay, budget = wait.check_interval_seconds, wait.training_wait_budget_seconds
         max_attempts = attempts(budget, delay)
         with step_errors():
+            # the lease starts again, and a run whose lapsed lock another run took stops before its job
+            renew_model_lock(plan, self.read_session())
             description = jobs.start_or_adopt(self.client, kind, request)
             if jobs.job_state(kind, description) == "running":
                 if wait.deferrable:
