@@ -178,3 +178,41 @@ def test_failed_and_clean_executions_set_off_no_alarm(local_aws: LocalAws) -> No
         "Stopped",
     ]
     assert "ALARM" not in {a["StateValue"] for a in cw.describe_alarms()["MetricAlarms"]}
+
+
+def test_teardown_deletes_the_monitor_it_owns_and_nothing_else(local_aws: LocalAws) -> None:
+    from sagelift.domain.ownership import OWNER_TAG_KEY
+    from sagelift.domain.platform import SageMakerSettings
+    from sagelift.domain.teardown import TeardownReport
+    from sagelift.steps.teardown import delete_sagemaker_resources
+
+    _account(local_aws)
+    sm, cw, s3 = (local_aws.client(s) for s in ("sagemaker", "cloudwatch", "s3"))
+    owned = [*TAGS, {"Key": OWNER_TAG_KEY, "Value": "churn-predictor"}]
+    with SageMakerLifecycle(time_scale=100).installed(local_aws):
+        monitoring.monitor_here(sm, cw, s3, _plan("mon-td"), owned)
+        cw.put_metric_alarm(  # the scientist's own alarm under the same prefix, untagged: kept
+            AlarmName="sagelift-monitor-churn-predictor-mine",
+            MetricName="x",
+            Namespace="y",
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        deleted = delete_sagemaker_resources(
+            sm, "churn-predictor", SageMakerSettings(check_interval_seconds=1), cw
+        )
+    assert deleted["monitoring"][:2] == [
+        "monitoring schedule churn-predictor",
+        f"data-quality job definition {_plan('mon-td').names.model}",
+    ]
+    assert len(deleted["monitoring"]) == 6
+    assert _leftovers(local_aws) == {
+        "schedules": [],
+        "definitions": [],
+        "alarms": ["sagelift-monitor-churn-predictor-mine"],
+    }
+    report = TeardownReport("churn-predictor", SCIENTIST_ACCOUNT, monitoring=deleted["monitoring"])
+    assert "model monitoring: monitoring schedule churn-predictor" in report.render()

@@ -91,6 +91,7 @@ def _patch_moto() -> None:
         local_aws_apigateway,
         local_aws_autoscaling,
         local_aws_sts,
+        sagemaker_monitoring,
         sagemaker_multi_model,
         sagemaker_runtime,
     )
@@ -111,6 +112,7 @@ def _patch_moto() -> None:
     local_aws_autoscaling.install()  # wraps the backend's UpdateEndpoint just set
     sagemaker_runtime.install()
     sagemaker_multi_model.install()  # wraps sagemaker_runtime's InvokeEndpoint
+    sagemaker_monitoring.patch_monitoring()  # schedules exist with or without a scripted lifecycle
     SageMakerModelBackend._sagelift_patched = True  # type: ignore[attr-defined]
 
 

@@ -3,7 +3,7 @@
 moto creates a processing job ``Completed`` at once (writing nothing), has data-quality job definitions
 (but lists every one with the endpoint name ``"EndpointName"``, ignores the list's filters and overwrites
 a definition of an existing name) and has no monitoring schedules at all. With the lifecycle installed
-(tests/support/sagemaker_lifecycle, which calls ``patch_monitoring`` once):
+(LocalAws and tests/support/sagemaker_lifecycle call ``patch_monitoring``):
 
 - **processing jobs** follow ``script_baseline(life, seconds, outcome, failure_reason, stop_seconds)``:
   ``InProgress`` for ``seconds`` then ``Completed``, ``Failed`` (``FailureReason``) or ``Stopped``;
@@ -45,6 +45,7 @@ OUTCOMES = ("Completed", "Failed", "Stopped")
 EXECUTION_OUTCOMES = ("Completed", "CompletedWithViolations", "Failed", "Stopped")
 ANALYZER = "sagemaker-model-monitor-analyzer"
 DRIFT_OVER_THRESHOLD = 0.5
+_PATCHED = False
 
 
 @dataclass
@@ -232,7 +233,11 @@ def run_execution(aws: Any, account: str, schedule_name: str, outcome: str = "Co
 
 def patch_monitoring() -> None:
     """Wrap moto's processing jobs and data-quality definitions; add monitoring schedules and executions.
-    Called once by sagemaker_lifecycle._patch_moto."""
+    Called by LocalAws and by sagemaker_lifecycle._patch_moto; idempotent."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    _PATCHED = True
     from moto.core.responses import ActionResult, EmptyResult
     from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
     from moto.sagemaker.models import SageMakerModelBackend

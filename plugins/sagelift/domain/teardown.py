@@ -188,6 +188,8 @@ class TeardownReport:
     endpoint_configs: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
+    # model monitoring: the endpoint's schedule, its data-quality job definitions and drift alarms
+    monitoring: list[str] = field(default_factory=list)
     # Application Auto Scaling resource ids (their scaling policies go with them)
     scalable_targets: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
@@ -206,6 +208,7 @@ class TeardownReport:
                 self.endpoint_configs,
                 self.models,
                 self.alarms,
+                self.monitoring,
                 self.scalable_targets,
                 self.images,
                 self.pvc,
@@ -227,6 +230,7 @@ class TeardownReport:
             ("endpoint configs", self.endpoint_configs),
             ("models", self.models),
             ("CloudWatch alarms", self.alarms),
+            ("model monitoring", self.monitoring),
             ("scalable targets (with their scaling policies)", self.scalable_targets),
             ("ECR images", self.images),
             ("ECR repositories (left empty)", self.repositories),

@@ -213,6 +213,7 @@ class TeardownReportOperator(_TeardownStep):
             endpoint_configs=list(sagemaker.get("endpoint_configs", [])),
             models=list(sagemaker.get("models", [])),
             alarms=list(sagemaker.get("alarms", [])),
+            monitoring=list(sagemaker.get("monitoring", [])),
             scalable_targets=list(sagemaker.get("scalable_targets", [])),
             images=list(images.get("deleted", [])),
             images_kept=list(images.get("released", [])) + list(images.get("kept", [])),

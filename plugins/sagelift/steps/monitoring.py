@@ -25,9 +25,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sagelift.domain import monitoring as m
+from sagelift.domain.ownership import is_owned
 from sagelift.domain.plan import Plan
 from sagelift.steps import jobs
-from sagelift.steps.endpoint import attempts
+from sagelift.steps.endpoint import attempts, list_tags
 from sagelift.steps.errors import StepFailed, delete_if_exists, describe_or_none, error_code
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,10 @@ def monitor_here(
     return apply_monitoring(sm, cloudwatch, s3, plan, tags, say)
 
 
+def _owned(tags: list[dict[str, str]], owner: str | None) -> bool:
+    return owner is None or is_owned(tags, owner)
+
+
 def delete_monitoring(
     sm: Any,
     cloudwatch: Any,
@@ -260,23 +265,41 @@ def delete_monitoring(
     say: Callable[[str], None] = log.info,
     sleep: Callable[[float], None] = time.sleep,
     polls: int = 60,
+    owner: str | None = None,
 ) -> list[str]:
     """Teardown: the endpoint's schedule (waiting until it is gone: SageMaker deletes it asynchronously),
-    every data-quality job definition over the endpoint, and its monitoring alarms. Returns what was
+    every data-quality job definition over the endpoint, and its monitoring alarms; with ``owner``, only
+    what carries that model's owner tag (the schedule: when its definition does). Returns what was
     deleted, as "<kind> <name>"."""
     deleted: list[str] = []
-    if delete_if_exists(sm.delete_monitoring_schedule, MonitoringScheduleName=endpoint):
-        deleted.append(f"monitoring schedule {endpoint}")
-        for _ in range(polls):
-            if describe_or_none(sm.describe_monitoring_schedule, MonitoringScheduleName=endpoint) is None:
-                break
-            sleep(5)
+    schedule = describe_or_none(sm.describe_monitoring_schedule, MonitoringScheduleName=endpoint)
+    if schedule is not None:
+        definition = (schedule.get("MonitoringScheduleConfig") or {}).get("MonitoringJobDefinitionName")
+        found = definition and describe_or_none(
+            sm.describe_data_quality_job_definition, JobDefinitionName=definition
+        )
+        ours = owner is None or (found and _owned(list_tags(sm, found["JobDefinitionArn"]), owner))
+        if ours and delete_if_exists(sm.delete_monitoring_schedule, MonitoringScheduleName=endpoint):
+            deleted.append(f"monitoring schedule {endpoint}")
+            for _ in range(polls):
+                if describe_or_none(sm.describe_monitoring_schedule, MonitoringScheduleName=endpoint) is None:
+                    break
+                sleep(5)
     definitions = sm.list_data_quality_job_definitions(EndpointName=endpoint, MaxResults=100)
     for summary in definitions.get("JobDefinitionSummaries", []):
         name = summary["MonitoringJobDefinitionName"]
+        if not _owned(list_tags(sm, summary["MonitoringJobDefinitionArn"]), owner):
+            continue
         if delete_if_exists(sm.delete_data_quality_job_definition, JobDefinitionName=name):
             deleted.append(f"data-quality job definition {name}")
-    alarms = _endpoint_alarms(cloudwatch, endpoint)
+    alarms = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=m.alarm_prefix(endpoint), AlarmTypes=["MetricAlarm"]
+    ):
+        for alarm in page.get("MetricAlarms", []):
+            tags = cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags", [])
+            if _owned(tags, owner):
+                alarms.append(alarm["AlarmName"])
     if alarms:
         cloudwatch.delete_alarms(AlarmNames=alarms)
         deleted.extend(f"alarm {name}" for name in alarms)

@@ -43,6 +43,7 @@ from sagelift.steps.alarms import delete_model_alarms
 from sagelift.steps.autoscaling import remove_scaling
 from sagelift.steps.endpoint import delete_endpoint, list_tags
 from sagelift.steps.errors import StepFailed, delete_if_exists, describe_or_none
+from sagelift.steps.monitoring import delete_monitoring
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def delete_sagemaker_resources(
     kind. With ``autoscaling``, the endpoint variant's scaling policy and scalable target go first
     (when the endpoint is the model's, or gone: a target left on a deleted endpoint)."""
     deleted: dict[str, list[str]] = {"endpoint": [], "endpoint_configs": [], "models": []}
+    if cloudwatch is not None:  # a monitored endpoint: its schedule goes before the endpoint can
+        deleted["monitoring"] = delete_monitoring(client, cloudwatch, model_name, owner=model_name)
     endpoint = describe_or_none(client.describe_endpoint, EndpointName=model_name)
     if autoscaling is not None:
         deleted["scalable_targets"] = []
