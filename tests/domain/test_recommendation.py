@@ -342,3 +342,32 @@ def test_the_advanced_jobs_request_is_valid_for_botocore() -> None:
         "ModelLatencyThresholds": [{"Percentile": "P95", "ValueInMilliseconds": 100}],
     }
     assert config["VolumeKmsKeyId"] == "alias/sagelift"
+
+
+def test_the_summary_shows_the_fits_with_prices_the_pick_and_why() -> None:
+    from sagelift.domain.summary import build_run_summary, render_run_summary
+
+    raw = build_plan(
+        demo_conf(endpoint_instance_type="auto"),
+        _platform(),
+        "sagemaker_deploy",
+        "rec-1",
+        triggered_by="admin",
+    )
+    answer = recommend_from_table("us-east-1", 10 * 1024**2, "cpu").to_dict()
+    answer.update(auto=True, endpoint_instance_type=answer["pick"])
+    summary = build_run_summary(
+        raw, images=None, training=None, model=None, endpoint=None, api=None, recommendation=answer
+    )
+    shown = summary["recommendation"]
+    assert shown["pick"] == answer["pick"] and shown["fit_count"] == answer["fit_count"]
+    assert len(shown["fits"]) == 5
+    text = render_run_summary(summary)
+    first = answer["fits"][0]
+    assert f"{first['instance_type']} ${first['usd_per_hour']:g}/h" in text
+    assert f"pick {answer['pick']} at ${answer['pick_usd_per_hour']:g}/h: the cheapest of" in text
+    assert f'deployed {answer["pick"]} (endpoint_instance_type "auto")' in text
+    skipped = build_run_summary(
+        raw, images=None, training=None, model=None, endpoint=None, api=None, recommendation={"skipped": True}
+    )
+    assert skipped["recommendation"] is None and "Instance recommendation" not in render_run_summary(skipped)

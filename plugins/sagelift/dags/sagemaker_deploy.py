@@ -287,6 +287,7 @@ with DAG(
         registered=registered,
         tuning=tune_model.output,
         approval=approve_deploy.output,
+        recommendation=recommend_instance.output,  # the summary shows the three answers
         on_success_callback=SageliftNotifier("success"),
         doc_md="Prints what the run created or updated and the invoke URL; its XCom is the run summary.",
     )

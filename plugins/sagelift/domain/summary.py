@@ -35,6 +35,7 @@ def build_run_summary(
     approval: Mapping[str, Any] | None = None,
     monitoring: Mapping[str, Any] | None = None,
     labeling: Mapping[str, Any] | None = None,
+    recommendation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     params, names = plan["params"], plan["names"]
     tuned = tuning_summary(tuning)
@@ -194,6 +195,8 @@ def build_run_summary(
         "registry": registry,
         # labeling: the labeling job, its counts and the labeled manifest training read (None: no labeling)
         "labeling": labeled,
+        # recommend_instance: the types that fit with their price per hour, the pick and why (None: skipped)
+        "recommendation": recommendation_summary(recommendation),
         "resources": resources,
     }
 
@@ -264,6 +267,45 @@ def labeling_summary(labeling: Mapping[str, Any] | None, params: Mapping[str, An
         return None
     keys = ("job", "status", "labeled", "human_labeled", "failed", "unlabeled", "output_manifest_s3_uri")
     return {**{key: labeling.get(key) for key in keys}, "channel": _get(params, "labeling", "channel")}
+
+
+def recommendation_summary(answer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """recommend_instance's XCom (sagelift.steps.recommendation) as the summary shows it: the cheapest
+    fits with their price per hour, the pick and why, what was deployed."""
+    if not isinstance(answer, Mapping) or "fit_count" not in answer:
+        return None
+    fits = [f for f in answer.get("fits") or [] if isinstance(f, Mapping)][:5]
+    job = answer.get("job") if isinstance(answer.get("job"), Mapping) else {}
+    return {
+        "region": answer.get("region"),
+        "prices_as_of": answer.get("prices_as_of"),
+        "fit_count": answer.get("fit_count"),
+        "fits": [
+            {"instance_type": f.get("instance_type"), "usd_per_hour": f.get("usd_per_hour")} for f in fits
+        ],
+        "pick": answer.get("pick"),
+        "pick_usd_per_hour": answer.get("pick_usd_per_hour"),
+        "why": answer.get("why"),
+        "job": (job or {}).get("name"),
+        "auto": bool(answer.get("auto")),
+        "endpoint_instance_type": answer.get("endpoint_instance_type"),
+    }
+
+
+def _recommendation_lines(rec: Mapping[str, Any] | None) -> list[str]:
+    if not rec:
+        return []
+    prices = ", ".join(f"{f['instance_type']} ${f['usd_per_hour']:g}/h" for f in rec.get("fits") or [])
+    pick = rec.get("pick")
+    priced = f" at ${rec['pick_usd_per_hour']:g}/h" if rec.get("pick_usd_per_hour") is not None else ""
+    deployed = rec.get("endpoint_instance_type")
+    return [
+        f"Instance recommendation: {rec.get('fit_count')} hosting types fit in {rec.get('region')} (prices as "
+        f"of {rec.get('prices_as_of')}; cheapest {prices or 'none'})",
+        f"  pick {pick or 'none'}{priced}: {rec.get('why')}",
+        f"  deployed {deployed}"
+        + (' (endpoint_instance_type "auto")' if rec.get("auto") else " (as the conf says)"),
+    ]
 
 
 def monitoring_summary(monitoring: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -378,6 +420,7 @@ def render_run_summary(summary: Mapping[str, Any]) -> str:
             f"{scored.get('instance_count')} x {scored.get('instance_type')}{took}; results under "
             f"{scored.get('output_s3_uri')}"
         )
+    lines.extend(_recommendation_lines(summary.get("recommendation")))
     lines.extend(_multi_model_lines(summary.get("multi_model")))
     if watched := summary.get("monitoring"):
         lines.append(

@@ -31,6 +31,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         "approval",
         "monitoring",
         "labeling",
+        "recommendation",
     )
     ui_color = "#e8f5e9"
 
@@ -49,6 +50,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         approval: Any = None,
         monitoring: Any = None,
         labeling: Any = None,
+        recommendation: Any = None,
         **kwargs: Any,
     ) -> None:
         # Each run's endpoint becomes an Asset event through this alias: the Assets view shows the
@@ -66,6 +68,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
         self.approval = approval
         self.monitoring = monitoring
         self.labeling = labeling
+        self.recommendation = recommendation
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = self.read_plan()
@@ -82,6 +85,7 @@ class RunSummaryOperator(StepInputs, BaseOperator):
             approval=self.approval,
             monitoring=self.monitoring,
             labeling=self.labeling,
+            recommendation=self.recommendation,
         )
         self.log.info("Run summary\n%s", render_run_summary(summary))
         asset = endpoint_asset(summary, training_data_uris(plan.params.training_channels))
