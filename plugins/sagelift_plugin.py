@@ -13,6 +13,7 @@ from sagelift.links.kfp import KubeflowPipelinesRunLink
 from sagelift.links.sagemaker import (
     SageMakerEndpointLink,
     SageMakerEndpointLogsLink,
+    SageMakerLabelingJobLink,
     SageMakerModelLink,
     SageMakerMonitoringScheduleLink,
     SageMakerProcessingJobLink,
@@ -38,6 +39,7 @@ class SageliftPlugin(AirflowPlugin):
         SageMakerTransformJobLink(),
         SageMakerTransformLogsLink(),
         SageMakerTuningJobLink(),
+        SageMakerLabelingJobLink(),
         SageMakerMonitoringScheduleLink(),
         SageMakerProcessingJobLink(),
     ]

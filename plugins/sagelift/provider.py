@@ -32,6 +32,7 @@ EXTRA_LINKS = (
     "sagelift.links.sagemaker.SageMakerTransformJobLink",
     "sagelift.links.sagemaker.SageMakerTransformLogsLink",
     "sagelift.links.sagemaker.SageMakerTuningJobLink",
+    "sagelift.links.sagemaker.SageMakerLabelingJobLink",
     "sagelift.links.sagemaker.SageMakerMonitoringScheduleLink",
     "sagelift.links.sagemaker.SageMakerProcessingJobLink",
 )

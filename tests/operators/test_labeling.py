@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 
+from sagelift.links.sagemaker import SageMakerLabelingJobLink
 from sagelift.operators.labeling import SageMakerLabelingOperator
 from sagelift.triggers.jobs import SageMakerJobTrigger
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws
@@ -84,6 +85,12 @@ def test_the_task_defers_and_resumes_with_the_jobs_facts(local_aws, monkeypatch)
     assert facts["status"] == "Completed" and facts["labeled"] == 2
     assert facts["output_manifest_s3_uri"].endswith(f"/{kwargs['job_name']}/manifests/output/output.manifest")
     json.dumps(facts)  # an XCom
+    link = SageMakerLabelingJobLink().format_result(facts)
+    assert link == (
+        f"https://console.aws.amazon.com/sagemaker/groundtruth?region={REGION}"
+        f"#/labeling-jobs/details/{kwargs['job_name']}"
+    )
+    assert SageMakerLabelingOperator.operator_extra_links == (SageMakerLabelingJobLink(),)
 
 
 def test_marking_the_deferred_task_failed_stops_the_job(local_aws, monkeypatch):

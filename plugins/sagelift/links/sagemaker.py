@@ -146,10 +146,21 @@ class SageMakerProcessingJobLink(_SageMakerResultLink):
     format_str = SAGEMAKER_CONSOLE + "/processing-jobs/{name}"
 
 
+class SageMakerLabelingJobLink(_SageMakerResultLink):
+    """label_data's Ground Truth labeling job (its progress, the workteam's tasks, the labeled manifest)."""
+
+    name = "SageMaker labeling job"
+    section, name_key, arn_key = "Labeling", "LabelingJobName", "LabelingJobArn"
+    format_str = (
+        BASE_AWS_CONSOLE_LINK + "/sagemaker/groundtruth?region={region_name}#/labeling-jobs/details/{name}"
+    )
+
+
 TRAINING_LINKS = (SageMakerTrainingJobLink(), SageMakerTrainingLogsLink())
 # tune_model's result holds the tuning job and its best training job ("Training"), whose links follow it
 TUNING_LINKS = (SageMakerTuningJobLink(), *TRAINING_LINKS)
 TRANSFORM_LINKS = (SageMakerTransformJobLink(), SageMakerTransformLogsLink())
+LABELING_LINKS = (SageMakerLabelingJobLink(),)
 MODEL_LINKS = (SageMakerModelLink(),)
 ENDPOINT_LINKS = (SageMakerEndpointLink(), SageMakerEndpointLogsLink())
 MONITORING_LINKS = (SageMakerMonitoringScheduleLink(), SageMakerProcessingJobLink())

@@ -8,7 +8,8 @@ the worker when the platform's ``deferrable`` is off). Only Completed succeeds; 
 the task for good, naming SageMaker's reason. Cancelling stops the job (``on_kill`` in the worker, the
 trigger's ``on_kill`` when the deferred task is marked failed). The labeled manifest is already a
 training channel in the plan, so train_model and tune_model need nothing from this task but its order;
-its return value is the job's facts (counts, the output manifest) for the log and the summary.
+its return value is the job's facts (counts, the output manifest) for the log and the summary, and
+``Labeling``: the job's name and ARN, which its console link reads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sagelift.domain.plan import Plan
+from sagelift.links.sagemaker import LABELING_LINKS
 from sagelift.operators.jobs import SageMakerJobOperator
 from sagelift.steps import jobs, labeling
 
@@ -25,6 +27,7 @@ class SageMakerLabelingOperator(SageMakerJobOperator):
 
     job_kind = jobs.LABELING_JOB
     ui_color = "#fff2cc"
+    operator_extra_links = LABELING_LINKS
 
     def build_request(self, plan: Plan, context: Any) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -33,4 +36,7 @@ class SageMakerLabelingOperator(SageMakerJobOperator):
         return labeling.prepare_labeling(s3, plan, self.read_tags())
 
     def finish(self, description: dict[str, Any], plan: Plan) -> dict[str, Any]:
-        return labeling.report_labeling(description, self.log.info)
+        facts = labeling.report_labeling(description, self.log.info)
+        # the job's identifiers for its console link (sagelift.links.sagemaker.SageMakerLabelingJobLink)
+        job = {key: description.get(key) for key in ("LabelingJobName", "LabelingJobArn")}
+        return {**facts, "Labeling": job}
