@@ -150,3 +150,55 @@ def test_a_stopped_job_is_final_and_a_rerun_adopts_it_instead_of_starting_anothe
         assert jobs.stop_if_running(sm, jobs.RECOMMENDATION_JOB, plan.names.model) is False
         listed = sm.list_inference_recommendations_jobs()["InferenceRecommendationsJobs"]
     assert [j["JobName"] for j in listed] == [plan.names.model]
+
+
+def test_onboarding_grants_exactly_the_recommender_calls_where_the_account_allows_them(
+    local_aws: LocalAws,
+) -> None:
+    """The execution role may make the calls recommend_instance makes (each body valid for botocore), on
+    the account's inference recommendations jobs, only where the account allows them; it reads the
+    artifact's size under the training output."""
+    from sagelift.domain.onboarding import render_policies
+    from sagelift.domain.platform import PlatformConfig
+    from tests.support.botocore_validation import recording_aws_calls
+
+    def granted(allowed: bool) -> dict[str, list[str]]:
+        platform = _platform(inference_recommender=allowed)
+        policies = render_policies(
+            PlatformConfig.from_dict(
+                {**platform, "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master"}
+            ),
+            SCIENTIST_ACCOUNT,
+            runner_principal_arn="arn:aws:iam::111111111111:root",
+            data_uris=[f"s3://{DATA_BUCKET}/churn/"],
+            output_uris=[f"s3://{DATA_BUCKET}/churn/output/"],
+        )
+        found: dict[str, list[str]] = {}
+        for statement in policies["execution-permissions"]["Statement"]:
+            actions, resources = statement["Action"], statement["Resource"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                found.setdefault(action, []).extend([resources] if isinstance(resources, str) else resources)
+        return found
+
+    execution = granted(True)
+    registered = _registered(local_aws, 1024)
+    plan = _job_plan("rec-iam")
+    sm = local_aws.client("sagemaker")
+    with (
+        SageMakerLifecycle(time_scale=1).installed(local_aws) as life,
+        recording_aws_calls() as calls,
+    ):
+        script_recommender(life, seconds=600)
+        table = recommendation.table_answer(plan, registered, local_aws.client("s3"))
+        request = recommendation.job_request(plan, registered, table, TAGS)
+        assert request is not None
+        jobs.start_or_adopt(sm, jobs.RECOMMENDATION_JOB, request)
+        jobs.stop_if_running(sm, jobs.RECOMMENDATION_JOB, plan.names.model)
+    assert all(c.errors == [] for c in calls), [c.errors for c in calls if c.errors]
+    made = {f"sagemaker:{c.operation}" for c in calls if "InferenceRecommendations" in c.operation}
+    assert made == {a for a in execution if "InferenceRecommendations" in a}
+    resource = f"arn:aws:sagemaker:{REGION}:{SCIENTIST_ACCOUNT}:inference-recommendations-job/*"
+    assert all(resource in execution[action] for action in made)
+    assert resource in execution["sagemaker:AddTags"]
+    assert f"arn:aws:s3:::{DATA_BUCKET}/churn/output/*" in execution["s3:GetObject"]  # HeadObject
+    assert not [a for a in granted(False) if "InferenceRecommendations" in a]

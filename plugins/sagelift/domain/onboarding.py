@@ -77,6 +77,8 @@ def render_policies(
     read_uris += list(account.batch_prefixes)  # a batch transform reads its input there (issue 17)
     if account.labeling_workteam_arn:  # a labeling job reads the manifest's objects and its own output
         read_uris += list(account.labeling_prefixes) + list(output_uris)
+    # recommend_instance (issue 20) reads the size of the run's artifact under the training output
+    read_uris += list(output_uris)
     locks = account_locks(platform, account_id)
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: templates.joinpath(name).read_text(encoding="utf-8")),
@@ -117,6 +119,8 @@ def render_policies(
         ),
         # a spot job resumes from the checkpoints it wrote under the training output (issue 17)
         "checkpoint_statements": checkpoint_role_statements(list(output_uris)),
+        # recommend_instance's Inference Recommender jobs, where the account allows them (issue 20)
+        "inference_recommender": account.inference_recommender,
         # label_data writes the labeling job's worker template and labels beside its output (issue 20)
         "labeling_document_arns": (
             _labeling_document_arns(output_uris) if account.labeling_workteam_arn else []
