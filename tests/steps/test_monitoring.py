@@ -216,3 +216,62 @@ def test_teardown_deletes_the_monitor_it_owns_and_nothing_else(local_aws: LocalA
     }
     report = TeardownReport("churn-predictor", SCIENTIST_ACCOUNT, monitoring=deleted["monitoring"])
     assert "model monitoring: monitoring schedule churn-predictor" in report.render()
+
+
+def test_the_execution_roles_monitoring_grant_is_the_calls_the_monitor_makes(local_aws: LocalAws) -> None:
+    from sagelift.domain.onboarding import render_policies
+    from sagelift.domain.platform import PlatformConfig
+    from tests.support.botocore_validation import recording_aws_calls
+
+    monitored = {**PLATFORM, "master_role_arn": "arn:aws:iam::222222222222:role/sagelift-master-pipeline"}
+    policies = {
+        name: render_policies(
+            PlatformConfig.from_dict(raw),
+            SCIENTIST_ACCOUNT,
+            runner_principal_arn="arn:aws:iam::111111111111:root",
+            data_uris=[f"s3://{DATA_BUCKET}/churn/"],
+            output_uris=[f"s3://{DATA_BUCKET}/churn/output/"],
+        )
+        for name, raw in (
+            ("monitored", monitored),
+            ("no capture", {**monitored, "accounts": {SCIENTIST_ACCOUNT: {}}}),
+        )
+    }
+
+    def granted(policy: dict[str, Any], sid_part: str) -> set[str]:
+        return {
+            action
+            for s in policy["execution-permissions"]["Statement"]
+            if sid_part in s.get("Sid", "")
+            for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        }
+
+    _account(local_aws)
+    sm, cw, s3 = (local_aws.client(s) for s in ("sagemaker", "cloudwatch", "s3"))
+    owned = [*TAGS, {"Key": "sagelift:model-name", "Value": "churn-predictor"}]
+    with SageMakerLifecycle(time_scale=100).installed(local_aws) as life, recording_aws_calls() as calls:
+        monitoring.monitor_here(sm, cw, s3, _plan("mon-iam-1"), owned)
+        monitoring.monitor_here(
+            sm, cw, s3, _plan("mon-iam-2"), owned
+        )  # the update and the old definition's delete
+        script_baseline(life, seconds=10_000)  # a cancelled run's baseline is stopped
+        jobs.start_or_adopt(sm, monitoring.KIND, monitoring.baseline_request(_plan("mon-iam-3"), owned))
+        jobs.stop_if_running(sm, monitoring.KIND, _plan("mon-iam-3").names.model)
+        gone = monitoring.delete_monitoring(
+            sm, cw, "churn-predictor", sleep=lambda _: None, owner="churn-predictor"
+        )
+    assert gone[0] == "monitoring schedule churn-predictor" and len(gone) == 1 + 1 + 4
+    made = {f"sagemaker:{c.operation}" for c in calls if c.service == "sagemaker"}
+    # a create with Tags needs sagemaker:AddTags too
+    assert made | {"sagemaker:AddTags"} == granted(policies["monitored"], "ModelMonitor")
+    assert granted(policies["no capture"], "ModelMonitor") == set()
+    # the training role reads the endpoint's captures and the baseline under the training output
+    reads = next(
+        s["Resource"]
+        for s in policies["monitored"]["training-and-model-permissions"]["Statement"]
+        if s["Sid"] == "ReadDataAndArtifacts"
+    )
+    assert (
+        f"arn:aws:s3:::{DATA_BUCKET}/captures/*" in reads
+        and f"arn:aws:s3:::{DATA_BUCKET}/churn/output/*" in reads
+    )

@@ -79,6 +79,11 @@ def render_policies(
         read_uris += list(account.labeling_prefixes) + list(output_uris)
     # recommend_instance (issue 20) reads the size of the run's artifact under the training output
     read_uris += list(output_uris)
+    # monitor_endpoint (issue 20): the baseline reads the training data, the monitor the endpoint's
+    # captures; both read the baseline's results under the training output (only where capture can be on)
+    monitoring = bool(account.endpoint.capture_prefixes)
+    if monitoring:
+        read_uris += list(account.endpoint.capture_prefixes) + list(output_uris)
     locks = account_locks(platform, account_id)
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: templates.joinpath(name).read_text(encoding="utf-8")),
@@ -119,6 +124,8 @@ def render_policies(
         ),
         # a spot job resumes from the checkpoints it wrote under the training output (issue 17)
         "checkpoint_statements": checkpoint_role_statements(list(output_uris)),
+        # monitor_endpoint's baseline job, data-quality definitions and the endpoint's schedule (issue 20)
+        "monitoring": monitoring,
         # recommend_instance's Inference Recommender jobs, where the account allows them (issue 20)
         "inference_recommender": account.inference_recommender,
         # label_data writes the labeling job's worker template and labels beside its output (issue 20)
