@@ -354,6 +354,12 @@ def test_every_setting_is_documented_in_the_trigger_form_and_the_readme_whose_ex
     problems = Problems()
     assert parse_labeling(example["labeling"], problems).enabled and not problems
     assert form.schema["section"] == "Training"
+    # the form's example fits the demo conf (its channel name is new)
+    from sagelift.domain.params import PARAMETERS
+
+    (spec,) = [p for p in PARAMETERS if p.name == "labeling"]
+    parse_labeling(spec.examples[0], problems, channels=demo_conf()["training_channels"])
+    assert not problems
 
 
 def test_the_summary_shows_the_labeling_job_its_counts_and_the_channel_it_fed() -> None:

@@ -481,6 +481,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
                 "task_type": "image_classification",
                 "labels": ["healthy", "rust", "blight"],
                 "instructions": "Pick the disease the leaf shows.",
+                "channel": "labeled",
             },
         ),
         original=False,
