@@ -74,8 +74,6 @@ def write_documents(s3_client: Any, plan: Plan) -> dict[str, str]:
     """Write the worker UI template and the label categories where the job reads them; returns their URIs."""
     settings = plan.params.labeling
     prefix = input_documents_prefix(_training_output(plan), labeling_job_name(plan))
-    kms = plan.platform.account(plan.account_id).network.output_kms_key
-    extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else {}
     documents = {
         TEMPLATE_NAME: (render_ui_template(settings), "text/html"),
         CATEGORIES_NAME: (json.dumps(label_category_config(settings), indent=2), "application/json"),
@@ -83,7 +81,9 @@ def write_documents(s3_client: Any, plan: Plan) -> dict[str, str]:
     written: dict[str, str] = {}
     for name, (body, content_type) in documents.items():
         bucket, key = _split(prefix + name)
-        s3_client.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type, **extra)
+        # the bucket's default encryption applies: the documents hold no data, only the labels and the
+        # workers' page, and the execution role holds no data key of the account's KMS keys
+        s3_client.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
         written[name] = prefix + name
     return written
 
