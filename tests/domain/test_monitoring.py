@@ -228,3 +228,20 @@ def test_the_baseline_reads_only_the_first_ten_features_and_its_threshold() -> N
     features, threshold = m.baseline_features(constraints)
     assert features == [f"_c{i}" for i in range(10)] and threshold == 0.25
     assert m.baseline_features({}) == ([], 0.1)
+
+
+def test_the_readme_example_is_a_valid_monitored_run() -> None:
+    import json
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Model monitoring") :]
+    section = section[: section.index("\n### ")]
+    example = json.loads(
+        section[section.index("```json") + 7 : section.index("```\n", section.index("```json"))]
+    )
+    settings = _plan(**example).params.monitoring
+    assert settings.enabled and settings.alarm_actions and settings.baseline_channel == "train"
+    for key in ("schedule", "baseline_channel", "dataset_format", "csv_header", "instance_type", "actions"):
+        assert f"`{key}`" in section or f"`alarm.{key}`" in section, key
