@@ -67,7 +67,7 @@ def test_a_completed_job_writes_the_labeled_manifest_the_training_channel_reads(
     _manifest(local_aws)
     sm, s3 = local_aws.client("sagemaker"), local_aws.client("s3")
     said: list[str] = []
-    with SageMakerLifecycle(time_scale=100).labeling(seconds=300).installed(local_aws):
+    with SageMakerLifecycle(time_scale=100).labeling(seconds=100).installed(local_aws):
         facts = labeling.label_here(sm, s3, plan, TAGS, say=said.append)
         job = sm.describe_labeling_job(LabelingJobName=plan.names.training_job)
     channel = plan.params.training_channels[-1]["DataSource"]["S3DataSource"]
