@@ -855,6 +855,10 @@ CLASSIFIED: dict[tuple[str, str], str] = {
     ("steps/registry.py", "_read_head"): "runtime: what a registry answers",
     ("pod/ensure_pvc.py", "parse_quantity"): "rule:pvc_size_quantity",
     ("triggers/clients.py", "Pace.__init__"): "code argument (a request rate), not a conf value",
+    (
+        "triggers/jobs.py",
+        "SageMakerJobTrigger.__init__",
+    ): "code argument (the operator's job kind), not a conf value",
     ("triggers/logs.py", "calls_per_second"): "code argument (a request rate), not a conf value",
 }
 
