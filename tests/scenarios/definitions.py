@@ -47,6 +47,11 @@ TEARDOWN_KEEPS += ("transform_jobs",)
 # Labeling leaves nothing to delete either: a labeling job is a record SageMaker cannot delete, and the
 # labeled manifest is the scientist's data (kept with S3).
 TEARDOWN_KEEPS += ("labeling_jobs",)
+# Instance recommendation leaves nothing to delete either: an inference recommendations job is a record
+# SageMaker cannot delete, and SageMaker removes the endpoints its load test made.
+TEARDOWN_KEEPS += ("recommendation_jobs",)
+# issue 20 item 2: the scientist account allows Inference Recommender jobs (platform accounts.<id>)
+RECOMMENDER_PLATFORM = {"inference_recommender": True}
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,10 @@ class Lifecycle:
     transform_seconds: float = 0.0
     # issue 20: how long a labeling job's workteam labels (Completed then, the output manifest written)
     labeling_seconds: float = 0.0
+    # issue 20 item 2: how long an Inference Recommender job load-tests, and the metrics it reports per
+    # instance type (a type not listed: the price table's price, latency by its vCPUs)
+    recommender_seconds: float = 0.0
+    recommender_metrics: Mapping[str, Mapping[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -934,6 +943,43 @@ SCENARIOS: tuple[Scenario, ...] = (
                     }
                 },
                 lifecycle=Lifecycle(labeling_seconds=60),
+            ),
+        ),
+    ),
+    # issue 20 item 2: endpoint_instance_type "auto" with a default Inference Recommender job over the
+    # registered version: the job load-tests the ten cheapest types that fit and reports ml.c5.large the
+    # cheapest under load (its scripted answer), so the endpoint is deployed on ml.c5.large, not on the
+    # table's cheapest (ml.t2.medium) nor the form's default (ml.m5.large). Teardown leaves the job record.
+    Scenario(
+        "instance recommendation",
+        world=("inference_recommender",),
+        runs=(
+            Run(
+                1,
+                'endpoint_instance_type "auto": an Inference Recommender job runs and its pick is deployed',
+                Expect(
+                    state={
+                        ("recommendation_jobs", PER_RUN.format(1), "Status"): "COMPLETED",
+                        ("recommendation_jobs", PER_RUN.format(1), "JobType"): "Default",
+                        ("recommendation_jobs", PER_RUN.format(1), "ModelPackageVersionArn"): (
+                            f"arn:aws:sagemaker:us-east-1:333333333333:model-package/{MODEL}/1"
+                        ),
+                        (*_VARIANT, "InstanceType"): "ml.c5.large",
+                        ("endpoints", MODEL, "EndpointStatus"): "InService",
+                        ("count", "endpoints"): 1,
+                    }
+                ),
+                conf={
+                    "endpoint_instance_type": "auto",
+                    "instance_recommendation": {
+                        "job": "default",
+                        "sample_payload_s3_uri": "s3://scientist-ml-data/churn/validation/part-0.csv",
+                    },
+                },
+                lifecycle=Lifecycle(
+                    recommender_seconds=120,
+                    recommender_metrics={"ml.c5.large": {"CostPerHour": 0.05, "ModelLatency": 8}},
+                ),
             ),
         ),
     ),

@@ -58,6 +58,7 @@ from tests.scenarios import definitions as d
 from tests.support.botocore_validation import recording_aws_calls
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT, LocalAws, trust_policy
 from tests.support.sagemaker_lifecycle import SageMakerLifecycle
+from tests.support.sagemaker_recommender import script_recommender
 from tests.support.scenario import EXECUTION_ROLE, Scenario, demo_conf, ecr_registry_password, role_arn
 
 pytestmark = [
@@ -448,6 +449,19 @@ def sagemaker_state(admin: AdminView) -> dict[str, Any]:
     for job in sm.list_transform_jobs(MaxResults=100)["TransformJobSummaries"]:
         name = job["TransformJobName"]
         described("transform_jobs", name, "TransformJobArn", sm.describe_transform_job, TransformJobName=name)
+    # instance recommendation (issue 20 item 2): the run's Inference Recommender jobs and what they tested
+    state["recommendation_jobs"] = {}
+    for job in sm.list_inference_recommendations_jobs()["InferenceRecommendationsJobs"]:
+        found = sm.describe_inference_recommendations_job(JobName=job["JobName"])
+        state["recommendation_jobs"][job["JobName"]] = {
+            "Status": found["Status"],
+            "JobType": found["JobType"],
+            "ModelPackageVersionArn": found["InputConfig"].get("ModelPackageVersionArn"),
+            "Recommended": [
+                r["EndpointConfiguration"]["InstanceType"]
+                for r in found.get("InferenceRecommendations") or []
+            ],
+        }
     for config in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]:
         name = config["EndpointConfigName"]
         described(
@@ -681,6 +695,8 @@ def _script(life: SageMakerLifecycle, lc: d.Lifecycle) -> None:
     life.tuning(seconds=lc.tuning_seconds, objective_values=lc.tuning_objective_values)
     life.transform(seconds=lc.transform_seconds)
     life.labeling(seconds=lc.labeling_seconds)
+    recommender_metrics = {k: dict(v) for k, v in (lc.recommender_metrics or {}).items()}
+    script_recommender(life, seconds=lc.recommender_seconds, metrics=recommender_metrics)
     life.endpoint_create(
         seconds=lc.create_seconds, outcome=lc.create_outcome, failure_reason=lc.create_failure
     )
@@ -775,6 +791,10 @@ class Play:
                 b'{"source": "renewed for two years"}\n',
             )
             self.admin.client("s3").put_object(Bucket=bucket, Key=key, Body=b"".join(lines))
+        if "inference_recommender" in self.scenario.world:  # issue 20: the account allows the job
+            accounts = world.platform()["accounts"]
+            accounts[SCIENTIST_ACCOUNT] = {**accounts[SCIENTIST_ACCOUNT], **d.RECOMMENDER_PLATFORM}
+            world.platform_overrides["accounts"] = accounts
         if "refuse_second_hop" in self.scenario.world:
             self.admin.client("iam").update_assume_role_policy(
                 RoleName=EXECUTION_ROLE,
