@@ -202,3 +202,18 @@ def test_onboarding_grants_exactly_the_recommender_calls_where_the_account_allow
     assert resource in execution["sagemaker:AddTags"]
     assert f"arn:aws:s3:::{DATA_BUCKET}/churn/output/*" in execution["s3:GetObject"]  # HeadObject
     assert not [a for a in granted(False) if "InferenceRecommendations" in a]
+
+
+def test_a_plan_says_the_endpoint_runs_on_the_type_recommend_instance_will_pick(local_aws: LocalAws) -> None:
+    from sagelift.steps import plan_changes as planning
+
+    plan = _plan("rec-plan", endpoint_instance_type="auto")
+    changes = planning.plan_changes(
+        plan,
+        lambda service, region=None: local_aws.client(service),
+        tags=[],
+        planners=(planning.plan_endpoint_config,),
+    )
+    (config,) = changes.changes
+    assert (config.kind, config.action) == ("SageMaker endpoint config", "create")
+    assert 'the instance type recommend_instance will pick (endpoint_instance_type "auto")' in config.note

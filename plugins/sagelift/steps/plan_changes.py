@@ -346,6 +346,8 @@ def plan_endpoint_config(ctx: PlanContext) -> list[Change]:
         variant = _config_request(ctx)["ProductionVariants"][0]
         count = variant.get("InitialInstanceCount")
         what = f"{count} x {variant['InstanceType']}" if count and "InstanceType" in variant else "serverless"
+        if variant.get("InstanceType") == "auto":  # decided by recommend_instance, after registration
+            what = f'{count} x the instance type recommend_instance will pick (endpoint_instance_type "auto")'
         return [create("SageMaker endpoint config", name, f"variant {variant['VariantName']}: {what}")]
     _refuse_unowned(ctx, "Endpoint config", name, existing["EndpointConfigArn"])
     return [Change("SageMaker endpoint config", name, "unchanged", note="made by an earlier try of this run")]
