@@ -111,6 +111,7 @@ class Expect:
     same_api_as_run: int | None = None  # the API id must be the one this earlier run (1-based) exposed
     fails_at: Mapping[str, str] = field(default_factory=dict)
     changes_nothing: bool = False
+    keeps: tuple[str, ...] = ()  # a teardown's: kinds it leaves besides TEARDOWN_KEEPS (another model's)
 
     def __post_init__(self) -> None:
         if self.fails_at:
@@ -180,6 +181,34 @@ LABELING_PLATFORM = {
 }
 LABELING_MANIFEST = "s3://scientist-ml-data/to-label/churn.manifest"
 LABELED = f"s3://scientist-ml-data/churn/output/{PER_RUN.format(1)}/manifests/output/output.manifest"
+
+
+# issue 20 item 1: the team's shared multi-model endpoint (world "multi_model_endpoint"), serving the demo
+# conf's own serving image, which the platform lists as one that serves multi-model endpoints
+MME_TEAM = "churn-team"
+MME_ENDPOINT = "sagelift-mme-" + MME_TEAM
+MME_PREFIX = "s3://scientist-ml-data/mme/churn-team/"
+MME_IMAGE = "333333333333.dkr.ecr.us-east-1.amazonaws.com/churn-serving"
+MULTI_MODEL_PLATFORM = {
+    "multi_model_endpoints": {MME_TEAM: {"prefix": MME_PREFIX, "image": MME_IMAGE + ":1.4"}}
+}
+OTHER_MODEL = "fraud-score"
+MME_URI = "arn:aws:apigateway:us-east-1:runtime.sagemaker:path//endpoints/sagelift-mme-churn-team/invocations"
+MME_ROUTE = "POST /models/{}/invocations"
+# each run deploys the bucket's existing artifact (the emulated training job writes none to copy)
+MME_CONF = {
+    "model_artifact_s3_path": EXISTING_ARTIFACT,
+    "training_docker_image": "",
+    "training_channels": [],
+    "training_s3_output_path": "",
+    "multi_model": {"endpoint": MME_TEAM},
+}
+MME_DATA = [  # the scientist's objects every run of the scenario leaves (and the model's keys added to them)
+    "churn/train/part-0.csv",
+    "churn/validation/part-0.csv",
+    "models/churn/model.tar.gz",
+    "platform/standard-tags.json",
+]
 
 
 def _guard_alarms(state: str) -> dict[str, Any]:
@@ -892,6 +921,92 @@ SCENARIOS: tuple[Scenario, ...] = (
                 },
                 lifecycle=Lifecycle(transform_seconds=60),
             ),
+        ),
+    ),
+    # issue 20 item 1: two models behind one team's shared multi-model endpoint, one re-deployed (its route
+    # moves to the new key, the old key goes), then torn down while the other keeps its artifact, route and
+    # the endpoint
+    Scenario(
+        "multi-model endpoint",
+        world=("multi_model_endpoint",),
+        runs=(
+            Run(
+                1,
+                "a model goes into its team's shared multi-model endpoint, routed by model",
+                Expect(
+                    state={
+                        ("endpoints", MME_ENDPOINT, "EndpointStatus"): "InService",
+                        ("models", MME_ENDPOINT, "PrimaryContainer", "Mode"): "MultiModel",
+                        ("models", MME_ENDPOINT, "PrimaryContainer", "ModelDataUrl"): MME_PREFIX,
+                        ("endpoints", MME_ENDPOINT, "Tags"): {"sagelift:multi-model-endpoint": MME_TEAM},
+                        ("apis", MODEL, "routes", MME_ROUTE.format(MODEL), "integration", "uri"): MME_URI,
+                        ("outcome", "invoke_url"): INVOKE_URL.replace(
+                            "/invocations", f"/models/{MODEL}/invocations"
+                        ),
+                        ("s3", "scientist-ml-data"): sorted(
+                            [*MME_DATA, f"mme/churn-team/{MODEL}/<run 1>.tar.gz"]
+                        ),
+                        ("count", "endpoints"): 1,
+                        ("count", "models"): 1,
+                    }
+                ),
+                conf=MME_CONF,
+            ),
+            Run(
+                1,
+                "a second model joins the same endpoint",
+                Expect(
+                    state={
+                        (
+                            "apis",
+                            OTHER_MODEL,
+                            "routes",
+                            MME_ROUTE.format(OTHER_MODEL),
+                            "integration",
+                            "uri",
+                        ): MME_URI,
+                        ("s3", "scientist-ml-data"): sorted(
+                            [
+                                *MME_DATA,
+                                f"mme/churn-team/{MODEL}/<run 1>.tar.gz",
+                                f"mme/churn-team/{OTHER_MODEL}/<run 2>.tar.gz",
+                            ]
+                        ),
+                        ("count", "endpoints"): 1,
+                        ("count", "apis"): 2,
+                    }
+                ),
+                conf={**MME_CONF, "model_name": OTHER_MODEL},
+            ),
+            Run(
+                1,
+                "re-deploying the first model moves its route to a new key",
+                Expect(
+                    state={
+                        ("s3", "scientist-ml-data"): sorted(
+                            [
+                                *MME_DATA,
+                                f"mme/churn-team/{MODEL}/<run 3>.tar.gz",
+                                f"mme/churn-team/{OTHER_MODEL}/<run 2>.tar.gz",
+                            ]
+                        ),
+                        ("count", "endpoints"): 1,
+                    },
+                    same_api_as_run=1,
+                ),
+                conf=MME_CONF,
+            ),
+        ),
+        teardown=Expect(
+            keeps=("models", "endpoint_configs", "endpoints", "apis", "usage_plans", "api_keys"),
+            state={
+                ("endpoints", MME_ENDPOINT, "EndpointStatus"): "InService",
+                ("apis", OTHER_MODEL, "routes", MME_ROUTE.format(OTHER_MODEL), "integration", "uri"): MME_URI,
+                ("count", "apis"): 1,
+                ("s3", "scientist-ml-data"): sorted(
+                    [*MME_DATA, f"mme/churn-team/{OTHER_MODEL}/<run 2>.tar.gz"]
+                ),
+            },
         ),
     ),
     # issue 20 item 4: a workteam labels a manifest before training, and the training job reads the labeled

@@ -751,6 +751,7 @@ class Play:
         self.pair: Any = None
         self.life: SageMakerLifecycle | None = None  # issue 16: its guarded deployments, per checkpoint
         self.events_seen = 0
+        self.other_apis: list[tuple[str, str]] = []
 
     def world(self, monkeypatch: pytest.MonkeyPatch) -> Scenario:
         self.admin.reset()
@@ -795,6 +796,11 @@ class Play:
             accounts = world.platform()["accounts"]
             accounts[SCIENTIST_ACCOUNT] = {**accounts[SCIENTIST_ACCOUNT], **d.RECOMMENDER_PLATFORM}
             world.platform_overrides["accounts"] = accounts
+        if "multi_model_endpoint" in self.scenario.world:  # issue 20: the team's shared endpoint
+            accounts = world.platform()["accounts"]
+            accounts[SCIENTIST_ACCOUNT] = {**accounts[SCIENTIST_ACCOUNT], **d.MULTI_MODEL_PLATFORM}
+            world.platform_overrides["accounts"] = accounts
+            world.platform_overrides["multi_model_images"] = [d.MME_IMAGE]
         if "refuse_second_hop" in self.scenario.world:
             self.admin.client("iam").update_assume_role_policy(
                 RoleName=EXECUTION_ROLE,
@@ -879,7 +885,10 @@ class Play:
         }
         if self.pair is not None:
             raw["registry"] = registry_state(self.pair.ecr, ecr_registry_password(), self.pair.ca.ca_file)
-        api_id = raw.pop("api_ids").get(d.MODEL)
+        api_ids = raw.pop("api_ids")
+        api_id = api_ids.get(d.MODEL)
+        # another model's API (issue 20: two models behind one shared endpoint) is <api NAME>
+        self.other_apis = [(i, f"<api {name}>") for name, i in api_ids.items() if name != d.MODEL]
         # Who a run acted for: Airflow's triggering user; KFP does not know it ("unverified"). Shown in the
         # table, not compared.
         tag_sets = [
@@ -892,7 +901,7 @@ class Play:
             if TRIGGERED_BY in tags:
                 played.triggered_by.add(tags[TRIGGERED_BY])
                 tags[TRIGGERED_BY] = "<user>"
-        replacements = ([(api_id, "<api>")] if api_id else []) + self.replacements
+        replacements = ([(api_id, "<api>")] if api_id else []) + self.other_apis + self.replacements
         view = normalize(raw, replacements)
         view["count"] = {
             k: len(view[k]) for k in ("training_jobs", "models", "endpoint_configs", "endpoints", "apis")
@@ -909,7 +918,7 @@ class Play:
         before: dict[str, Any] | None = None,
     ) -> Checkpoint:
         view, api_id = self.account_view(played)
-        replacements = ([(api_id, "<api>")] if api_id else []) + self.replacements
+        replacements = ([(api_id, "<api>")] if api_id else []) + self.other_apis + self.replacements
         message = outcome.message
         if message and outcome.failed_step and message.startswith(f"{outcome.failed_step}: "):
             # Airflow's role-chain task names itself in its error; the KFP step's log is its own.
@@ -960,7 +969,7 @@ def expectation_problems(point: Checkpoint, earlier: list[Checkpoint]) -> list[s
         if point.api_id is None or point.api_id != first:
             problems.append(f"API id {point.api_id}, expected run {expect.same_api_as_run}'s {first}")
     if point.number == 10 and expect.outcome == "success":
-        for kind in sorted(set(view) - {"count", "outcome", *d.TEARDOWN_KEEPS}):
+        for kind in sorted(set(view) - {"count", "outcome", *d.TEARDOWN_KEEPS, *expect.keeps}):
             if view[kind]:
                 problems.append(f"teardown left {kind}: {sorted(view[kind])}")
     return problems
