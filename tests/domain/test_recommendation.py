@@ -371,3 +371,25 @@ def test_the_summary_shows_the_fits_with_prices_the_pick_and_why() -> None:
         raw, images=None, training=None, model=None, endpoint=None, api=None, recommendation={"skipped": True}
     )
     assert skipped["recommendation"] is None and "Instance recommendation" not in render_run_summary(skipped)
+
+
+def test_every_setting_is_documented_in_the_trigger_form_and_the_readme_whose_example_is_valid() -> None:
+    import json
+
+    from sagelift.dags.params import airflow_params
+    from sagelift.domain.recommendation import _KEYS
+    from tests.conftest import ROOT
+
+    form = airflow_params()["instance_recommendation"]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Instance recommendation") :]
+    section = section[: section.index("\n### ")]
+    for key in _KEYS:
+        assert key in form.description, key
+        assert f"`{key}`" in section, key
+    example = json.loads(
+        section[section.index("```json") + 7 : section.index("```\n", section.index("```json"))]
+    )
+    plan = _plan(_platform(inference_recommender=True), **example)
+    assert plan.params.endpoint_instance_type == "auto" and plan.params.instance_recommendation.enabled
+    assert "auto" in airflow_params()["endpoint_instance_type"].description
