@@ -3,6 +3,7 @@ and the shared model's requests, validated against botocore's service model."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from sagelift.domain.multi_model import (
     multi_model_algorithms,
     parse_multi_model,
 )
+from sagelift.domain.onboarding import render_policies
 from sagelift.domain.params import builtin_algorithms
 from sagelift.domain.plan import Plan, build_plan
 from sagelift.domain.platform import PlatformConfig
@@ -212,3 +214,33 @@ def test_the_summary_shows_the_shared_endpoint_the_models_key_and_the_route() ->
     assert (
         "POST https://x.execute-api.us-east-1.amazonaws.com/prod/models/churn-predictor/invocations" in text
     )
+
+
+def test_onboarding_grants_the_execution_role_the_prefixes_and_the_model_role_reads_them() -> None:
+    from parliament import analyze_policy_string
+
+    platform = PlatformConfig.from_dict(
+        {**_platform(), "master_role_arn": "arn:aws:iam::111111111111:role/m"}
+    )
+    policies = render_policies(
+        platform,
+        SCIENTIST_ACCOUNT,
+        runner_principal_arn="arn:aws:iam::111111111111:role/airflow-workers",
+        data_uris=[f"s3://{DATA_BUCKET}/churn/"],
+        output_uris=[f"s3://{DATA_BUCKET}/churn/output/"],
+    )
+    execution = {s.get("Sid"): s for s in policies["execution-permissions"]["Statement"]}
+    place = execution["PlaceAndRemoveModelsOnTheTeamsSharedMultiModelEndpoints"]
+    assert place["Action"] == ["s3:PutObject", "s3:DeleteObject"]
+    assert place["Resource"] == [
+        f"arn:aws:s3:::{DATA_BUCKET}/mme/fraud/*",
+        f"arn:aws:s3:::{DATA_BUCKET}/mme/tabular/*",
+    ]
+    assert execution["ListTheModelsOfTheSharedMultiModelEndpoints"]["Resource"] == [
+        f"arn:aws:s3:::{DATA_BUCKET}"
+    ]
+    model_role = {s.get("Sid"): s for s in policies["training-and-model-permissions"]["Statement"]}
+    assert f"arn:aws:s3:::{DATA_BUCKET}/mme/fraud/*" in model_role["ReadDataAndArtifacts"]["Resource"]
+    for name in ("execution-permissions", "training-and-model-permissions"):
+        findings = analyze_policy_string(json.dumps(policies[name])).findings
+        assert [f.issue for f in findings if f.severity in ("HIGH", "MEDIUM", "CRITICAL")] == []

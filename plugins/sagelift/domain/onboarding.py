@@ -84,6 +84,10 @@ def render_policies(
     monitoring = bool(account.endpoint.capture_prefixes)
     if monitoring:
         read_uris += list(account.endpoint.capture_prefixes) + list(output_uris)
+    # a team's shared multi-model endpoint (issue 20): its model reads the prefix; create_model copies a
+    # run's artifact there and teardown deletes it (the execution role lists, writes and deletes)
+    shared_prefixes = sorted({e.prefix for e in account.multi_model_endpoints.values()})
+    read_uris += shared_prefixes
     locks = account_locks(platform, account_id)
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: templates.joinpath(name).read_text(encoding="utf-8")),
@@ -128,6 +132,11 @@ def render_policies(
         "monitoring": monitoring,
         # recommend_instance's Inference Recommender jobs, where the account allows them (issue 20)
         "inference_recommender": account.inference_recommender,
+        # the teams' shared multi-model endpoints' prefixes (issue 20): the execution role's writes there
+        "multi_model_prefix_arns": _s3_arns(shared_prefixes, buckets=False),
+        "multi_model_bucket_arns": sorted(
+            {a.split("/", 1)[0] for a in _s3_arns(shared_prefixes, buckets=False)}
+        ),
         # label_data writes the labeling job's worker template and labels beside its output (issue 20)
         "labeling_document_arns": (
             _labeling_document_arns(output_uris) if account.labeling_workteam_arn else []
