@@ -4,6 +4,7 @@ and the shared model's requests, validated against botocore's service model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,3 +245,16 @@ def test_onboarding_grants_the_execution_role_the_prefixes_and_the_model_role_re
     for name in ("execution-permissions", "training-and-model-permissions"):
         findings = analyze_policy_string(json.dumps(policies[name])).findings
         assert [f.issue for f in findings if f.severity in ("HIGH", "MEDIUM", "CRITICAL")] == []
+
+
+def test_the_readme_examples_validate_together() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Multi-model endpoints") :]
+    section = section[: section.index("\n### ")]
+    blocks = [part.split("```", 1)[0] for part in section.split("```json")[1:]]
+    conf, platform = (json.loads(block) for block in blocks)
+    platform["region"] = REGION
+    platform["accounts"][SCIENTIST_ACCOUNT]["deployers"] = {"users": ["admin"]}
+    plan = _plan(platform, **conf)
+    assert plan.params.multi_model.endpoint == "fraud-team"
+    assert "multi_model_algorithms.json" in section and "sagelift-mme-<team>" in section
