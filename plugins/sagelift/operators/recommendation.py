@@ -27,6 +27,7 @@ from sagelift.operators.base import (
 )
 from sagelift.operators.jobs import SageMakerJobOperator
 from sagelift.steps import jobs, recommendation
+from sagelift.steps.errors import StepFailed
 
 
 class SageMakerRecommendInstanceOperator(SageMakerJobOperator):
@@ -59,8 +60,8 @@ class SageMakerRecommendInstanceOperator(SageMakerJobOperator):
 
     def build_request(self, plan: Plan, context: Any) -> dict[str, Any]:
         request = recommendation.job_request(plan, self.registered, self._answer(plan), self.read_tags())
-        if request is None:  # execute answers from the table when the conf asks for no job
-            raise ValueError("recommend_instance: no job to build")
+        if request is None:  # not reached: execute answers from the table when the conf asks for no job
+            raise StepFailed("recommend_instance: the conf asks for no Inference Recommender job")
         return request
 
     def finish(self, description: dict[str, Any], plan: Plan) -> Any:
