@@ -45,7 +45,10 @@ def create_model(plan: Mapping[str, Any], model_data_url: str) -> str:
 def deploy_endpoint(plan: Mapping[str, Any], placement: str) -> dict[str, Any]:
     p = Plan.from_xcom(plan)
     where = multi_model.placement_of(json.loads(placement))
-    described = multi_model.deploy_here(_session(p).client("sagemaker"), p, where)["Endpoint"]
+    session = _session(p)
+    described = multi_model.deploy_here(session.client("sagemaker"), session.client("s3"), p, where)[
+        "Endpoint"
+    ]
     return {
         "endpoint_name": where.endpoint_name,
         "endpoint_arn": described["EndpointArn"],

@@ -271,7 +271,7 @@ class SageMakerDeployEndpointOperator(StepInputs, SageMakerEndpointOperator):
         with step_errors():
             clients = connection_clients(self.read_session())
             if plan.params.multi_model.enabled:  # the team's shared endpoint: create or adopt, never update
-                shared = multi_model.ensure_shared_endpoint(_client(self), plan)
+                shared = multi_model.begin_shared_deploy(_client(self), clients("s3"), plan)
                 self.operation = "create" if shared.created else "adopt"
                 name, wait = shared.endpoint_name, shared.wait
             else:

@@ -275,9 +275,18 @@ def deploy_result(sagemaker: Any, placement: MultiModelPlacement) -> dict[str, A
     return {"Endpoint": described, "MultiModel": placement.to_xcom()}
 
 
-def deploy_here(sagemaker: Any, plan: Plan, placement: MultiModelPlacement) -> dict[str, Any]:
+def begin_shared_deploy(sagemaker: Any, s3: Any, plan: Plan) -> SharedDeploy:
+    """deploy_endpoint before its wait, as on an endpoint of the model's own: the model's lock is still
+    this run's (a later run of the model would otherwise have its key routed over), then the endpoint."""
+    from sagelift.steps import lock
+
+    lock.verify_held(s3, plan)
+    return ensure_shared_endpoint(sagemaker, plan)
+
+
+def deploy_here(sagemaker: Any, s3: Any, plan: Plan, placement: MultiModelPlacement) -> dict[str, Any]:
     """deploy_endpoint waiting in-process (the KFP engine)."""
-    change = ensure_shared_endpoint(sagemaker, plan)
+    change = begin_shared_deploy(sagemaker, s3, plan)
     if change.wait:
         wait_for_shared_endpoint(sagemaker, change.endpoint_name, plan.platform.sagemaker)
     return deploy_result(sagemaker, placement)
