@@ -47,6 +47,9 @@ TEARDOWN_KEEPS += ("transform_jobs",)
 # Labeling leaves nothing to delete either: a labeling job is a record SageMaker cannot delete, and the
 # labeled manifest is the scientist's data (kept with S3).
 TEARDOWN_KEEPS += ("labeling_jobs",)
+# Model monitoring's baseline is a processing job: a record SageMaker cannot delete (its results are under
+# the training output, kept with S3); the schedule, its definitions and the drift alarms are deleted.
+TEARDOWN_KEEPS += ("processing_jobs",)
 # Instance recommendation leaves nothing to delete either: an inference recommendations job is a record
 # SageMaker cannot delete, and SageMaker removes the endpoints its load test made.
 TEARDOWN_KEEPS += ("recommendation_jobs",)
@@ -172,6 +175,8 @@ CANARY = {"type": "canary", "canary_percent": 10, "bake_seconds": 120}
 # issue 17 batch scoring: the run's transform job, what it scores and where its results land
 BATCH_JOB = PER_RUN.format(1)
 BATCH_INPUT = "s3://scientist-ml-data/churn/validation/"
+# issue 20 item 3: the drift alarm of the training data's first column (the analyzer names it _c0)
+DRIFT_ALARM = f"sagelift-monitor-{MODEL}-_c0"
 BATCH_OUTPUT = f"s3://scientist-ml-data/churn/output/{PER_RUN.format(1)}/batch/"
 # issue 20 labeling: the account's workteam and manifest prefix (world "labeling_workteam"), the manifest the
 # world puts there (two texts), and where the run's labeling job writes the labeled manifest
@@ -1095,6 +1100,58 @@ SCENARIOS: tuple[Scenario, ...] = (
                     recommender_seconds=120,
                     recommender_metrics={"ml.c5.large": {"CostPerHour": 0.05, "ModelLatency": 8}},
                 ),
+            ),
+        ),
+    ),
+    # issue 20 item 3: a monitored endpoint. The baseline job runs over the training channel (the emulated
+    # analyzer writes one feature per CSV column), the endpoint gets its hourly data-quality schedule and a
+    # drift alarm per feature; the re-run (daily) updates the schedule to its own definition and deletes the
+    # previous one; teardown deletes the schedule, the definition and the alarms.
+    Scenario(
+        "monitored endpoint",
+        endpoint_caps={"capture_prefixes": [CAPTURES]},
+        runs=(
+            Run(
+                3,
+                "a monitored endpoint: a baseline job, an hourly data-quality schedule and drift alarms",
+                Expect(
+                    state={
+                        ("processing_jobs", PER_RUN.format(1)): {
+                            "ProcessingJobStatus": "Completed",
+                            "Input": "s3://scientist-ml-data/churn/train/",
+                            "Output": f"s3://scientist-ml-data/churn/output/{PER_RUN.format(1)}/monitoring/baseline/",
+                        },
+                        ("monitoring_schedules", MODEL): {
+                            "MonitoringScheduleStatus": "Scheduled",
+                            "ScheduleExpression": "cron(0 * ? * * *)",
+                            "MonitoringJobDefinitionName": PER_RUN.format(1),
+                            "EndpointName": MODEL,
+                        },
+                        ("data_quality_job_definitions", PER_RUN.format(1), "EndpointName"): MODEL,
+                        ("alarms", DRIFT_ALARM, "MetricName"): "feature_baseline_drift__c0",
+                        ("alarms", DRIFT_ALARM, "owner"): MODEL,
+                        ("endpoints", MODEL, "EndpointStatus"): "InService",
+                    }
+                ),
+                conf={
+                    "endpoint": {"data_capture": {"sampling_percent": 20}},
+                    "monitoring": {"data_quality": {"schedule": "hourly"}},
+                },
+            ),
+            Run(
+                3,
+                "a re-run updates the endpoint's schedule (daily) to its own definition; the previous one goes",
+                Expect(
+                    state={
+                        ("monitoring_schedules", MODEL, "ScheduleExpression"): "cron(0 0 ? * * *)",
+                        ("monitoring_schedules", MODEL, "MonitoringJobDefinitionName"): PER_RUN.format(2),
+                        ("data_quality_job_definitions",): {PER_RUN.format(2): {"EndpointName": MODEL}},
+                    }
+                ),
+                conf={
+                    "endpoint": {"data_capture": {"sampling_percent": 20}},
+                    "monitoring": {"data_quality": {"schedule": "daily"}},
+                },
             ),
         ),
     ),

@@ -525,6 +525,35 @@ def ecr_state(admin: AdminView) -> dict[str, Any]:
     return {"ecr": state}
 
 
+def monitoring_state(admin: AdminView) -> dict[str, Any]:
+    """Model monitoring (issue 20 item 3): baseline jobs, the endpoint's schedule and its job definitions."""
+    sm = admin.client("sagemaker")
+    state: dict[str, Any] = {}
+    state["processing_jobs"] = {}
+    for job in sm.list_processing_jobs(MaxResults=100)["ProcessingJobSummaries"]:
+        found = sm.describe_processing_job(ProcessingJobName=job["ProcessingJobName"])
+        state["processing_jobs"][job["ProcessingJobName"]] = {
+            "ProcessingJobStatus": found["ProcessingJobStatus"],
+            "Input": found["ProcessingInputs"][0]["S3Input"]["S3Uri"],
+            "Output": found["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"],
+        }
+    state["monitoring_schedules"] = {}
+    for schedule in sm.list_monitoring_schedules()["MonitoringScheduleSummaries"]:
+        found = sm.describe_monitoring_schedule(MonitoringScheduleName=schedule["MonitoringScheduleName"])
+        config = found["MonitoringScheduleConfig"]
+        state["monitoring_schedules"][found["MonitoringScheduleName"]] = {
+            "MonitoringScheduleStatus": found["MonitoringScheduleStatus"],
+            "ScheduleExpression": config["ScheduleConfig"]["ScheduleExpression"],
+            "MonitoringJobDefinitionName": config["MonitoringJobDefinitionName"],
+            "EndpointName": found.get("EndpointName"),
+        }
+    state["data_quality_job_definitions"] = {
+        d["MonitoringJobDefinitionName"]: {"EndpointName": d.get("EndpointName")}
+        for d in sm.list_data_quality_job_definitions()["JobDefinitionSummaries"]
+    }
+    return state
+
+
 def cloudwatch_state(admin: AdminView) -> dict[str, Any]:
     """Every CloudWatch alarm of the account (issue 16: the alarms guarding updates), with its owner tag."""
     cw = admin.client("cloudwatch")
@@ -882,6 +911,7 @@ class Play:
             **s3_state(self.admin),
             **autoscaling_state(self.admin),
             **cloudwatch_state(self.admin),
+            **monitoring_state(self.admin),
         }
         if self.pair is not None:
             raw["registry"] = registry_state(self.pair.ecr, ecr_registry_password(), self.pair.ca.ca_file)
@@ -903,6 +933,9 @@ class Play:
                 tags[TRIGGERED_BY] = "<user>"
         replacements = ([(api_id, "<api>")] if api_id else []) + self.other_apis + self.replacements
         view = normalize(raw, replacements)
+        # object keys sorted again once normalized: two runs' keys (<run 1>, <run 2>) sort by their run keys
+        # before, which differ by engine
+        view["s3"] = {bucket: sorted(keys) for bucket, keys in view["s3"].items()}
         view["count"] = {
             k: len(view[k]) for k in ("training_jobs", "models", "endpoint_configs", "endpoints", "apis")
         }
