@@ -258,3 +258,19 @@ def test_the_readme_examples_validate_together() -> None:
     plan = _plan(platform, **conf)
     assert plan.params.multi_model.endpoint == "fraud-team"
     assert "multi_model_algorithms.json" in section and "sagelift-mme-<team>" in section
+
+
+def test_a_built_in_algorithm_endpoint_needs_the_algorithms_image_in_the_region() -> None:
+    platform = _platform()
+    platform["region"] = "ap-southeast-7"  # a region the algorithm table has no registry for
+    message = _refusal(
+        platform,
+        multi_model={"endpoint": "tabular"},
+        model_docker_image=None,
+        training_docker_image=None,
+        training_algorithm_name="xgboost",
+    )
+    assert (
+        "multi_model.endpoint: team tabular's endpoint serves xgboost, which has no image in ap-southeast-7"
+        in message
+    )

@@ -256,6 +256,7 @@ def check_multi_model_against_platform(
     algorithm: str | None,
     instance_type: str,
     problems: Problems,
+    region: str | None = None,
 ) -> None:
     """The team's endpoint is enabled in the account, and serves this run's model: the same image (or
     built-in algorithm), on the instances the platform set."""
@@ -288,6 +289,14 @@ def check_multi_model_against_platform(
             f"team {endpoint.team}'s multi-model endpoint serves another image: "
             f"{endpoint.image or endpoint.algorithm}",
         )
+    if endpoint.algorithm is not None and region is not None:
+        from sagelift.domain.params import builtin_algorithm_image  # params imports this module
+
+        if builtin_algorithm_image(endpoint.algorithm, region) is None:
+            problems.add(
+                f"{FIELD}.endpoint",
+                f"team {endpoint.team}'s endpoint serves {endpoint.algorithm}, which has no image in {region}",
+            )
     if instance_type not in (DEFAULT_INSTANCE_TYPE, endpoint.instance_type):
         problems.add(
             "endpoint_instance_type",

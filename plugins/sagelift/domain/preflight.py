@@ -72,6 +72,7 @@ def check_against_platform(
             algorithm=params.training_algorithm_name,
             instance_type=params.endpoint_instance_type,
             problems=problems,
+            region=platform.region,
         )
     _check_algorithm_region(params, platform, problems)
     # monitor_endpoint: the analyzer image exists in the region
