@@ -27,7 +27,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAG_ID = "sagemaker_deploy"
 APPROVED_MODEL, REJECTED_MODEL = "approval-yes", "approval-no"
-LATER_STEPS = ("create_model", "deploy_endpoint", "batch_transform", "expose_api", "summarize_run")
+LATER_STEPS = (
+    "recommend_instance",
+    "create_model",
+    "deploy_endpoint",
+    "batch_transform",
+    "expose_api",
+    "summarize_run",
+)
 
 
 def _wait_for_task(airflow, run_id: str, task_id: str, states: set[str], timeout: float = 240) -> str:

@@ -27,6 +27,7 @@ TASKS = [
     "tune_model",
     "register_model",
     "approve_deploy",
+    "recommend_instance",
     "create_model",
     "deploy_endpoint",
     "expose_api",

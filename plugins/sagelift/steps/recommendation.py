@@ -53,7 +53,10 @@ def artifact_bytes(s3: Any, url: str | None) -> int | None:
     try:
         return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError as err:
-        if is_not_found(err) or err.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
+        if is_not_found(err):  # a run whose artifact is not (yet) where the registry says: sized without it
+            log.info("No artifact at %s to size the model by; the answer says so.", url)
+            return None
+        if err.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
             log.warning("Could not read the size of %s (%s); sizing without it.", url, err)
             return None
         raise
