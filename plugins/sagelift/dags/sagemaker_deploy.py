@@ -231,7 +231,8 @@ with DAG(
         tuning=tune_model.output,
         registered=registered,
         doc_md="Creates the SageMaker model `<model_name>-<run key>` from the run's registered version "
-        "(its image digest and artifact) with the environment.",
+        "(its image digest and artifact) with the environment. With multi_model: copies the artifact to "
+        "`<prefix><model_name>/<run key>.tar.gz` on the team's shared endpoint and ensures its shared model.",
     )
     deploy_endpoint = SageMakerDeployEndpointOperator(
         task_id="deploy_endpoint",
@@ -241,7 +242,8 @@ with DAG(
         model=create_model.output,
         recommendation=recommend_instance.output,
         doc_md="Creates the endpoint config `<model_name>-<run key>` and creates the endpoint `<model_name>`, "
-        "or updates it in place; waits until it is InService and fails if SageMaker rolled back.",
+        "or updates it in place; waits until it is InService and fails if SageMaker rolled back. With "
+        "multi_model: creates or adopts the team's shared endpoint `sagelift-mme-<team>` instead.",
     )
     expose_api = ApiGatewayExposeOperator(
         task_id="expose_api",
@@ -250,7 +252,8 @@ with DAG(
         tags=tags,
         endpoint=deploy_endpoint.output,
         doc_md="Creates or updates the model's API Gateway REST API (POST /invocations, or /async-invocations for an async endpoint) in front of the "
-        "endpoint and deploys it; the invoke URL stays the same across runs.",
+        "endpoint and deploys it; the invoke URL stays the same across runs. With multi_model: POST "
+        "/models/<model_name>/invocations, routed to the model's current key on the shared endpoint.",
     )
     monitor_endpoint = SageMakerMonitorEndpointOperator(
         task_id="monitor_endpoint",
