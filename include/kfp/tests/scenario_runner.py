@@ -9,7 +9,10 @@ with this environment's import path. It loads the committed package, ``sagemaker
 
 Each request sets ``env`` (the platform configuration and the pod identity's AWS keys and endpoint) and
 runs the pipeline with ``kfp.local.SubprocessRunner(use_venv=False)``: every component runs as a
-subprocess of this environment, as in the component image. The answer is one JSON line on stdout::
+subprocess of this environment, as in the component image, forked from a process that has imported what
+the components import (tests/component_forkserver.py: a new interpreter's imports were most of a step's
+CPU time; ``SAGELIFT_KFP_FORKSERVER=0`` starts a new interpreter per step, as kfp.local does). The answer
+is one JSON line on stdout::
 
     {"run_id": ..., "status": "SUCCEEDED" | "FAILED", "failed_step": "deploy_endpoint" | null,
      "message": "<the failed step's error text>" | null, "terminated": bool,
@@ -92,8 +95,20 @@ def error_message(output: str) -> str | None:
 class Runner:
     def __init__(self) -> None:
         from kfp import components, local
-        from kfp.local import task_dispatcher
+        from kfp.local import subprocess_task_handler, task_dispatcher
 
+        self.forkserver = None
+        if os.environ.get("SAGELIFT_KFP_FORKSERVER", "1") != "0":
+            from component_forkserver import ForkServer
+
+            server = self.forkserver = ForkServer()
+            popen = subprocess_task_handler.run_local_subprocess
+
+            def run_local_subprocess(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+                status = server.run(full_command, env_vars)
+                return popen(full_command, env_vars) if status is None else status
+
+            subprocess_task_handler.run_local_subprocess = run_local_subprocess
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=os.environ.get("SAGELIFT_KFP_PIPELINE_ROOT", "/tmp/sagelift-kfp-local"),
@@ -200,6 +215,8 @@ def main() -> None:
     for line in sys.stdin:
         if line.strip():
             answers.write(json.dumps(runner.run(json.loads(line))) + "\n")
+    if runner.forkserver is not None:
+        runner.forkserver.close()
 
 
 if __name__ == "__main__":

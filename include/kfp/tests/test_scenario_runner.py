@@ -3,6 +3,9 @@ tests/scenarios/test_both_engines.py in the project's environment."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +48,64 @@ def test_terminating_reaches_every_process_below_the_runner() -> None:
         for pid in descendants(os.getpid()):
             os.kill(pid, 15)
         shell.wait()
+
+
+def _command(script: str, program: str, *args: str) -> list[str]:
+    return ["sh", "-ec", script.replace("python3", sys.executable), program, *args]
+
+
+def _executors() -> dict:
+    import yaml
+    from scenario_runner import PACKAGE
+
+    (spec,) = [doc for doc in yaml.safe_load_all(PACKAGE.read_text()) if "deploymentSpec" in doc]
+    return dict(spec["deploymentSpec"]["executors"])
+
+
+def test_every_step_of_the_package_runs_through_the_fork_server() -> None:
+    from component_forkserver import parse_command
+
+    executors = _executors()
+    assert executors
+    for name, executor in executors.items():
+        container = executor["container"]
+        assert parse_command(_command(*container["command"][2:], *container["args"])), name
+
+
+def test_a_forked_step_gets_its_arguments_and_environment_and_exits_with_its_status(tmp_path) -> None:
+    from component_forkserver import ForkServer
+
+    container = next(iter(_executors().values()))["container"]
+    script = container["command"][2]
+    executor_input = {
+        "inputs": {"parameterValues": {"text": "hello"}},
+        "outputs": {"outputFile": str(tmp_path / "out.json")},
+    }
+    program = (
+        "import os\nfrom kfp import dsl\n\n"
+        "def step(text: str):\n"
+        "    print('step says', text, os.environ['STEP_ENV'])\n"
+        "    raise ValueError('refused: ' + text)\n"
+    )
+    server = ForkServer()
+    try:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            status = server.run(
+                _command(
+                    script,
+                    program,
+                    "--executor_input",
+                    json.dumps(executor_input),
+                    "--function_to_execute",
+                    "step",
+                ),
+                {"STEP_ENV": "from-the-task"},
+            )
+        assert status == 1, printed.getvalue()
+        assert "step says hello from-the-task" in printed.getvalue()
+        assert error_message(printed.getvalue()) == "refused: hello"
+        assert server.run(["sh", "-c", "true"]) is None  # another shape: kfp.local runs it itself
+    finally:
+        server.close()
+    assert server.process.returncode == 0
