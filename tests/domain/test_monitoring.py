@@ -243,5 +243,13 @@ def test_the_readme_example_is_a_valid_monitored_run() -> None:
     )
     settings = _plan(**example).params.monitoring
     assert settings.enabled and settings.alarm_actions and settings.baseline_channel == "train"
+    from sagelift.dags.params import airflow_params
+    from sagelift.domain.params import PARAMETERS
+
+    form = airflow_params()["monitoring"]
     for key in ("schedule", "baseline_channel", "dataset_format", "csv_header", "instance_type", "actions"):
         assert f"`{key}`" in section or f"`alarm.{key}`" in section, key
+        assert key in form.description, key
+    # the form's example is a valid monitor of the demo conf (with capture on)
+    (spec,) = [p for p in PARAMETERS if p.name == "monitoring"]
+    assert _plan(monitoring=spec.examples[0]).params.monitoring.schedule == "daily"

@@ -35,6 +35,7 @@ from sagelift.domain.errors import Problems, SageliftValidationError, clip, kind
 from sagelift.domain.images import parse_image_reference
 from sagelift.domain.labeling import SETTINGS_DOC as LABELING_SETTINGS_DOC
 from sagelift.domain.labeling import LabelingSettings, parse_labeling
+from sagelift.domain.monitoring import SETTINGS_DOC as MONITORING_SETTINGS_DOC
 from sagelift.domain.monitoring import MonitoringSettings, parse_monitoring
 from sagelift.domain.multi_model import SETTINGS_DOC as MULTI_MODEL_SETTINGS_DOC
 from sagelift.domain.multi_model import MultiModelSettings, parse_multi_model
@@ -462,10 +463,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         {},
         {"type": ["object", "string", "null"]},
         "Model monitoring",
-        "Optional, as a JSON object: a data-quality monitor on the endpoint (baseline, hourly or daily "
-        "schedule, alarms); needs data capture (README: Model monitoring).",
+        MONITORING_SETTINGS_DOC,
         SECTION_DEPLOYMENT,
-        (),
+        ({"data_quality": {"schedule": "daily", "baseline_channel": "train"}},),
         original=False,
     ),
     ParamSpec(
