@@ -75,7 +75,7 @@ def test_a_run_baselines_schedules_and_alarms_and_a_rerun_updates_the_schedule(l
     first, second = _plan("mon-1"), _plan("mon-2", schedule="daily")
     said: list[str] = []
     with SageMakerLifecycle(time_scale=100).installed(local_aws) as life:
-        script_baseline(life, seconds=300)
+        script_baseline(life, seconds=100)
         facts = monitoring.monitor_here(sm, cw, s3, first, TAGS, say=said.append)
         job = sm.describe_processing_job(ProcessingJobName=first.names.model)
         schedule = sm.describe_monitoring_schedule(MonitoringScheduleName="churn-predictor")
