@@ -275,3 +275,20 @@ def test_the_execution_roles_monitoring_grant_is_the_calls_the_monitor_makes(loc
         f"arn:aws:s3:::{DATA_BUCKET}/captures/*" in reads
         and f"arn:aws:s3:::{DATA_BUCKET}/churn/output/*" in reads
     )
+
+
+def test_a_previous_definition_sagemaker_still_holds_is_kept_for_teardown() -> None:
+    from botocore.exceptions import ClientError
+
+    class _Busy:
+        def delete_data_quality_job_definition(self, **_: Any) -> None:
+            error = {"Error": {"Code": "ResourceInUse", "Message": "an execution of it is running"}}
+            raise ClientError(error, "DeleteDataQualityJobDefinition")  # type: ignore[arg-type]
+
+    said: list[str] = []
+    monitoring._delete_previous(_Busy(), "churn-predictor-old", said.append)
+    assert said == [
+        "Kept the previous run's data-quality job definition churn-predictor-old: An error occurred "
+        "(ResourceInUse) when calling the DeleteDataQualityJobDefinition operation: an execution of it is "
+        "running (teardown deletes it)."
+    ]

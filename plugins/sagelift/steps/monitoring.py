@@ -144,10 +144,21 @@ def _apply_schedule(
         **m.build_update_monitoring_schedule_request(settings, schedule_name=name, definition_name=definition)
     )
     say(f"Updated monitoring schedule {name} to definition {definition} ({settings.schedule}).")
-    unused = bool(previous) and previous != definition and _unused(sm, str(previous))
-    if unused and delete_if_exists(sm.delete_data_quality_job_definition, JobDefinitionName=previous):
-        say(f"Deleted the previous run's data-quality job definition {previous} (no schedule uses it).")
+    if previous and previous != definition and _unused(sm, str(previous)):
+        _delete_previous(sm, str(previous), say)
     return "updated"
+
+
+def _delete_previous(sm: Any, name: str, say: Callable[[str], None]) -> None:
+    """The previous run's definition, which no schedule uses any more; one SageMaker still holds (an
+    execution of it still running) is kept for teardown, which deletes every definition of the endpoint."""
+    try:
+        if delete_if_exists(sm.delete_data_quality_job_definition, JobDefinitionName=name):
+            say(f"Deleted the previous run's data-quality job definition {name} (no schedule uses it).")
+    except ClientError as err:
+        if error_code(err) != "ResourceInUse":
+            raise
+        say(f"Kept the previous run's data-quality job definition {name}: {err} (teardown deletes it).")
 
 
 def _endpoint_alarms(cloudwatch: Any, endpoint: str) -> list[str]:
