@@ -956,6 +956,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                     }
                 ),
                 conf=MME_CONF,
+                lifecycle=Lifecycle(create_seconds=60),  # the first run waits for the shared endpoint
             ),
             Run(
                 1,
