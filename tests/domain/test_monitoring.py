@@ -253,3 +253,12 @@ def test_the_readme_example_is_a_valid_monitored_run() -> None:
     # the form's example is a valid monitor of the demo conf (with capture on)
     (spec,) = [p for p in PARAMETERS if p.name == "monitoring"]
     assert _plan(monitoring=spec.examples[0]).params.monitoring.schedule == "daily"
+
+
+def test_a_model_on_a_shared_multi_model_endpoint_cannot_be_monitored() -> None:
+    problems = Problems()
+    m.parse_monitoring(MONITOR, problems, channels=["train"], capture=True, shared_endpoint=True)
+    with pytest.raises(SageliftValidationError) as err:
+        problems.raise_if_any()
+    line = next(line for line in str(err.value).splitlines() if "multi_model is set" in line)
+    assert "monitoring" in line and len(line) < 200

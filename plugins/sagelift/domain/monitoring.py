@@ -151,6 +151,7 @@ def parse_monitoring(
     batch: bool = False,
     capture: bool = False,
     account_id: str | None = None,
+    shared_endpoint: bool = False,
 ) -> MonitoringSettings:
     """The conf's ``monitoring`` object as MonitoringSettings; adds a problem per broken rule, the rules
     between monitoring and the rest of the run included (capture on, an endpoint, a training channel)."""
@@ -194,6 +195,12 @@ def parse_monitoring(
         problems.add(
             FIELD,
             "a train-only run (no model_docker_image, no training_algorithm_name) has no endpoint to monitor; leave monitoring empty",
+        )
+    elif shared_endpoint:
+        problems.add(
+            FIELD,
+            "multi_model is set: the team's shared endpoint serves other models too, so a monitor of this "
+            "model's data cannot go on it; leave monitoring empty",
         )
     elif batch:
         problems.add(

@@ -1104,6 +1104,7 @@ def parse_params(raw: Mapping[str, Any]) -> RunParams:
         batch=batch.enabled,
         capture=endpoint.data_capture.enabled,
         account_id=None if account_id is None else str(account_id),
+        shared_endpoint=multi_model.enabled,
     )
     problems.raise_if_any()
     return RunParams(
