@@ -16,8 +16,8 @@ from sagelift.domain.images import (
     plan_image_steps,
 )
 from sagelift.domain.labeling import check_labeling_against_platform
-from sagelift.domain.multi_model import check_multi_model_against_platform
 from sagelift.domain.monitoring import check_monitoring_region
+from sagelift.domain.multi_model import check_multi_model_against_platform
 from sagelift.domain.overrides import check_request_overrides
 from sagelift.domain.params import IMAGE_MAX, RunParams, builtin_algorithm_image
 from sagelift.domain.platform import PlatformConfig, s3_key_segments_problem
