@@ -11,8 +11,8 @@ broker from Debian, on loopback, and two triggerers.
   by the scheduler and ended by the triggerer (tests/scaleout/waits.py), so they cost no worker.
 
 One Airflow (tests/support/airflow_standalone.py, with ``spawn`` for the workers and the second
-triggerer) serves both tests; its DAG folder holds the deploy DAG and the waits' DAG
-(tests/scaleout/dags/). It runs on SQLite, which the scheduler, the API server and the Celery result
+triggerer) serves both tests; its DAG folder holds the deploy DAG (retried after 2 s
+instead of 30 s) and the waits' DAG (tests/scaleout/dags/). It runs on SQLite, which the scheduler, the API server and the Celery result
 backend share; production uses Postgres (docker-compose.yaml's celery profile).
 """
 
@@ -130,7 +130,7 @@ def cluster(local_aws_server, airflow_db, tmp_path_factory) -> Iterator[Cluster]
     if reason := celery_importable():
         pytest.skip(reason)
     dags = tmp_path_factory.mktemp("scaleout-dags")
-    (dags / f"{DEPLOY}.py").symlink_to(ROOT / "dags" / f"{DEPLOY}.py")
+    (dags / f"{DEPLOY}.py").symlink_to(HERE / "dags" / f"{DEPLOY}.py")  # retried after 2 s, not 30 s
     (dags / f"{WAITS_DAG}.py").symlink_to(HERE / "dags" / f"{WAITS_DAG}.py")
     local_aws_server.reset()
     scenario = Scenario(local_aws_server)
@@ -145,8 +145,9 @@ def cluster(local_aws_server, airflow_db, tmp_path_factory) -> Iterator[Cluster]
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": broker,
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-            # a dead worker's task is failed (and retried) 20 s after its last heartbeat
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            # a dead worker's task is failed (and retried) 12 s after its last heartbeat; a live task
+            # heartbeats every second here (AirflowStandalone: [workers] min_heartbeat_interval 1)
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "12",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
             # a dead triggerer's triggers go to the survivor 5 s after its last heartbeat
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
@@ -164,7 +165,9 @@ def cluster(local_aws_server, airflow_db, tmp_path_factory) -> Iterator[Cluster]
 
 def test_a_worker_killed_mid_task_has_the_task_retried_on_the_other(cluster: Cluster) -> None:
     af, sm = cluster.af, cluster.aws.client("sagemaker", SCIENTIST_ACCOUNT)
-    cluster.life.training(seconds=400)  # forty real seconds: long enough to die in
+    # thirty real seconds: long enough to die in, and still running when the retry adopts it (the kill's
+    # detection takes 12 s, the retry starts 2 s later)
+    cluster.life.training(seconds=300)
     run_id = af.trigger(DEPLOY, demo_conf(model_name=MODEL))
     job = f"{MODEL}-{derive_run_key(DEPLOY, run_id)}"
     af.wait_for_task_state(DEPLOY, run_id, "train_model", "running", timeout=300)
