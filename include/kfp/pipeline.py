@@ -418,7 +418,9 @@ def build_pipeline(
                 # batch mode: the model scores the conf's S3 prefix (the endpoint steps skip); one line
                 # of steps, as on Airflow
                 configure(
-                    c["batch_transform"](plan=plan, tags=tags.output, model_name=model.output).after(monitored),
+                    c["batch_transform"](plan=plan, tags=tags.output, model_name=model.output).after(
+                        monitored
+                    ),
                     "batch_transform",
                 )
 
