@@ -112,7 +112,7 @@ def test_the_trigger_fires_failed_and_stopped_with_the_reason_and_gives_up_after
     plan = Plan.from_xcom(step_plan({}, _platform(True), run_id="jobs-4"))
     request = training.training_request(plan, [], None)
     name = str(request["TrainingJobName"])
-    life = SageMakerLifecycle(time_scale=20).training(seconds=10, outcome="Failed", failure_reason="bad data")
+    life = SageMakerLifecycle(time_scale=10).training(seconds=60, outcome="Failed", failure_reason="bad data")
     with life.installed(local_aws):
         jobs.start_or_adopt(local_aws.client("sagemaker", SCIENTIST_ACCOUNT), jobs.TRAINING_JOB, request)
         gave_up = asyncio.run(_first_event(_trigger(conn_id, name, attempts=1)))

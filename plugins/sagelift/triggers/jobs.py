@@ -122,12 +122,18 @@ class SageMakerJobTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """The user acted on the deferred task: stop the job so it stops spending in the account."""
-        from sagelift.hooks.sagemaker import SageMakerHook
+        await stop_job(self, self.kind, self.job_name)
 
-        hook = SageMakerHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-        await asyncio.to_thread(stop_if_running, hook.client, self.kind, self.job_name)
+
+async def stop_job(trigger: Any, kind: JobKind, name: str) -> None:
+    """Stop a trigger's job if it still runs (a trigger's ``on_kill``), on the trigger's connection; the
+    call is synchronous (the stop of a killed task), so it runs in a thread off the event loop."""
+    from sagelift.hooks.sagemaker import SageMakerHook
+
+    hook = SageMakerHook(
+        aws_conn_id=trigger.aws_conn_id,
+        region_name=trigger.region_name,
+        verify=trigger.verify,
+        config=trigger.botocore_config,
+    )
+    await asyncio.to_thread(stop_if_running, hook.client, kind, name)

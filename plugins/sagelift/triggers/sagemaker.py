@@ -43,9 +43,9 @@ from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import WaiterError
 
 from sagelift.domain.tuning import render_tuning_progress, tuning_facts
-from sagelift.hooks.sagemaker import SageMakerHook
-from sagelift.steps.tuning import stop_tuning
+from sagelift.steps.jobs import TRAINING_JOB, TRANSFORM_JOB, TUNING_JOB
 from sagelift.triggers.clients import Abandoned, SharedAwsClient, aws_client
+from sagelift.triggers.jobs import stop_job
 from sagelift.triggers.logs import TRAINING_LOG_GROUP, PacedLogsClient, TrainingLogTail
 
 FINAL_DRAIN_TIMEOUT_SECONDS = 120
@@ -200,13 +200,7 @@ class SageMakerTrainingCompleteTrigger(_SharedClientWaitTrigger):
 
     async def on_kill(self) -> None:
         """The user acted on the deferred task: stop the job so it stops spending in the account."""
-        hook = SageMakerHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-        await asyncio.to_thread(hook.stop_training_job_if_running, self.job_name)
+        await stop_job(self, TRAINING_JOB, self.job_name)
 
 
 class SageMakerEndpointCompleteTrigger(_SharedClientWaitTrigger):
@@ -227,13 +221,7 @@ class SageMakerTransformCompleteTrigger(_SharedClientWaitTrigger):
 
     async def on_kill(self) -> None:
         """The user acted on the deferred task: stop the job so it stops spending in the account."""
-        hook = SageMakerHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-        await asyncio.to_thread(hook.stop_transform_job_if_running, self.job_name)
+        await stop_job(self, TRANSFORM_JOB, self.job_name)
 
 
 class SageMakerTuningCompleteTrigger(_SharedClientWaitTrigger):
@@ -261,10 +249,4 @@ class SageMakerTuningCompleteTrigger(_SharedClientWaitTrigger):
 
     async def on_kill(self) -> None:
         """The user acted on the deferred task: stop the tuning job so it stops spending in the account."""
-        hook = SageMakerHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-        await asyncio.to_thread(stop_tuning, hook.client, self.job_name)
+        await stop_job(self, TUNING_JOB, self.job_name)
