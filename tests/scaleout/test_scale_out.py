@@ -145,6 +145,8 @@ def cluster(local_aws_server, airflow_db, tmp_path_factory) -> Iterator[Cluster]
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": broker,
             "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            # the workers' tasks start with the DAG files' imports loaded (tests/scaleout/celery_preload.py)
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "tests.scaleout.celery_preload.CELERY_CONFIG",
             # a dead worker's task is failed (and retried) 12 s after its last heartbeat; a live task
             # heartbeats every second here (AirflowStandalone: [workers] min_heartbeat_interval 1)
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "12",
