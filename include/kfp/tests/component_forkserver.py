@@ -14,8 +14,9 @@ starts from a process that has run no step code.
 
 What it does not do: run a command of another shape (a container component, pip installs: those go to
 kfp.local's own subprocess, ``run_local_subprocess``), preload ``sagelift_kfp`` itself (its ``steps``
-module reads ``SAGELIFT_KFP_RETRY_DELAY`` at import; only the modules it imports are preloaded), or run
-two steps at once (kfp.local runs one at a time; requests are served in turn).
+module reads ``SAGELIFT_KFP_RETRY_DELAY`` at import; only the modules it imports are preloaded, and
+none of them may read the environment at import: the server's is the runner's at start, not the
+step's), or run two steps at once (kfp.local runs one at a time; requests are served in turn).
 
 The server ignores SIGTERM, so the runner's terminate (SIGTERM to every process below it) reaches the
 steps only; it exits when the runner closes its socket.
