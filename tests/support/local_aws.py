@@ -128,6 +128,11 @@ class LocalAws:
         # Set by tests.support.sagemaker_lifecycle: returns a WSGI app that answers instead of moto
         # (an injected fault), or None to let moto answer.
         self.request_hook: Callable[[dict[str, Any]], Any] | None = None
+        # One boto3 session makes every administrator client: a new session parses the service's model
+        # again (~0.1 CPU-s a client, a dozen clients a test), one session's loader parses it once. Each
+        # client still has its own event hooks (its account header); making one is not thread-safe.
+        self._admin_session: Any = None
+        self._admin_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> LocalAws:
@@ -207,12 +212,17 @@ class LocalAws:
     # --- looking into accounts ---------------------------------------------------------------------
     def client(self, service: str, account: str = SCIENTIST_ACCOUNT, region: str = REGION) -> Any:
         """A client acting as an administrator of ``account`` (moto's account header)."""
-        session = boto3.session.Session(
-            aws_access_key_id="FAKEADMINKEY", aws_secret_access_key="fake-admin-secret", region_name=region
-        )
-        client = session.client(
-            service, endpoint_url=self.url, config=Config(retries={"mode": "standard", "max_attempts": 2})
-        )
+        with self._admin_lock:
+            if self._admin_session is None:
+                self._admin_session = boto3.session.Session(
+                    aws_access_key_id="FAKEADMINKEY", aws_secret_access_key="fake-admin-secret"
+                )
+            client = self._admin_session.client(
+                service,
+                region_name=region,
+                endpoint_url=self.url,
+                config=Config(retries={"mode": "standard", "max_attempts": 2}),
+            )
 
         def add_account(request: Any, **_: Any) -> None:
             request.headers["x-moto-account-id"] = account
