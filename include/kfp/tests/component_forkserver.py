@@ -190,7 +190,8 @@ def serve(fd: int, preload: Sequence[str]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the runner's terminate is for the steps
     sys.path[0] = os.getcwd()  # as for ``python -m``, not this file's folder
     for name in preload:
-        with contextlib.suppress(ImportError):
+        # A module that does not import is left to the step, which fails on it as a new interpreter would.
+        with contextlib.suppress(Exception):
             importlib.import_module(name)
     sock = socket.socket(fileno=fd)
     while True:
