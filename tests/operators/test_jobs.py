@@ -126,7 +126,8 @@ def test_the_trigger_fires_failed_and_stopped_with_the_reason_and_gives_up_after
         jobs.start_or_adopt(local_aws.client("sagemaker", SCIENTIST_ACCOUNT), jobs.TRAINING_JOB, request)
         trigger = _trigger(conn_id, str(request["TrainingJobName"]))
         asyncio.run(trigger.on_kill())  # the deferred task was marked failed
-        assert _status(local_aws, str(request["TrainingJobName"])) == "Stopping"
+        # a stop was asked of a job scripted to train for hours (Stopped 1 s later: a slow machine sees either)
+        assert _status(local_aws, str(request["TrainingJobName"])) in ("Stopping", "Stopped")
         stopped = asyncio.run(_first_event(trigger))
     assert stopped["status"] == "stopped"
 

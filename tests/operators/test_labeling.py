@@ -101,7 +101,9 @@ def test_marking_the_deferred_task_failed_stops_the_job(local_aws, monkeypatch):
             _task(conn_id, "label-cancel").execute({})
         trigger = deferred.value.trigger
         asyncio.run(trigger.on_kill())  # Airflow cancels the trigger of a task marked failed
-        assert _status(local_aws, trigger.job_name) == "Stopping"
+        # a stop was asked of a job scripted to label for hours (it is Stopped 1 s later, so a slow
+        # machine may see either)
+        assert _status(local_aws, trigger.job_name) in ("Stopping", "Stopped")
         _, kwargs = trigger.serialize()
         stopped = asyncio.run(_first_event(SageMakerJobTrigger(**{**kwargs, "waiter_delay": 0.2})))
         assert stopped["status"] == "stopped"
