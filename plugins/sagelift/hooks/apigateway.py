@@ -10,12 +10,13 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+from sagelift.hooks.caller import QuickCallerLookup
 from sagelift.steps.api import ApiGatewayClient, ApiRemoval
 
 __all__ = ["ApiGatewayHook", "ApiRemoval"]
 
 
-class ApiGatewayHook(ApiGatewayClient, AwsBaseHook):  # type: ignore[misc]
+class ApiGatewayHook(ApiGatewayClient, QuickCallerLookup, AwsBaseHook):  # type: ignore[misc]
     """``ApiGatewayClient`` on ``boto3.client("apigateway")`` of the connection; kwargs go to AwsBaseHook."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

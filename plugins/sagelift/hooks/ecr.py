@@ -10,8 +10,10 @@ from typing import Any, cast
 
 from airflow.providers.amazon.aws.hooks.ecr import EcrHook as ProviderEcrHook
 
+from sagelift.hooks.caller import QuickCallerLookup
 
-class EcrHook(ProviderEcrHook):
+
+class EcrHook(QuickCallerLookup, ProviderEcrHook):
     @property
     def client(self) -> Any:
         """The boto3 ECR client (typed loosely: the provider types ``conn`` as a generic client)."""

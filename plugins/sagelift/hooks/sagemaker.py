@@ -11,10 +11,11 @@ from typing import Any, cast
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook as ProviderSageMakerHook
 
+from sagelift.hooks.caller import QuickCallerLookup
 from sagelift.steps import batch, training
 
 
-class SageMakerHook(ProviderSageMakerHook):
+class SageMakerHook(QuickCallerLookup, ProviderSageMakerHook):
     @property
     def client(self) -> Any:
         """The boto3 SageMaker client (typed loosely: the provider types ``conn`` as a generic client)."""

@@ -80,7 +80,7 @@ class StepInputs:
 
 def connection_clients(session: SessionFacts) -> Any:
     """The core's client factory on the account's connection (its endpoint settings included)."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from sagelift.hooks.caller import AwsHook as AwsBaseHook
 
     def client(service: str, region: str | None = None) -> Any:
         hook = AwsBaseHook(

@@ -42,7 +42,7 @@ class SageMakerMonitorEndpointOperator(SageMakerJobOperator):
         return monitoring.baseline_request(plan, self.read_tags())
 
     def _service_client(self, kind: str) -> Any:
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from sagelift.hooks.caller import AwsHook as AwsBaseHook
 
         return AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type=kind).conn
 

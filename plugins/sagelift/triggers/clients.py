@@ -263,7 +263,7 @@ def aws_client(
     key = ("aws", service, aws_conn_id, region_name, _frozen(verify), _frozen(botocore_config))
 
     async def open_() -> _Opened:
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from sagelift.hooks.caller import AwsHook as AwsBaseHook
 
         hook = AwsBaseHook(
             aws_conn_id=aws_conn_id,
