@@ -12,13 +12,15 @@ from tests.support.scenario import DATA_BUCKET, role_arn
 from tests.support.task_context import use_scientist_keys
 from tests.triggers.test_sagemaker import _first_event, _Lines
 
-DELAY = 0.5  # seconds between polls: longer than the emulated interruption (0.2 s), which is still told
+DELAY = 0.75  # seconds between polls: longer than the emulated interruption (0.5 s), which is still told
 
 
 def test_the_wait_logs_the_interruption_and_the_resume_once_each(local_aws, monkeypatch, async_aws):
     conn_id = use_scientist_keys(local_aws, monkeypatch)
-    # 2 s: interrupted from 0.8 s to 1.0 s
-    with SageMakerLifecycle(time_scale=50).training(seconds=100, interruptions=1).installed(local_aws):
+    # 5 s: interrupted from 2.0 s to 2.5 s. The wait learns of the interruption from an answer that is not
+    # the last (the waiter's final, successful answer is not shown to the trigger), so the job must outlast
+    # the trigger's start under load (a 2 s job ended before the first poll on a loaded CI machine)
+    with SageMakerLifecycle(time_scale=20).training(seconds=100, interruptions=1).installed(local_aws):
         local_aws.client("sagemaker", SCIENTIST_ACCOUNT).create_training_job(
             TrainingJobName="job-spot",
             AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
