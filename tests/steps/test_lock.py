@@ -254,16 +254,17 @@ def test_a_run_whose_lock_another_run_took_stops_before_the_endpoint(s3, local_a
 
 
 def test_renewing_starts_the_lease_again_so_a_long_run_keeps_its_lock(s3, local_aws):
-    """Two runs take their models' locks with a 3 s lease; one renews after 1.6 s. At 3.1 s the other's
-    lock has lapsed and a later run takes it over; the renewed one is still held (S3's clock counts
-    whole seconds: a renewal at 1.6 s moves the lapse to 4 s at the earliest)."""
+    """Two runs take their models' locks with a 3 s lease; one renews after 2.5 s. At 4.2 s the other's
+    lock has lapsed and a later run takes it over; the renewed one is still held. S3's clock counts whole
+    seconds, cut down, so a 3 s lease lapses 3 to 5 s after it was written (never early): the idle lock
+    lapsed by 4 s, the renewed one lapses after 5.5 s."""
     long_run, idle = _plan("long", lease_seconds=3), _plan("idle", model="fraud-scorer", lease_seconds=3)
     assert locks.try_acquire(s3, plan_lock(long_run), run_holder(long_run)).acquired
     assert locks.try_acquire(s3, plan_lock(idle), run_holder(idle)).acquired
-    time.sleep(1.6)
+    time.sleep(2.5)
     renewed = locks.renew(s3, long_run)
     assert renewed is not None and renewed.holder.run_key == long_run.names.run_key
-    time.sleep(1.5)
+    time.sleep(1.7)
 
     later, later_fraud = _plan("later"), _plan("later-fraud", model="fraud-scorer")
     refused = locks.try_acquire(s3, plan_lock(later), run_holder(later))

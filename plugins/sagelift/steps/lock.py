@@ -68,6 +68,10 @@ CONTENTION_ATTEMPTS = 5
 CONTENTION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 
 
+# The resolution of S3's Last-Modified and Date headers.
+CLOCK_GRANULARITY_SECONDS = 1
+
+
 @dataclass(frozen=True)
 class LockState:
     """The model's lock as read from S3: its holder (None: free), ETag and age by S3's clock."""
@@ -80,9 +84,12 @@ class LockState:
 
     @property
     def until(self) -> datetime | None:
+        """When the lease lapses. S3 gives both ``since`` (Last-Modified) and ``now`` (Date) in whole
+        seconds, cut down, so the lease runs one second longer than written: it never lapses early (a
+        1 s lease taken at 04.993 would otherwise lapse at 05.0, 7 ms later), at most 2 s late."""
         if self.holder is None or self.since is None:
             return None
-        return self.since + timedelta(seconds=self.holder.lease_seconds)
+        return self.since + timedelta(seconds=self.holder.lease_seconds + CLOCK_GRANULARITY_SECONDS)
 
     @property
     def lapsed(self) -> bool:
