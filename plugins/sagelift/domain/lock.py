@@ -41,16 +41,23 @@ LEASE_SLACK_SECONDS = 3600
 
 @dataclass(frozen=True)
 class ModelLock:
-    """Where one model's lock lives."""
+    """Where one model's lock lives (or, ``subject`` "shared endpoint", a team's shared endpoint's:
+    ``shared_endpoint_lock``; ``model_name`` is then the endpoint's name)."""
 
     bucket: str
     key: str
     model_name: str
     account_id: str
+    subject: str = "model"
 
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def label(self) -> str:
+        """What the lock serializes, for messages: "model churn", "shared endpoint sagelift-mme-fraud"."""
+        return f"{self.subject} {self.model_name}"
 
 
 def account_locks(platform: PlatformConfig, account_id: str) -> tuple[str, str] | None:
@@ -71,6 +78,23 @@ def model_lock(platform: PlatformConfig, account_id: str, model_name: str) -> Mo
     bucket, prefix = where
     return ModelLock(
         bucket=bucket, key=f"{prefix}{model_name}.json", model_name=model_name, account_id=account_id
+    )
+
+
+def shared_endpoint_lock(platform: PlatformConfig, account_id: str, team: str, name: str) -> ModelLock | None:
+    """The lock of a team's shared multi-model endpoint (sagelift.steps.multi_model.team_turn):
+    ``<locks_s3_uri><account_id>/multi-model/<team>.json`` (a model's name holds no '/', so no model's
+    lock is there). None when the platform does not serialize runs."""
+    where = account_locks(platform, account_id)
+    if where is None:
+        return None
+    bucket, prefix = where
+    return ModelLock(
+        bucket=bucket,
+        key=f"{prefix}multi-model/{team}.json",
+        model_name=name,
+        account_id=account_id,
+        subject="shared endpoint",
     )
 
 
@@ -197,8 +221,8 @@ def wait_expired_message(
 def foreign_lock_message(lock: ModelLock, problem: str) -> str:
     """Why a run stops at a lock object sagelift did not write."""
     return (
-        f"The lock object {lock.uri} of model {lock.model_name} was not written by sagelift: delete it "
-        f"unless a run of the model is running.\nIts body {problem}."
+        f"The lock object {lock.uri} of {lock.label} was not written by sagelift: delete it "
+        f"unless a run of the {lock.subject} is running.\nIts body {problem}."
     )
 
 

@@ -107,11 +107,7 @@ class SageMakerTeardownOperator(_TeardownStep):
                 from sagelift.steps.multi_model import remove_from_shared_endpoints
 
                 deleted["multi_model"] = remove_from_shared_endpoints(
-                    connection_clients(session)("s3"),
-                    hook.client,
-                    shared,
-                    plan.model_name,
-                    plan.platform.sagemaker,
+                    connection_clients(session)("s3"), hook.client, plan
                 )
             return deleted
 

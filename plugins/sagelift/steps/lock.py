@@ -161,7 +161,7 @@ def try_acquire(s3: Any, lock: ModelLock, me: LockHolder) -> Attempt:
     put = {"Bucket": lock.bucket, "Key": lock.key, "Body": body, "ContentType": "application/json"}
     for _ in range(CONTENTION_ATTEMPTS):
         if _conditional(s3.put_object, IfNoneMatch="*", **put):
-            log.info("Took the lock of model %s (%s).", lock.model_name, lock.uri)
+            log.info("Took the lock of %s (%s).", lock.label, lock.uri)
             return Attempt(True, LockState(lock=lock, holder=me, now=datetime.now(UTC)))
         state = read_lock(s3, lock)
         if state.holder is None:
@@ -172,14 +172,14 @@ def try_acquire(s3: Any, lock: ModelLock, me: LockHolder) -> Attempt:
             previous = state.holder if state.holder.run_key != me.run_key else None
             if previous is not None:
                 log.warning(
-                    "Took over the lock of model %s from %s, whose lease lapsed at %s.",
-                    lock.model_name,
+                    "Took over the lock of %s from %s, whose lease lapsed at %s.",
+                    lock.label,
                     previous.describe(),
                     state.until,
                 )
             return Attempt(True, LockState(lock=lock, holder=me, now=state.now), took_over=previous)
     raise StepRetry(
-        f"The lock of model {lock.model_name} ({lock.uri}) changed hands {CONTENTION_ATTEMPTS} times "
+        f"The lock of {lock.label} ({lock.uri}) changed hands {CONTENTION_ATTEMPTS} times "
         "while this run tried to take it; the step is retried."
     )
 
@@ -230,19 +230,19 @@ def release(s3: Any, lock: ModelLock, run_key: str) -> bool:
     for _ in range(CONTENTION_ATTEMPTS):
         state = read_lock(s3, lock)
         if state.holder is None:
-            log.info("The lock of model %s was already released.", lock.model_name)
+            log.info("The lock of %s was already released.", lock.label)
             return False
         if state.holder.run_key != run_key:
             log.warning(
-                "The lock of model %s is held by %s, not this run: left as it is.",
-                lock.model_name,
+                "The lock of %s is held by %s, not this run: left as it is.",
+                lock.label,
                 state.holder.describe(),
             )
             return False
         if _conditional(s3.delete_object, Bucket=lock.bucket, Key=lock.key, IfMatch=str(state.etag)):
-            log.info("Released the lock of model %s (%s).", lock.model_name, lock.uri)
+            log.info("Released the lock of %s (%s).", lock.label, lock.uri)
             return True
-    raise StepRetry(f"The lock of model {lock.model_name} ({lock.uri}) kept changing; the step is retried.")
+    raise StepRetry(f"The lock of {lock.label} ({lock.uri}) kept changing; the step is retried.")
 
 
 def release_run(s3: Any, plan: Plan) -> bool:
@@ -279,13 +279,13 @@ def renew(s3: Any, plan: Plan) -> LockState | None:
         if _conditional(s3.put_object, IfMatch=str(state.etag), **put):
             renewed = LockState(lock=lock, holder=me, now=state.now, since=state.now)
             log.info(
-                "Renewed the lock of model %s: its lease of %d s runs until %s.",
-                lock.model_name,
+                "Renewed the lock of %s: its lease of %d s runs until %s.",
+                lock.label,
                 me.lease_seconds,
                 renewed.until,
             )
             return renewed
-    raise StepRetry(f"The lock of model {lock.model_name} ({lock.uri}) kept changing; the step is retried.")
+    raise StepRetry(f"The lock of {lock.label} ({lock.uri}) kept changing; the step is retried.")
 
 
 def verify_held(s3: Any, plan: Plan) -> None:

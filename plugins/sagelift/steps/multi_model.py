@@ -18,17 +18,31 @@
 
 The shared resources carry the team's tag (domain.multi_model.SHARED_TAG_KEY), never a model's owner
 tag: no model's teardown of "its own" resources matches them.
+
+Joining and leaving take turns (``team_turn``, the team's lock next to the models' locks): a teardown
+that finds no other model and deletes the endpoint, and a first run of another model that adopts the
+endpoint, would otherwise cross: the teardown lists the prefix, the run places its artifact and adopts
+the serving endpoint, then the teardown deletes it under the run, which ends "successful" with nothing
+serving. So ``place_model`` copies the artifact first, then ensures the shared model holding the lock;
+``remove_model`` lists the users and deletes holding it. Whichever goes second sees the other: the
+teardown sees the new artifact and keeps the endpoint, or the run finds the model gone and creates it
+again, and its deploy creates the endpoint again (once a deletion in progress has ended). The lock is
+held for a few calls, never for a wait; without ``locks_s3_uri`` nothing is serialized (a warning says
+so) and the window stays open.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
+from sagelift.domain.lock import run_holder, shared_endpoint_lock
 from sagelift.domain.multi_model import (
     MultiModelPlacement,
     SharedEndpoint,
@@ -41,11 +55,57 @@ from sagelift.domain.multi_model import (
 )
 from sagelift.domain.plan import Plan
 from sagelift.domain.platform import SageMakerSettings
-from sagelift.steps.errors import StepFailed, delete_if_exists, describe_or_none, error_code
+from sagelift.domain.teardown import TeardownPlan
+from sagelift.steps import lock as locks
+from sagelift.steps.errors import StepFailed, StepRetry, delete_if_exists, describe_or_none, error_code
 
 log = logging.getLogger(__name__)
 FAILED = ("Failed",)
 MAX_KEYS_LISTED = 10_000  # a model's versions under the prefix: a handful; bound what one listing reads
+# The team's lock is held for a few calls: a holder whose worker died frees it after this lease, and a
+# run waits for it at most twice as long (then the step is retried).
+TEAM_LEASE_SECONDS = 300
+TEAM_WAIT_SECONDS = 2 * TEAM_LEASE_SECONDS
+TEAM_POLL_SECONDS = 2.0
+
+
+@contextmanager
+def team_turn(
+    s3: Any,
+    plan: Plan | TeardownPlan,
+    endpoint: SharedEndpoint,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[None]:
+    """Hold the team's shared-endpoint lock for the calls inside (see the module's docstring)."""
+    lock = shared_endpoint_lock(plan.platform, plan.account_id, endpoint.team, endpoint.name)
+    if lock is None:
+        log.warning(
+            "platform.locks_s3_uri is not set: joining and leaving shared endpoint %s are not serialized.",
+            endpoint.name,
+        )
+        yield
+        return
+    me = replace(run_holder(plan), lease_seconds=TEAM_LEASE_SECONDS)
+    started = clock()
+    while not (attempt := locks.try_acquire(s3, lock, me)).acquired:
+        holder = attempt.state.holder
+        if clock() - started >= TEAM_WAIT_SECONDS:
+            raise StepRetry(
+                f"Shared endpoint {endpoint.name} stayed locked by "
+                f"{holder.describe() if holder else 'another run'} for {TEAM_WAIT_SECONDS} s "
+                f"({lock.uri}); the step is retried."
+            )
+        log.info("Shared endpoint %s is locked by %s; waiting.", endpoint.name, holder and holder.describe())
+        sleep(TEAM_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        try:
+            locks.release(s3, lock, me.run_key)
+        except Exception as err:  # the work is done; an unreleased lock lapses after its short lease
+            log.warning("Releasing %s failed (%s); it lapses in %d s.", lock.uri, err, TEAM_LEASE_SECONDS)
 
 
 def shared_endpoint(plan: Plan) -> SharedEndpoint:
@@ -87,7 +147,8 @@ def place_model(s3: Any, sagemaker: Any, plan: Plan, source_s3_uri: str) -> Mult
     bucket, key = _split(destination)
     s3.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)  # multipart above 8 MB
     log.info("Copied the model's artifact %s to %s.", source_s3_uri, destination)
-    ensure_shared_model(sagemaker, plan, endpoint)
+    with team_turn(s3, plan, endpoint):  # the artifact is listed now: a teardown keeps the endpoint
+        ensure_shared_model(sagemaker, plan, endpoint)
     return MultiModelPlacement(
         team=endpoint.team,
         endpoint_name=endpoint.name,
@@ -124,6 +185,13 @@ def ensure_shared_endpoint(sagemaker: Any, plan: Plan) -> SharedDeploy:
         request = build_shared_endpoint_config_request(endpoint, network)
         _create_or_adopt(sagemaker.create_endpoint_config, request, f"shared endpoint config {endpoint.name}")
     current = describe_or_none(sagemaker.describe_endpoint, EndpointName=endpoint.name)
+    if current is not None and current.get("EndpointStatus") == "Deleting":
+        log.info(
+            "Shared endpoint %s is being deleted (its last model left); creating it again after.",
+            endpoint.name,
+        )
+        _wait_deleted(sagemaker, endpoint.name, plan.platform.sagemaker)
+        current = None
     created = False
     if current is None:
         created = _create_or_adopt(
@@ -214,40 +282,50 @@ class SharedRemoval:
 
 
 def remove_model(
-    s3: Any, sagemaker: Any, endpoint: SharedEndpoint, model_name: str, settings: SageMakerSettings
+    s3: Any, sagemaker: Any, plan: Plan | TeardownPlan, endpoint: SharedEndpoint
 ) -> SharedRemoval:
-    """Teardown of one model on a shared endpoint: its artifacts; the endpoint when nobody is left."""
-    from sagelift.steps.endpoint import delete_endpoint
-
+    """Teardown of one model on a shared endpoint: its artifacts; the endpoint when nobody is left (also
+    when this model's artifacts went in an earlier attempt: an endpoint serving nothing is deleted)."""
     bucket, _ = _split(endpoint.prefix)
     artifacts = []
-    for key in _keys(s3, model_artifacts_prefix(endpoint, model_name)):
+    for key in _keys(s3, model_artifacts_prefix(endpoint, plan.model_name)):
         s3.delete_object(Bucket=bucket, Key=key)
         artifacts.append(f"s3://{bucket}/{key}")
-    others = shared_endpoint_users(s3, endpoint)
-    if others or not artifacts:  # still serving others, or never this model's: left as it is
-        return SharedRemoval(artifacts, False, others)
-    deleted = delete_endpoint(sagemaker, endpoint.name, settings)
-    deleted = delete_if_exists(sagemaker.delete_endpoint_config, EndpointConfigName=endpoint.name) or deleted
-    deleted = delete_if_exists(sagemaker.delete_model, ModelName=endpoint.name) or deleted
-    return SharedRemoval(artifacts, deleted, [])
+    with team_turn(s3, plan, endpoint):
+        others = shared_endpoint_users(s3, endpoint)
+        if others:
+            return SharedRemoval(artifacts, False, others)
+        deleting = delete_if_exists(sagemaker.delete_endpoint, EndpointName=endpoint.name)
+        config = delete_if_exists(sagemaker.delete_endpoint_config, EndpointConfigName=endpoint.name)
+        model = delete_if_exists(sagemaker.delete_model, ModelName=endpoint.name)
+    if deleting:  # after the turn: a run joining meanwhile waits for the deletion itself
+        _wait_deleted(sagemaker, endpoint.name, plan.platform.sagemaker)
+    return SharedRemoval(artifacts, deleting or config or model, [])
 
 
-def remove_from_shared_endpoints(
-    s3: Any,
-    sagemaker: Any,
-    endpoints: Mapping[str, SharedEndpoint],
-    model_name: str,
-    settings: SageMakerSettings,
-) -> list[dict[str, Any]]:
-    """Teardown: the model leaves every shared endpoint of the account it has an artifact on (JSON-able)."""
+def _wait_deleted(sagemaker: Any, name: str, settings: SageMakerSettings) -> None:
+    from sagelift.steps.endpoint import attempts
+
+    sagemaker.get_waiter("endpoint_deleted").wait(
+        EndpointName=name,
+        WaiterConfig={
+            "Delay": settings.check_interval_seconds,
+            "MaxAttempts": attempts(settings.endpoint_wait_budget_seconds, settings.check_interval_seconds),
+        },
+    )
+
+
+def remove_from_shared_endpoints(s3: Any, sagemaker: Any, plan: Plan | TeardownPlan) -> list[dict[str, Any]]:
+    """Teardown: the model leaves every shared endpoint of its account it has an artifact on, and an
+    endpoint left serving nothing goes (JSON-able: one entry per endpoint changed)."""
     removed = []
+    endpoints = plan.platform.account(plan.account_id).multi_model_endpoints
     for team, endpoint in sorted(endpoints.items()):
-        removal = remove_model(s3, sagemaker, endpoint, model_name, settings)
-        if removal.artifacts:
+        removal = remove_model(s3, sagemaker, plan, endpoint)
+        if removal.artifacts or removal.endpoint_deleted:
             log.info(
                 "Removed %s from %s; %s",
-                ", ".join(removal.artifacts),
+                ", ".join(removal.artifacts) or "nothing",
                 endpoint.name,
                 "deleted the endpoint (no model left)"
                 if removal.endpoint_deleted
