@@ -200,11 +200,17 @@ def test_the_summary_shows_the_shared_endpoint_the_models_key_and_the_route() ->
         plan.to_xcom(),
         images=None,
         training=None,
-        model={"MultiModel": placement},
+        model={"Model": {"ModelName": "sagelift-mme-fraud"}, "MultiModel": placement},
         endpoint=endpoint,
         api=api,
     )
     assert summary["multi_model"]["endpoint"] == "sagelift-mme-fraud"
+    [model] = [r for r in summary["resources"] if r["kind"] == "model"]
+    assert model == {
+        "kind": "model",
+        "name": "sagelift-mme-fraud",
+        "action": "shared: this model's artifact added",
+    }
     [shared] = [r for r in summary["resources"] if r["kind"] == "shared multi-model endpoint"]
     assert shared["action"] == "serving this model as TargetModel churn-predictor/abc.tar.gz"
     assert not [r for r in summary["resources"] if r["kind"] == "endpoint config"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagelift.domain.plan import Plan
-from sagelift.steps import labeling
+from sagelift.steps import labeling, lock
 from sagelift.steps.role_chain import chained_session, derive_session_name
 from sagelift_kfp.steps import retried
 
@@ -29,5 +29,6 @@ def label_data(plan: Mapping[str, Any], run_tags: list[dict[str, str]]) -> dict[
     session = chained_session(
         p.platform, p.account_id, derive_session_name(p.dag_id, p.run_id, fallback="kfp")
     )
+    lock.renew(session.client("s3"), p)  # the lease starts again for the job's wait, as on Airflow
     facts = labeling.label_here(session.client("sagemaker"), session.client("s3"), p, run_tags, say=print)
     return {key: value for key, value in facts.items() if value is not None}

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagelift.domain.plan import Plan
-from sagelift.steps import monitoring
+from sagelift.steps import lock, monitoring
 from sagelift.steps.role_chain import chained_session, derive_session_name
 from sagelift_kfp.steps import retried
 
@@ -31,6 +31,7 @@ def monitor_endpoint(
     session = chained_session(
         p.platform, p.account_id, derive_session_name(p.dag_id, p.run_id, fallback="kfp")
     )
+    lock.renew(session.client("s3"), p)  # the lease starts again for the baseline's wait, as on Airflow
     facts = monitoring.monitor_here(
         session.client("sagemaker"),
         session.client("cloudwatch"),

@@ -15,7 +15,7 @@ from typing import Any
 
 from sagelift.domain.plan import Plan
 from sagelift.domain.recommendation import resolve_instance_type
-from sagelift.steps import recommendation
+from sagelift.steps import lock, recommendation
 from sagelift.steps.clients import session_clients
 from sagelift.steps.role_chain import chained_session, derive_session_name
 from sagelift_kfp.governance import _no_nulls
@@ -34,6 +34,8 @@ def recommend_instance(
     session = chained_session(
         p.platform, p.account_id, derive_session_name(p.dag_id, p.run_id, fallback="kfp")
     )
+    if p.params.instance_recommendation.enabled:  # a job: the lease starts again for its wait
+        lock.renew(session.client("s3"), p)
     answer = recommendation.recommend_here(session_clients(session), p, registered, run_tags, say=print)
     return dict(_no_nulls(answer))
 

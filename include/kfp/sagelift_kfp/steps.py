@@ -96,9 +96,13 @@ def copy_images(plan: Mapping[str, Any], run_tags: list[dict[str, str]]) -> dict
 
 @retried
 def train_model(plan: Mapping[str, Any], run_tags: list[dict[str, str]], images: Mapping[str, Any]) -> tuple:
-    """Train (or follow this run's job), print what it showed; (the artifact, the job's facts)."""
+    """Renew the model's lock, train (or follow this run's job), print what it showed; (the artifact,
+    the job's facts)."""
     p = Plan.from_xcom(plan)
-    return training.train_here(_session(p).client("sagemaker"), p, run_tags, images, say=print)
+    session = _session(p)
+    if p.params.trains:  # the lease starts again for the job's wait, as on Airflow
+        lock.renew(session.client("s3"), p)
+    return training.train_here(session.client("sagemaker"), p, run_tags, images, say=print)
 
 
 @retried

@@ -93,6 +93,8 @@ def test_the_kfp_run_takes_the_lock_and_its_exit_handler_gives_it_back(world, aw
 
     lock_calls = [(r.method, r.account_header) for r in aws.requests if r.path.endswith(LOCK_KEY)]
     assert ("PUT", None) in lock_calls and ("DELETE", None) in lock_calls  # the product's own calls
+    # taken after assume_role_chain, renewed by train_model and by deploy_endpoint, as on Airflow
+    assert [m for m, _ in lock_calls if m in ("PUT", "DELETE")] == ["PUT", "PUT", "PUT", "DELETE"]
     assert _lock_object(aws) is None
     sm = aws.client("sagemaker", SCIENTIST_ACCOUNT)
     endpoint = sm.describe_endpoint(EndpointName="churn-predictor")

@@ -97,15 +97,16 @@ def build_run_summary(
                 "status": registry["status"],
             }
         )
+    shared = multi_model_summary(endpoint) or multi_model_summary(model)
     if model:
         resources.append(
             {
                 "kind": "model",
                 "name": _get(model, "Model", "ModelName") or names["model"],
-                "action": "created",
+                # the team's shared model: created by its first model's run, adopted by the others
+                "action": "shared: this model's artifact added" if shared else "created",
             }
         )
-    shared = multi_model_summary(endpoint) or multi_model_summary(model)
     resources.extend(_endpoint_resources(endpoint, names, shared))
     serving = _get(params, "endpoint") or {}
     promoted = promoted_version(images)

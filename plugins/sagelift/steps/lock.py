@@ -18,8 +18,9 @@ Why renew: the lease is as long as the run's own budgets (copy, training, endpoi
 approval; sagelift.domain.lock.lease_seconds_for) unless the platform sets one, but a run also spends
 time no budget bounds: tasks queued for a free worker slot or pod, retries and their back-off, a task
 cleared hours later. Past the lease another run of the model may take the lock over and prune this
-run's model mid-run. So each step that starts a long wait renews when it starts (train_model,
-tune_model, batch_transform on Airflow; deploy_endpoint and batch_transform on both engines): the lease
+run's model mid-run. So each step that starts a long wait renews when it starts (on both engines:
+train_model and tune_model, label_data, recommend_instance's job, monitor_endpoint's baseline,
+batch_transform, deploy_endpoint): the lease
 then only has to outlast the longest stretch from one renewal to the next, which the derived lease
 does (it covers every budgeted wait together). A wait itself (deferred in the triggerer, or polled in
 the KFP component) does not renew: it ends within its own budget, which the lease exceeds; only a
