@@ -4,6 +4,7 @@ item 2), learnt from the waiter's own DescribeTrainingJob answers: no extra call
 from __future__ import annotations
 
 import asyncio
+import time
 
 from sagelift.triggers.sagemaker import SageMakerTrainingCompleteTrigger
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
@@ -17,9 +18,7 @@ DELAY = 0.75  # seconds between polls: longer than the emulated interruption (0.
 
 def test_the_wait_logs_the_interruption_and_the_resume_once_each(local_aws, monkeypatch, async_aws):
     conn_id = use_scientist_keys(local_aws, monkeypatch)
-    # 5 s: interrupted from 2.0 s to 2.5 s. The wait learns of the interruption from an answer that is not
-    # the last (the waiter's final, successful answer is not shown to the trigger), so the job must outlast
-    # the trigger's start under load (a 2 s job ended before the first poll on a loaded CI machine)
+    # 5 s: interrupted from 2.0 s to 2.5 s, between two polls: the wait learns of it from the transitions
     with SageMakerLifecycle(time_scale=20).training(seconds=100, interruptions=1).installed(local_aws):
         local_aws.client("sagemaker", SCIENTIST_ACCOUNT).create_training_job(
             TrainingJobName="job-spot",
@@ -45,4 +44,43 @@ def test_the_wait_logs_the_interruption_and_the_resume_once_each(local_aws, monk
     assert event["status"] == "success"
     spot = [line for line in lines.lines if line.startswith("Spot training job job-spot")]
     assert len(spot) == 2, lines.lines  # interrupted, then resumed
+    assert "interrupted" in spot[0] and "resumed" in spot[1]
+
+
+def test_an_interruption_is_told_when_the_job_completed_before_the_first_poll(
+    local_aws, monkeypatch, async_aws
+):
+    """The waiter's final, successful answer is the only one the wait gets: it is shown to the log tail too."""
+    conn_id = use_scientist_keys(local_aws, monkeypatch)
+    life = SageMakerLifecycle(time_scale=1000).training(seconds=100, interruptions=1)  # 0.1 s
+    with life.installed(local_aws):
+        sm = local_aws.client("sagemaker", SCIENTIST_ACCOUNT)
+        sm.create_training_job(
+            TrainingJobName="job-spot-quick",
+            AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
+            RoleArn=role_arn(SCIENTIST_ACCOUNT, "sagelift-training-execution"),
+            OutputDataConfig={"S3OutputPath": f"s3://{DATA_BUCKET}/out/"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},
+            EnableManagedSpotTraining=True,
+            CheckpointConfig={"S3Uri": f"s3://{DATA_BUCKET}/out/job-spot-quick/checkpoints/"},
+        )
+        deadline = time.monotonic() + 30
+        while sm.describe_training_job(TrainingJobName="job-spot-quick")["TrainingJobStatus"] != "Completed":
+            assert time.monotonic() < deadline, "the emulated job never completed"
+            time.sleep(0.05)
+        trigger = SageMakerTrainingCompleteTrigger(
+            job_name="job-spot-quick",
+            waiter_delay=DELAY,  # type: ignore[arg-type]
+            waiter_max_attempts=10,
+            aws_conn_id=conn_id,
+            region_name=REGION,
+            instance_count=1,
+        )
+        trigger._log = lines = _Lines()
+        event = asyncio.run(_first_event(trigger))
+
+    assert event["status"] == "success"
+    spot = [line for line in lines.lines if line.startswith("Spot training job job-spot-quick")]
+    assert len(spot) == 2, lines.lines
     assert "interrupted" in spot[0] and "resumed" in spot[1]

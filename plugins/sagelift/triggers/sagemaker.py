@@ -53,20 +53,27 @@ LOG_SETTLE_SECONDS = 5
 
 
 class _ObservedWaiter:
-    """A waiter that shows each answer it gets to ``observe`` (async_wait only logs them)."""
+    """A waiter that shows each answer it gets to ``observe`` (async_wait only logs them): the answers
+    that end an attempt still waiting or failed (WaiterError's last response), and the final successful
+    one (aiobotocore's waiter returns it), which may be the only one to show what happened since the
+    previous poll (a spot job interrupted and resumed, then completed in between)."""
 
     def __init__(self, waiter: Any, observe: Callable[[dict[str, Any]], None]) -> None:
         self._waiter = waiter
         self._observe = observe
 
-    async def wait(self, **kwargs: Any) -> None:
+    def _show(self, response: Any) -> None:
+        if isinstance(response, dict) and "Error" not in response:
+            self._observe(response)
+
+    async def wait(self, **kwargs: Any) -> Any:
         try:
-            await self._waiter.wait(**kwargs)
+            response = await self._waiter.wait(**kwargs)
         except WaiterError as error:
-            response: Any = error.last_response
-            if isinstance(response, dict) and "Error" not in response:
-                self._observe(response)
+            self._show(error.last_response)
             raise
+        self._show(response)
+        return response
 
 
 class _SharedClientWaitTrigger(SageMakerTrigger):
