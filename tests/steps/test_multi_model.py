@@ -292,3 +292,24 @@ def test_a_team_lock_held_too_long_retries_the_step_naming_the_holder(local_aws:
     assert json.loads(s3.get_object(Bucket=lock.bucket, Key=lock.key)["Body"].read())["run_id"] == (
         "manual__other"
     )
+
+
+def test_a_run_adopting_an_endpoint_whose_instances_the_platform_changed_warns_and_leaves_it(
+    local_aws: LocalAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    _deploy(local_aws, _plan("churn", "run-1"), b"churn v1")
+    changed = json.loads(json.dumps(PLATFORM))
+    team = changed["accounts"][SCIENTIST_ACCOUNT]["multi_model_endpoints"]["fraud"]
+    team.update(instance_type="ml.c5.2xlarge", instance_count=2)
+    conf = demo_conf(model_name="fraud-score", multi_model={"endpoint": "fraud"})
+    plan = Plan.from_xcom(build_plan(conf, changed, "sagemaker_deploy", "run-2", triggered_by="admin"))
+    sm = local_aws.client("sagemaker")
+    before = sm.describe_endpoint_config(EndpointConfigName="sagelift-mme-fraud")["ProductionVariants"]
+    with caplog.at_level("WARNING", logger=multi_model.__name__):
+        assert not multi_model.ensure_shared_endpoint(sm, plan).created
+    assert (
+        f"Shared endpoint sagelift-mme-fraud runs 1 x {before[0]['InstanceType']}, but the platform now says "
+        "2 x ml.c5.2xlarge: a run never changes it"
+    ) in caplog.text
+    after = sm.describe_endpoint_config(EndpointConfigName="sagelift-mme-fraud")["ProductionVariants"]
+    assert after == before

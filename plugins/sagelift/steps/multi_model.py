@@ -181,9 +181,19 @@ def ensure_shared_endpoint(sagemaker: Any, plan: Plan) -> SharedDeploy:
     """deploy_endpoint on a shared endpoint: create the config and the endpoint when absent, else adopt."""
     endpoint = shared_endpoint(plan)
     network = plan.platform.account(plan.account_id).network
-    if describe_or_none(sagemaker.describe_endpoint_config, EndpointConfigName=endpoint.name) is None:
+    config = describe_or_none(sagemaker.describe_endpoint_config, EndpointConfigName=endpoint.name)
+    if config is None:
         request = build_shared_endpoint_config_request(endpoint, network)
         _create_or_adopt(sagemaker.create_endpoint_config, request, f"shared endpoint config {endpoint.name}")
+    elif drift := settings_drift(config, endpoint):
+        log.warning(
+            "Shared endpoint %s runs %s, but the platform now says %s: a run never changes it; an ML "
+            "engineer deletes the endpoint, its config and model %s, and the next run creates them anew.",
+            endpoint.name,
+            drift[0],
+            drift[1],
+            endpoint.name,
+        )
     current = describe_or_none(sagemaker.describe_endpoint, EndpointName=endpoint.name)
     if current is not None and current.get("EndpointStatus") == "Deleting":
         log.info(
@@ -204,6 +214,16 @@ def ensure_shared_endpoint(sagemaker: Any, plan: Plan) -> SharedDeploy:
     if status in FAILED:
         shared_endpoint_outcome(current)
     return SharedDeploy(endpoint.name, created, wait=status != "InService")
+
+
+def settings_drift(config: Mapping[str, Any], endpoint: SharedEndpoint) -> tuple[str, str] | None:
+    """(what the endpoint config runs, what the platform says) when its instances differ, else None."""
+    variants = config.get("ProductionVariants") or [{}]
+    running = (variants[0].get("InstanceType"), variants[0].get("InitialInstanceCount"))
+    wanted = (endpoint.instance_type, endpoint.instance_count)
+    if running == wanted:
+        return None
+    return f"{running[1]} x {running[0]}", f"{wanted[1]} x {wanted[0]}"
 
 
 def shared_endpoint_outcome(described: Mapping[str, Any]) -> Mapping[str, Any]:
