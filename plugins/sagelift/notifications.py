@@ -1,7 +1,9 @@
-"""Failure (and optional success) notifications for sagemaker_deploy, through the providers' notifiers.
+"""Failure, pending-approval (and optional success) notifications for sagemaker_deploy, through the
+providers' notifiers.
 
-``SageliftNotifier`` is wired as the DAG's task ``on_failure_callback`` and the final task's
-``on_success_callback``. When called it reads the Variable ``sagelift_notifications`` (see
+``SageliftNotifier`` is wired as the DAG's task ``on_failure_callback``, the final task's
+``on_success_callback`` and approve_deploy's ``notifiers`` (called when the approval request is written,
+so the account's deployers learn that a run waits for them and where to answer). When called it reads the Variable ``sagelift_notifications`` (see
 sagelift.domain.notify), picks the target for the run's model and hands the message to the Amazon
 provider's SnsNotifier and, when the Slack provider is installed, its SlackWebhookNotifier. Nothing is
 read at DAG import; a notification that cannot be sent is logged and never fails the task.
@@ -27,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagelift.domain.errors import SageliftValidationError
 from sagelift.domain.notes import failure_note
 from sagelift.domain.notify import (
+    EVENTS,
     VARIABLE_KEY,
     Alert,
     build_alert,
@@ -44,11 +47,21 @@ from sagelift.operators.validate import ValidateRunOperator
 class SageliftNotifier(BaseNotifier):
     def __init__(self, event: str = "failure") -> None:
         super().__init__()
-        if event not in ("failure", "success"):
-            raise ValueError(f"event must be 'failure' or 'success', got {event!r}")
+        if event not in EVENTS:
+            raise ValueError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
         self.event = event
 
     def notify(self, context: Any) -> None:
+        if self.event != "approval":
+            self._notify(context)
+            return
+        # Called inside approve_deploy's execute: BaseNotifier re-raises, and a notice must never fail it.
+        try:
+            self._notify(context)
+        except Exception as err:
+            self.log.warning("Could not send the approval notice: %s", err)
+
+    def _notify(self, context: Any) -> None:
         dag_run, ti = context.get("dag_run"), context.get("ti")
         model_name = _validated_model_name(ti, _task_of(context, ValidateRunOperator))
         if self.event == "failure" and dag_run is not None:
@@ -65,6 +78,9 @@ class SageliftNotifier(BaseNotifier):
         if not target.wants(self.event):
             return
         exception = context.get("exception")
+        reason = str(exception) if exception else None
+        if self.event == "approval":
+            reason = _approval_reason(context.get("task"))
         invoke_url = None
         expose = _task_of(context, ApiGatewayExposeOperator)
         if self.event == "success" and ti is not None and expose is not None:
@@ -76,7 +92,7 @@ class SageliftNotifier(BaseNotifier):
             run_id=str(getattr(dag_run, "run_id", "?")),
             model_name=model_name,
             task_id=getattr(ti, "task_id", None),
-            reason=str(exception) if exception else None,
+            reason=reason,
             log_url=getattr(ti, "log_url", None),
             invoke_url=invoke_url if isinstance(invoke_url, str) else None,
         )
@@ -119,6 +135,17 @@ class SageliftNotifier(BaseNotifier):
                 self.log.warning("Slack refused the %s alert (connection %s): %s", kind, conn_id, err)
             else:
                 return
+
+
+def _approval_reason(task: Any) -> str | None:
+    """What waits and for how long, from approve_deploy's request: its subject is built from the
+    validated plan and the registered version (sagelift.domain.approval.request_subject), never the conf."""
+    subject = getattr(task, "subject", None)
+    if not isinstance(subject, str):
+        return None
+    timeout = getattr(task, "response_timeout", None)
+    within = f" within {int(timeout.total_seconds())} s" if timeout is not None else ""
+    return f"{subject} One of the account's deployers approves or rejects it{within}; unanswered, it is rejected."
 
 
 def _task_of(context: Any, operator_class: Any) -> str | None:

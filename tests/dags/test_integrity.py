@@ -113,3 +113,10 @@ def test_the_package_s_own_dag_folder_holds_the_same_dags(dagbag):
     assert set(package.dag_ids) == set(dagbag.dag_ids)
     for dag_id in package.dag_ids:
         assert package.get_dag(dag_id).task_ids == dagbag.get_dag(dag_id).task_ids
+
+
+def test_approve_deploy_tells_the_deployers_that_a_run_waits(dagbag):
+    from sagelift.notifications import SageliftNotifier
+
+    task = dagbag.get_dag("sagemaker_deploy").get_task("approve_deploy")
+    assert [(type(n), n.event) for n in task.notifiers] == [(SageliftNotifier, "approval")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import urllib.parse
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,6 +27,7 @@ from sagelift.operators.validate import ValidateRunOperator
 from tests.support.local_aws import REGION, SCIENTIST_ACCOUNT
 
 CONN = f"sagelift_aws_{SCIENTIST_ACCOUNT}"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{SCIENTIST_ACCOUNT}:sagelift-alerts"
 LOG_URL = "http://airflow.example.com/dags/sagemaker_deploy/runs/manual__1/tasks/train_model"
 # What the issue's reproduction put into model_name: Slack mentions and a phishing link.
 CRAFTED = "<!channel> <@U024BE7LH> urgent: re-enter your AWS keys at <https://evil.example/login|the console>"
@@ -55,6 +57,7 @@ def _context(
     conf_model: Any = None,
     task_id: str = "train_model",
     error: str | None = "training job failed",
+    task: Any = None,
 ) -> dict[str, Any]:
     """What Airflow hands a task callback. ``validated_model`` is what validate pushed (None: it failed);
     ``conf_model`` is the raw conf's model_name, which a notification must never repeat."""
@@ -68,7 +71,8 @@ def _context(
     with DAG(dag_id="sagemaker_deploy", schedule=None) as dag:
         ValidateRunOperator(task_id="validate")
         ApiGatewayExposeOperator(task_id="expose_api")
-    return {"dag_run": dag_run, "ti": ti, "dag": dag, "exception": RuntimeError(error) if error else None}
+    exception = RuntimeError(error) if error else None
+    return {"dag_run": dag_run, "ti": ti, "dag": dag, "exception": exception, "task": task}
 
 
 @pytest.fixture
@@ -255,3 +259,77 @@ def test_without_settings_nothing_is_sent_and_bad_settings_name_the_field():
     with pytest.raises(SageliftValidationError) as err:
         resolve_notification_target({"default": {"sns_topic_arn": f"arn:aws:sqs:{REGION}:1:x"}}, "m")
     assert err.value.fields == ["sagelift_notifications.default.sns_topic_arn"]
+
+
+APPROVAL_TASK = SimpleNamespace(
+    subject="Deploy churn-predictor version 3 into account 333333333333?",
+    response_timeout=timedelta(hours=24),
+)
+
+
+@pytest.mark.slow
+def test_a_run_waiting_for_approval_tells_the_deployers_where_to_answer(scenario, local_aws, monkeypatch):
+    topic, queue = _topic_with_queue(local_aws, "sagelift-alerts")
+    quiet, quiet_queue = _topic_with_queue(local_aws, "fraud-team")
+    settings = {
+        "default": {"sns_topic_arn": topic, "aws_conn_id": CONN},
+        "models": {"fraud-scorer": {"sns_topic_arn": quiet, "on_approval": False}},
+    }
+    monkeypatch.setenv("AIRFLOW_VAR_SAGELIFT_NOTIFICATIONS", json.dumps(settings))
+    context = _context("churn-predictor", task_id="approve_deploy", error=None, task=APPROVAL_TASK)
+
+    SageliftNotifier("approval")(context)
+    SageliftNotifier("approval")(
+        _context("fraud-scorer", task_id="approve_deploy", error=None, task=APPROVAL_TASK)
+    )
+
+    (notice,) = _received(local_aws, queue)
+    assert notice["subject"] == "sagelift: sagemaker_deploy awaits approval for churn-predictor"
+    assert notice["message"] == (
+        "sagemaker_deploy run manual__1 for model churn-predictor awaits approval at task approve_deploy.\n"
+        "Deploy churn-predictor version 3 into account 333333333333? One of the account's deployers approves "
+        "or rejects it within 86400 s; unanswered, it is rejected.\n"
+        f"Approve or reject on the task's page (Required Actions): {LOG_URL}"
+    )
+    assert _received(local_aws, quiet_queue) == []  # on_approval is off for that model
+
+
+def test_an_approval_notice_that_fails_never_fails_approve_deploy(alerts, monkeypatch, capfd):
+    """The notice is sent inside approve_deploy's execute, where BaseNotifier re-raises: an unexpected
+    error is logged instead (service refusals are already, for every event)."""
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the alert could not be built")
+
+    monkeypatch.setattr("sagelift.notifications.build_alert", broken)
+    context = _context("churn-predictor", task_id="approve_deploy", error=None, task=APPROVAL_TASK)
+
+    SageliftNotifier("approval")(context)  # no exception
+
+    out, err = capfd.readouterr()
+    assert "Could not send the approval notice: the alert could not be built" in out + err
+    with pytest.raises(RuntimeError):  # a failure callback still reports its own error to Airflow
+        SageliftNotifier("failure")(_context("churn-predictor"))
+
+
+def test_the_approval_notice_in_slack_is_inert_and_links_the_task():
+    alert = build_alert(
+        "approval",
+        dag_id="sagemaker_deploy",
+        run_id="manual__1",
+        model_name="churn-predictor",
+        task_id="approve_deploy",
+        reason="Deploy churn-predictor version <!channel> into account 333333333333?",
+        log_url=LOG_URL,
+    )
+    assert render_slack(alert) == (
+        "*sagelift*: `sagemaker_deploy` run `manual__1` for model `churn-predictor` awaits approval at task "
+        "`approve_deploy`.\n"
+        "`Deploy churn-predictor version &lt;!channel&gt; into account 333333333333?`\n"
+        f"<{LOG_URL}|Approve or reject on the task's page (Required Actions)>"
+    )
+    target = resolve_notification_target({"default": {"sns_topic_arn": TOPIC_ARN}}, "m")
+    assert target.wants("approval") and not target.wants("success")
+    with pytest.raises(SageliftValidationError) as err:
+        resolve_notification_target({"default": {"sns_topic_arn": TOPIC_ARN, "on_approval": "yes"}}, "m")
+    assert err.value.fields == ["sagelift_notifications.default.on_approval"]

@@ -207,6 +207,8 @@ with DAG(
         "change, and waits (Required Actions) for one of the account's deployers. Approve: the version "
         "becomes Approved and the run deploys it. Reject, or no answer before the platform's timeout: the "
         "version becomes Rejected and this task fails, so nothing is deployed. Skipped in other accounts.",
+        # the deployers are told that a run waits for them, and where to answer (sagelift_notifications)
+        notifiers=[SageliftNotifier("approval")],
     )
     recommend_instance = SageMakerRecommendInstanceOperator(
         task_id="recommend_instance",

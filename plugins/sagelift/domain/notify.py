@@ -1,4 +1,5 @@
-"""Who is told when a sagemaker_deploy run fails (or succeeds): settings and message, without I/O.
+"""Who is told when a sagemaker_deploy run fails, waits for approval (or succeeds): settings and message,
+without I/O.
 
 Settings live in the Airflow Variable ``sagelift_notifications`` (JSON), platform-wide with per-model
 overrides; a model's entry replaces the default's keys it names::
@@ -7,11 +8,14 @@ overrides; a model's entry replaces the default's keys it names::
       "default": {"sns_topic_arn": "arn:aws:sns:us-east-1:222222222222:sagelift-alerts",
                   "aws_conn_id": "aws_default",
                   "slack_webhook_conn_id": null,
-                  "on_success": false},
+                  "on_success": false,
+                  "on_approval": true},
       "models": {"churn-predictor": {"slack_webhook_conn_id": "slack_churn_team", "on_success": true}}
     }
 
-No Variable, or no target, means no notification.
+No Variable, or no target, means no notification. A failure is always told to the target; a run that
+waits for a deployer's approval at approve_deploy unless ``on_approval`` is false; a success only with
+``on_success``.
 
 The message is built here too, only from what Airflow and validate vouch for (``Alert``), and rendered
 once per service: plain text within SNS's limits; Slack mrkdwn with every variable part escaped and
@@ -49,7 +53,9 @@ UNVALIDATED_NOTE = (
 )
 MINIMAL_NOTE = "(The full alert could not be sent; see the task log in Airflow.)"
 SNS_TOPIC_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
-TARGET_KEYS = {"sns_topic_arn", "aws_conn_id", "slack_webhook_conn_id", "on_success"}
+TARGET_KEYS = {"sns_topic_arn", "aws_conn_id", "slack_webhook_conn_id", "on_success", "on_approval"}
+EVENTS = ("failure", "success", "approval")
+FLAGS = ("on_success", "on_approval")
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,15 @@ class NotificationTarget:
     aws_conn_id: str | None = "aws_default"
     slack_webhook_conn_id: str | None = None
     on_success: bool = False
+    on_approval: bool = True
 
     @property
     def empty(self) -> bool:
         return not (self.sns_topic_arn or self.slack_webhook_conn_id)
 
     def wants(self, event: str) -> bool:
-        return not self.empty and (event == "failure" or self.on_success)
+        wanted = {"failure": True, "success": self.on_success, "approval": self.on_approval}
+        return not self.empty and wanted.get(event, False)
 
 
 def _target(raw: Any, where: str, base: dict[str, Any], problems: Problems) -> dict[str, Any]:
@@ -79,8 +87,9 @@ def _target(raw: Any, where: str, base: dict[str, Any], problems: Problems) -> d
     topic = merged.get("sns_topic_arn")
     if topic is not None and (not isinstance(topic, str) or not SNS_TOPIC_RE.match(topic)):
         problems.add(f"{where}.sns_topic_arn", f"must be an SNS topic ARN, got {topic!r}")
-    if not isinstance(merged.get("on_success", False), bool):
-        problems.add(f"{where}.on_success", "must be true or false")
+    for flag in FLAGS:
+        if not isinstance(merged.get(flag, False), bool):
+            problems.add(f"{where}.{flag}", "must be true or false")
     return merged
 
 
@@ -103,7 +112,8 @@ class Alert:
 
     ``model_name`` is the validated plan's, or None when the run never got one (it failed validate, or
     validate never ran): the raw conf is never read, so a crafted name cannot reach anyone's inbox.
-    ``reason`` (the failed task's error) is stripped of control characters and cut to
+    ``reason`` (the failed task's error; for an approval, what waits and until when) is stripped of
+    control characters and cut to
     ``MAX_REASON_CHARS``; it is left out when the run was never validated, because validate's errors
     quote the raw input.
     """
@@ -129,8 +139,8 @@ def build_alert(
     log_url: str | None,
     invoke_url: str | None = None,
 ) -> Alert:
-    if event not in ("failure", "success"):
-        raise ValueError(f"event must be 'failure' or 'success', got {event!r}")
+    if event not in EVENTS:
+        raise ValueError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
     validated = model_name if isinstance(model_name, str) and _is_model_name(model_name) else None
     return Alert(
         event=event,
@@ -155,12 +165,17 @@ def _bounded(text: str, limit: int) -> str:
 
 
 def _outcome(alert: Alert) -> str:
-    return "succeeded" if alert.event == "success" else "failed"
+    return {"success": "succeeded", "approval": "awaits approval"}.get(alert.event, "failed")
+
+
+def _log_label(alert: Alert) -> str:
+    """What the task's link opens: its log, or (approval) the page where a deployer answers."""
+    return "Approve or reject on the task's page (Required Actions)" if alert.event == "approval" else "Logs"
 
 
 def _headline(alert: Alert) -> str:
     model = f"model {alert.model_name}" if alert.model_name else UNVALIDATED
-    where = f" at task {alert.task_id}" if alert.event == "failure" and alert.task_id else ""
+    where = f" at task {alert.task_id}" if alert.event != "success" and alert.task_id else ""
     return f"{alert.dag_id} run {alert.run_id} for {model} {_outcome(alert)}{where}."
 
 
@@ -199,10 +214,12 @@ def render_sns(alert: Alert) -> tuple[str, str]:
             lines.append(f"Reason: {_defang(alert.reason)}")
         elif alert.model_name is None:
             lines.append(UNVALIDATED_NOTE)
+    elif alert.event == "approval" and alert.reason:
+        lines.append(_defang(alert.reason))
     if alert.invoke_url:
         lines.append(f"Invoke URL: {alert.invoke_url}")
     if alert.log_url:
-        lines.append(f"Logs: {alert.log_url}")
+        lines.append(f"{_log_label(alert)}: {alert.log_url}")
     return _sns_subject(_subject(alert)), _cut_bytes("\n".join(lines), SNS_MESSAGE_MAX_BYTES)
 
 
@@ -239,7 +256,7 @@ def _slack_link(url: str, label: str) -> str:
 def _slack_head(alert: Alert) -> str:
     model = f"model {_slack_code(alert.model_name)}" if alert.model_name else UNVALIDATED
     head = f"*sagelift*: {_slack_code(alert.dag_id)} run {_slack_code(alert.run_id)} for {model} {_outcome(alert)}"
-    if alert.event == "failure" and alert.task_id:
+    if alert.event != "success" and alert.task_id:
         head += f" at task {_slack_code(alert.task_id)}"
     return head + "."
 
@@ -266,10 +283,13 @@ def _slack_text(alert: Alert, reason: str | None) -> str:
             lines.append(_slack_block(reason))
         elif alert.model_name is None:
             lines.append(escape_slack(UNVALIDATED_NOTE))
+    elif alert.event == "approval" and reason:
+        lines.append(_slack_code(reason))
     if alert.invoke_url:
         lines.append(f"Invoke URL: {_slack_code(alert.invoke_url)}")
     if alert.log_url:
-        lines.append(_slack_link(alert.log_url, "Task log"))
+        label = _log_label(alert) if alert.event == "approval" else "Task log"
+        lines.append(_slack_link(alert.log_url, label))
     return "\n".join(lines)
 
 
