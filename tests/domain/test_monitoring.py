@@ -135,12 +135,30 @@ def test_settings_round_trip_through_the_plan_and_the_kfp_struct() -> None:
             "monitoring.data_quality.csv_header",
             "applies to csv only",
         ),
+        # the baseline and the monitor are processing jobs: a type that only trains is refused too
+        (
+            {"monitoring": {"data_quality": {"schedule": "hourly", "instance_type": "ml.p4d.24xlarge"}}},
+            "monitoring.data_quality.instance_type",
+            "'ml.p4d.24xlarge' is not a SageMaker processing instance type",
+        ),
+        (
+            {"monitoring": {"data_quality": {"schedule": "hourly", "instance_type": "ml.m5.xlarg"}}},
+            "monitoring.data_quality.instance_type",
+            "did you mean ml.m5.xlarge?",
+        ),
     ],
 )
 def test_validate_refuses_naming_the_field_and_the_rule(conf: dict[str, Any], field: str, rule: str) -> None:
     message = _refusal(**conf)
     line = next(line for line in message.splitlines() if line.lstrip("- ").startswith(field))
     assert rule in line and len(line) < 200
+
+
+def test_the_processing_instance_types_are_botocores() -> None:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    assert set(m.processing_instance_types()) == set(model.shape_for("ProcessingInstanceType").enum)
 
 
 def test_a_run_that_does_not_train_has_no_channel_to_baseline() -> None:

@@ -25,9 +25,13 @@ images" in the SageMaker developer guide); a region outside it is refused at val
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from sagelift.domain.bounded_json import JsonLimits, read_json_object
@@ -42,7 +46,26 @@ SCHEDULES = {"hourly": "cron(0 * ? * * *)", "daily": "cron(0 0 ? * * *)"}
 PERIOD_SECONDS = {"hourly": 3600, "daily": 86400}
 DATASET_FORMATS = ("csv", "json", "parquet")
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
-INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+# The baseline and the monitor are processing jobs. botocore's ProcessingInstanceType is its training
+# types (shipped in instance_types.json) less these; test_monitoring checks the two still agree.
+NOT_PROCESSING_TYPES = frozenset(
+    {
+        *(f"ml.c5n.{size}" for size in ("xlarge", "2xlarge", "4xlarge", "9xlarge", "18xlarge")),
+        "ml.p3dn.24xlarge",
+        "ml.p4d.24xlarge",
+        "ml.p4de.24xlarge",
+        "ml.p5.48xlarge",
+        "ml.p5e.48xlarge",
+        "ml.p5en.48xlarge",
+        "ml.p6-b200.48xlarge",
+        "ml.p6-b300.48xlarge",
+        "ml.p6e-gb200.36xlarge",
+        "ml.trn1.2xlarge",
+        "ml.trn1.32xlarge",
+        "ml.trn1n.32xlarge",
+        "ml.trn2.48xlarge",
+    }
+)
 SNS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:(\d{12}):[A-Za-z0-9_-]{1,256}$")
 MAX_ALARM_ACTIONS = 5  # CloudWatch's limit on AlarmActions
 MAX_FEATURE_ALARMS = 10
@@ -88,6 +111,13 @@ SETTINGS_DOC = (
     f"{DEFAULT_INSTANCE_TYPE}); alarm {{actions: SNS topic ARNs in the run's account, evaluation_periods}}. "
     "README: Model monitoring."
 )
+
+
+@cache
+def processing_instance_types() -> tuple[str, ...]:
+    """The instance types a processing job (the baseline, the monitor) runs on."""
+    data = json.loads(resources.files("sagelift.domain").joinpath("instance_types.json").read_text())
+    return tuple(t for t in data["training"] if t not in NOT_PROCESSING_TYPES)
 
 
 @dataclass(frozen=True)
@@ -173,10 +203,12 @@ def parse_monitoring(
         problems.add(r.name("schedule"), "required: hourly or daily")
     schedule = r.choice("schedule", "daily", tuple(SCHEDULES))
     instance_type = r.text("instance_type", DEFAULT_INSTANCE_TYPE, 64)
-    if not INSTANCE_TYPE_RE.match(str(instance_type)):
+    if instance_type not in processing_instance_types():
+        close = difflib.get_close_matches(str(instance_type), processing_instance_types(), n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else " like ml.m5.xlarge"
         problems.add(
             r.name("instance_type"),
-            f"must be a SageMaker instance type like ml.m5.xlarge, got {show(instance_type)}",
+            f"{show(instance_type)} is not a SageMaker processing instance type{hint}",
         )
         instance_type = DEFAULT_INSTANCE_TYPE
     settings = MonitoringSettings(
