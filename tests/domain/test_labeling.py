@@ -156,6 +156,11 @@ def test_a_text_task_streams_its_source_inline_and_may_be_the_only_channel() -> 
         ({**LABELING, "channel": "validation"}, "labeling.channel", "already has a channel"),
         ({**LABELING, "workers_per_object": 10}, "labeling.workers_per_object", "1 to 9"),
         ({**LABELING, "colour": "red"}, "labeling.colour", "unknown setting"),
+        # CreateLabelingJob's TaskDescription needs a character, its TaskTitle only typable text
+        ({**LABELING, "instructions": " \n "}, "labeling.instructions", "only spaces"),
+        ({**LABELING, "instructions": "Pick\x07"}, "labeling.instructions", "control character (U+0007)"),
+        ({**LABELING, "title": "Leaves\x1b"}, "labeling.title", "control character (U+001B)"),
+        ({**LABELING, "title": "Leaves 🍂"}, "labeling.title", "U+1F342, which a Ground Truth task title"),
     ],
 )
 def test_validate_refuses_a_broken_rule_naming_the_field(
@@ -165,6 +170,21 @@ def test_validate_refuses_a_broken_rule_naming_the_field(
     first = message.splitlines()[0]
     assert len(first) < 200
     assert field in message and rule in message
+
+
+def test_workers_text_within_the_rules_reaches_a_request_botocore_accepts() -> None:
+    settings = _plan(labeling={**LABELING, "title": "Leaves\tà trier", "instructions": "Pick 🍂\nthen go"})
+    request = build_labeling_job_request(
+        settings.params.labeling,
+        job_name="churn-predictor-0123456789ab",
+        training_output=f"s3://{DATA_BUCKET}/churn/output",
+        region="us-east-1",
+        role_arn=f"arn:aws:iam::{SCIENTIST_ACCOUNT}:role/training",
+        workteam_arn=WORKTEAM,
+        tags=[],
+    )
+    assert validate_request("sagemaker", "CreateLabelingJob", request) == []
+    assert request["HumanTaskConfig"]["TaskDescription"] == "Pick 🍂 then go"
 
 
 def test_validate_refuses_labeling_for_a_run_that_trains_nothing() -> None:

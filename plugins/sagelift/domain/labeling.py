@@ -49,6 +49,10 @@ MAX_TASK_SECONDS = 28800  # 8 hours: Ground Truth's limit per task
 # LabelAttributeName in botocore's SageMaker model; Ground Truth adds "<name>-metadata" beside it.
 ATTRIBUTE_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
 CHANNEL_RE = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
+# Workers' text holds no control character but tab and newline; Ground Truth's TaskTitle holds only
+# [\t\n\r -\uD7FF\uE000-\uFFFD] (botocore's model): no emoji either
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_NOT_IN_TITLE_RE = re.compile("[^\t\n\r -\ud7ff\ue000-\ufffd]")
 INPUT_FOLDER = "labeling-input"
 TEMPLATE_NAME = "template.liquid.html"
 CATEGORIES_NAME = "label-categories.json"
@@ -178,6 +182,27 @@ def _attribute(r: ObjectReader, task_type: str, problems: Problems) -> str:
     return str(value)
 
 
+def _worker_text(r: ObjectReader, key: str, max_len: int, problems: Problems) -> str | None:
+    """The title or instructions workers read (CreateLabelingJob's TaskTitle, TaskDescription)."""
+    value = r.text(key, None, max_len)
+    if not value:
+        return None
+    if (bad := _CONTROL_RE.search(value)) is not None:
+        problems.add(
+            r.name(key), f"has a control character (U+{ord(bad.group()):04X}); text, tabs and newlines only"
+        )
+        return None
+    if key == "title" and (bad := _NOT_IN_TITLE_RE.search(value)) is not None:
+        problems.add(
+            r.name(key), f"has U+{ord(bad.group()):04X}, which a Ground Truth task title cannot hold (emoji)"
+        )
+        return None
+    if not value.strip():
+        problems.add(r.name(key), "is only spaces; give some text or leave it out")
+        return None
+    return value
+
+
 def _task_type(r: ObjectReader, problems: Problems) -> str:
     value = r.raw.get("task_type")
     if value is None:
@@ -223,9 +248,9 @@ def parse_labeling(
         task_type=task_type,
         label_attribute_name=_attribute(r, task_type, problems),
         labels=_labels(r, problems),
-        instructions=r.text("instructions", None, MAX_INSTRUCTIONS),
+        instructions=_worker_text(r, "instructions", MAX_INSTRUCTIONS, problems),
         channel=channel,
-        title=r.text("title", None, 128),
+        title=_worker_text(r, "title", 128, problems),
         workers_per_object=r.whole("workers_per_object", 1, 1, 9),
         task_time_limit_seconds=r.whole(
             "task_time_limit_seconds", DEFAULT_TASK_SECONDS, 30, MAX_TASK_SECONDS
