@@ -12,6 +12,7 @@ import pytest
 from sagelift.domain.errors import Problems, SageliftValidationError
 from sagelift.domain.multi_model import (
     MultiModelSettings,
+    artifact_uri,
     build_shared_endpoint_config_request,
     build_shared_endpoint_request,
     build_shared_model_request,
@@ -151,6 +152,20 @@ def test_the_platform_refuses_an_endpoint_whose_image_cannot_serve_multi_model()
     with pytest.raises(SageliftValidationError) as err:
         PlatformConfig.from_dict(_platform(prefix="s3://x"))
     assert "multi_model_endpoints.fraud.prefix" in str(err.value)
+
+
+def test_a_prefix_leaves_room_in_s3s_1024_byte_keys_for_every_models_artifact() -> None:
+    longest = f"s3://{DATA_BUCKET}/" + "p" * 953 + "/"
+    plan = _plan(_platform(prefix=longest), multi_model={"endpoint": "fraud"}, model_name="m" * 54)
+    endpoint = plan.platform.account(SCIENTIST_ACCOUNT).multi_model_endpoints["fraud"]
+    target = derive_target_model(plan.model_name, plan.names.run_key)
+    assert len(artifact_uri(endpoint, target).removeprefix(f"s3://{DATA_BUCKET}/").encode()) == 1024
+    for prefix in (f"s3://{DATA_BUCKET}/" + "p" * 954 + "/", f"s3://{DATA_BUCKET}/" + "é" * 500 + "/"):
+        with pytest.raises(SageliftValidationError) as err:
+            PlatformConfig.from_dict(_platform(prefix=prefix))
+        first = str(err.value).splitlines()[0]
+        assert first.startswith(f"platform.accounts.{SCIENTIST_ACCOUNT}.multi_model_endpoints.fraud.prefix")
+        assert "at most 954 bytes" in first and len(first) < 200
 
 
 def test_the_algorithm_table_covers_every_built_in_algorithm() -> None:

@@ -51,6 +51,9 @@ MAX_INSTANCES = 100
 MAX_ENDPOINTS = 50
 MAX_IMAGES = 100
 _S3_PREFIX_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/]+/)*\Z")
+# S3 keys are at most 1024 bytes of UTF-8, and each model's artifact key adds "<model_name>/<run key>.tar.gz"
+# to the prefix's (a model name of at most 54 characters, a run key of 8)
+PREFIX_KEY_MAX_BYTES = 1024 - len("/".join(("m" * 54, "k" * 8 + ".tar.gz")))
 _ENDPOINT_KEYS = ("prefix", "instance_type", "instance_count", "image", "algorithm")
 
 SETTINGS_DOC = (
@@ -133,6 +136,12 @@ def _shared_endpoint(
     s3_prefix = r.text("prefix", None, 1024)
     if s3_prefix is None or not _S3_PREFIX_RE.match(s3_prefix) or "/./" in s3_prefix or "/../" in s3_prefix:
         problems.add(r.name("prefix"), "required: an S3 prefix ending in '/' such as s3://bucket/mme/team/")
+    elif len(s3_prefix[5:].partition("/")[2].encode()) > PREFIX_KEY_MAX_BYTES:
+        problems.add(
+            r.name("prefix"),
+            f"its key is at most {PREFIX_KEY_MAX_BYTES} bytes, so every model's artifact key under it "
+            "fits S3's 1024",
+        )
     instance_type = r.text("instance_type", DEFAULT_INSTANCE_TYPE, 64)
     if instance_type not in _endpoint_instance_types():
         problems.add(
