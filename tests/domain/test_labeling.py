@@ -155,6 +155,16 @@ def test_a_text_task_streams_its_source_inline_and_may_be_the_only_channel() -> 
         ),
         ({**LABELING, "channel": "validation"}, "labeling.channel", "already has a channel"),
         ({**LABELING, "workers_per_object": 10}, "labeling.workers_per_object", "1 to 9"),
+        (
+            {**LABELING, "task_availability_seconds": 59},
+            "labeling.task_availability_seconds",
+            "60 to 2592000",
+        ),
+        (
+            {**LABELING, "task_availability_seconds": 31 * 86400},
+            "labeling.task_availability_seconds",
+            "60 to 2592000",
+        ),
         ({**LABELING, "colour": "red"}, "labeling.colour", "unknown setting"),
         # CreateLabelingJob's TaskDescription needs a character, its TaskTitle only typable text
         ({**LABELING, "instructions": " \n "}, "labeling.instructions", "only spaces"),
@@ -288,6 +298,18 @@ def test_the_request_is_valid_for_botocore_in_every_task_type() -> None:
             "KmsKeyId": "alias/output",
         }
         assert task["TaskDescription"] == "Line 1 Line 2"
+        assert (task["TaskTimeLimitInSeconds"], task["TaskAvailabilityLifetimeInSeconds"]) == (300, 2 * 86400)
+
+
+def test_label_data_waits_as_long_as_the_tasks_stay_open_not_the_training_budget() -> None:
+    from sagelift.operators.labeling import SageMakerLabelingOperator
+
+    conf = {**LABELING, "task_availability_seconds": 5 * 86400, "task_time_limit_seconds": 3600}
+    plan = _plan(labeling=conf)
+    assert plan.params.labeling.wait_seconds == 5 * 86400 + 3600 + 3600
+    assert plan.platform.sagemaker.training_wait_budget_seconds == 48 * 3600  # shorter: people take days
+    operator = SageMakerLabelingOperator(task_id="label_data")
+    assert operator.wait_budget_seconds(plan) == plan.params.labeling.wait_seconds
 
 
 def test_the_conf_reaches_the_worker_template_as_inert_text() -> None:

@@ -103,8 +103,8 @@ def test_the_derived_lease_covers_the_run_s_own_budgets():
         lease_seconds_for(scoring)
         == lease_seconds_for(trains) + settings.sagemaker.training_wait_budget_seconds
     )
-    # issue 20's jobs (labeling, an Inference Recommender job, the monitoring baseline) each wait within
-    # that budget under the lock too
+    # issue 20's jobs wait under the lock too: an Inference Recommender job and the monitoring baseline
+    # within that budget each, labeling as long as its tasks stay open (2 days + 5 min + 1 h by default)
     params = replace(
         trains.params,
         labeling=LabelingSettings.from_dict({"manifest_s3_uri": "s3://scientist-ml-data/label/in.manifest"}),
@@ -113,7 +113,11 @@ def test_the_derived_lease_covers_the_run_s_own_budgets():
     )
     assert params.labeling.enabled and params.instance_recommendation.enabled and params.monitoring.enabled
     assert lease_seconds_for(replace(trains, params=params)) == (
-        lease_seconds_for(trains) + 3 * settings.sagemaker.training_wait_budget_seconds
+        lease_seconds_for(trains)
+        + 2 * settings.sagemaker.training_wait_budget_seconds
+        + 2 * 86400
+        + 300
+        + 3600
     )
 
 

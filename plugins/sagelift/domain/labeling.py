@@ -46,6 +46,13 @@ DEFAULT_ATTRIBUTE = "label"
 DEFAULT_CHANNEL = "train"
 DEFAULT_TASK_SECONDS = 300
 MAX_TASK_SECONDS = 28800  # 8 hours: Ground Truth's limit per task
+# How long the job's tasks stay open to the workteam (TaskAvailabilityLifetimeInSeconds): Ground Truth's
+# own default for a private workteam is 30 days, far past any wait; sagelift sets it, 2 days by default.
+DEFAULT_AVAILABILITY_SECONDS = 2 * 86400
+MIN_AVAILABILITY_SECONDS = 60
+MAX_AVAILABILITY_SECONDS = 30 * 86400
+# After the last task closes, Ground Truth consolidates the annotations and writes the output manifest.
+LABELING_WAIT_SLACK_SECONDS = 3600
 # LabelAttributeName in botocore's SageMaker model; Ground Truth adds "<name>-metadata" beside it.
 ATTRIBUTE_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
 CHANNEL_RE = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
@@ -66,6 +73,7 @@ _KEYS = (
     "title",
     "workers_per_object",
     "task_time_limit_seconds",
+    "task_availability_seconds",
 )
 
 
@@ -86,7 +94,8 @@ SETTINGS_DOC = (
     "becomes a training channel. Keys: manifest_s3_uri (required; under the account's labeling_prefixes); "
     f"task_type (required: {', '.join(TASK_TYPES)}); labels (required, 1-{MAX_LABELS}); "
     f"label_attribute_name (default {DEFAULT_ATTRIBUTE}); instructions; title; channel (default "
-    f"{DEFAULT_CHANNEL}); workers_per_object (1-9); task_time_limit_seconds. README: Labeling before training."
+    f"{DEFAULT_CHANNEL}); workers_per_object (1-9); task_time_limit_seconds; task_availability_seconds. README: Labeling before "
+    "training."
 )
 
 
@@ -112,10 +121,18 @@ class LabelingSettings:
     title: str | None = None
     workers_per_object: int = 1
     task_time_limit_seconds: int = DEFAULT_TASK_SECONDS
+    task_availability_seconds: int = DEFAULT_AVAILABILITY_SECONDS
 
     @property
     def enabled(self) -> bool:
         return self.manifest_s3_uri is not None
+
+    @property
+    def wait_seconds(self) -> int:
+        """The longest the job can run: its tasks stay open ``task_availability_seconds``, the last one
+        taken may last ``task_time_limit_seconds``, then the annotations are consolidated. label_data
+        waits this long (not the training budget), and the model's lock lease covers it."""
+        return self.task_availability_seconds + self.task_time_limit_seconds + LABELING_WAIT_SLACK_SECONDS
 
     @property
     def source_attribute(self) -> str:
@@ -254,6 +271,12 @@ def parse_labeling(
         workers_per_object=r.whole("workers_per_object", 1, 1, 9),
         task_time_limit_seconds=r.whole(
             "task_time_limit_seconds", DEFAULT_TASK_SECONDS, 30, MAX_TASK_SECONDS
+        ),
+        task_availability_seconds=r.whole(
+            "task_availability_seconds",
+            DEFAULT_AVAILABILITY_SECONDS,
+            MIN_AVAILABILITY_SECONDS,
+            MAX_AVAILABILITY_SECONDS,
         ),
     )
 
@@ -410,6 +433,7 @@ def build_labeling_job_request(
             "TaskDescription": " ".join((settings.instructions or title).split())[:255],
             "NumberOfHumanWorkersPerDataObject": settings.workers_per_object,
             "TaskTimeLimitInSeconds": settings.task_time_limit_seconds,
+            "TaskAvailabilityLifetimeInSeconds": settings.task_availability_seconds,
             "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": consolidation},
         },
         "Tags": [dict(tag) for tag in tags],

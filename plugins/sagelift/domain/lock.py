@@ -172,10 +172,12 @@ def lease_seconds_for(plan: Plan | TeardownPlan) -> int:
     training = sagemaker.training_wait_budget_seconds if plan.params.trains else 0
     # batch_transform runs under the lock too, within the same wait budget as training
     training += sagemaker.training_wait_budget_seconds if plan.params.batch.enabled else 0
-    # issue 20's jobs (labeling, an Inference Recommender job, the monitoring baseline) wait within the
-    # same budget each (sagelift.operators.jobs); their tasks renew the lease when they start
-    jobs = (plan.params.labeling, plan.params.instance_recommendation, plan.params.monitoring)
+    # issue 20's jobs: an Inference Recommender job and the monitoring baseline wait within the same
+    # budget each, labeling as long as its tasks may stay open (sagelift.operators.jobs); their tasks
+    # renew the lease when they start
+    jobs = (plan.params.instance_recommendation, plan.params.monitoring)
     training += sagemaker.training_wait_budget_seconds * sum(1 for job in jobs if job.enabled)
+    training += plan.params.labeling.wait_seconds if plan.params.labeling.enabled else 0
     serving = plan.params.endpoint
     # A guarded update's shifting and baking; a smoke test that reverts waits for one more update.
     endpoint = 2 * sagemaker.endpoint_wait_budget_seconds + deployment_seconds(serving.deployment)

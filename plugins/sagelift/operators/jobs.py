@@ -12,8 +12,8 @@ description into the task's return value (JSON-able, no secret). The base:
 - starts the job or adopts the run's job (its name is fixed per run: a retry, a resumed deferral or a
   lost answer follows the one job), through ``steps.jobs.start_or_adopt``;
 - waits, deferred to ``SageMakerJobTrigger`` when the platform's ``deferrable`` is on (the default) or
-  polling in the worker otherwise, every ``check_interval_seconds`` within
-  ``training_wait_budget_seconds``;
+  polling in the worker otherwise, every ``check_interval_seconds`` within ``wait_budget_seconds(plan)``
+  (the platform's ``training_wait_budget_seconds`` unless the job kind knows its own longest run);
 - judges the end: only success finishes the task; a failed or stopped job fails it for good (no retries:
   a rerun would follow the same ended job), naming the status and SageMaker's reason;
 - stops the job on cancel: ``on_kill`` when the task is killed while waiting in the worker, the trigger's
@@ -71,6 +71,10 @@ class SageMakerJobOperator(StepInputs, BaseOperator):
     def finish(self, description: dict[str, Any], plan: Plan) -> Any:
         raise NotImplementedError
 
+    def wait_budget_seconds(self, plan: Plan) -> int:
+        """How long the task waits for the job: the platform's training wait budget by default."""
+        return plan.platform.sagemaker.training_wait_budget_seconds
+
     # --- the workflow ----------------------------------------------------------------------------------
     @property
     def client(self) -> Any:
@@ -93,7 +97,7 @@ class SageMakerJobOperator(StepInputs, BaseOperator):
             request = self.build_request(plan, context)
         self.job_name = name = str(request[kind.name_key])
         wait = plan.platform.sagemaker
-        delay, budget = wait.check_interval_seconds, wait.training_wait_budget_seconds
+        delay, budget = wait.check_interval_seconds, self.wait_budget_seconds(plan)
         max_attempts = attempts(budget, delay)
         with step_errors():
             # the lease starts again, and a run whose lapsed lock another run took stops before its job

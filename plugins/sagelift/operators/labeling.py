@@ -35,6 +35,10 @@ class SageMakerLabelingOperator(SageMakerJobOperator):
         s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
         return labeling.prepare_labeling(s3, plan, self.read_tags())
 
+    def wait_budget_seconds(self, plan: Plan) -> int:
+        """People label for days: the job's own longest run (its tasks' availability and time limit)."""
+        return plan.params.labeling.wait_seconds
+
     def finish(self, description: dict[str, Any], plan: Plan) -> dict[str, Any]:
         facts = labeling.report_labeling(description, self.log.info)
         # the job's identifiers for its console link (sagelift.links.sagemaker.SageMakerLabelingJobLink)

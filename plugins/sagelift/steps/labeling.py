@@ -118,9 +118,7 @@ def label_here(
     if plan.skip_reason("label_data"):
         return {}
     request = prepare_labeling(s3_client, plan, tags)
-    wait = plan.platform.sagemaker
-    delay = wait.check_interval_seconds
-    description = jobs.follow_here(
-        sagemaker_client, KIND, request, delay, attempts(wait.training_wait_budget_seconds, delay), say
-    )
+    delay = plan.platform.sagemaker.check_interval_seconds
+    budget = plan.params.labeling.wait_seconds  # the job's own longest run, as on Airflow
+    description = jobs.follow_here(sagemaker_client, KIND, request, delay, attempts(budget, delay), say)
     return report_labeling(description, say)
