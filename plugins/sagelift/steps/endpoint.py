@@ -258,6 +258,12 @@ def delete_endpoint(client: Any, name: str, settings: SageMakerSettings) -> bool
     """Delete the endpoint and wait until it is gone; False when it already was."""
     if not delete_if_exists(client.delete_endpoint, EndpointName=name):
         return False
+    wait_deleted(client, name, settings)
+    return True
+
+
+def wait_deleted(client: Any, name: str, settings: SageMakerSettings) -> None:
+    """Wait, within the endpoint budget, until the endpoint is gone (botocore's endpoint_deleted waiter)."""
     client.get_waiter("endpoint_deleted").wait(
         EndpointName=name,
         WaiterConfig={
@@ -265,7 +271,6 @@ def delete_endpoint(client: Any, name: str, settings: SageMakerSettings) -> bool
             "MaxAttempts": attempts(settings.endpoint_wait_budget_seconds, settings.check_interval_seconds),
         },
     )
-    return True
 
 
 def endpoint_outcome(

@@ -200,7 +200,9 @@ def ensure_shared_endpoint(sagemaker: Any, plan: Plan) -> SharedDeploy:
             "Shared endpoint %s is being deleted (its last model left); creating it again after.",
             endpoint.name,
         )
-        _wait_deleted(sagemaker, endpoint.name, plan.platform.sagemaker)
+        from sagelift.steps.endpoint import wait_deleted
+
+        wait_deleted(sagemaker, endpoint.name, plan.platform.sagemaker)
         current = None
     created = False
     if current is None:
@@ -319,20 +321,10 @@ def remove_model(
         config = delete_if_exists(sagemaker.delete_endpoint_config, EndpointConfigName=endpoint.name)
         model = delete_if_exists(sagemaker.delete_model, ModelName=endpoint.name)
     if deleting:  # after the turn: a run joining meanwhile waits for the deletion itself
-        _wait_deleted(sagemaker, endpoint.name, plan.platform.sagemaker)
+        from sagelift.steps.endpoint import wait_deleted
+
+        wait_deleted(sagemaker, endpoint.name, plan.platform.sagemaker)
     return SharedRemoval(artifacts, deleting or config or model, [])
-
-
-def _wait_deleted(sagemaker: Any, name: str, settings: SageMakerSettings) -> None:
-    from sagelift.steps.endpoint import attempts
-
-    sagemaker.get_waiter("endpoint_deleted").wait(
-        EndpointName=name,
-        WaiterConfig={
-            "Delay": settings.check_interval_seconds,
-            "MaxAttempts": attempts(settings.endpoint_wait_budget_seconds, settings.check_interval_seconds),
-        },
-    )
 
 
 def remove_from_shared_endpoints(s3: Any, sagemaker: Any, plan: Plan | TeardownPlan) -> list[dict[str, Any]]:
